@@ -1,0 +1,1 @@
+"""Turns the contracts in schemas/ into the generated package contract_models/."""

@@ -1,0 +1,114 @@
+"""`python -m codegen` writes contract_models/; `python -m codegen --check` fails on drift."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from codegen.avro_models import HEADER, render
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = "contract_models"
+AVRO_DIR = ROOT / "schemas" / "avro"
+OPENAPI = {
+    "order_api.py": ROOT / "schemas" / "openapi" / "order-service.yaml",
+    "fulfillment_api.py": ROOT / "schemas" / "openapi" / "fulfillment-service.yaml",
+}
+EVENTS = {"order_created": "OrderCreated.avsc", "fulfillment_status_changed": "FulfillmentStatusChanged.avsc"}
+
+
+def _openapi_models(spec: Path, out: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "datamodel_code_generator",
+            "--input",
+            str(spec),
+            "--input-file-type",
+            "openapi",
+            "--output",
+            str(out),
+            "--output-model-type",
+            "pydantic_v2.BaseModel",
+            "--target-python-version",
+            "3.11",
+            "--use-standard-collections",
+            "--use-union-operator",
+            "--use-annotated",
+            "--field-constraints",
+            "--use-decimal-for-multiple-of",
+            "--use-decimal-in-field-forms",
+            "--use-schema-description",
+            "--use-field-description",
+            "--disable-timestamp",
+            "--enum-field-as-literal",
+            "none",
+            "--custom-file-header",
+            HEADER.format(source=spec.relative_to(ROOT)).rstrip("\n"),
+            "--formatters",
+            "ruff-format",
+        ],
+        check=True,
+        cwd=ROOT,
+    )
+
+
+def generate(target: Path) -> None:
+    """Write the whole generated package into target."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name, spec in OPENAPI.items():
+        _openapi_models(spec, target / name)
+    schemas = {name: json.loads((AVRO_DIR / file).read_text()) for name, file in EVENTS.items()}
+    (target / "events.py").write_text(render(schemas, "schemas/avro/*.avsc"))
+    (target / "__init__.py").write_text(
+        HEADER.format(source="schemas/") + '"""Models generated from the Avro and OpenAPI contracts in schemas/."""\n'
+    )
+
+
+def _snapshot(directory: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted(directory.glob("*.py"))}
+
+
+def check() -> int:
+    """Return 1 (and print a diff) when the committed package differs from what the schemas give."""
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = Path(tmp) / PACKAGE
+        generate(fresh)
+        expected, actual = _snapshot(fresh), _snapshot(ROOT / PACKAGE)
+    if expected == actual:
+        print(f"{PACKAGE}/ is up to date with schemas/")
+        return 0
+    for name in sorted(set(expected) | set(actual)):
+        if expected.get(name) != actual.get(name):
+            diff = difflib.unified_diff(
+                actual.get(name, "").splitlines(),
+                expected.get(name, "").splitlines(),
+                f"committed/{name}",
+                f"generated/{name}",
+                lineterm="",
+                n=1,
+            )
+            print("\n".join(list(diff)[:60]))
+    print(f"\n{PACKAGE}/ is out of date with schemas/: run `make codegen` and commit the result", file=sys.stderr)
+    return 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true", help="fail when the committed output has drifted")
+    args = parser.parse_args()
+    if args.check:
+        return check()
+    generate(ROOT / PACKAGE)
+    print(f"wrote {PACKAGE}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

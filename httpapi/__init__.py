@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by both services: problem+json errors, body limits, exact JSON for money."""

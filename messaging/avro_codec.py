@@ -1,0 +1,82 @@
+"""Avro encoding in Confluent wire format (magic byte 0, 4-byte schema id, Avro body) via the registry.
+
+Writers register the committed schema under the topic's subject; readers resolve every writer version
+against their own (generated) reader schema, so old records read with defaults filled in.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from pydantic import BaseModel
+
+from messaging.registry import is_registry_unavailable, set_compatibility, subject_for
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class RegistryUnavailable(Exception):
+    """The registry could not be reached; retry later, the record is fine."""
+
+
+class PoisonRecord(Exception):
+    """The record can never be decoded (bad bytes, unknown schema id, unresolvable writer schema)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.message = message
+
+
+class EventCodec(Generic[M]):
+    """Encodes and decodes one event type on one topic."""
+
+    def __init__(self, client: SchemaRegistryClient, topic: str, schema: str, model: type[M]) -> None:
+        self.topic = topic
+        self.model = model
+        self._client = client
+        self._context = SerializationContext(topic, MessageField.VALUE)
+        self._serializer = AvroSerializer(client, schema, conf={"auto.register.schemas": True})
+        self._deserializer = AvroDeserializer(client, schema)
+        self._compatibility_set = False
+
+    def encode(self, event: M | dict[str, Any]) -> bytes:
+        """Serialize; raises RegistryUnavailable while the schema cannot be registered or looked up."""
+        record = event.model_dump() if isinstance(event, BaseModel) else event
+        try:
+            if not self._compatibility_set:
+                set_compatibility(self._client, subject_for(self.topic))
+                self._compatibility_set = True
+            return self._serializer(record, self._context)
+        except Exception as exc:
+            if is_registry_unavailable(exc):
+                raise RegistryUnavailable(str(exc)) from exc
+            raise
+
+    def decode(self, data: bytes | None) -> M:
+        """Deserialize with the reader schema; PoisonRecord for records that will never decode."""
+        if data is None:
+            raise PoisonRecord("EmptyValue", "record has no value")
+        try:
+            record = self._deserializer(data, self._context)
+        except Exception as exc:
+            if is_registry_unavailable(exc):
+                raise RegistryUnavailable(str(exc)) from exc
+            raise PoisonRecord(_kind(exc, data), str(exc) or type(exc).__name__) from exc
+        try:
+            return self.model.model_validate(record)
+        except Exception as exc:
+            raise PoisonRecord("InvalidEvent", str(exc)) from exc
+
+
+def _kind(exc: Exception, data: bytes) -> str:
+    if len(data) < 5 or data[0] != 0:
+        return "InvalidWireFormat"
+    if getattr(exc, "http_status_code", None) == 404:
+        return "UnknownSchemaId"
+    if type(exc).__name__ == "SchemaResolutionError":
+        return "IncompatibleWriterSchema"
+    return "UndecodableRecord"

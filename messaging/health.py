@@ -1,0 +1,59 @@
+"""Cheap, cached probes of Kafka and the Schema Registry for health endpoints."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+from confluent_kafka import Producer
+
+
+@dataclass
+class ProbeResult:
+    ok: bool
+    detail: str | None = None
+
+
+class CachedProbe:
+    """Runs a probe at most once per ttl seconds; health checks arrive often and must stay fast."""
+
+    def __init__(self, probe: Callable[[], ProbeResult], ttl: float = 1.0) -> None:
+        self._probe = probe
+        self._ttl = ttl
+        self._at = 0.0
+        self._result = ProbeResult(False, "not checked yet")
+
+    def __call__(self) -> ProbeResult:
+        now = time.monotonic()
+        if now - self._at >= self._ttl:
+            self._result = self._probe()
+            self._at = time.monotonic()
+        return self._result
+
+
+def broker_probe(producer: Producer, topic: str, timeout: float = 1.0) -> CachedProbe:
+    def probe() -> ProbeResult:
+        try:
+            metadata = producer.list_topics(topic, timeout=timeout)
+        except Exception as exc:
+            return ProbeResult(False, f"kafka unreachable: {exc}")
+        if not metadata.brokers:
+            return ProbeResult(False, "kafka: no broker answered")
+        return ProbeResult(True)
+
+    return CachedProbe(probe)
+
+
+def registry_probe(url: str, timeout: float = 1.0) -> CachedProbe:
+    def probe() -> ProbeResult:
+        try:
+            response = httpx.get(f"{url.rstrip('/')}/subjects", timeout=timeout)
+        except httpx.HTTPError as exc:
+            return ProbeResult(False, f"schema registry unreachable: {exc}")
+        if response.status_code >= 500:
+            return ProbeResult(False, f"schema registry answered {response.status_code}")
+        return ProbeResult(True)
+
+    return CachedProbe(probe)

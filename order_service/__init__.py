@@ -1,0 +1,1 @@
+"""Order Service: accepts orders over REST and publishes OrderCreated events through an outbox."""

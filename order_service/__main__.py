@@ -1,0 +1,27 @@
+"""`python -m order_service`: serve the Order Service."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from order_service.app import create_app
+from order_service.settings import OrderServiceSettings
+
+
+def main() -> None:
+    settings = OrderServiceSettings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+"""Wires the Order Service: database, outbox relay, fulfillment projection, HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from contract_models.events import (
+    FULFILLMENT_STATUS_CHANGED_SCHEMA,
+    ORDER_CREATED_SCHEMA,
+    FulfillmentStatusChanged,
+    OrderCreated,
+)
+from contract_models.order_api import Health
+from httpapi.body_limit import BodyLimitMiddleware
+from httpapi.json_body import DecimalJSONResponse
+from httpapi.problems import install_problem_handlers
+from messaging.avro_codec import EventCodec
+from messaging.clients import make_consumer, make_producer
+from messaging.consuming import BatchConsumerWorker
+from messaging.dead_letter import DeadLetterPublisher
+from messaging.health import broker_probe, registry_probe
+from messaging.outbox import OutboxRelay
+from messaging.registry import registry_client
+from messaging.topics import ensure_topics
+from order_service import store
+from order_service.api import order_router
+from order_service.orders import OrderService
+from order_service.projection import FulfillmentProjection
+from order_service.settings import OrderServiceSettings
+from order_service.status_waiter import StatusWaiter
+from persistence.engine import make_engine
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: OrderServiceSettings | None = None) -> FastAPI:
+    settings = settings or OrderServiceSettings()
+    engine = make_engine(settings.database_url, settings.sqlite_synchronous)
+    store.metadata.create_all(engine)
+    registry = registry_client(settings.schema_registry_url)
+    order_codec = EventCodec(registry, settings.order_events_topic, ORDER_CREATED_SCHEMA, OrderCreated)
+    fulfillment_codec = EventCodec(
+        registry, settings.fulfillment_events_topic, FULFILLMENT_STATUS_CHANGED_SCHEMA, FulfillmentStatusChanged
+    )
+    waiter = StatusWaiter()
+    service = OrderService(engine, settings.order_events_topic, settings.idempotency_key_ttl_seconds)
+    producer = make_producer(settings, "order-service-outbox")
+    relay = OutboxRelay(engine, store.outbox, producer, {"OrderCreated": order_codec})
+    projection = BatchConsumerWorker(
+        make_consumer(settings, settings.consumer_group, "order-service-projection"),
+        settings.fulfillment_events_topic,
+        fulfillment_codec,
+        DeadLetterPublisher(make_producer(settings, "order-service-dlq"), settings.fulfillment_events_dlq_topic),
+        FulfillmentProjection(engine, waiter.notify_threadsafe),
+        name="fulfillment-projection",
+    )
+    kafka_ok = broker_probe(producer, settings.order_events_topic)
+    registry_ok = registry_probe(settings.schema_registry_url)
+    stopping = threading.Event()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        waiter.bind(asyncio.get_running_loop())
+        topics = threading.Thread(target=_create_topics_until_done, args=(settings, stopping), daemon=True)
+        topics.start()
+        relay.start()
+        projection.start()
+        janitor = asyncio.create_task(_purge_keys_periodically(service))
+        try:
+            yield
+        finally:
+            stopping.set()
+            janitor.cancel()
+            await run_in_threadpool(projection.stop)
+            await run_in_threadpool(relay.stop)
+            engine.dispose()
+
+    app = FastAPI(
+        title="Order Service",
+        version="1.0.0",
+        lifespan=lifespan,
+        default_response_class=DecimalJSONResponse,
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_problem_handlers(app)
+    app.include_router(order_router(service, waiter))
+
+    @app.get("/health/live", response_model=Health, operation_id="live")
+    async def live() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/health/ready",
+        response_model=None,
+        operation_id="ready",
+        responses={200: {"model": Health}, 503: {"model": Health}},
+    )
+    async def ready() -> DecimalJSONResponse:
+        def check() -> dict[str, Any]:
+            deps: dict[str, Any] = {}
+            try:
+                with engine.connect() as conn:
+                    conn.execute(text("SELECT 1"))
+                deps["database"] = {"status": "ok"}
+            except Exception as exc:
+                deps["database"] = {"status": "down", "detail": str(exc)[:200]}
+            for name, probe in (("kafka", kafka_ok), ("schemaRegistry", registry_ok)):
+                result = probe()
+                deps[name] = {"status": "ok" if result.ok else "down", "detail": result.detail}
+            backlog = relay.backlog() if deps["database"]["status"] == "ok" else None
+            return {"dependencies": deps, "outboxBacklog": backlog}
+
+        body = await run_in_threadpool(check)
+        deps = body["dependencies"]
+        if deps["database"]["status"] != "ok":
+            body["status"] = "down"
+        elif any(d["status"] != "ok" for d in deps.values()):
+            body["status"] = "degraded"
+        else:
+            body["status"] = "ok"
+        return DecimalJSONResponse(body, status_code=503 if body["status"] == "down" else 200)
+
+    app.state.relay = relay
+    app.state.projection = projection
+    app.state.engine = engine
+    return app
+
+
+def _create_topics_until_done(settings: OrderServiceSettings, stopping: threading.Event) -> None:
+    """Start-up must not wait for Kafka; topics are created as soon as the broker is reachable."""
+    delay = 0.5
+    while not stopping.is_set() and settings.create_topics:
+        try:
+            ensure_topics(settings)
+            return
+        except Exception as exc:
+            log.warning("cannot create topics yet (%s); retrying", exc)
+            stopping.wait(delay)
+            delay = min(delay * 2, 5.0)
+
+
+async def _purge_keys_periodically(service: OrderService, every_seconds: float = 600.0) -> None:
+    while True:
+        try:
+            await run_in_threadpool(service.purge_expired_keys)
+        except Exception:
+            log.exception("purging idempotency keys failed")
+        await asyncio.sleep(every_seconds)

@@ -1,0 +1,59 @@
+"""Projects fulfillment events onto orders: the order's status follows its fulfillment."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine
+
+from contract_models.events import FulfillmentStatusChanged
+from messaging.consuming import Decoded
+from order_service import store
+from order_service.domain import apply_fulfillment
+
+log = logging.getLogger(__name__)
+
+
+class FulfillmentProjection:
+    """Applies a batch of FulfillmentStatusChanged events in one transaction (idempotent, monotonic)."""
+
+    def __init__(self, engine: Engine, on_changed: Callable[[list[str]], None] | None = None) -> None:
+        self._engine = engine
+        self._on_changed = on_changed
+
+    def __call__(self, batch: list[Decoded[Any]]) -> None:
+        events: list[FulfillmentStatusChanged] = [d.event for d in batch if d.event is not None]
+        if not events:
+            return
+        changed: list[str] = []
+        now_us = time.time_ns() // 1000
+        with self._engine.begin() as conn:
+            current = store.get_orders(conn, sorted({str(e.orderId) for e in events}))
+            views = {order_id: store.fulfillment_view(row) for order_id, row in current.items()}
+            for event in events:
+                order_id = str(event.orderId)
+                view = views.get(order_id)
+                if view is None:
+                    # Not an order of this service (or its row is gone): nothing to project onto.
+                    log.warning("fulfillment event %s for unknown order %s", event.eventId, order_id)
+                    continue
+                estimated_ms = int(event.estimatedDelivery.timestamp() * 1000) if event.estimatedDelivery else None
+                updated = apply_fulfillment(
+                    view,
+                    event.status,
+                    event.sequence,
+                    event.trackingNumber,
+                    event.carrier,
+                    estimated_ms,
+                    event.reason,
+                )
+                if updated is not None:
+                    views[order_id] = updated
+                    changed.append(order_id)
+            for order_id in dict.fromkeys(changed):
+                store.save_fulfillment_view(conn, order_id, views[order_id], now_us)
+        if changed and self._on_changed:
+            self._on_changed(list(dict.fromkeys(changed)))

@@ -1,0 +1,1 @@
+"""Database plumbing shared by both services: engines for SQLite (default) and PostgreSQL."""

@@ -82,8 +82,7 @@ def ensure_downloads(cache: Path | None = None) -> Paths:
     pom_version = pom_kafka_version()
     if pom_version != KAFKA_VERSION:
         raise FetchError(
-            f"infra/pom.xml pins Kafka {pom_version} but infra/fetch.py expects {KAFKA_VERSION}; "
-            "update both together"
+            f"infra/pom.xml pins Kafka {pom_version} but infra/fetch.py expects {KAFKA_VERSION}; update both together"
         )
     root = cache or cache_dir()
     paths = expected_paths(root)

@@ -39,7 +39,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import httpx
 from confluent_kafka.admin import AdminClient
@@ -142,11 +142,14 @@ def _port_accepts(port: int, host: str = HOST) -> bool:
 
 
 def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
+    # Logs are appended across runs, so only read the end of the file.
     try:
-        with path.open(errors="replace") as handle:
-            return "".join(deque(handle, maxlen=lines))
+        with path.open("rb") as handle:
+            handle.seek(max(0, path.stat().st_size - 64 * 1024))
+            text = handle.read().decode(errors="replace")
     except OSError:
         return ""
+    return "".join(deque(text.splitlines(keepends=True), maxlen=lines))
 
 
 # --- child processes --------------------------------------------------------------------------
@@ -257,17 +260,14 @@ class _JavaService:
             self._discard_executor()
         for label, port in self._ports().items():
             if not _bind_succeeds(port):
-                raise PortInUseError(
-                    f"{self.name}: {label} port {port} on {HOST} is already in use by another process"
-                )
+                raise PortInUseError(f"{self.name}: {label} port {port} on {HOST} is already in use by another process")
         java = java_executable()
         self.directory.mkdir(parents=True, exist_ok=True)
         command = self._prepare(java)
 
+        # Appended, so earlier runs stay readable; the markers separate them.
+        self._log_marker("starting")
         with self.log_file.open("a") as log_handle:
-            # Appended, so earlier runs stay readable; the marker separates them.
-            log_handle.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {self.name} =====\n")
-            log_handle.flush()
             executor = _JvmExecutor(
                 command,
                 cwd=str(self.directory),
@@ -319,6 +319,7 @@ class _JavaService:
         executor = self._executor
         if executor is None:
             return
+        self._log_marker("stopping")
         if self._paused:
             self.resume()  # a stopped JVM would never act on SIGTERM
         try:
@@ -332,6 +333,7 @@ class _JavaService:
         """SIGKILL the process group, like a crash; the data dir stays as it is."""
         if self._executor is None:
             return
+        self._log_marker("killing (SIGKILL)")
         self._executor.kill()
         self._discard_executor()
 
@@ -350,6 +352,13 @@ class _JavaService:
         self._signal_group(signal.SIGCONT)
         self._paused = False
 
+    def _log_marker(self, event: str) -> None:
+        try:
+            with self.log_file.open("a") as handle:
+                handle.write(f"===== {time.strftime('%Y-%m-%d %H:%M:%S')} {event} {self.name} =====\n")
+        except OSError:
+            pass  # the log is a debugging aid; never let it block a stop
+
     def _signal_group(self, sig: int) -> None:
         pid = self.pid
         if pid is None:
@@ -367,7 +376,7 @@ class _JavaService:
                 _running.remove(self)
         self._after_stop()
 
-    def __enter__(self) -> _JavaService:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -399,6 +408,10 @@ share.coordinator.state.topic.min.isr=1
 num.partitions=1
 # Consumers in tests join groups right away instead of waiting 3 s for more members.
 group.initial.rebalance.delay.ms=0
+# After a crash (SIGKILL) the restarted broker cannot register until the controller has
+# expired its previous session; 9 s by default, which made crash tests slow.
+broker.session.timeout.ms=3000
+broker.heartbeat.interval.ms=1000
 """
 
 
@@ -615,7 +628,7 @@ class LocalStack:
 
     @classmethod
     def ephemeral(cls, directory: Path) -> LocalStack:
-        """A stack on OS-assigned free ports, so it can run beside one on the standard ports."""
+        """A stack on currently free ports, so it can run beside one on the standard ports."""
         ports: set[int] = set()
         while len(ports) < 3:
             ports.add(free_port())
@@ -647,7 +660,7 @@ class LocalStack:
         finally:
             self.broker.stop()
 
-    def __enter__(self) -> LocalStack:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -661,11 +674,14 @@ class LocalStack:
 def _cmd_up(args: argparse.Namespace) -> int:
     stack = LocalStack(args.dir, args.kafka_port, args.controller_port, args.registry_port)
     stop_requested = threading.Event()
+    starting = True
 
     def on_signal(signum: int, _frame: object) -> None:
         stop_requested.set()
+        if starting:
+            # Abort the readiness wait; the except clause below stops what was started.
+            raise KeyboardInterrupt
 
-    # Handle both before starting, so Ctrl-C during startup still shuts down cleanly.
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
@@ -677,6 +693,11 @@ def _cmd_up(args: argparse.Namespace) -> int:
         stack.stop()
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        stack.stop()
+        print("interrupted during startup; stopped", file=sys.stderr)
+        return 130
+    starting = False
     print(
         f"ready after {time.monotonic() - started:.1f}s\n"
         f"  kafka bootstrap:   {stack.bootstrap_servers}\n"
@@ -722,6 +743,7 @@ def main(argv: list[str] | None = None) -> int:
     fetch.set_defaults(handler=_cmd_fetch)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness probe otherwise
     try:
         return int(args.handler(args))
     except (StackError, FetchError) as exc:

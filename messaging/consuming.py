@@ -113,7 +113,7 @@ class BatchConsumerWorker(threading.Thread):
                 if backoff:
                     self._stop_event.wait(backoff)
                 messages = self._consumer.consume(self._batch_size, timeout=0.5)
-                records = [m for m in messages if not _is_error(m)]
+                records = [m for m in messages if not is_error_message(m)]
                 if not records:
                     continue
                 backoff = self._process(records, backoff)
@@ -139,7 +139,7 @@ class BatchConsumerWorker(threading.Thread):
         return 0.0
 
 
-def _is_error(message: Message) -> bool:
+def is_error_message(message: Message) -> bool:
     error = message.error()
     if error is None:
         return False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
@@ -56,3 +57,22 @@ def ensure_topics(settings: KafkaSettings, timeout: float = 10.0) -> None:
             # Another instance may have created it between our listing and our request.
             if exc.args[0].code() != 36:  # TOPIC_ALREADY_EXISTS
                 raise
+
+
+def create_topics_in_background(settings: KafkaSettings, stopping: threading.Event) -> threading.Thread:
+    """Start-up must not wait for Kafka: topics are created as soon as the broker is reachable."""
+
+    def run() -> None:
+        delay = 0.5
+        while not stopping.is_set() and settings.create_topics:
+            try:
+                ensure_topics(settings)
+                return
+            except Exception as exc:
+                log.warning("cannot create topics yet (%s); retrying", exc)
+                stopping.wait(delay)
+                delay = min(delay * 2, 5.0)
+
+    thread = threading.Thread(target=run, name="create-topics", daemon=True)
+    thread.start()
+    return thread

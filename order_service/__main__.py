@@ -13,6 +13,7 @@ from order_service.settings import OrderServiceSettings
 def main() -> None:
     settings = OrderServiceSettings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from contract_models.events import (
@@ -21,6 +20,7 @@ from contract_models.events import (
 )
 from contract_models.order_api import Health
 from httpapi.body_limit import BodyLimitMiddleware
+from httpapi.health import dependency_report, overall_status
 from httpapi.json_body import DecimalJSONResponse
 from httpapi.problems import install_problem_handlers
 from messaging.avro_codec import EventCodec
@@ -30,7 +30,7 @@ from messaging.dead_letter import DeadLetterPublisher
 from messaging.health import broker_probe, registry_probe
 from messaging.outbox import OutboxRelay
 from messaging.registry import registry_client
-from messaging.topics import ensure_topics
+from messaging.topics import create_topics_in_background
 from order_service import store
 from order_service.api import order_router
 from order_service.orders import OrderService
@@ -70,8 +70,7 @@ def create_app(settings: OrderServiceSettings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         waiter.bind(asyncio.get_running_loop())
-        topics = threading.Thread(target=_create_topics_until_done, args=(settings, stopping), daemon=True)
-        topics.start()
+        create_topics_in_background(settings, stopping)
         relay.start()
         projection.start()
         janitor = asyncio.create_task(_purge_keys_periodically(service))
@@ -106,46 +105,17 @@ def create_app(settings: OrderServiceSettings | None = None) -> FastAPI:
     )
     async def ready() -> DecimalJSONResponse:
         def check() -> dict[str, Any]:
-            deps: dict[str, Any] = {}
-            try:
-                with engine.connect() as conn:
-                    conn.execute(text("SELECT 1"))
-                deps["database"] = {"status": "ok"}
-            except Exception as exc:
-                deps["database"] = {"status": "down", "detail": str(exc)[:200]}
-            for name, probe in (("kafka", kafka_ok), ("schemaRegistry", registry_ok)):
-                result = probe()
-                deps[name] = {"status": "ok" if result.ok else "down", "detail": result.detail}
+            deps = dependency_report(engine, {"kafka": kafka_ok, "schemaRegistry": registry_ok})
             backlog = relay.backlog() if deps["database"]["status"] == "ok" else None
-            return {"dependencies": deps, "outboxBacklog": backlog}
+            return {"status": overall_status(deps), "dependencies": deps, "outboxBacklog": backlog}
 
         body = await run_in_threadpool(check)
-        deps = body["dependencies"]
-        if deps["database"]["status"] != "ok":
-            body["status"] = "down"
-        elif any(d["status"] != "ok" for d in deps.values()):
-            body["status"] = "degraded"
-        else:
-            body["status"] = "ok"
         return DecimalJSONResponse(body, status_code=503 if body["status"] == "down" else 200)
 
     app.state.relay = relay
     app.state.projection = projection
     app.state.engine = engine
     return app
-
-
-def _create_topics_until_done(settings: OrderServiceSettings, stopping: threading.Event) -> None:
-    """Start-up must not wait for Kafka; topics are created as soon as the broker is reachable."""
-    delay = 0.5
-    while not stopping.is_set() and settings.create_topics:
-        try:
-            ensure_topics(settings)
-            return
-        except Exception as exc:
-            log.warning("cannot create topics yet (%s); retrying", exc)
-            stopping.wait(delay)
-            delay = min(delay * 2, 5.0)
 
 
 async def _purge_keys_periodically(service: OrderService, every_seconds: float = 600.0) -> None:

@@ -94,9 +94,7 @@ def test_produce_and_consume(stack: LocalStack) -> None:
 
 def test_schema_survives_registry_restart(stack: LocalStack) -> None:
     subject = f"probe-{uuid.uuid4().hex[:8]}-value"
-    schema_id = SchemaRegistryClient({"url": stack.registry_url}).register_schema(
-        subject, Schema(PROBE_SCHEMA, "AVRO")
-    )
+    schema_id = SchemaRegistryClient({"url": stack.registry_url}).register_schema(subject, Schema(PROBE_SCHEMA, "AVRO"))
 
     stack.registry.stop()
     stack.registry.start()

@@ -1,0 +1,1 @@
+"""Fulfillment Service: consumes OrderCreated events, ships each order exactly once, reports progress."""

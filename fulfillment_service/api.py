@@ -1,0 +1,97 @@
+"""REST endpoints of the Fulfillment Service (contract: schemas/openapi/fulfillment-service.yaml)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from contract_models.fulfillment_api import FulfillmentStatus, Problem
+from fulfillment_service import store
+from fulfillment_service.shipping import ProviderBehaviour
+from httpapi.json_body import DecimalJSONResponse
+from httpapi.problems import PROBLEM_JSON, ProblemError
+
+PROBLEM = {"model": Problem, "content": {PROBLEM_JSON: {}}}
+
+
+def _iso(epoch_s: float | None) -> str | None:
+    if epoch_s is None:
+        return None
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat().replace("+00:00", "Z")
+
+
+def to_api(row: dict[str, Any]) -> dict[str, Any]:
+    estimated = row["estimated_delivery"]
+    return {
+        "orderId": row["order_id"],
+        "status": row["status"],
+        "trackingNumber": row["tracking_number"],
+        "carrier": row["carrier"],
+        "estimatedDelivery": _iso(estimated / 1000) if estimated is not None else None,
+        "failureReason": row["failure_reason"],
+        "attempts": row["attempts"],
+        "updatedAt": _iso(row["updated_at"]),
+    }
+
+
+def fulfillment_router(engine: Engine) -> APIRouter:
+    router = APIRouter()
+
+    @router.get(
+        "/api/fulfillment/orders/{orderId}",
+        response_model=None,
+        responses={200: {"model": FulfillmentStatus}, 404: PROBLEM, 422: PROBLEM},
+        operation_id="getFulfillment",
+    )
+    async def get_fulfillment(orderId: UUID) -> DecimalJSONResponse:
+        def read() -> dict[str, Any] | None:
+            with engine.connect() as conn:
+                return store.get(conn, str(orderId))
+
+        row = await run_in_threadpool(read)
+        if row is None:
+            raise ProblemError(
+                404,
+                "Not Found",
+                f"No fulfillment for order {orderId}.",
+                [{"field": "orderId", "message": "no such order"}],
+            )
+        return DecimalJSONResponse(to_api(row))
+
+    return router
+
+
+class ProviderControl(BaseModel):
+    """Run-time behaviour of the mock shipping provider (only with PROVIDER_CONTROL_ENABLED)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    failureRate: float | None = Field(None, ge=0, le=1)
+    minLatencyMs: int | None = Field(None, ge=0, le=120_000)
+    maxLatencyMs: int | None = Field(None, ge=0, le=120_000)
+
+
+def provider_control_router(behaviour: ProviderBehaviour) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.put("/admin/provider")
+    async def set_provider(control: ProviderControl) -> dict[str, Any]:
+        if control.failureRate is not None:
+            behaviour.failure_rate = control.failureRate
+        if control.minLatencyMs is not None:
+            behaviour.min_latency_ms = control.minLatencyMs
+        if control.maxLatencyMs is not None:
+            behaviour.max_latency_ms = control.maxLatencyMs
+        return {
+            "failureRate": behaviour.failure_rate,
+            "minLatencyMs": behaviour.min_latency_ms,
+            "maxLatencyMs": behaviour.max_latency_ms,
+        }
+
+    return router

@@ -1,0 +1,144 @@
+"""Wires the Fulfillment Service: database, provider, concurrent consumer, retry scheduler, relay, HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from contract_models.events import (
+    FULFILLMENT_STATUS_CHANGED_SCHEMA,
+    ORDER_CREATED_SCHEMA,
+    FulfillmentStatusChanged,
+    OrderCreated,
+)
+from contract_models.fulfillment_api import Health
+from fulfillment_service import store
+from fulfillment_service.api import fulfillment_router, provider_control_router
+from fulfillment_service.fulfiller import Fulfiller
+from fulfillment_service.resilience import BackoffPolicy, CircuitBreaker
+from fulfillment_service.scheduler import RetryScheduler
+from fulfillment_service.settings import FulfillmentServiceSettings
+from fulfillment_service.shipping import MockShippingProvider, ProviderBehaviour
+from httpapi.body_limit import BodyLimitMiddleware
+from httpapi.health import dependency_report, overall_status
+from httpapi.json_body import DecimalJSONResponse
+from httpapi.problems import install_problem_handlers
+from messaging.avro_codec import EventCodec
+from messaging.clients import make_consumer, make_producer
+from messaging.concurrent_consumer import ConcurrentConsumer
+from messaging.dead_letter import DeadLetterPublisher
+from messaging.health import broker_probe, registry_probe
+from messaging.outbox import OutboxRelay
+from messaging.registry import registry_client
+from messaging.topics import create_topics_in_background
+from persistence.engine import make_engine
+from persistence.group_commit import GroupCommitter
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: FulfillmentServiceSettings | None = None) -> FastAPI:
+    settings = settings or FulfillmentServiceSettings()
+    engine = make_engine(settings.database_url, settings.sqlite_synchronous)
+    store.metadata.create_all(engine)
+    registry = registry_client(settings.schema_registry_url)
+    order_codec = EventCodec(registry, settings.order_events_topic, ORDER_CREATED_SCHEMA, OrderCreated)
+    status_codec = EventCodec(
+        registry, settings.fulfillment_events_topic, FULFILLMENT_STATUS_CHANGED_SCHEMA, FulfillmentStatusChanged
+    )
+    producer = make_producer(settings, "fulfillment-service-outbox")
+    relay = OutboxRelay(engine, store.outbox, producer, {"FulfillmentStatusChanged": status_codec})
+    behaviour = ProviderBehaviour(
+        settings.provider_min_latency_ms, settings.provider_max_latency_ms, settings.provider_failure_rate
+    )
+    provider = MockShippingProvider(make_engine(settings.provider_database_url), behaviour)
+    breaker = CircuitBreaker(settings.breaker_failure_threshold, settings.breaker_reset_seconds)
+    backoff = BackoffPolicy(
+        settings.retry_max_attempts,
+        settings.retry_deadline_seconds,
+        settings.retry_initial_delay_seconds,
+        settings.retry_max_delay_seconds,
+    )
+    db = GroupCommitter(engine, "fulfillment-db")
+    fulfiller = Fulfiller(
+        db,
+        provider,
+        breaker,
+        backoff,
+        settings.fulfillment_events_topic,
+        settings.provider_timeout_seconds,
+        settings.delivery_after_seconds,
+        relay.wake,
+    )
+    scheduler = RetryScheduler(db, fulfiller, lease_seconds=settings.provider_timeout_seconds + 20)
+    intake = ConcurrentConsumer(
+        make_consumer(settings, settings.consumer_group, "fulfillment-service"),
+        settings.order_events_topic,
+        order_codec,
+        DeadLetterPublisher(make_producer(settings, "fulfillment-service-dlq"), settings.order_events_dlq_topic),
+        fulfiller.handle_order_created,
+        key_of=lambda event: str(event.orderId),
+        max_in_flight=settings.max_in_flight,
+    )
+    kafka_ok = broker_probe(producer, settings.order_events_topic)
+    registry_ok = registry_probe(settings.schema_registry_url)
+    stopping = threading.Event()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        create_topics_in_background(settings, stopping)
+        db.start()
+        provider.start()
+        relay.start()
+        intake.start()
+        scheduler.start()
+        try:
+            yield
+        finally:
+            # SIGTERM: stop fetching, let in-flight orders finish (bounded), commit, flush events.
+            stopping.set()
+            grace = settings.shutdown_grace_seconds
+            await intake.stop(grace)
+            await scheduler.stop(grace / 2)
+            await db.stop()
+            await provider.stop()
+            await run_in_threadpool(relay.stop)
+            engine.dispose()
+
+    app = FastAPI(
+        title="Fulfillment Service", version="1.0.0", lifespan=lifespan, default_response_class=DecimalJSONResponse
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=1_048_576)
+    install_problem_handlers(app)
+    app.include_router(fulfillment_router(engine))
+    if settings.provider_control_enabled:
+        app.include_router(provider_control_router(behaviour))
+
+    @app.get(
+        "/api/fulfillment/health",
+        response_model=None,
+        operation_id="fulfillmentHealth",
+        responses={200: {"model": Health}, 503: {"model": Health}},
+    )
+    async def health() -> DecimalJSONResponse:
+        deps = await run_in_threadpool(dependency_report, engine, {"kafka": kafka_ok, "schemaRegistry": registry_ok})
+        status = overall_status(deps, degraded=breaker.state != "closed")
+        body = {
+            "status": status,
+            "dependencies": deps,
+            "breaker": breaker.state.value,
+            "consumerLag": intake.lag(),
+            "inFlight": intake.in_flight,
+        }
+        return DecimalJSONResponse(body, status_code=503 if status == "down" else 200)
+
+    app.state.intake = intake
+    app.state.fulfiller = fulfiller
+    app.state.provider = provider
+    app.state.breaker = breaker
+    return app

@@ -1,0 +1,86 @@
+"""Retry timing and the circuit breaker around the shipping provider."""
+
+from __future__ import annotations
+
+import random
+import time
+from enum import StrEnum
+
+from tenacity import wait_exponential_jitter
+
+
+class BackoffPolicy:
+    """Exponential backoff with jitter (tenacity's policy), bounded by attempts and a deadline."""
+
+    def __init__(self, max_attempts: int, deadline_seconds: float, initial: float, maximum: float) -> None:
+        self.max_attempts = max_attempts
+        self.deadline_seconds = deadline_seconds
+        self._wait = wait_exponential_jitter(initial=initial, max=maximum, exp_base=2, jitter=initial)
+
+    def delay(self, attempts_made: int) -> float:
+        """Seconds to wait before the next attempt, after attempts_made failed ones."""
+
+        class _State:  # the part of tenacity's RetryCallState the wait strategy reads
+            attempt_number = attempts_made
+
+        return float(self._wait(_State()))  # type: ignore[arg-type]
+
+    def gives_up(self, attempts_made: int, first_attempt_at: float, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        return attempts_made >= self.max_attempts or now - first_attempt_at >= self.deadline_seconds
+
+
+class BreakerState(StrEnum):
+    closed = "closed"
+    open = "open"
+    half_open = "half_open"
+
+
+class CircuitBreaker:
+    """Opens after N consecutive failures; after reset_seconds lets one probe through (half-open);
+    closes on the probe's success, reopens on its failure."""
+
+    def __init__(self, failure_threshold: int, reset_seconds: float) -> None:
+        self.failure_threshold = failure_threshold
+        self.reset_seconds = reset_seconds
+        self._failures = 0
+        self._opened_at = 0.0
+        self._state = BreakerState.closed
+        self._probe_in_flight = False
+        self.opened_count = 0
+
+    @property
+    def state(self) -> BreakerState:
+        if self._state == BreakerState.open and time.monotonic() - self._opened_at >= self.reset_seconds:
+            return BreakerState.half_open
+        return self._state
+
+    def allow(self) -> bool:
+        """May a call go to the provider now? In half-open, only one probe at a time."""
+        state = self.state
+        if state == BreakerState.closed:
+            return True
+        if state == BreakerState.half_open and not self._probe_in_flight:
+            self._probe_in_flight = True
+            return True
+        return False
+
+    def retry_after(self) -> float:
+        """Seconds until a call may be tried again (with jitter so waiting orders do not stampede)."""
+        remaining = max(0.0, self.reset_seconds - (time.monotonic() - self._opened_at))
+        return remaining + random.uniform(0.05, 0.5)
+
+    def record_success(self) -> None:
+        self._failures = 0
+        self._probe_in_flight = False
+        self._state = BreakerState.closed
+
+    def record_failure(self) -> None:
+        self._failures += 1
+        was_probe = self._probe_in_flight
+        self._probe_in_flight = False
+        if was_probe or (self._state == BreakerState.closed and self._failures >= self.failure_threshold):
+            if self._state != BreakerState.open or was_probe:
+                self.opened_count += 1
+            self._state = BreakerState.open
+            self._opened_at = time.monotonic()

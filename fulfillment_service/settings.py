@@ -1,0 +1,41 @@
+"""Fulfillment Service settings, from the environment."""
+
+from __future__ import annotations
+
+from messaging.settings import KafkaSettings
+
+
+class FulfillmentServiceSettings(KafkaSettings):
+    """Every field reads the upper-case environment variable of the same name."""
+
+    host: str = "127.0.0.1"
+    port: int = 5002
+    database_url: str = "sqlite:///var/fulfillment-service.db"
+    sqlite_synchronous: str = "NORMAL"
+    consumer_group: str = "fulfillment-service"
+    # Orders processed at once per instance. At 1,000 orders/s and up to 0.5 s per provider call about
+    # 500 are in flight (Little's law); twice that absorbs bursts without unbounded memory.
+    max_in_flight: int = 1000
+    shutdown_grace_seconds: float = 20.0
+    log_level: str = "info"
+
+    # Mock shipping provider (embedded); its ledger stands in for the provider's own records.
+    provider_database_url: str = "sqlite:///var/shipping-provider.db"
+    provider_min_latency_ms: int = 100
+    provider_max_latency_ms: int = 500
+    provider_failure_rate: float = 0.10
+    provider_timeout_seconds: float = 10.0
+    # Lets tests and chaos runs change the provider's behaviour at run time (PUT /admin/provider).
+    provider_control_enabled: bool = False
+    # Simulated delivery: Shipped orders become Delivered this many seconds later (0 = off).
+    delivery_after_seconds: float = 0.0
+
+    # Retries of failed or timed-out provider calls.
+    retry_max_attempts: int = 5
+    retry_deadline_seconds: float = 300.0
+    retry_initial_delay_seconds: float = 0.5
+    retry_max_delay_seconds: float = 30.0
+
+    # Circuit breaker around the provider.
+    breaker_failure_threshold: int = 20
+    breaker_reset_seconds: float = 5.0

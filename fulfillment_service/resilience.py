@@ -15,7 +15,7 @@ class BackoffPolicy:
     def __init__(self, max_attempts: int, deadline_seconds: float, initial: float, maximum: float) -> None:
         self.max_attempts = max_attempts
         self.deadline_seconds = deadline_seconds
-        self._wait = wait_exponential_jitter(initial=initial, max=maximum, exp_base=2, jitter=initial)
+        self._wait = wait_exponential_jitter(multiplier=initial, max=maximum, exp_base=2, jitter=initial)
 
     def delay(self, attempts_made: int) -> float:
         """Seconds to wait before the next attempt, after attempts_made failed ones."""

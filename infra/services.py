@@ -1,0 +1,138 @@
+"""Runs the two services as real processes: for `make run`, the tests, the benchmark and chaos runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class ServiceStartError(RuntimeError):
+    pass
+
+
+@dataclass
+class ServiceProcess:
+    """One service process; start() returns once its health endpoint answers."""
+
+    module: str
+    port: int
+    env: dict[str, str]
+    log_file: Path
+    health_path: str
+    host: str = "127.0.0.1"
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    restarts: int = field(default=0, init=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.env, "HOST": self.host, "PORT": str(self.port)}
+        with self.log_file.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", self.module],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServiceStartError(f"{self.module} exited with {self.process.returncode}:\n{self.tail()}")
+            try:
+                if httpx.get(self.url + self.health_path, timeout=1).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.kill()
+        raise ServiceStartError(f"{self.module} not healthy on {self.url} within {timeout:g}s:\n{self.tail()}")
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM (graceful shutdown) and wait; SIGKILL if it does not exit in time. Returns the exit code."""
+        if not self.running:
+            return self.process.returncode if self.process else None
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return self.process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies mid-work, as in a crash."""
+        if self.running:
+            assert self.process is not None
+            self.process.kill()
+            self.process.wait(10)
+
+    def restart(self, timeout: float = 60.0) -> None:
+        self.stop()
+        self.restarts += 1
+        self.start(timeout)
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+def order_service(port: int, env: dict[str, str], log_dir: Path) -> ServiceProcess:
+    return ServiceProcess("order_service", port, env, log_dir / f"order-service-{port}.log", "/health/live")
+
+
+def fulfillment_service(port: int, env: dict[str, str], log_dir: Path) -> ServiceProcess:
+    return ServiceProcess(
+        "fulfillment_service", port, env, log_dir / f"fulfillment-service-{port}.log", "/api/fulfillment/health"
+    )
+
+
+def service_env(
+    bootstrap_servers: str, registry_url: str, data_dir: Path, prefix: str = "", **extra: str
+) -> dict[str, dict[str, str]]:
+    """Environment for both services against one stack; prefix isolates topics and groups (tests)."""
+    common = {
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+        "SCHEMA_REGISTRY_URL": registry_url,
+        "ORDER_EVENTS_TOPIC": f"{prefix}order-events",
+        "FULFILLMENT_EVENTS_TOPIC": f"{prefix}fulfillment-events",
+        "ORDER_EVENTS_DLQ_TOPIC": f"{prefix}order-events.dlq",
+        "FULFILLMENT_EVENTS_DLQ_TOPIC": f"{prefix}fulfillment-events.dlq",
+        **extra,
+    }
+    return {
+        "order": {
+            **common,
+            "DATABASE_URL": f"sqlite:///{data_dir}/order-service.db",
+            "CONSUMER_GROUP": f"{prefix}order-service",
+        },
+        "fulfillment": {
+            **common,
+            "DATABASE_URL": f"sqlite:///{data_dir}/fulfillment-service.db",
+            "PROVIDER_DATABASE_URL": f"sqlite:///{data_dir}/shipping-provider.db",
+            "CONSUMER_GROUP": f"{prefix}fulfillment-service",
+        },
+    }

@@ -1,0 +1,48 @@
+"""Session-wide real Kafka broker and Schema Registry on free ports (beside any `make run`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import System, make_system
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    from infra.stack import LocalStack
+
+    local = LocalStack.ephemeral(tmp_path_factory.mktemp("stack"))
+    local.start()
+    try:
+        yield local
+    finally:
+        local.stop()
+
+
+@pytest.fixture
+def private_stack(tmp_path: Path) -> Iterator[object]:
+    """A stack of the test's own, for tests that stop or pause the broker or registry."""
+    from infra.stack import LocalStack
+
+    local = LocalStack.ephemeral(tmp_path / "stack")
+    local.start()
+    try:
+        yield local
+    finally:
+        local.stop()
+
+
+@pytest.fixture
+def system(stack, tmp_path: Path) -> Iterator[System]:
+    running = make_system(stack.bootstrap_servers, stack.registry_url, tmp_path)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+        if os.environ.get("KEEP_LOGS"):
+            print(running.orders.tail(), running.fulfillment.tail())

@@ -1,0 +1,47 @@
+from messaging.offsets import OffsetTracker
+
+
+def commits(tracker):
+    return [(tp.topic, tp.partition, tp.offset) for tp in tracker.take_commits()]
+
+
+def test_commit_waits_for_lowest_unfinished_offset():
+    tracker = OffsetTracker()
+    for offset in (10, 11, 12):
+        tracker.add("t", 0, offset)
+    tracker.complete("t", 0, 12)
+    tracker.complete("t", 0, 11)
+    assert commits(tracker) == []  # 10 still running
+    tracker.complete("t", 0, 10)
+    assert commits(tracker) == [("t", 0, 13)]
+    assert commits(tracker) == []  # handed out once
+
+
+def test_partitions_are_independent():
+    tracker = OffsetTracker()
+    tracker.add("t", 0, 5)
+    tracker.add("t", 1, 7)
+    tracker.complete("t", 1, 7)
+    assert commits(tracker) == [("t", 1, 8)]
+    assert tracker.in_flight() == 1
+
+
+def test_failed_commit_is_offered_again():
+    tracker = OffsetTracker()
+    tracker.add("t", 0, 1)
+    tracker.complete("t", 0, 1)
+    taken = tracker.take_commits()
+    tracker.restore(taken)
+    assert commits(tracker) == [("t", 0, 2)]
+
+
+def test_rewound_records_are_forgotten_and_revoked_partitions_ignored():
+    tracker = OffsetTracker()
+    for offset in (1, 2, 3):
+        tracker.add("t", 0, offset)
+    tracker.forget_from("t", 0, 2)
+    tracker.complete("t", 0, 1)
+    assert commits(tracker) == [("t", 0, 2)]
+    tracker.revoke("t", 0)
+    tracker.complete("t", 0, 2)
+    assert commits(tracker) == []

@@ -1,0 +1,43 @@
+import time
+
+from fulfillment_service.resilience import BackoffPolicy, BreakerState, CircuitBreaker
+
+
+def test_backoff_grows_and_is_bounded():
+    policy = BackoffPolicy(max_attempts=5, deadline_seconds=60, initial=0.5, maximum=4)
+    delays = [policy.delay(n) for n in range(1, 8)]
+    assert delays[0] < 2
+    assert all(d <= 4 for d in delays)
+    assert max(delays[4:]) >= 2  # grew
+
+
+def test_backoff_gives_up_on_attempts_or_deadline():
+    policy = BackoffPolicy(max_attempts=3, deadline_seconds=10, initial=0.1, maximum=1)
+    now = time.time()
+    assert not policy.gives_up(2, now, now)
+    assert policy.gives_up(3, now, now)
+    assert policy.gives_up(1, now - 11, now)
+
+
+def test_breaker_opens_half_opens_and_closes():
+    breaker = CircuitBreaker(failure_threshold=3, reset_seconds=0.05)
+    for _ in range(3):
+        assert breaker.allow()
+        breaker.record_failure()
+    assert breaker.state == BreakerState.open
+    assert not breaker.allow()
+    deadline = time.monotonic() + 2
+    while breaker.state != BreakerState.half_open and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert breaker.allow()  # the probe
+    assert not breaker.allow()  # only one probe at a time
+    breaker.record_success()
+    assert breaker.state == BreakerState.closed
+
+
+def test_failed_probe_reopens():
+    breaker = CircuitBreaker(failure_threshold=1, reset_seconds=0.0)
+    breaker.record_failure()
+    assert breaker.allow()
+    breaker.record_failure()
+    assert breaker.opened_count == 2

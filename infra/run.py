@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from infra.fetch import FetchError
-from infra.services import ServiceProcess, ServiceStartError, fulfillment_service, order_service, service_env
-from infra.stack import ROOT, LocalStack, StackError
+from infra.services import ROOT, ServiceProcess, ServiceStartError, fulfillment_service, order_service, service_env
+from infra.stack import LocalStack, StackError
 
 
 def main(argv: list[str] | None = None) -> int:

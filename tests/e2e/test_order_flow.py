@@ -23,8 +23,12 @@ def default_system(stack, tmp_path):
     # The standard topic names and groups; the stack is this test session's own.
     # Slow provider calls so the Processing state is observable before the outcome.
     running = make_system(
-        stack.bootstrap_servers, stack.registry_url, tmp_path, prefix="",
-        PROVIDER_MIN_LATENCY_MS="1500", PROVIDER_MAX_LATENCY_MS="2000",
+        stack.bootstrap_servers,
+        stack.registry_url,
+        tmp_path,
+        prefix="",
+        PROVIDER_MIN_LATENCY_MS="1500",
+        PROVIDER_MAX_LATENCY_MS="2000",
     )
     running.start()
     yield running
@@ -45,8 +49,10 @@ def test_order_is_published_picked_up_and_fulfilled(default_system):
 
         # The event: Confluent wire format (magic 0 + schema id), decodable to this order.
         records = read_topic(
-            system.bootstrap_servers, "order-events",
-            stop=lambda rs: any(r.key() == order_id.encode() for r in rs), timeout=30,
+            system.bootstrap_servers,
+            "order-events",
+            stop=lambda rs: any(r.key() == order_id.encode() for r in rs),
+            timeout=30,
         )
         record = next(r for r in records if r.key() == order_id.encode())
         magic, schema_id = struct.unpack(">bI", record.value()[:5])
@@ -63,8 +69,9 @@ def test_order_is_published_picked_up_and_fulfilled(default_system):
         assert [i.quantity for i in event.items] == [1, 2]
 
         # Picked up: Processing while the provider call runs, then a terminal status.
-        processing = client.get(f"/api/orders/{order_id}", params={"waitFor": "Processing,Fulfilled,Failed",
-                                                                    "timeout": 20}).json()
+        processing = client.get(
+            f"/api/orders/{order_id}", params={"waitFor": "Processing,Fulfilled,Failed", "timeout": 20}
+        ).json()
         assert processing["status"] == "Processing"
         final = client.get(f"/api/orders/{order_id}", params={"waitFor": "Fulfilled,Failed", "timeout": 25}).json()
         assert final["status"] in {"Fulfilled", "Failed"}

@@ -23,7 +23,11 @@ def test_pickup_then_shipped_then_delivered():
     picked = apply(NEW, FulfillmentStatus.Pending, 0)
     assert picked.status == OrderStatus.Processing
     shipped = apply(picked, FulfillmentStatus.Shipped, 1, tracking="SHIP-1", carrier="MockCarrier", eta=5)
-    assert (shipped.status, shipped.tracking_number, shipped.carrier) == (OrderStatus.Fulfilled, "SHIP-1", "MockCarrier")
+    assert (shipped.status, shipped.tracking_number, shipped.carrier) == (
+        OrderStatus.Fulfilled,
+        "SHIP-1",
+        "MockCarrier",
+    )
     delivered = apply(shipped, FulfillmentStatus.Delivered, 2)
     assert delivered.status == OrderStatus.Fulfilled
     assert delivered.tracking_number == "SHIP-1"

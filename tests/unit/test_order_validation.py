@@ -71,7 +71,9 @@ def test_valid_order_is_stored_with_its_event(env):
 def test_money_stays_exact(env):
     client, _ = env
     items = [item(price=0.1, quantity=3), item(price=0.2)]
-    response = client.post("/api/orders", content=json.dumps(order(items=items)), headers={"content-type": "application/json"})
+    response = client.post(
+        "/api/orders", content=json.dumps(order(items=items)), headers={"content-type": "application/json"}
+    )
     assert response.status_code == 201
     assert '"totalAmount":0.50' in response.text or '"totalAmount":0.5' in response.text
 

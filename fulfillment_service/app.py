@@ -6,6 +6,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -38,6 +39,7 @@ from messaging.registry import registry_client
 from messaging.topics import create_topics_in_background
 from persistence.engine import make_engine
 from persistence.group_commit import GroupCommitter
+from persistence.migrations import upgrade_to_head
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: FulfillmentServiceSettings | None = None) -> FastAPI:
     settings = settings or FulfillmentServiceSettings()
     engine = make_engine(settings.database_url, settings.sqlite_synchronous)
-    store.metadata.create_all(engine)
+    upgrade_to_head(engine, Path(__file__).parent / "migrations")
     registry = registry_client(settings.schema_registry_url)
     order_codec = EventCodec(registry, settings.order_events_topic, ORDER_CREATED_SCHEMA, OrderCreated)
     status_codec = EventCodec(

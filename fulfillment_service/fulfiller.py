@@ -74,15 +74,26 @@ class Fulfiller:
         self._on_outbox_write()
         if row["status"] in store.TERMINAL or order_id in self._active:
             return  # redelivery of a finished order, or already being worked on here
-        await self.attempt(row)
+        await self.attempt(row, first=not row.get("seen_before", False))
 
-    async def attempt(self, row: dict[str, Any]) -> None:
-        """One provider call for a Pending order, then its outcome recorded: Shipped, Failed, or a retry."""
+    async def attempt(self, row: dict[str, Any], first: bool = False) -> None:
+        """One provider call for a Pending order, then its outcome recorded: Shipped, Failed, or a retry.
+
+        Unless this is the order's very first attempt, ask the provider first whether it already shipped
+        the order (a call that succeeded just before a crash): then record that shipment, call nothing.
+        """
         order_id = row["order_id"]
         if order_id in self._active:
             return
         self._active.add(order_id)
         try:
+            if not first:
+                shipped = await self._provider.find_shipment(order_id)
+                if shipped is not None:
+                    attempts = max(row["attempts"], 1)
+                    await self._db.submit(lambda c: self._record_shipped(c, order_id, attempts, shipped))
+                    self._on_outbox_write()
+                    return
             if not self._breaker.allow():
                 # Breaker open: the order waits (it is picked up, not failed) until the provider may work.
                 wait_until = time.time() + self._breaker.retry_after()
@@ -122,7 +133,7 @@ class Fulfiller:
         order_id = str(event.orderId)
         existing = store.get(conn, order_id)
         if existing is not None:
-            return existing
+            return {**existing, "seen_before": True}
         now = time.time()
         row = {
             "order_id": order_id,

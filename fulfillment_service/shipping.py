@@ -92,10 +92,12 @@ class MockShippingProvider:
         row = await self._ledger.submit(lambda conn: _record(conn, candidate))
         return Shipment(row["tracking_number"], row["carrier"], row["estimated_delivery"])
 
-    async def shipments_for(self, idempotency_key: str) -> dict[str, Any] | None:
-        return await self._ledger.run_alone(
+    async def find_shipment(self, idempotency_key: str) -> Shipment | None:
+        """The shipment already created for this key, if any (a lookup, not a new call to ship)."""
+        row = await self._ledger.run_alone(
             lambda conn: _first(conn.execute(select(shipments).where(shipments.c.idempotency_key == idempotency_key)))
         )
+        return Shipment(row["tracking_number"], row["carrier"], row["estimated_delivery"]) if row else None
 
 
 def _record(conn: Connection, candidate: dict[str, Any]) -> dict[str, Any]:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
 from messaging.settings import KafkaSettings
+
+# librdkafka's own log lines (connection refused while the broker is away...) go through logging.
+_CLIENT_LOG = logging.getLogger("kafka.client")
 
 
 def make_producer(settings: KafkaSettings, client_id: str, **overrides: Any) -> Producer:
@@ -21,6 +25,7 @@ def make_producer(settings: KafkaSettings, client_id: str, **overrides: Any) -> 
         # A record not delivered in this time is reported failed and retried from the outbox later.
         "message.timeout.ms": 30_000,
         "reconnect.backoff.max.ms": 2_000,
+        "logger": _CLIENT_LOG,
     }
     conf.update(overrides)
     return Producer(conf)
@@ -40,6 +45,7 @@ def make_consumer(settings: KafkaSettings, group_id: str, client_id: str, **over
         "heartbeat.interval.ms": 1_000,
         "reconnect.backoff.max.ms": 2_000,
         "fetch.wait.max.ms": 50,
+        "logger": _CLIENT_LOG,
     }
     conf.update(overrides)
     return Consumer(conf)

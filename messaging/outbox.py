@@ -95,7 +95,7 @@ class OutboxRelay:
         codecs: dict[str, EventCodec[Any]],
         *,
         batch_size: int = 500,
-        lease_seconds: float = 60.0,
+        lease_seconds: float = 45.0,
         idle_poll_seconds: float = 0.5,
         max_in_flight: int = 20_000,
         on_published: Callable[[int], None] | None = None,
@@ -120,6 +120,11 @@ class OutboxRelay:
         self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
 
     def start(self) -> None:
+        if self._engine.dialect.name == "sqlite":
+            # SQLite means a single replica: claims left by this service's previous (killed) process are
+            # void, so release them now instead of waiting for their leases to expire.
+            with self._engine.begin() as conn:
+                conn.execute(update(self._table).where(self._table.c.claimed_until.is_not(None)).values(claimed_until=None))
         self._thread.start()
 
     def wake(self) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -38,6 +39,7 @@ from order_service.projection import FulfillmentProjection
 from order_service.settings import OrderServiceSettings
 from order_service.status_waiter import StatusWaiter
 from persistence.engine import make_engine
+from persistence.migrations import upgrade_to_head
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: OrderServiceSettings | None = None) -> FastAPI:
     settings = settings or OrderServiceSettings()
     engine = make_engine(settings.database_url, settings.sqlite_synchronous)
-    store.metadata.create_all(engine)
+    upgrade_to_head(engine, Path(__file__).parent / "migrations")
     registry = registry_client(settings.schema_registry_url)
     order_codec = EventCodec(registry, settings.order_events_topic, ORDER_CREATED_SCHEMA, OrderCreated)
     fulfillment_codec = EventCodec(

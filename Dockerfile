@@ -1,0 +1,43 @@
+# One image for both services; the command picks which one runs:
+#   python -m order_service        (default)
+#   python -m fulfillment_service
+FROM python:3.11-slim
+
+# PYTHONPATH: the packages run from /app as they sit in the repository, with no build step: the image
+# needs nothing beyond the pinned lock (building the project would fetch an unpinned setuptools), and
+# files kept next to the code, such as the Alembic migrations, come along unchanged.
+# HOST: listen on every interface so the published port reaches the service.
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONPATH=/app \
+    HOST=0.0.0.0
+
+WORKDIR /app
+
+# Dependencies before the code, so code changes reuse this layer.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir -r requirements.lock
+
+# /data holds the SQLite files. The settings' default SQLite paths are relative (var/...),
+# so var points at the volume too and a run without DATABASE_URL still keeps its data there.
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --no-create-home --shell /usr/sbin/nologin app \
+    && mkdir /data \
+    && chown app:app /data \
+    && ln -s /data /app/var
+
+COPY contract_models ./contract_models
+COPY messaging ./messaging
+COPY persistence ./persistence
+COPY httpapi ./httpapi
+COPY order_service ./order_service
+COPY fulfillment_service ./fulfillment_service
+
+# Numeric, so runtimes that enforce non-root can verify it without reading /etc/passwd.
+USER 10001:10001
+VOLUME ["/data"]
+EXPOSE 5001 5002
+
+# Exec form: python is PID 1 and receives SIGTERM, which starts the services' graceful shutdown.
+CMD ["python", "-m", "order_service"]

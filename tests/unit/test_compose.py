@@ -164,7 +164,7 @@ def test_connection_settings_are_set(name):
 def test_settings_load_from_compose_environment(name, monkeypatch):
     port = APP_SERVICES[name][2]
     settings = settings_from_compose(name, monkeypatch)
-    assert settings.port == port
+    assert settings.port == port, f"{name} would listen on {settings.port}, not {port}"
     assert settings.host == "0.0.0.0", "bound to loopback, the service is unreachable through the published port"
     assert published_ports(name).get(settings.port) is not None, f"{name} listens on a port it does not publish"
 
@@ -196,7 +196,8 @@ def test_services_reach_kafka_and_the_registry(name, monkeypatch):
 
     registry = urlsplit(settings.schema_registry_url)
     assert registry.hostname == "schema-registry"
-    assert str(registry.port) == environment("schema-registry")["QUARKUS_HTTP_PORT"]
+    registry_port = environment("schema-registry")["QUARKUS_HTTP_PORT"]
+    assert str(registry.port) == registry_port, f"{name}: the registry listens on {registry_port}"
     assert registry.path == "/apis/ccompat/v7", "the serializers speak the Confluent API, served under this path"
 
 
@@ -215,7 +216,8 @@ def test_kafka_host_port_advertises_the_host_address():
     for container_port, host_port in published_ports("kafka").items():
         names = [listener for listener, port in bound.items() if port == str(container_port)]
         assert names, f"no listener on container port {container_port}"
-        assert advertised.get(names[0], "").rsplit(":", 1)[-1] == str(host_port)
+        advertised_port = advertised.get(names[0], "").rsplit(":", 1)[-1]
+        assert advertised_port == str(host_port), f"listener {names[0]} is published on {host_port}"
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false", "the services create their topics explicitly"
 
 
@@ -239,7 +241,7 @@ def test_healthy_dependencies_have_healthchecks():
     for name, spec in compose()["services"].items():
         depends_on = spec.get("depends_on") or {}
         if isinstance(depends_on, list):  # short form: no conditions
-            depends_on = dict.fromkeys(depends_on, {})
+            depends_on = {dependency: {} for dependency in depends_on}
         for dependency, condition in depends_on.items():
             assert dependency in compose()["services"], f"{name} depends on unknown service {dependency}"
             if condition.get("condition") == "service_healthy":
@@ -279,7 +281,7 @@ def test_dockerfile_default_command_runs_an_entry_point():
 
 def test_dockerfile_runs_as_non_root():
     users = dockerfile_args("USER")
-    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert users and users[-1].split(":")[0] not in ("root", "0"), "the services would run as root"
 
 
 def test_image_contains_every_package_the_services_import():

@@ -55,6 +55,9 @@ class Postgres:
     def url(self) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
+    def _dsn(self, database: str) -> str:
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={database}"
+
     def _run(self, *args: str) -> None:
         command = [str(self._bin / args[0]), *args[1:]]
         if self._user:
@@ -79,7 +82,7 @@ class Postgres:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", connect_timeout=2):
+                with psycopg.connect(self._dsn("postgres"), connect_timeout=2):
                     return
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
@@ -87,9 +90,7 @@ class Postgres:
                 time.sleep(0.2)
 
     def create_database(self, name: str) -> str:
-        with psycopg.connect(
-            f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", autocommit=True
-        ) as conn:
+        with psycopg.connect(self._dsn("postgres"), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
 

@@ -124,7 +124,9 @@ class OutboxRelay:
             # SQLite means a single replica: claims left by this service's previous (killed) process are
             # void, so release them now instead of waiting for their leases to expire.
             with self._engine.begin() as conn:
-                conn.execute(update(self._table).where(self._table.c.claimed_until.is_not(None)).values(claimed_until=None))
+                conn.execute(
+                    update(self._table).where(self._table.c.claimed_until.is_not(None)).values(claimed_until=None)
+                )
         self._thread.start()
 
     def wake(self) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import decimal
 import time
 from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request
-from pydantic import ValidationError
+from pydantic import BeforeValidator, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -20,6 +21,18 @@ from order_service.status_waiter import StatusWaiter
 
 PROBLEM = {"model": Problem, "content": {PROBLEM_JSON: {}}}
 _RECHECK_SECONDS = 0.5  # waiters re-read the database this often (changes applied by other replicas)
+# Digits for checking multipleOf 0.01 exactly: enough for any JSON number a double can hold (1.8e308).
+_MONEY_DIGITS = 400
+
+
+def _split_statuses(value: Any) -> Any:
+    """`waitFor=Pending,Failed` (style form, explode false); an empty value is an empty list."""
+    if not isinstance(value, list):
+        return value
+    return [part for item in value for part in (item.split(",") if isinstance(item, str) and item else [item])]
+
+
+WaitFor = Annotated[list[OrderStatus], BeforeValidator(_split_statuses), Field(max_length=4)]
 
 
 def parse_order_request(body: bytes, content_type: str | None) -> CreateOrderRequest:
@@ -42,9 +55,25 @@ def parse_order_request(body: bytes, content_type: str | None) -> CreateOrderReq
             [{"field": "body", "message": "not valid JSON"}],
         ) from exc
     _money_as_decimal(data)
+    if isinstance(data, dict) and "totalAmount" in data and data["totalAmount"] is None:
+        # Optional, but not nullable: the model's `None` default stands for "absent" only.
+        raise ProblemError(
+            422,
+            "Invalid request",
+            "The order does not match the API contract.",
+            [{"field": "totalAmount", "message": "must be a number"}],
+        )
     try:
         # Strict: "2" is not a quantity, 5.0 is not a name; JSON numbers arrive as int or Decimal.
-        return CreateOrderRequest.model_validate(data, strict=True)
+        with decimal.localcontext(prec=_MONEY_DIGITS):
+            return CreateOrderRequest.model_validate(data, strict=True)
+    except decimal.InvalidOperation as exc:
+        raise ProblemError(
+            422,
+            "Invalid request",
+            "A number in the order is out of range.",
+            [{"field": "body", "message": "number out of range"}],
+        ) from exc
     except ValidationError as exc:
         errors = validation_errors(exc.errors(include_url=False))
         for error in errors:
@@ -54,7 +83,11 @@ def parse_order_request(body: bytes, content_type: str | None) -> CreateOrderReq
 
 
 def _money_as_decimal(data: Any) -> None:
-    """Whole-number prices parse as int; money fields take Decimal, so lift them (bools stay invalid)."""
+    """Whole-number prices parse as int; money fields take Decimal, so lift them (bools stay invalid).
+
+    The reverse for quantities: JSON Schema counts 3.0 or 1e2 as an integer, so integral numbers with a
+    fraction or exponent become int.
+    """
     if not isinstance(data, dict):
         return
     if type(data.get("totalAmount")) is int:
@@ -62,8 +95,13 @@ def _money_as_decimal(data: Any) -> None:
     items = data.get("items")
     if isinstance(items, list):
         for item in items:
-            if isinstance(item, dict) and type(item.get("price")) is int:
+            if not isinstance(item, dict):
+                continue
+            if type(item.get("price")) is int:
                 item["price"] = Decimal(item["price"])
+            quantity = item.get("quantity")
+            if type(quantity) is Decimal and quantity.is_finite() and quantity == quantity.to_integral_value():
+                item["quantity"] = int(quantity)
 
 
 def order_router(service: OrderService, waiter: StatusWaiter) -> APIRouter:
@@ -116,10 +154,10 @@ def order_router(service: OrderService, waiter: StatusWaiter) -> APIRouter:
     )
     async def get_order(
         orderId: UUID,
-        waitFor: Annotated[str | None, Query(max_length=100)] = None,
+        waitFor: Annotated[WaitFor | None, Query()] = None,
         timeout: Annotated[float, Query(ge=0, le=30)] = 0,
     ) -> Response:
-        wanted = _parse_wait_for(waitFor)
+        wanted = {status.value for status in waitFor or ()}
         order_id = str(orderId)
         deadline = time.monotonic() + (timeout if wanted else 0)
         while True:
@@ -134,18 +172,3 @@ def order_router(service: OrderService, waiter: StatusWaiter) -> APIRouter:
             await waiter.wait(order_id, min(remaining, _RECHECK_SECONDS))
 
     return router
-
-
-def _parse_wait_for(value: str | None) -> set[str]:
-    if not value:
-        return set()
-    wanted = {part.strip() for part in value.split(",") if part.strip()}
-    unknown = wanted - {s.value for s in OrderStatus}
-    if unknown:
-        raise ProblemError(
-            422,
-            "Invalid request",
-            "waitFor lists unknown statuses.",
-            [{"field": "waitFor", "message": f"unknown status {sorted(unknown)}"}],
-        )
-    return wanted

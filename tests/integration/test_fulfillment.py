@@ -1,0 +1,265 @@
+"""Fulfillment under failures: every order terminal, none shipped twice, poison parked, crashes survived."""
+
+from __future__ import annotations
+
+import sqlite3
+import struct
+import uuid
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+
+from contract_models.events import FULFILLMENT_STATUS_CHANGED_SCHEMA, FulfillmentStatusChanged
+from infra.services import fulfillment_service
+from infra.stack import free_port
+from messaging.avro_codec import EventCodec
+from tests.support import make_system, post_orders, read_topic, wait_all_terminal, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def ledger(system) -> dict[str, int]:
+    """Successful provider calls per order, from the provider's own records."""
+    with sqlite3.connect(system.data_dir / "shipping-provider.db") as conn:
+        return dict(conn.execute("SELECT idempotency_key, requests FROM shipments").fetchall())
+
+
+def tracking_numbers(system, order_ids: list[str]) -> dict[str, set[str]]:
+    """Tracking numbers announced per order on fulfillment-events."""
+    codec = EventCodec(
+        SchemaRegistryClient({"url": system.registry_url}),
+        system.fulfillment_topic,
+        FULFILLMENT_STATUS_CHANGED_SCHEMA,
+        FulfillmentStatusChanged,
+    )
+    wanted = set(order_ids)
+    records = read_topic(system.bootstrap_servers, system.fulfillment_topic, stop=lambda _: False, timeout=3)
+    found: dict[str, set[str]] = defaultdict(set)
+    for record in records:
+        event = codec.decode(record.value())
+        if str(event.orderId) in wanted and event.trackingNumber:
+            found[str(event.orderId)].add(event.trackingNumber)
+    return found
+
+
+def assert_exactly_once(system, final: dict[str, dict]) -> None:
+    shipped = [i for i, o in final.items() if o["status"] == "Fulfilled"]
+    calls = ledger(system)
+    assert all(calls.get(i) == 1 for i in shipped), {i: calls.get(i) for i in shipped if calls.get(i) != 1}
+    announced = tracking_numbers(system, shipped)
+    assert all(len(announced[i]) == 1 for i in shipped)
+    assert all(final[i]["trackingNumber"] in announced[i] for i in shipped)
+
+
+def set_provider(system, **behaviour) -> None:
+    response = httpx.put(f"{system.fulfillment.url}/admin/provider", json=behaviour, timeout=10)
+    assert response.status_code == 200, response.text
+
+
+def fulfillment_health(url: str) -> dict:
+    return httpx.get(f"{url}/api/fulfillment/health", timeout=10).json()
+
+
+@pytest.fixture
+def lossy_system(stack, tmp_path):
+    system = make_system(
+        stack.bootstrap_servers,
+        stack.registry_url,
+        tmp_path,
+        PROVIDER_FAILURE_RATE="0.1",
+        RETRY_INITIAL_DELAY_SECONDS="0.2",
+        RETRY_MAX_DELAY_SECONDS="2",
+    )
+    system.start()
+    yield system
+    system.stop()
+
+
+def test_500_orders_with_failing_provider_all_end_exactly_once(lossy_system):
+    system = lossy_system
+    ids = post_orders(system.orders.url, 500)
+    final = wait_all_terminal(system.orders.url, ids, timeout=180)
+    assert not [o for o in final.values() if o["status"] not in ("Fulfilled", "Failed")]
+    assert sum(o["status"] == "Fulfilled" for o in final.values()) > 450  # retries rescue most failures
+    for order in final.values():
+        if order["status"] == "Failed":
+            assert order["failureReason"]
+    assert_exactly_once(system, final)
+
+
+def test_fulfillment_killed_mid_batch_loses_and_doubles_nothing(lossy_system):
+    system = lossy_system
+    ids = post_orders(system.orders.url, 200)
+    wait_until(lambda: ledger(system), 30, interval=0.05, message="the first shipments")
+    system.fulfillment.kill()  # mid-batch: orders picked up, some shipped, some in the provider call
+    more = post_orders(system.orders.url, 100)
+    system.fulfillment.start()
+    final = wait_all_terminal(system.orders.url, ids + more, timeout=180)
+    assert_exactly_once(system, final)
+
+
+def test_provider_outage_opens_breaker_orders_wait_then_ship(stack, tmp_path):
+    system = make_system(
+        stack.bootstrap_servers,
+        stack.registry_url,
+        tmp_path,
+        PROVIDER_FAILURE_RATE="0",
+        PROVIDER_CONTROL_ENABLED="true",
+        BREAKER_FAILURE_THRESHOLD="5",
+        BREAKER_RESET_SECONDS="1",
+        RETRY_MAX_ATTEMPTS="10",
+        RETRY_INITIAL_DELAY_SECONDS="0.2",
+        RETRY_MAX_DELAY_SECONDS="1",
+    )
+    system.start()
+    try:
+        set_provider(system, failureRate=1.0)
+        ids = post_orders(system.orders.url, 60)
+        opened = wait_until(
+            lambda: fulfillment_health(system.fulfillment.url)["breaker"] != "closed", 30, message="the breaker to open"
+        )
+        assert opened
+        health = fulfillment_health(system.fulfillment.url)
+        assert health["status"] == "degraded"
+        orders = httpx.get(f"{system.orders.url}/api/orders", params={"limit": 100}).json()["items"]
+        assert not [o for o in orders if o["status"] in ("Fulfilled", "Failed")]  # waiting, not failed
+        set_provider(system, failureRate=0.0)
+        final = wait_all_terminal(system.orders.url, ids, timeout=120)
+        assert {o["status"] for o in final.values()} == {"Fulfilled"}
+        wait_until(
+            lambda: fulfillment_health(system.fulfillment.url)["breaker"] == "closed",
+            30,
+            message="the breaker to close",
+        )
+        assert_exactly_once(system, final)
+    finally:
+        system.stop()
+
+
+def poison_records(system) -> dict[str, bytes]:
+    registry = SchemaRegistryClient({"url": system.registry_url})
+    # Same record name, but orderId is a long: the reader's uuid string cannot resolve from it.
+    incompatible = (
+        '{"type":"record","name":"OrderCreated","namespace":"orderprocessing.events",'
+        '"fields":[{"name":"orderId","type":"long"}]}'
+    )
+    schema_id = registry.register_schema(f"poison-{uuid.uuid4().hex[:6]}-value", Schema(incompatible, "AVRO"))
+    return {
+        "InvalidWireFormat": b"\x01garbage that is not avro",
+        "UnknownSchemaId": struct.pack(">bI", 0, 987_654) + b"\x02",
+        "IncompatibleWriterSchema": struct.pack(">bI", 0, schema_id) + b"\x02",
+    }
+
+
+def test_poison_records_go_to_the_dlq_and_consumption_goes_on(system):
+    poison = poison_records(system)
+    producer = Producer({"bootstrap.servers": system.bootstrap_servers})
+    wait_until(lambda: system.order_topic in producer.list_topics(timeout=5).topics, 30, message="topic")
+    for kind, value in poison.items():
+        producer.produce(system.order_topic, key=kind.encode(), value=value)
+    assert producer.flush(10) == 0
+    ids = post_orders(system.orders.url, 5)
+    wait_all_terminal(system.orders.url, ids, timeout=60)
+
+    dlq = read_topic(
+        system.bootstrap_servers,
+        system.env["fulfillment"]["ORDER_EVENTS_DLQ_TOPIC"],
+        stop=lambda rs: len(rs) >= 3,
+        timeout=30,
+    )
+    parked = {r.key().decode(): (r, dict(r.headers())) for r in dlq}
+    assert set(parked) == set(poison)
+    for kind, (record, headers) in parked.items():
+        assert record.value() == poison[kind]  # bytes untouched
+        assert headers["error.type"].decode() == kind
+        assert headers["error.message"]
+        assert headers["original.topic"].decode() == system.order_topic
+        assert int(headers["original.partition"]) == 0
+        assert int(headers["original.offset"]) >= 0
+        assert int(headers["original.timestamp"]) > 0
+    wait_until(
+        lambda: fulfillment_health(system.fulfillment.url)["consumerLag"] == 0,
+        30,
+        message="the consumer to commit past the poison records",
+    )
+
+
+def test_two_instances_share_the_work_and_survive_a_kill(stack, tmp_path):
+    system = make_system(
+        stack.bootstrap_servers,
+        stack.registry_url,
+        tmp_path,
+        ORDER_EVENTS_PARTITIONS="4",
+        PROVIDER_FAILURE_RATE="0.1",
+        RETRY_INITIAL_DELAY_SECONDS="0.2",
+        RETRY_MAX_DELAY_SECONDS="2",
+    )
+    second = fulfillment_service(free_port(), system.env["fulfillment"], tmp_path / "logs")
+    system.start()
+    second.start()
+    try:
+        wait_until(lambda: fulfillment_health(second.url)["consumerLag"] is not None, 30, message="assignment")
+        with ThreadPoolExecutor(1) as pool:
+            posting = pool.submit(post_orders, system.orders.url, 400)
+            wait_until(lambda: len(ledger(system)) > 50, 60, interval=0.05, message="shipments under way")
+            second.kill()  # killed while the group rebalances work onto both members
+            ids = posting.result()
+        final = wait_all_terminal(system.orders.url, ids, timeout=180)
+        assert_exactly_once(system, final)
+    finally:
+        second.stop()
+        system.stop()
+
+
+def test_graceful_shutdown_drains_and_exits_zero(stack, tmp_path):
+    system = make_system(
+        stack.bootstrap_servers,
+        stack.registry_url,
+        tmp_path,
+        PROVIDER_FAILURE_RATE="0",
+        PROVIDER_MIN_LATENCY_MS="800",
+        PROVIDER_MAX_LATENCY_MS="1200",
+    )
+    system.start()
+    try:
+        ids = post_orders(system.orders.url, 30)
+        wait_until(
+            lambda: fulfillment_health(system.fulfillment.url)["inFlight"] > 0,
+            30,
+            interval=0.05,
+            message="orders in flight",
+        )
+        assert system.fulfillment.stop(timeout=60) == 0
+        system.fulfillment.start()
+        final = wait_all_terminal(system.orders.url, ids, timeout=90)
+        assert_exactly_once(system, final)
+    finally:
+        system.stop()
+
+
+def test_broker_loss_degrades_then_resumes_by_itself(private_stack, tmp_path):
+    system = make_system(
+        private_stack.bootstrap_servers, private_stack.registry_url, tmp_path, PROVIDER_FAILURE_RATE="0"
+    )
+    system.start()
+    try:
+        wait_all_terminal(system.orders.url, post_orders(system.orders.url, 3), timeout=60)
+        private_stack.broker.stop()
+        degraded = wait_until(
+            lambda: (h := fulfillment_health(system.fulfillment.url))["status"] == "degraded" and h,
+            30,
+            message="health to say degraded",
+        )
+        assert degraded["dependencies"]["kafka"]["status"] == "down"
+        ids = post_orders(system.orders.url, 20)  # accepted meanwhile
+        probe = httpx.get(f"{system.fulfillment.url}/api/fulfillment/orders/{ids[0]}", timeout=10)
+        assert probe.status_code == 404  # still answering
+        private_stack.broker.start()
+        wait_all_terminal(system.orders.url, ids, timeout=120)
+        wait_until(lambda: fulfillment_health(system.fulfillment.url)["status"] == "ok", 30, message="recovery")
+    finally:
+        system.stop()

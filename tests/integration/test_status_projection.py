@@ -1,0 +1,97 @@
+"""The order's status follows fulfillment events from Kafka: idempotent and monotonic."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from contract_models.events import FULFILLMENT_STATUS_CHANGED_SCHEMA, FulfillmentStatus, FulfillmentStatusChanged
+from infra.services import order_service
+from infra.stack import free_port
+from messaging.avro_codec import EventCodec
+from messaging.topics import ensure_topics
+from order_service.settings import OrderServiceSettings
+from tests.support import make_system, new_order, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def orders_only(stack, tmp_path):
+    """The Order Service alone: this test plays the Fulfillment Service's part on the topic."""
+    system = make_system(stack.bootstrap_servers, stack.registry_url, tmp_path)
+    ensure_topics(OrderServiceSettings(**{k.lower(): v for k, v in system.env["order"].items()}))
+    service = order_service(free_port(), system.env["order"], tmp_path / "logs")
+    service.start()
+    yield system, service
+    service.stop()
+
+
+def publisher(system):
+    codec = EventCodec(
+        SchemaRegistryClient({"url": system.registry_url}),
+        system.fulfillment_topic,
+        FULFILLMENT_STATUS_CHANGED_SCHEMA,
+        FulfillmentStatusChanged,
+    )
+    producer = Producer({"bootstrap.servers": system.bootstrap_servers})
+
+    def publish(order_id: str, status: FulfillmentStatus, sequence: int, **fields) -> None:
+        event = FulfillmentStatusChanged(
+            eventId=uuid.uuid4(),
+            orderId=uuid.UUID(order_id),
+            status=status,
+            sequence=sequence,
+            timestamp=datetime.now(UTC),
+            **fields,
+        )
+        producer.produce(system.fulfillment_topic, key=order_id.encode(), value=codec.encode(event))
+        assert producer.flush(10) == 0
+
+    return publish
+
+
+def test_duplicate_and_out_of_order_events(orders_only):
+    system, service = orders_only
+    publish = publisher(system)
+    with httpx.Client(base_url=service.url, timeout=30) as client:
+        first = client.post("/api/orders", json=new_order()).json()["orderId"]
+        second = client.post("/api/orders", json=new_order()).json()["orderId"]
+
+        def status(order_id):
+            return client.get(f"/api/orders/{order_id}").json()
+
+        # In order, each delivered twice: the duplicates change nothing.
+        publish(first, FulfillmentStatus.Pending, 0)
+        publish(first, FulfillmentStatus.Pending, 0)
+        wait_until(lambda: status(first)["status"] == "Processing", 30, message="Processing")
+        eta = datetime(2030, 1, 2, tzinfo=UTC)
+        publish(
+            first, FulfillmentStatus.Shipped, 1, trackingNumber="SHIP-ONE", carrier="MockCarrier", estimatedDelivery=eta
+        )
+        publish(first, FulfillmentStatus.Shipped, 1, trackingNumber="SHIP-TWO", carrier="MockCarrier")
+        # Out of order: the outcome arrives before the pick-up, and a late failure after it.
+        publish(second, FulfillmentStatus.Failed, 1, reason="address unknown")
+        publish(second, FulfillmentStatus.Pending, 0)
+        publish(first, FulfillmentStatus.Failed, 1, reason="late and contradicting")
+        marker = client.post("/api/orders", json=new_order()).json()["orderId"]
+        publish(marker, FulfillmentStatus.Pending, 0)  # once this shows, everything before it was applied
+        wait_until(lambda: status(marker)["status"] == "Processing", 30, message="marker")
+
+        shipped = status(first)
+        assert shipped["status"] == "Fulfilled"
+        assert shipped["trackingNumber"] == "SHIP-ONE" and shipped["carrier"] == "MockCarrier"
+        assert shipped["estimatedDelivery"].startswith("2030-01-02")
+        failed = status(second)
+        assert failed["status"] == "Failed" and failed["failureReason"] == "address unknown"
+
+        # Long poll: a waiting client is answered as soon as the change is applied.
+        third = client.post("/api/orders", json=new_order()).json()["orderId"]
+        publish(third, FulfillmentStatus.Shipped, 1, trackingNumber="SHIP-3", carrier="MockCarrier")
+        waited = client.get(f"/api/orders/{third}", params={"waitFor": "Fulfilled,Failed", "timeout": 20}).json()
+        assert waited["status"] == "Fulfilled"

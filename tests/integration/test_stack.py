@@ -73,11 +73,19 @@ def _consume_one(bootstrap: str, topic: str, group: str, timeout: float = 20.0) 
         consumer.close()
 
 
-def _committed_offset(bootstrap: str, topic: str, group: str) -> int:
+def _committed_offset(bootstrap: str, topic: str, group: str, timeout: float = 30.0) -> int:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    deadline = time.monotonic() + timeout
     try:
-        (partition,) = consumer.committed([TopicPartition(topic, 0)], timeout=15)
-        return int(partition.offset)
+        while True:
+            try:
+                (partition,) = consumer.committed([TopicPartition(topic, 0)], timeout=5)
+                return int(partition.offset)
+            except KafkaException as exc:
+                # Right after a restart the group coordinator is still loading (NOT_COORDINATOR): retriable.
+                if not exc.args[0].retriable() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
     finally:
         consumer.close()
 

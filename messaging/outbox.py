@@ -36,6 +36,7 @@ from sqlalchemy import (
 )
 
 from messaging.avro_codec import EventCodec, RegistryUnavailable
+from persistence.engine import write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class OutboxRelay:
         if self._engine.dialect.name == "sqlite":
             # SQLite means a single replica: claims left by this service's previous (killed) process are
             # void, so release them now instead of waiting for their leases to expire.
-            with self._engine.begin() as conn:
+            with write_transaction(self._engine) as conn:
                 conn.execute(
                     update(self._table).where(self._table.c.claimed_until.is_not(None)).values(claimed_until=None)
                 )
@@ -194,7 +195,7 @@ class OutboxRelay:
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
-        with self._engine.begin() as conn:
+        with write_transaction(self._engine) as conn:
             rows = conn.execute(
                 update(table)
                 .where(table.c.id.in_(ids))
@@ -240,7 +241,7 @@ class OutboxRelay:
             delivered, self._delivered = self._delivered, []
             failed, self._failed = self._failed, []
         if delivered:
-            with self._engine.begin() as conn:
+            with write_transaction(self._engine) as conn:
                 for chunk in _chunks(delivered, 500):
                     conn.execute(delete(self._table).where(self._table.c.id.in_(chunk)))
             self._in_flight.difference_update(delivered)
@@ -258,7 +259,7 @@ class OutboxRelay:
     def _release(self, ids: list[int]) -> None:
         if not ids:
             return
-        with self._engine.begin() as conn:
+        with write_transaction(self._engine) as conn:
             for chunk in _chunks(ids, 500):
                 conn.execute(update(self._table).where(self._table.c.id.in_(chunk)).values(claimed_until=None))
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
+from starlette.concurrency import run_in_threadpool
 
 from contract_models.events import OrderCreated
 from contract_models.events import OrderItem as EventItem
@@ -20,6 +22,8 @@ from httpapi.problems import ProblemError
 from messaging.outbox import outbox_row
 from order_service import store
 from order_service.domain import OrderStatus, order_total
+from persistence.engine import write_transaction
+from persistence.group_commit import GroupCommitter
 
 
 def _now_us() -> int:
@@ -56,13 +60,25 @@ def request_fingerprint(normalized: dict[str, Any]) -> str:
 
 
 class OrderService:
-    def __init__(self, engine: Engine, topic: str, idempotency_ttl_seconds: int) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        topic: str,
+        idempotency_ttl_seconds: int,
+        on_committed: Callable[[], None] | None = None,
+    ) -> None:
         self._engine = engine
+        self._writer = GroupCommitter(engine, "order-writer")
         self._topic = topic
         self._idempotency_ttl = idempotency_ttl_seconds
+        self._on_committed = on_committed or (lambda: None)
 
-    def place(self, request: CreateOrderRequest, idempotency_key: str | None) -> tuple[dict[str, Any], bool]:
-        """Store the order and its OrderCreated event in one transaction.
+    async def stop(self) -> None:
+        await self._writer.stop()
+
+    async def place(self, request: CreateOrderRequest, idempotency_key: str | None) -> tuple[dict[str, Any], bool]:
+        """Store the order and its OrderCreated event in one transaction (shared with concurrent requests:
+        group commit), then return it. Nothing here waits for Kafka or the registry.
 
         Returns the order and whether it is the replay of an earlier request with the same key.
         """
@@ -78,7 +94,7 @@ class OrderService:
             )
         fingerprint = request_fingerprint(normalized) if idempotency_key else ""
         if idempotency_key:
-            replay = self._replay(idempotency_key, fingerprint)
+            replay = await run_in_threadpool(self._replay, idempotency_key, fingerprint)
             if replay is not None:
                 return replay, True
         order_id = str(uuid.uuid4())
@@ -107,19 +123,24 @@ class OrderService:
             items=[EventItem(**item) for item in normalized["items"]],
             totalAmount=total,
         )
+        outbox_entry = outbox_row(self._topic, order_id, event)
+
+        def write(conn: Connection) -> None:
+            store.insert_order(conn, row)
+            conn.execute(store.outbox.insert(), [outbox_entry])
+            if idempotency_key:
+                store.insert_idempotency_key(conn, idempotency_key, fingerprint, order_id, time.time())
+
         try:
-            with self._engine.begin() as conn:
-                store.insert_order(conn, row)
-                conn.execute(store.outbox.insert(), [outbox_row(self._topic, order_id, event)])
-                if idempotency_key:
-                    store.insert_idempotency_key(conn, idempotency_key, fingerprint, order_id, time.time())
+            await self._writer.submit(write)
         except IntegrityError:
             # A concurrent request with the same key won the race: answer as its replay.
             if idempotency_key:
-                replay = self._replay(idempotency_key, fingerprint)
+                replay = await run_in_threadpool(self._replay, idempotency_key, fingerprint)
                 if replay is not None:
                     return replay, True
             raise
+        self._on_committed()
         return to_api(row), False
 
     def _replay(self, key: str, fingerprint: str) -> dict[str, Any] | None:
@@ -156,7 +177,7 @@ class OrderService:
         return {"items": [to_api(r) for r in rows], "nextCursor": next_cursor}
 
     def purge_expired_keys(self) -> int:
-        with self._engine.begin() as conn:
+        with write_transaction(self._engine) as conn:
             return store.purge_idempotency_keys(conn, time.time() - self._idempotency_ttl)
 
 

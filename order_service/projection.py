@@ -13,6 +13,7 @@ from contract_models.events import FulfillmentStatusChanged
 from messaging.consuming import Decoded
 from order_service import store
 from order_service.domain import apply_fulfillment
+from persistence.engine import write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ class FulfillmentProjection:
             return
         changed: list[str] = []
         now_us = time.time_ns() // 1000
-        with self._engine.begin() as conn:
+        with write_transaction(self._engine) as conn:
             current = store.get_orders(conn, sorted({str(e.orderId) for e in events}))
             views = {order_id: store.fulfillment_view(row) for order_id, row in current.items()}
             for event in events:

@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from persistence.engine import write_transaction
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -36,9 +38,11 @@ class GroupCommitter:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def submit(self, op: Callable[[Connection], T]) -> T:
+        if self._task is None:
+            self.start()
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.append((op, future))
-        assert self._wake is not None, "start() first"
+        assert self._wake is not None
         self._wake.set()
         return await future
 
@@ -77,11 +81,11 @@ class GroupCommitter:
                         future.set_result(result)
 
     def _batch(self, ops: list[Operation]) -> list[Any]:
-        with self._engine.begin() as conn:
+        with write_transaction(self._engine) as conn:
             return [op(conn) for op in ops]
 
     def _one(self, op: Operation) -> Any:
-        with self._engine.begin() as conn:
+        with write_transaction(self._engine) as conn:
             return op(conn)
 
     def _one_or_error(self, op: Operation) -> Any:

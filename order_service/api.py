@@ -125,7 +125,7 @@ def order_router(service: OrderService, waiter: StatusWaiter) -> APIRouter:
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)] = None,
     ) -> Response:
         order_request = parse_order_request(await request.body(), request.headers.get("content-type"))
-        order, replayed = await run_in_threadpool(service.place, order_request, idempotency_key)
+        order, replayed = await service.place(order_request, idempotency_key)
         headers = {"Location": f"/api/orders/{order['orderId']}"}
         if replayed:
             headers["Idempotent-Replayed"] = "true"

@@ -263,3 +263,27 @@ def test_broker_loss_degrades_then_resumes_by_itself(private_stack, tmp_path):
         wait_until(lambda: fulfillment_health(system.fulfillment.url)["status"] == "ok", 30, message="recovery")
     finally:
         system.stop()
+
+
+def test_simulated_delivery_follows_shipping(stack, tmp_path):
+    system = make_system(
+        stack.bootstrap_servers, stack.registry_url, tmp_path, PROVIDER_FAILURE_RATE="0", DELIVERY_AFTER_SECONDS="1"
+    )
+    system.start()
+    try:
+        (order_id,) = post_orders(system.orders.url, 1)
+        shipped = wait_all_terminal(system.orders.url, [order_id], timeout=60)[order_id]
+        delivered = wait_until(
+            lambda: (
+                (f := httpx.get(f"{system.fulfillment.url}/api/fulfillment/orders/{order_id}").json())["status"]
+                == "Delivered"
+                and f
+            ),
+            30,
+            message="delivery",
+        )
+        assert delivered["trackingNumber"] == shipped["trackingNumber"]
+        # The order stays Fulfilled; the Delivered event moved it nowhere else.
+        assert httpx.get(f"{system.orders.url}/api/orders/{order_id}").json()["status"] == "Fulfilled"
+    finally:
+        system.stop()

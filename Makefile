@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test unit integration contract e2e codegen codegen-check lint fetch install clean
+.PHONY: run test unit integration contract schema-check e2e bench chaos codegen codegen-check lint fetch install clean
 
 run: install fetch
 	$(PY) -m infra.run
@@ -48,3 +48,26 @@ $(STAMP): requirements.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) .run var
+
+# Benchmark: load generator, ceilings, scenarios; prints where report.md, report.json and the plots are.
+# BENCH_ARGS=--quick for a short smoke run, BENCH_ARGS="--scenario long" for the 1,000,000-order run.
+BENCH_ARGS ?=
+bench: install fetch
+	$(PY) -m bench $(BENCH_ARGS)
+
+# Contract tests with 1,000 schemathesis cases per operation (`make test` runs them with 100): conformance of
+# both running services to their OpenAPI specs, the served contract, schema gates, consumer contract, AsyncAPI.
+CONTRACT_EXAMPLES ?= 1000
+contract: install fetch codegen-check
+	CONTRACT_EXAMPLES=$(CONTRACT_EXAMPLES) $(PY) -m pytest tests/contract $(PYTEST_ARGS)
+
+# Event schemas: compatible with every released version, locally and per the Schema Registry
+# ($SCHEMA_REGISTRY_URL, else a local registry started for the check). OpenAPI: no breaking change against
+# schemas/openapi/released/.
+schema-check: install fetch
+	$(PY) -m tools.schema_check --seed-history
+	$(PY) -m tools.openapi_diff
+
+# The eight chaos scenarios, full length, each on a fresh stack; tables land in chaos/results/.
+chaos: install fetch
+	$(PY) -m chaos

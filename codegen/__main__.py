@@ -1,4 +1,4 @@
-"""`python -m codegen` writes contract_models/; `python -m codegen --check` fails on drift."""
+"""`python -m codegen` writes contract_models/ and schemas/asyncapi/asyncapi.yaml; `--check` fails on drift."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+import yaml
+
+from codegen import asyncapi
 from codegen.avro_models import HEADER, render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,6 +23,9 @@ OPENAPI = {
     "fulfillment_api.py": ROOT / "schemas" / "openapi" / "fulfillment-service.yaml",
 }
 EVENTS = {"order_created": "OrderCreated.avsc", "fulfillment_status_changed": "FulfillmentStatusChanged.avsc"}
+# The topic each event is published on (the defaults of messaging/settings.py).
+EVENT_TOPICS = {"OrderCreated.avsc": "order-events", "FulfillmentStatusChanged.avsc": "fulfillment-events"}
+ASYNCAPI = ROOT / "schemas" / "asyncapi" / "asyncapi.yaml"
 
 
 def _openapi_models(spec: Path, out: Path) -> None:
@@ -59,30 +65,55 @@ def _openapi_models(spec: Path, out: Path) -> None:
     )
 
 
-def generate(target: Path) -> None:
-    """Write the whole generated package into target."""
+def generate(target: Path, asyncapi_file: Path = ASYNCAPI) -> None:
+    """Write the whole generated package into target and the AsyncAPI document to asyncapi_file."""
     target.mkdir(parents=True, exist_ok=True)
     for name, spec in OPENAPI.items():
         _openapi_models(spec, target / name)
     schemas = {name: json.loads((AVRO_DIR / file).read_text()) for name, file in EVENTS.items()}
     (target / "events.py").write_text(render(schemas, "schemas/avro/*.avsc"))
+    events = {topic: json.loads((AVRO_DIR / file).read_text()) for file, topic in EVENT_TOPICS.items()}
+    asyncapi_file.parent.mkdir(parents=True, exist_ok=True)
+    asyncapi_file.write_text(asyncapi.render(events))
+    (target / "documents.py").write_text(_documents(asyncapi_file.read_text()))
     (target / "__init__.py").write_text(
         HEADER.format(source="schemas/") + '"""Models generated from the Avro and OpenAPI contracts in schemas/."""\n'
     )
 
 
-def _snapshot(directory: Path) -> dict[str, str]:
-    return {p.name: p.read_text() for p in sorted(directory.glob("*.py"))}
+def _documents(asyncapi_text: str) -> str:
+    """A module holding the published documents, so a service serves them without the schemas/ tree."""
+    openapi = {
+        spec.stem: json.dumps(yaml.safe_load(spec.read_text()), separators=(",", ":")) for spec in OPENAPI.values()
+    }
+    lines = [
+        HEADER.format(source="schemas/openapi/*.yaml and schemas/asyncapi/asyncapi.yaml").rstrip("\n"),
+        '"""The contract documents the services serve: OpenAPI as JSON text, AsyncAPI as YAML text."""',
+        "",
+        "OPENAPI = {",
+        *(f"    {name!r}: {text!r}," for name, text in sorted(openapi.items())),
+        "}",
+        f"ASYNCAPI_YAML = {asyncapi_text!r}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _snapshot(directory: Path, asyncapi_file: Path) -> dict[str, str]:
+    files = {p.name: p.read_text() for p in sorted(directory.glob("*.py"))}
+    files[ASYNCAPI.relative_to(ROOT).as_posix()] = asyncapi_file.read_text() if asyncapi_file.exists() else ""
+    return files
 
 
 def check() -> int:
-    """Return 1 (and print a diff) when the committed package differs from what the schemas give."""
+    """Return 1 (and print a diff) when the committed output differs from what the schemas give."""
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp) / PACKAGE
-        generate(fresh)
-        expected, actual = _snapshot(fresh), _snapshot(ROOT / PACKAGE)
+        generate(fresh, Path(tmp) / "asyncapi.yaml")
+        expected = _snapshot(fresh, Path(tmp) / "asyncapi.yaml")
+        actual = _snapshot(ROOT / PACKAGE, ASYNCAPI)
     if expected == actual:
-        print(f"{PACKAGE}/ is up to date with schemas/")
+        print(f"{PACKAGE}/ and {ASYNCAPI.relative_to(ROOT)} are up to date with schemas/")
         return 0
     for name in sorted(set(expected) | set(actual)):
         if expected.get(name) != actual.get(name):
@@ -95,7 +126,8 @@ def check() -> int:
                 n=1,
             )
             print("\n".join(list(diff)[:60]))
-    print(f"\n{PACKAGE}/ is out of date with schemas/: run `make codegen` and commit the result", file=sys.stderr)
+    stale = f"{PACKAGE}/ or {ASYNCAPI.relative_to(ROOT)}"
+    print(f"\n{stale} is out of date with schemas/: run `make codegen` and commit the result", file=sys.stderr)
     return 1
 
 
@@ -106,7 +138,7 @@ def main() -> int:
     if args.check:
         return check()
     generate(ROOT / PACKAGE)
-    print(f"wrote {PACKAGE}/")
+    print(f"wrote {PACKAGE}/ and {ASYNCAPI.relative_to(ROOT)}")
     return 0
 
 

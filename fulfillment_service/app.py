@@ -28,6 +28,7 @@ from fulfillment_service.shipping import MockShippingProvider, ProviderBehaviour
 from httpapi.body_limit import BodyLimitMiddleware
 from httpapi.health import dependency_report, overall_status
 from httpapi.json_body import DecimalJSONResponse
+from httpapi.openapi import serve_contract
 from httpapi.problems import install_problem_handlers
 from messaging.avro_codec import EventCodec
 from messaging.clients import make_consumer, make_producer
@@ -117,6 +118,7 @@ def create_app(settings: FulfillmentServiceSettings | None = None) -> FastAPI:
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=1_048_576)
     install_problem_handlers(app)
+    serve_contract(app, "fulfillment-service")
     app.include_router(fulfillment_router(engine))
     if settings.provider_control_enabled:
         app.include_router(provider_control_router(behaviour))

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -81,8 +82,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         errors = []
         for error in exc.errors():
             loc = list(error.get("loc", ()))
-            # ('query', 'limit') -> 'limit'; ('path', 'orderId') -> 'orderId'
-            errors.append(validation_errors([{**error, "loc": loc[1:] if len(loc) > 1 else loc}])[0])
+            # ('query', 'limit') -> 'limit'; ('path', 'orderId') -> 'orderId'; a parameter is one field, so
+            # ('query', 'waitFor', 0) -> 'waitFor' too.
+            if len(loc) > 1:
+                loc = loc[1:] if loc[0] == "body" else loc[1:2]
+            errors.append(validation_errors([{**error, "loc": loc}])[0])
         return problem_response(
             422, "Invalid request", "The request does not match the API contract.", errors, request.url.path
         )
@@ -90,18 +94,32 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         detail = exc.detail if isinstance(exc.detail, str) else None
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route on the path; a client needs them all.
+            headers["Allow"] = allowed_methods(request)
         return problem_response(
             exc.status_code,
             _TITLES.get(exc.status_code, "Error"),
             detail,
             None,
             request.url.path,
-            headers=getattr(exc, "headers", None),
+            headers=headers or None,
         )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         return problem_response(500, "Internal Server Error", "An unexpected error occurred.", None, request.url.path)
+
+
+def allowed_methods(request: Request) -> str:
+    """The Allow header for the request's path: the methods of every route that matches it."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        path_regex = getattr(route, "path_regex", None)
+        if path_regex is not None and route.methods and path_regex.match(request.scope["path"]):
+            methods |= set(route.methods)
+    return ", ".join(sorted(methods))
 
 
 _TITLES = {

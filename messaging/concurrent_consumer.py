@@ -19,7 +19,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from messaging.avro_codec import EventCodec
-from messaging.consuming import Decoded, decode_batch, is_error_message, rewind
+from messaging.consuming import Decoded, decode_batch, is_error_message, poll_batch, rewind
 from messaging.dead_letter import DeadLetterPublisher
 from messaging.offsets import OffsetTracker
 
@@ -144,11 +144,17 @@ class ConcurrentConsumer:
 
     def _fetch(self) -> tuple[list[Decoded[Any]], list[Message]]:
         """On the consumer thread: poll, then decode (dead-lettering poison records)."""
-        messages = self._consumer.consume(self._batch_size, timeout=0.05)
+        messages = poll_batch(self._consumer, self._batch_size, timeout=0.05)
         records = [m for m in messages if not is_error_message(m)]
         if not records:
             return [], []
-        return decode_batch(records, self._codec, self._dead_letters)
+        try:
+            return decode_batch(records, self._codec, self._dead_letters)
+        except Exception:
+            # Nothing of this batch was accepted (e.g. the dead-letter topic did not confirm): read it again,
+            # or the next fetch would move past it and its valid records would never be handled.
+            rewind(self._consumer, records)
+            raise
 
     def _rewind(self, messages: list[Message]) -> None:
         rewind(self._consumer, messages)

@@ -36,18 +36,35 @@ def decode_batch(
     """Decode in order. Returns the records handled (decoded or dead-lettered) and, when the registry
     could not be reached, the records from that point on, which must be read again."""
     done: list[Decoded[Any]] = []
+    poison: list[tuple[Message, str, str]] = []
+    again: list[Message] = []
     for index, message in enumerate(messages):
         try:
             event = codec.decode(message.value())
-        except PoisonRecord as poison:
-            dead_letters.publish(message, poison.kind, poison.message)
+        except PoisonRecord as exc:
+            poison.append((message, exc.kind, exc.message))
             done.append(Decoded(message, None))
         except RegistryUnavailable as exc:
             log.warning("schema registry unavailable, will read %s again: %s", message.topic(), exc)
-            return done, list(messages[index:])
+            again = list(messages[index:])
+            break
         else:
             done.append(Decoded(message, event))
-    return done, []
+    # All of the batch's poison records in one round trip; raises (nothing counts as done) if any failed.
+    dead_letters.publish_all(poison)
+    return done, again
+
+
+def poll_batch(consumer: Consumer, max_records: int, timeout: float) -> list[Message]:
+    """Wait up to timeout for the first record, then take what else is already fetched without waiting.
+
+    consume(n, timeout) alone waits for n records or the whole timeout, which at low rates delays every
+    record by the timeout.
+    """
+    first = consumer.poll(timeout)
+    if first is None:
+        return []
+    return [first, *consumer.consume(max_records - 1, timeout=0)]
 
 
 def rewind(consumer: Consumer, messages: Sequence[Message]) -> None:
@@ -112,7 +129,7 @@ class BatchConsumerWorker(threading.Thread):
             while not self._stop_event.is_set():
                 if backoff:
                     self._stop_event.wait(backoff)
-                messages = self._consumer.consume(self._batch_size, timeout=0.5)
+                messages = poll_batch(self._consumer, self._batch_size, timeout=0.5)
                 records = [m for m in messages if not is_error_message(m)]
                 if not records:
                     continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -35,27 +36,38 @@ class DeadLetterPublisher:
         self.topic = topic
 
     def publish(self, message: Message, error_type: str, error_message: str, timeout: float = 30.0) -> None:
+        self.publish_all([(message, error_type, error_message)], timeout)
+
+    def publish_all(self, records: Sequence[tuple[Message, str, str]], timeout: float = 30.0) -> None:
+        """Dead-letter (message, error type, error message) records and wait once for all their acks.
+
+        One wait per batch, not per record: a burst of poison records must not stall the valid ones.
+        """
+        if not records:
+            return
         errors: list[KafkaError] = []
 
         def on_delivery(err: KafkaError | None, _msg: Message) -> None:
             if err is not None:
                 errors.append(err)
 
-        self._producer.produce(
-            self.topic,
-            key=message.key(),
-            value=message.value(),
-            headers=dead_letter_headers(message, error_type, error_message),
-            on_delivery=on_delivery,
-        )
+        for message, error_type, error_message in records:
+            self._producer.produce(
+                self.topic,
+                key=message.key(),
+                value=message.value(),
+                headers=dead_letter_headers(message, error_type, error_message),
+                on_delivery=on_delivery,
+            )
         remaining = self._producer.flush(timeout)
         if remaining or errors:
             raise DeadLetterError(f"dead-letter publish to {self.topic} failed: {errors or 'timeout'}")
-        log.warning(
-            "dead-lettered %s[%s]@%s: %s: %s",
-            message.topic(),
-            message.partition(),
-            message.offset(),
-            error_type,
-            error_message[:200],
-        )
+        for message, error_type, error_message in records:
+            log.warning(
+                "dead-lettered %s[%s]@%s: %s: %s",
+                message.topic(),
+                message.partition(),
+                message.offset(),
+                error_type,
+                error_message[:200],
+            )

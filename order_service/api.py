@@ -26,13 +26,20 @@ _MONEY_DIGITS = 400
 
 
 def _split_statuses(value: Any) -> Any:
-    """`waitFor=Pending,Failed` (style form, explode false); an empty value is an empty list."""
+    """`waitFor=Pending,Failed` (style form, explode false). `waitFor=` is an empty list, which is refused:
+    on the wire it could as well be a list of one empty string."""
     if not isinstance(value, list):
         return value
-    return [part for item in value for part in (item.split(",") if isinstance(item, str) and item else [item])]
+    parts: list[Any] = []
+    for item in value:
+        if isinstance(item, str):
+            parts.extend(item.split(",") if item else [])
+        else:
+            parts.append(item)
+    return parts
 
 
-WaitFor = Annotated[list[OrderStatus], BeforeValidator(_split_statuses), Field(max_length=4)]
+WaitFor = Annotated[list[OrderStatus], BeforeValidator(_split_statuses), Field(min_length=1, max_length=4)]
 
 
 def parse_order_request(body: bytes, content_type: str | None) -> CreateOrderRequest:
@@ -79,6 +86,8 @@ def parse_order_request(body: bytes, content_type: str | None) -> CreateOrderReq
         for error in errors:
             if error["message"].startswith("Input should be an instance of Decimal"):
                 error["message"] = "must be a number"
+            elif error["message"].startswith("String should match pattern"):
+                error["message"] = "must contain a non-blank character"  # the only pattern: NonBlankText
         raise ProblemError(422, "Invalid request", "The order does not match the API contract.", errors) from exc
 
 

@@ -23,6 +23,7 @@ from contract_models.order_api import Health
 from httpapi.body_limit import BodyLimitMiddleware
 from httpapi.health import dependency_report, overall_status
 from httpapi.json_body import DecimalJSONResponse
+from httpapi.openapi import serve_contract
 from httpapi.problems import install_problem_handlers
 from messaging.avro_codec import EventCodec
 from messaging.clients import make_consumer, make_producer
@@ -54,9 +55,11 @@ def create_app(settings: OrderServiceSettings | None = None) -> FastAPI:
         registry, settings.fulfillment_events_topic, FULFILLMENT_STATUS_CHANGED_SCHEMA, FulfillmentStatusChanged
     )
     waiter = StatusWaiter()
-    service = OrderService(engine, settings.order_events_topic, settings.idempotency_key_ttl_seconds)
     producer = make_producer(settings, "order-service-outbox")
     relay = OutboxRelay(engine, store.outbox, producer, {"OrderCreated": order_codec})
+    service = OrderService(
+        engine, settings.order_events_topic, settings.idempotency_key_ttl_seconds, on_committed=relay.wake
+    )
     projection = BatchConsumerWorker(
         make_consumer(settings, settings.consumer_group, "order-service-projection"),
         settings.fulfillment_events_topic,
@@ -81,6 +84,7 @@ def create_app(settings: OrderServiceSettings | None = None) -> FastAPI:
         finally:
             stopping.set()
             janitor.cancel()
+            await service.stop()
             await run_in_threadpool(projection.stop)
             await run_in_threadpool(relay.stop)
             engine.dispose()
@@ -93,9 +97,10 @@ def create_app(settings: OrderServiceSettings | None = None) -> FastAPI:
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     install_problem_handlers(app)
+    serve_contract(app, "order-service", asyncapi=True)
     app.include_router(order_router(service, waiter))
 
-    @app.get("/health/live", response_model=Health, operation_id="live")
+    @app.get("/health/live", response_model=Health, response_model_exclude_none=True, operation_id="live")
     async def live() -> dict[str, Any]:
         return {"status": "ok"}
 

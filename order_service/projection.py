@@ -54,7 +54,6 @@ class FulfillmentProjection:
                 if updated is not None:
                     views[order_id] = updated
                     changed.append(order_id)
-            for order_id in dict.fromkeys(changed):
-                store.save_fulfillment_view(conn, order_id, views[order_id], now_us)
+            store.save_fulfillment_views(conn, {order_id: views[order_id] for order_id in changed}, now_us)
         if changed and self._on_changed:
             self._on_changed(list(dict.fromkeys(changed)))

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     delete,
     insert,
     or_,
@@ -144,19 +145,40 @@ def fulfillment_view(row: dict[str, Any]) -> FulfillmentView:
     )
 
 
-def save_fulfillment_view(conn: Connection, order_id: str, view: FulfillmentView, now_us: int) -> None:
+_SAVE_VIEW = (
+    update(orders)
+    .where(orders.c.order_id == bindparam("b_order_id"))
+    .values(
+        status=bindparam("b_status"),
+        fulfillment_seq=bindparam("b_seq"),
+        tracking_number=bindparam("b_tracking"),
+        carrier=bindparam("b_carrier"),
+        estimated_delivery=bindparam("b_eta"),
+        failure_reason=bindparam("b_reason"),
+        updated_at=bindparam("b_now"),
+    )
+)
+
+
+def save_fulfillment_views(conn: Connection, views: dict[str, FulfillmentView], now_us: int) -> None:
+    """One prepared UPDATE for the whole batch (executemany)."""
+    if not views:
+        return
     conn.execute(
-        update(orders)
-        .where(orders.c.order_id == order_id)
-        .values(
-            status=view.status.value,
-            fulfillment_seq=view.sequence,
-            tracking_number=view.tracking_number,
-            carrier=view.carrier,
-            estimated_delivery=view.estimated_delivery_ms,
-            failure_reason=view.failure_reason,
-            updated_at=now_us,
-        )
+        _SAVE_VIEW,
+        [
+            {
+                "b_order_id": order_id,
+                "b_status": view.status.value,
+                "b_seq": view.sequence,
+                "b_tracking": view.tracking_number,
+                "b_carrier": view.carrier,
+                "b_eta": view.estimated_delivery_ms,
+                "b_reason": view.failure_reason,
+                "b_now": now_us,
+            }
+            for order_id, view in views.items()
+        ],
     )
 
 

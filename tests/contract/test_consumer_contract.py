@@ -1,0 +1,193 @@
+"""Consumers read every released event version, and park what they can never read instead of crashing.
+
+Records are written the way producers write them: the writer schema registered in the real Schema Registry
+under the topic's subject, the record in Confluent wire format (magic byte, schema id, Avro body). They are
+read with the services' own reader, `EventCodec.decode` with the generated reader schema.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import struct
+import time
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import pytest
+from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from pydantic import BaseModel
+
+from contract_models.events import (
+    FULFILLMENT_STATUS_CHANGED_SCHEMA,
+    ORDER_CREATED_SCHEMA,
+    FulfillmentStatusChanged,
+    OrderCreated,
+)
+from messaging.avro_codec import EventCodec
+from tests.support import System, post_orders, read_topic, wait_all_terminal, wait_until
+
+pytestmark = pytest.mark.integration
+
+HISTORY = Path(__file__).resolve().parents[2] / "schemas/avro/history"
+READERS: dict[str, tuple[str, type[BaseModel]]] = {
+    "OrderCreated": (ORDER_CREATED_SCHEMA, OrderCreated),
+    "FulfillmentStatusChanged": (FULFILLMENT_STATUS_CHANGED_SCHEMA, FulfillmentStatusChanged),
+}
+RELEASED = sorted(HISTORY.glob("*.avsc"))
+DEAD_LETTER_HEADERS = {
+    "error.type",
+    "error.message",
+    "original.topic",
+    "original.partition",
+    "original.offset",
+    "original.timestamp",
+}
+
+
+def sample(schema: Any, names: dict[str, Any] | None = None) -> Any:
+    """A value of every field of an Avro schema, none left to its default."""
+    names = {} if names is None else names
+    if isinstance(schema, list):
+        return sample(next(branch for branch in schema if branch != "null"), names)
+    if isinstance(schema, str):
+        if schema in names:
+            return sample(names[schema], names)
+        return {"string": "text", "int": 7, "long": 7, "boolean": True, "double": 1.5, "float": 1.5}[schema]
+    logical = schema.get("logicalType")
+    if logical == "uuid":
+        return uuid.UUID("12345678-1234-5678-1234-567812345678")
+    if logical == "timestamp-millis":
+        return datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    if logical == "decimal":
+        return Decimal(1234).scaleb(-schema["scale"])
+    kind = schema["type"]
+    if kind == "record":
+        names[schema["name"]] = names[f"{schema.get('namespace', '')}.{schema['name']}"] = schema
+        return {field["name"]: sample(field["type"], names) for field in schema["fields"]}
+    if kind == "enum":
+        names[schema["name"]] = schema
+        return schema["symbols"][-1]
+    if kind == "array":
+        return [sample(schema["items"], names), sample(schema["items"], names)]
+    if kind == "map":
+        return {"k": sample(schema["values"], names)}
+    return sample(kind, names)
+
+
+@pytest.fixture
+def registry(stack: Any) -> SchemaRegistryClient:
+    return SchemaRegistryClient({"url": stack.registry_url})
+
+
+@pytest.mark.parametrize("released", RELEASED, ids=[p.stem for p in RELEASED])
+def test_every_released_version_is_read_by_the_current_reader(registry: SchemaRegistryClient, released: Path) -> None:
+    writer = json.loads(released.read_text())
+    reader_text, model = READERS[writer["name"]]
+    topic = f"consumer-{uuid.uuid4().hex[:8]}"
+    record = sample(writer)
+
+    data = AvroSerializer(registry, released.read_text(), conf={"auto.register.schemas": True})(
+        record, SerializationContext(topic, MessageField.VALUE)
+    )
+    magic, schema_id = struct.unpack(">bI", data[:5])
+    assert magic == 0
+    assert registry.get_latest_version(f"{topic}-value").schema_id == schema_id
+
+    event = EventCodec(registry, topic, reader_text, model).decode(data)
+
+    reader = json.loads(reader_text)
+    written = {field["name"] for field in writer["fields"]}
+    expected = {
+        field["name"]: record[field["name"]] if field["name"] in written else field["default"]
+        for field in reader["fields"]
+    }
+    assert event.model_dump() == expected
+
+
+def test_a_writer_without_the_defaulted_fields_reads_with_defaults(registry: SchemaRegistryClient) -> None:
+    # An older producer that knew only the required fields: the reader fills in every default.
+    reader = json.loads(FULFILLMENT_STATUS_CHANGED_SCHEMA)
+    writer = copy.deepcopy(reader)
+    writer["fields"] = [field for field in writer["fields"] if "default" not in field]
+    topic = f"consumer-{uuid.uuid4().hex[:8]}"
+    record = sample(writer)
+    data = AvroSerializer(registry, json.dumps(writer))(record, SerializationContext(topic, MessageField.VALUE))
+
+    event = EventCodec(registry, topic, FULFILLMENT_STATUS_CHANGED_SCHEMA, FulfillmentStatusChanged).decode(data)
+
+    assert {f["name"] for f in writer["fields"]} == {"eventId", "orderId", "status", "timestamp"}
+    assert (event.eventId, event.status, event.timestamp) == (record["eventId"], record["status"], record["timestamp"])
+    assert (event.sequence, event.attempts, event.trackingNumber, event.carrier) == (0, 0, None, None)
+    assert (event.estimatedDelivery, event.reason) == (None, None)
+
+
+def unresolvable_writer() -> dict[str, Any]:
+    """Same full name as OrderCreated, but customerId is an int: no reader of OrderCreated can resolve it."""
+    writer = json.loads(ORDER_CREATED_SCHEMA)
+    for field in writer["fields"]:
+        if field["name"] == "customerId":
+            field["type"] = "int"
+    return writer
+
+
+def produce(bootstrap_servers: str, topic: str, key: bytes, value: bytes, timestamp_ms: int) -> Message:
+    delivered: list[tuple[KafkaError | None, Message]] = []
+    producer = Producer({"bootstrap.servers": bootstrap_servers, "acks": "all"})
+    producer.produce(
+        topic, key=key, value=value, timestamp=timestamp_ms, on_delivery=lambda e, m: delivered.append((e, m))
+    )
+    assert producer.flush(30) == 0, "record not delivered"
+    error, message = delivered[0]
+    assert error is None, error
+    return message
+
+
+def wait_for_topic(bootstrap_servers: str, topic: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    wait_until(lambda: topic in admin.list_topics(timeout=5).topics, 60, message=f"topic {topic}")
+
+
+def test_an_unreadable_writer_schema_is_dead_lettered_and_consumption_goes_on(system: System) -> None:
+    registry = SchemaRegistryClient({"url": system.registry_url})
+    writer = unresolvable_writer()
+    # The topic's subject is BACKWARD_TRANSITIVE and would refuse this schema; another subject takes it, and
+    # the record names it by id, as a misconfigured producer would.
+    schema_id = registry.register_schema(f"stray-{uuid.uuid4().hex[:8]}-value", Schema(json.dumps(writer), "AVRO"))
+    record = sample(writer)
+    body = BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(writer), record)
+    value = struct.pack(">bI", 0, schema_id) + body.getvalue()
+    key = str(record["orderId"]).encode()
+    timestamp_ms = int(time.time() * 1000) - 5_000
+    wait_for_topic(system.bootstrap_servers, system.order_topic)
+
+    produced = produce(system.bootstrap_servers, system.order_topic, key, value, timestamp_ms)
+
+    dlq = system.env["fulfillment"]["ORDER_EVENTS_DLQ_TOPIC"]
+    assert dlq == system.order_topic + ".dlq"
+    parked = read_topic(system.bootstrap_servers, dlq, stop=lambda rs: any(r.key() == key for r in rs), timeout=60)
+    (dead,) = [r for r in parked if r.key() == key]
+    headers = {name: raw.decode() for name, raw in dead.headers() or []}
+    assert headers.keys() >= DEAD_LETTER_HEADERS
+    assert headers["error.type"] == "IncompatibleWriterSchema"
+    assert headers["error.message"]
+    assert headers["original.topic"] == system.order_topic
+    assert headers["original.partition"] == str(produced.partition())
+    assert headers["original.offset"] == str(produced.offset())
+    assert headers["original.timestamp"] == str(timestamp_ms)
+    assert dead.value() == value  # parked byte for byte
+
+    # The consumer is not stuck behind the poison record: a new order still goes all the way.
+    (order_id,) = post_orders(system.orders.url, 1)
+    final = wait_all_terminal(system.orders.url, [order_id], timeout=90)
+    assert final[order_id]["status"] in {"Fulfilled", "Failed"}

@@ -1,0 +1,1 @@
+"""Schema governance tools: event schema compatibility and OpenAPI breaking-change checks."""

@@ -120,10 +120,20 @@ def test_fulfillment_service_conforms(case: Case, seeded: Seeded) -> None:
 def test_order_service_stateful_links(seeded: Seeded) -> None:
     """Sequences of calls along the spec's links: a created order is readable at once, by its new id."""
 
+    failures: list[str] = []
+
     class Links(ORDER_SCHEMA.as_state_machine()):  # type: ignore[misc]
         def before_call(self, case: Case) -> None:
             obey_prose_rules(case, seeded)
             CASES[f"order-service stateful {case.operation.label}"] += 1
+
+        def validate_response(self, response: Any, case: Case, **kwargs: Any) -> None:
+            # Collected, not raised: the services' state moves on between calls, so hypothesis could not
+            # replay a failing sequence (it would report "flaky" and hide the actual failure).
+            try:
+                super().validate_response(response, case, **kwargs)
+            except Exception as exc:
+                failures.append(f"{case.operation.label} {case.path_parameters} {case.query}: {exc}")
 
     Links.run(
         settings=hypothesis.settings(
@@ -135,6 +145,7 @@ def test_order_service_stateful_links(seeded: Seeded) -> None:
             suppress_health_check=list(hypothesis.HealthCheck),
         )
     )
+    assert not failures, "\n\n".join(failures[:5])
     followed = CASES["order-service stateful GET /api/orders/{orderId}"]
     assert followed > 0, "no stateful step read an order: the POST -> GET link was never followed"
 

@@ -104,7 +104,8 @@ class LoadGenerator:
         max_orders: int | None = None,
         retry_seconds: float = 60.0,
         request_timeout: float = 10.0,
-        max_outstanding: int = 5000,
+        max_outstanding: int = 20_000,
+        max_concurrency: int = 16,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
@@ -115,6 +116,7 @@ class LoadGenerator:
         self.retry_seconds = retry_seconds
         self.request_timeout = request_timeout
         self.max_outstanding = max_outstanding
+        self.max_concurrency = max_concurrency
         self.result = LoadResult(rate)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -157,8 +159,11 @@ class LoadGenerator:
             self._error = exc
 
     async def _run(self) -> None:
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-        timeout = httpx.Timeout(self.request_timeout, connect=2.0, pool=self.request_timeout)
+        # Requests beyond max_concurrency wait for a slot here rather than in httpx's pool: after an
+        # outage hundreds of retries would otherwise stampede the restarted service (and the pool).
+        self._slots = asyncio.Semaphore(self.max_concurrency)
+        limits = httpx.Limits(max_connections=self.max_concurrency, max_keepalive_connections=self.max_concurrency)
+        timeout = httpx.Timeout(self.request_timeout, connect=5.0)
         tasks: set[asyncio.Task[None]] = set()
         async with httpx.AsyncClient(base_url=self.base_url, limits=limits, timeout=timeout) as client:
             start = time.monotonic()
@@ -190,15 +195,26 @@ class LoadGenerator:
         deadline = time.monotonic() + self.retry_seconds
         self.result.sent += 1
         attempt = 0
-        delay = 0.05
+        delay = 0.1
         while True:
             attempt += 1
             retry = True
+            response: httpx.Response | None = None
+            try:
+                # Waiting for a slot counts against the budget too, so every POST ends within it.
+                await asyncio.wait_for(self._slots.acquire(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                self._fail(key, None, "ClientQueueTimeout: no free connection within the retry budget", attempt)
+                with self._lock:
+                    self.result.gave_up.append(key)
+                return
             try:
                 response = await client.post("/api/orders", json=body, headers={"Idempotency-Key": key})
             except httpx.HTTPError as exc:
                 self._fail(key, None, f"{type(exc).__name__}: {exc}", attempt)
-            else:
+            finally:
+                self._slots.release()
+            if response is not None:
                 if 200 <= response.status_code < 300:
                     self._accept(key, response, first_sent, attempt)
                     return
@@ -210,7 +226,7 @@ class LoadGenerator:
                     self.result.gave_up.append(key)
                 return
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, 1.0)
+            delay = min(delay * 2, 2.0)
 
     def _accept(self, key: str, response: httpx.Response, first_sent: float, attempt: int) -> None:
         order_id = response.json()["orderId"]

@@ -23,7 +23,7 @@ import httpx
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from chaos.load import LoadResult
+from chaos.load import Accepted, LoadResult
 from contract_models.events import (
     FULFILLMENT_STATUS_CHANGED_SCHEMA,
     ORDER_CREATED_SCHEMA,
@@ -76,6 +76,24 @@ def read_to_end(bootstrap_servers: str, topic: str, timeout: float = 120.0) -> l
                 if message.offset() >= end - 1:
                     del remaining[partition]
         return records
+    finally:
+        consumer.close()
+
+
+def group_lag(bootstrap_servers: str, group_id: str, topic: str) -> int:
+    """Records of topic the consumer group has not committed yet, from the broker's own offsets.
+
+    Reads the group's committed offsets without joining the group, so it works whoever is a member.
+    """
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group_id, "enable.auto.commit": False})
+    try:
+        metadata = consumer.list_topics(topic, timeout=30).topics[topic]
+        partitions = [TopicPartition(topic, p) for p in sorted(metadata.partitions)]
+        lag = 0
+        for committed in consumer.committed(partitions, timeout=30):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, committed.partition), timeout=30)
+            lag += high - (committed.offset if committed.offset >= 0 else low)
+        return lag
     finally:
         consumer.close()
 
@@ -233,7 +251,7 @@ def wait_drained(base_url: str, accepted: set[str], timeout: float, progress: An
                 return DrainOutcome(False, waited, len(open_ids))
             if progress:
                 progress(f"draining: {len(open_ids)} orders not terminal after {waited:.0f}s")
-            time.sleep(1.0)
+            time.sleep(0.5)
 
 
 def _epoch(iso: str | None) -> float | None:
@@ -298,10 +316,12 @@ def reconcile(
     fault_end: float | None,
     drain: DrainOutcome,
     outbox_left: dict[str, int],
+    ignore: set[str] | frozenset[str] = frozenset(),
 ) -> Reconciliation:
+    """ignore: orders created outside the load (probes), left out of every count."""
     accepted = load.accepted
     with httpx.Client(base_url=order_service_url, timeout=30) as client:
-        orders = list_orders(client)
+        orders = {i: o for i, o in list_orders(client).items() if i not in ignore}
         for order_id in set(accepted) - set(orders):
             # Not in the listing: ask for it directly before calling it lost.
             response = client.get(f"/api/orders/{order_id}")
@@ -312,8 +332,30 @@ def reconcile(
     fulfilled = scan_fulfillment_events(
         read_to_end(bootstrap_servers, fulfillment_topic), registry_url, fulfillment_topic
     )
-    calls = ledger_requests(ledger_path)
+    return judge(
+        accepted=load.accepted,
+        orders=orders,
+        created=created,
+        fulfilled=fulfilled,
+        calls=ledger_requests(ledger_path),
+        fault_end=fault_end,
+        drained=drain.drained,
+        outbox_left=outbox_left,
+    )
 
+
+def judge(
+    *,
+    accepted: dict[str, Accepted],
+    orders: dict[str, dict[str, Any]],
+    created: OrderEventScan,
+    fulfilled: FulfillmentEventScan,
+    calls: dict[str, int],
+    fault_end: float | None,
+    drained: bool,
+    outbox_left: dict[str, int],
+) -> Reconciliation:
+    """The verdict from what was gathered: accepted orders, the service's orders, topics, ledger."""
     not_terminal = sorted(i for i in accepted if orders.get(i, {}).get("status") not in TERMINAL)
     not_published = sorted(i for i in accepted if i not in created.created_ms)
     lost = set(not_terminal) | set(not_published)
@@ -349,7 +391,7 @@ def reconcile(
         max_pickup_delay_s=delays[-1] if delays else None,
         p99_pickup_delay_s=delays[min(len(delays) - 1, int(len(delays) * 0.99))] if delays else None,
         drain_s=drain_s,
-        drained=drain.drained,
+        drained=drained,
         statuses=dict(Counter(orders[i]["status"] for i in accepted if i in orders)),
         order_event_copies=sum(n - 1 for n in created.copies.values()),
         poison_on_order_events=created.undecodable,

@@ -12,6 +12,8 @@ resumed, or the provider healthy again); the drain time is measured from the end
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import logging
 import random
 import shutil
@@ -19,18 +21,23 @@ import struct
 import tempfile
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import httpx
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from chaos.load import LoadGenerator, LoadResult, order_body
 from chaos.reconcile import (
     Reconciliation,
+    group_lag,
     read_to_end,
     reconcile,
     sqlite_path,
@@ -62,7 +69,6 @@ class Profile:
     poison_spread_s: float
     pause_s: float
     pickup_sla_s: float = 5.0
-    fulfillment_partitions: int = 4  # order-events partitions in the two-instance scenario
 
 
 FULL = Profile(
@@ -73,7 +79,8 @@ FULL = Profile(
     drain_timeout_s=180,
     broker_down_s=30,
     kills=10,
-    kill_gap_s=(1.0, 5.0),
+    # Long enough between kills for the restarted service to work off the requests queued meanwhile.
+    kill_gap_s=(3.0, 8.0),
     registry_down_s=30,
     provider_outage_s=60,
     poison_records=1000,
@@ -84,17 +91,17 @@ FULL = Profile(
 SMOKE = Profile(
     name="smoke",
     rate=40,
-    warmup_s=2,
-    tail_s=2,
+    warmup_s=1,
+    tail_s=1,
     drain_timeout_s=90,
-    broker_down_s=5,
-    kills=3,
+    broker_down_s=3,
+    kills=2,
     kill_gap_s=(0.5, 2.0),
-    registry_down_s=5,
-    provider_outage_s=6,
+    registry_down_s=3,
+    provider_outage_s=4,
     poison_records=1000,
-    poison_spread_s=4,
-    pause_s=5,
+    poison_spread_s=3,
+    pause_s=3,
 )
 
 
@@ -126,7 +133,8 @@ class ScenarioResult:
     faults: list[Fault]
     load: dict[str, Any]
     reconciliation: dict[str, Any]
-    create_non_2xx: int
+    create_non_2xx: int  # POST attempts not answered 2xx
+    create_non_2xx_orders: int  # distinct orders (keys) with at least one such attempt
     create_non_2xx_during_faults: int
     wall_seconds: float
     workdir: str
@@ -154,6 +162,7 @@ class Run:
         self.faults: list[Fault] = []
         self.checks: list[Check] = []
         self.ignored_orders: set[str] = set()  # probe orders, not part of the load
+        self.state: dict[str, Any] = {}  # what a scenario's inject step leaves for its verify step
         self.rng = random.Random()
 
     # recording
@@ -182,15 +191,15 @@ class Run:
         """Keep a fault in place for seconds (its duration); meanwhile sample probe about once a second."""
         end = time.monotonic() + seconds
         seen: list[str] = []
-        while (left := end - time.monotonic()) > 0:
+        while time.monotonic() < end:
             if probe is not None:
                 with contextlib.suppress(Exception):
                     observation = probe()
                     if observation:
                         seen.append(observation)
             time.sleep(min(1.0, max(0.0, end - time.monotonic())))
-        del left
-        return seen
+        # Distinct observations with how often each was made.
+        return [f"{text} (x{n})" for text, n in Counter(seen).items()]
 
     def poll(self, condition: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
         """condition()'s first truthy value, or None after timeout seconds (errors count as falsy)."""
@@ -213,18 +222,15 @@ class Run:
         return httpx.get(target.url + "/api/fulfillment/health", timeout=5).json()
 
     def caught_up(self, timeout: float) -> bool:
-        """Wait until the order outbox is empty and the fulfillment consumers have no lag."""
+        """Wait until every order accepted so far is terminal (at most timeout seconds)."""
+        assert self.load is not None
+        accepted = set(self.load.accepted_ids())
+        return wait_drained(self.system.orders.url, accepted, timeout).drained
 
-        def done() -> bool:
-            if self.order_health().get("outboxBacklog") != 0:
-                return False
-            return all(
-                self.fulfillment_health(s).get("consumerLag") == 0
-                for s in self.services
-                if s.module == "fulfillment_service" and s.running
-            )
-
-        return bool(self.poll(done, timeout, interval=0.5))
+    def fulfillment_group_lag(self) -> int:
+        """The fulfillment consumer group's lag on order-events, from the offsets committed in Kafka."""
+        env = self.system.env["fulfillment"]
+        return group_lag(self.system.bootstrap_servers, env["CONSUMER_GROUP"], env["ORDER_EVENTS_TOPIC"])
 
     def probe_order(self, timeout: float = 90.0) -> None:
         """One order end to end: topics exist, schemas are registered, consumers have their partitions."""
@@ -275,11 +281,15 @@ def run_scenario(
     error: str | None = None
     try:
         stack.start()
+        log.info("stack up after %.1fs", time.monotonic() - started)
         env = {**BASE_ENV, **scenario.env}
         system = make_system(stack.bootstrap_servers, stack.registry_url, directory, prefix="", **env)
         run = Run(profile, stack, system)
-        system.start()
+        with ThreadPoolExecutor(2) as pool:  # both at once: start-up is most of a smoke run's overhead
+            list(pool.map(lambda service: service.start(), run.services))
+        log.info("services up after %.1fs", time.monotonic() - started)
         run.probe_order()
+        log.info("probe order terminal after %.1fs", time.monotonic() - started)
         run.load = LoadGenerator(system.orders.url, profile.rate, max_seconds=1800)
         run.load.start()
         run.hold(profile.warmup_s)
@@ -294,12 +304,15 @@ def run_scenario(
     finally:
         if run is not None and run.load is not None:
             with contextlib.suppress(Exception):
-                load_result = run.load.stop(timeout=5)
+                run.load.stop(timeout=5)
+            load_result = run.load.result  # what was recorded, even if requests were left outstanding
+        # Everything is recorded by now and the data is thrown away: kill rather than wait for clean exits.
         for service in reversed(run.services if run else []):
             with contextlib.suppress(Exception):
-                service.stop()
-        with contextlib.suppress(Exception):
-            stack.stop()
+                service.kill()
+        for component in (stack.registry, stack.broker):
+            with contextlib.suppress(Exception):
+                component.kill()
 
     checks = run.checks if run else []
     if error is not None:
@@ -320,6 +333,7 @@ def run_scenario(
         load=load_result.to_json(),
         reconciliation=recon.to_json() if recon else {},
         create_non_2xx=len(load_result.failures),
+        create_non_2xx_orders=len({f.key for f in load_result.failures}),
         create_non_2xx_during_faults=during,
         wall_seconds=round(time.monotonic() - started, 1),
         workdir=str(directory),
@@ -412,3 +426,255 @@ def _throttled(emit: Callable[[str], None], every_s: float) -> Callable[[str], N
             emit(message)
 
     return emit_now_and_then
+
+
+# -- the scenarios --------------------------------------------------------------------------------
+
+
+def _dependency_down(run: Run, name: str) -> Callable[[], str | None]:
+    """Probe: does the Order Service's readiness report the dependency as down? (the fault took effect)"""
+
+    def probe() -> str | None:
+        status = run.order_health()["dependencies"][name]["status"]
+        return f"order service reported {name} {status}" if status != "ok" else None
+
+    return probe
+
+
+def broker_down(run: Run) -> None:
+    broker = run.stack.broker
+    for how, take_down in (("SIGTERM", broker.stop), ("SIGKILL", broker.kill)):
+        with run.fault(f"broker stopped ({how}) for {run.profile.broker_down_s:g}s, then restarted") as fault:
+            take_down()
+            fault.evidence += run.hold(run.profile.broker_down_s, _dependency_down(run, "kafka"))
+            broker.start()
+        run.check(f"broker {how}: the order service saw Kafka down", bool(fault.evidence))
+        if how == "SIGTERM":
+            # The second fault starts from a caught-up system, so the two do not blur into one.
+            caught_up = run.caught_up(run.profile.drain_timeout_s)
+            fault.evidence.append(f"caught up before the next fault: {caught_up}")
+
+
+def order_service_kills(run: Run) -> None:
+    orders = run.system.orders
+    statuses = []
+    for n in range(1, run.profile.kills + 1):
+        run.hold(run.rng.uniform(*run.profile.kill_gap_s))  # a random moment under load
+        with run.fault(f"order service SIGKILL #{n}") as fault:
+            orders.kill()
+            assert orders.process is not None
+            statuses.append(orders.process.returncode)
+            fault.evidence.append(f"exit status {statuses[-1]}")
+            orders.start()
+    run.check(
+        f"order service killed {run.profile.kills}x by SIGKILL", statuses == [-9] * run.profile.kills, str(statuses)
+    )
+
+
+def fulfillment_kills(run: Run) -> None:
+    service = run.system.fulfillment
+    in_flight: list[int] = []
+    for n in range(1, run.profile.kills + 1):
+        run.hold(run.rng.uniform(*run.profile.kill_gap_s))
+        # Mid-processing: only kill once orders are being worked on (after a restart the consumer first
+        # has to get its partitions back).
+        busy = run.poll(lambda: run.fulfillment_health().get("inFlight") or None, timeout=60, interval=0.02)
+        with run.fault(f"fulfillment service SIGKILL #{n}") as fault:
+            service.kill()
+            in_flight.append(int(busy or 0))
+            fault.evidence.append(f"{busy or 0} records in flight when killed")
+            service.start()
+    run.check("every kill hit the service mid-processing", all(in_flight), f"in flight at each kill: {in_flight}")
+
+
+def registry_down(run: Run) -> None:
+    registry = run.stack.registry
+    with run.fault(f"schema registry stopped for {run.profile.registry_down_s:g}s") as fault:
+        registry.stop()
+        fault.evidence += run.hold(run.profile.registry_down_s, _dependency_down(run, "schemaRegistry"))
+        registry.start()
+    run.check("the order service saw the registry down", bool(fault.evidence))
+
+
+def provider_outage(run: Run) -> None:
+    url = run.system.fulfillment.url + "/admin/provider"
+    normal = httpx.put(url, json={}, timeout=10).json()  # an empty change answers the current behaviour
+
+    def breaker() -> str | None:
+        state = run.fulfillment_health()["breaker"]
+        return f"breaker {state}" if state != "closed" else None
+
+    with run.fault(f"shipping provider failing 100% for {run.profile.provider_outage_s:g}s") as fault:
+        httpx.put(url, json={"failureRate": 1.0}, timeout=10).raise_for_status()
+        fault.evidence += run.hold(run.profile.provider_outage_s, breaker)
+        httpx.put(url, json={"failureRate": normal["failureRate"]}, timeout=10).raise_for_status()
+    run.check("the circuit breaker opened during the outage", any("open" in e for e in fault.evidence))
+
+
+# Writer schema of the "incompatible" poison records: a record the reader schema cannot resolve.
+_INCOMPATIBLE_SCHEMA = {
+    "type": "record",
+    "name": "OrderCreated",
+    "namespace": "orderprocessing.events",
+    "fields": [{"name": "orderId", "type": "long"}, {"name": "note", "type": "string"}],
+}
+_POISON_KINDS = {
+    "garbage": "InvalidWireFormat",
+    "unknown-schema-id": "UnknownSchemaId",
+    "incompatible-writer": "IncompatibleWriterSchema",
+}
+
+
+def _poison_records(run: Run, count: int) -> list[tuple[str, str, bytes]]:
+    """(key, kind, value) for count records the consumer can never decode."""
+    registry = SchemaRegistryClient({"url": run.system.registry_url})
+    schema_id = registry.register_schema("chaos-incompatible-value", Schema(json.dumps(_INCOMPATIBLE_SCHEMA), "AVRO"))
+    writer = fastavro.parse_schema(_INCOMPATIBLE_SCHEMA)
+    kinds = list(_POISON_KINDS)
+    records = []
+    for i in range(count):
+        kind = kinds[i % len(kinds)]
+        if kind == "garbage":
+            value = bytes([run.rng.randrange(1, 256)]) + run.rng.randbytes(run.rng.randrange(0, 64))
+        elif kind == "unknown-schema-id":
+            value = struct.pack(">bI", 0, run.rng.randrange(1_000_000_000, 2_000_000_000)) + run.rng.randbytes(20)
+        else:
+            body = io.BytesIO()
+            fastavro.schemaless_writer(body, writer, {"orderId": i, "note": "not an order"})
+            value = struct.pack(">bI", 0, schema_id) + body.getvalue()
+        records.append((f"poison-{i}", kind, value))
+    return records
+
+
+def poison_records(run: Run) -> None:
+    count, spread = run.profile.poison_records, run.profile.poison_spread_s
+    records = _poison_records(run, count)
+    run.state["poison"] = {key: kind for key, kind, _value in records}
+    producer = Producer({"bootstrap.servers": run.system.bootstrap_servers, "linger.ms": 5})
+    with run.fault(f"{count} poison records into {run.system.order_topic} over {spread:g}s") as fault:
+        start = time.monotonic()
+        for i, (key, _kind, value) in enumerate(records):
+            due = start + spread * i / count  # spread among the valid orders, not one burst
+            if due > time.monotonic():
+                time.sleep(due - time.monotonic())
+            producer.produce(run.system.order_topic, key=key.encode(), value=value)
+            producer.poll(0)
+        left = producer.flush(30)
+        fault.evidence.append(f"{count - left} produced")
+    run.check("every poison record was written", left == 0, f"{left} not confirmed")
+
+
+def verify_poison(run: Run, recon: Reconciliation) -> None:
+    expected: dict[str, str] = run.state["poison"]
+    dlq_topic = run.system.env["fulfillment"]["ORDER_EVENTS_DLQ_TOPIC"]
+    seen: dict[str, list[str]] = {}
+    for record in read_to_end(run.system.bootstrap_servers, dlq_topic):
+        headers = dict(record.headers() or [])
+        key = (record.key() or b"").decode(errors="replace")
+        seen.setdefault(key, []).append(headers.get("error.type", b"").decode())
+    missing = [k for k in expected if k not in seen]
+    run.check(f"all {len(expected)} poison records in the DLQ", not missing, f"{len(missing)} missing")
+    wrong = [k for k, kind in expected.items() if k in seen and _POISON_KINDS[kind] not in seen[k]]
+    run.check("each dead-lettered with its cause", not wrong, f"{len(wrong)} with another error.type")
+    valid = [k for k in seen if k not in expected]
+    run.check("no valid order in the DLQ", not valid, f"{len(valid)} valid records dead-lettered")
+    copies = sum(len(v) - 1 for v in seen.values())
+    run.check("each poison record dead-lettered once", copies == 0, f"{copies} extra copies")
+    caught_up = run.poll(lambda: run.fulfillment_group_lag() == 0, timeout=60, interval=0.5)
+    run.check("consumer lag back to 0", bool(caught_up), "" if caught_up else f"lag {run.fulfillment_group_lag()}")
+    delay = recon.max_pickup_delay_s
+    run.check(
+        f"no valid order picked up later than {run.profile.pickup_sla_s:g}s",
+        delay is not None and delay <= run.profile.pickup_sla_s,
+        f"max pickup delay {delay}s",
+    )
+
+
+def _log_since(path: Path, offset: int) -> str:
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read().decode(errors="replace")
+
+
+def rebalance_kill(run: Run) -> None:
+    first = run.system.fulfillment
+    second = fulfillment_service(free_port(), run.system.env["fulfillment"], run.system.data_dir / "logs")
+    run.services.append(second)
+    mark = first.log_file.stat().st_size
+
+    def lines(path: Path, offset: int, word: str) -> list[str]:
+        return [line for line in _log_since(path, offset).splitlines() if f"concurrent_consumer: {word}" in line]
+
+    with run.fault("second fulfillment instance joins; the first is SIGKILLed mid-rebalance") as fault:
+        second.start()
+        # The rebalance is under way once the newcomer has joined (its first, empty, cooperative assignment)
+        # or the first instance starts giving partitions up; kill at the first sign of either.
+        trigger = run.poll(
+            lambda: (lines(second.log_file, 0, "assigned") + lines(first.log_file, mark, "revoked"))[:1],
+            timeout=30,
+            interval=0.01,
+        )
+        first.kill()
+        newcomer_owned = [line for line in lines(second.log_file, 0, "assigned") if "assigned []" not in line]
+        fault.evidence.append(f"killed on: {trigger[0].split(': ', 1)[-1] if trigger else None}")
+        fault.evidence.append(f"first instance had finished revoking: {bool(lines(first.log_file, mark, 'revoked'))}")
+        fault.evidence.append(f"newcomer owned partitions yet: {bool(newcomer_owned)}")
+    run.check(
+        "the kill landed in a rebalance (newcomer joined, not yet given partitions)",
+        bool(trigger) and not newcomer_owned,
+        "; ".join(fault.evidence),
+    )
+
+
+def verify_rebalance(run: Run, recon: Reconciliation) -> None:
+    consumer_topics = read_partitions(run.system.bootstrap_servers, run.system.order_topic)
+    run.check(f"{run.system.order_topic} has >= 2 partitions", consumer_topics >= 2, f"{consumer_topics} partitions")
+    caught_up = run.poll(lambda: run.fulfillment_group_lag() == 0, timeout=60, interval=0.5)
+    run.check("the group's lag back to 0", bool(caught_up), "" if caught_up else f"lag {run.fulfillment_group_lag()}")
+
+
+def read_partitions(bootstrap_servers: str, topic: str) -> int:
+    metadata = AdminClient({"bootstrap.servers": bootstrap_servers}).list_topics(topic, timeout=30)
+    return len(metadata.topics[topic].partitions)
+
+
+def broker_paused(run: Run) -> None:
+    broker = run.stack.broker
+    with run.fault(f"broker paused (SIGSTOP) for {run.profile.pause_s:g}s, then resumed") as fault:
+        broker.pause()
+        try:
+            fault.evidence += run.hold(run.profile.pause_s, _dependency_down(run, "kafka"))
+        finally:
+            broker.resume()
+    run.check("the order service saw Kafka hang", bool(fault.evidence))
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in [
+        Scenario("broker-down", "broker stopped (SIGTERM, then SIGKILL), restarted", broker_down),
+        Scenario(
+            "order-service-kill",
+            "order service SIGKILLed at random moments, restarted",
+            order_service_kills,
+            order_service_faulted=True,
+        ),
+        Scenario("fulfillment-kill", "fulfillment service SIGKILLed mid-processing, restarted", fulfillment_kills),
+        Scenario("registry-down", "schema registry stopped", registry_down),
+        Scenario("provider-outage", "shipping provider failing 100%, then healthy", provider_outage),
+        Scenario("poison-records", "poison records among the orders", poison_records, verify=verify_poison),
+        Scenario(
+            "rebalance-kill",
+            "two fulfillment instances, one SIGKILLed during a rebalance",
+            rebalance_kill,
+            # Topics are created by the services at start-up: both need the partition count from the start.
+            env={"ORDER_EVENTS_PARTITIONS": "4"},
+            verify=verify_rebalance,
+        ),
+        Scenario("broker-paused", "broker hung (SIGSTOP), then resumed", broker_paused),
+    ]
+}
+
+
+def with_rate(profile: Profile, rate: float | None) -> Profile:
+    return profile if rate is None else replace(profile, rate=rate)

@@ -7,13 +7,15 @@ writes it as Markdown and JSON. Exits 1 when any scenario failed a check.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from chaos import report
-from chaos.scenarios import FULL, SCENARIOS, SMOKE, run_scenario, with_rate
+from chaos.scenarios import FULL, SCENARIOS, SMOKE, StackPool, run_scenario, with_rate
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
@@ -44,8 +46,21 @@ def main(argv: list[str] | None = None) -> int:
     profile = with_rate(SMOKE if args.smoke else FULL, args.rate)
     names = args.scenario or list(SCENARIOS)
     results = []
-    for name in names:
-        results.append(run_scenario(SCENARIOS[name], profile, keep=args.keep))
+    # Smoke runs start the next stack while the current scenario drains; full runs keep every
+    # measurement free of a JVM starting beside it.
+    stack_base = Path(tempfile.mkdtemp(prefix="chaos-stacks-"))
+    stacks = StackPool(stack_base) if args.smoke else None
+    try:
+        for index, name in enumerate(names):
+            prepare_next = index + 1 < len(names)
+            results.append(
+                run_scenario(SCENARIOS[name], profile, keep=args.keep, stacks=stacks, prepare_next=prepare_next)
+            )
+    finally:
+        if stacks is not None:
+            stacks.close()
+        with contextlib.suppress(OSError):
+            stack_base.rmdir()  # only when empty: failed scenarios keep their stacks there
     print()
     print(report.markdown(results, f"Chaos run ({profile.name}, {profile.rate:g} orders/s)"))
     md_path, json_path = report.write(results, profile.name, args.out)

@@ -4,7 +4,9 @@ Arrivals do not wait for earlier answers (a slow or dead service must not slow t
 fault would hide itself). Every POST carries its own Idempotency-Key and is retried with that same key
 after a connection error, a timeout or a 5xx, so an order the service stored but could not confirm is
 answered on the retry instead of being created twice. Every attempt that was not answered 2xx is
-recorded with its time. The run is bounded in time, in count and in outstanding requests.
+recorded with its time. The run is bounded in time, in count and in outstanding requests; at most
+max_concurrency requests are on the wire at once, later arrivals queue in the client (their send time
+stays the scheduled one, and the wait counts against their retry budget).
 
 Runs on its own thread and event loop, so the caller's thread stays free to inject faults.
 """
@@ -49,6 +51,8 @@ class Failure:
 
 @dataclass
 class LoadResult:
+    """What the load did: every order accepted, every attempt that failed."""
+
     rate: float
     started_at: float = 0.0
     stopped_at: float = 0.0
@@ -73,15 +77,22 @@ class LoadResult:
             "stoppedAt": self.stopped_at,
             "sent": self.sent,
             "accepted": len(self.accepted),
+            # Answered as a replay: an earlier attempt with the same key was stored but not answered.
+            "acceptedAsReplay": sum(a.replayed for a in self.accepted.values()),
             "failedAttempts": len(self.failures),
             "failedAttemptsByKind": statuses,
             "gaveUp": len(self.gave_up),
             "keyConflicts": len(self.conflicts),
             "notSent": self.not_sent,
+            "failureSample": [
+                {"key": f.key, "at": f.at, "status": f.status, "error": f.error[:200], "attempt": f.attempt}
+                for f in self.failures[:20]
+            ],
         }
 
 
 def order_body(index: int) -> dict[str, Any]:
+    """A valid order; customers and items vary with index."""
     return {
         "customerId": f"chaos-cust-{index % 97}",
         "customerName": "Chaos Monkey",

@@ -65,7 +65,7 @@ def markdown(results: list[ScenarioResult], title: str) -> str:
         for result in failed:
             for check in result.failed_checks():
                 lines.append(f"- `{result.scenario}`: {check.name}" + (f" ({check.detail})" if check.detail else ""))
-            lines.append(f"  - logs and data: `{result.workdir}`")
+            lines.append(f"  - logs and data: `{result.workdir}`, stack: `{result.stackdir}`")
         lines.append("")
     lines += ["## Faults", ""]
     for result in results:

@@ -56,12 +56,15 @@ class LoadResult:
     rate: float
     started_at: float = 0.0
     stopped_at: float = 0.0
-    sent: int = 0  # distinct orders (keys) sent
+    sent: int = 0  # arrivals: distinct orders (keys) the load tried to place
     accepted: dict[str, Accepted] = field(default_factory=dict)  # by order id
     failures: list[Failure] = field(default_factory=list)
     gave_up: list[str] = field(default_factory=list)  # keys never answered 2xx
     conflicts: list[tuple[str, str, str]] = field(default_factory=list)  # key, order id, other order id
     not_sent: int = 0  # arrivals dropped because too many requests were outstanding
+    # Arrivals that waited their whole retry budget in the client's queue and were never sent: the
+    # service answered too slowly for the rate (no POST of theirs reached it, so no non-2xx either).
+    queued_out: int = 0
 
     def failures_between(self, start: float, end: float) -> list[Failure]:
         return [f for f in self.failures if start <= f.at <= end]
@@ -84,6 +87,7 @@ class LoadResult:
             "gaveUp": len(self.gave_up),
             "keyConflicts": len(self.conflicts),
             "notSent": self.not_sent,
+            "queuedOut": self.queued_out,
             "failureSample": [
                 {"key": f.key, "at": f.at, "status": f.status, "error": f.error[:200], "attempt": f.attempt}
                 for f in self.failures[:20]
@@ -215,9 +219,11 @@ class LoadGenerator:
                 # Waiting for a slot counts against the budget too, so every POST ends within it.
                 await asyncio.wait_for(self._slots.acquire(), max(0.0, deadline - time.monotonic()))
             except TimeoutError:
-                self._fail(key, None, "ClientQueueTimeout: no free connection within the retry budget", attempt)
                 with self._lock:
-                    self.result.gave_up.append(key)
+                    if attempt == 1:
+                        self.result.queued_out += 1
+                    else:  # sent before and not answered 2xx: a POST given up on
+                        self.result.gave_up.append(key)
                 return
             try:
                 response = await client.post("/api/orders", json=body, headers={"Idempotency-Key": key})

@@ -140,6 +140,7 @@ class ScenarioResult:
     workdir: str  # service databases and logs
     stackdir: str  # broker and registry data and logs
     error: str | None = None
+    diagnostics: dict[str, Any] = field(default_factory=dict)
 
     def failed_checks(self) -> list[Check]:
         return [c for c in self.checks if not c.ok]
@@ -164,6 +165,7 @@ class Run:
         self.checks: list[Check] = []
         self.ignored_orders: set[str] = set()  # probe orders, not part of the load
         self.state: dict[str, Any] = {}  # what a scenario's inject step leaves for its verify step
+        self.diagnostics: dict[str, Any] = {}  # the system's own view, taken when orders got stuck
         self.rng = random.Random()
 
     # recording
@@ -408,6 +410,7 @@ def run_scenario(
         workdir=str(directory),
         stackdir=str(stack_dir),
         error=error,
+        diagnostics=run.diagnostics if run else {},
     )
     log.info("=== %s %s after %.0fs", scenario.name, "PASSED" if passed else "FAILED", result.wall_seconds)
     return result
@@ -419,6 +422,9 @@ def _drain_and_reconcile(run: Run, scenario: Scenario, load: LoadResult) -> Reco
     log.info("load stopped: %d sent, %d accepted, %d failed attempts", load.sent, len(accepted), len(load.failures))
     drain = wait_drained(system.orders.url, accepted, profile.drain_timeout_s, progress=_throttled(log.info, 10))
     log.info("drain %s after %.1fs", "complete" if drain.drained else "INCOMPLETE", drain.waited_s)
+    if not drain.drained:
+        run.diagnostics = _snapshot(run)
+        log.warning("state at the drain deadline: %s", run.diagnostics)
     outboxes = [
         sqlite_path(system.env["order"]["DATABASE_URL"]),
         sqlite_path(system.env["fulfillment"]["DATABASE_URL"]),
@@ -478,7 +484,49 @@ def _common_checks(run: Run, scenario: Scenario, load: LoadResult, recon: Reconc
     )
     if not scenario.order_service_faulted:
         run.check("create non-2xx = 0", not load.failures, _failure_summary(load))
-    run.check("load ran at its rate", not load.not_sent, f"{load.not_sent} arrivals dropped: too many outstanding")
+    run.check(
+        "load ran at its rate",
+        not load.not_sent and not load.queued_out,
+        f"{load.not_sent} arrivals dropped (too many outstanding), {load.queued_out} never sent "
+        "(their whole retry budget spent in the client's queue: the service fell behind the rate)",
+    )
+
+
+def _snapshot(run: Run) -> dict[str, Any]:
+    """What the services and the broker say when orders are stuck: where to start looking."""
+    snapshot: dict[str, Any] = {}
+    probes: dict[str, Callable[[], Any]] = {
+        "orderServiceReady": run.order_health,
+        "fulfillmentGroupLag": run.fulfillment_group_lag,
+        "fulfillmentGroup": lambda: _describe_group(run),
+    }
+    for service in run.services:
+        if service.module == "fulfillment_service" and service.running:
+            probes[f"fulfillmentHealth:{service.port}"] = lambda service=service: run.fulfillment_health(service)
+    for name, probe in probes.items():
+        try:
+            snapshot[name] = probe()
+        except Exception as exc:
+            snapshot[name] = f"unavailable: {exc}"
+    return snapshot
+
+
+def _describe_group(run: Run) -> dict[str, Any]:
+    group = run.system.env["fulfillment"]["CONSUMER_GROUP"]
+    admin = AdminClient({"bootstrap.servers": run.system.bootstrap_servers})
+    description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+    return {
+        "state": str(description.state),
+        "members": [
+            {
+                "clientId": member.client_id,
+                "partitions": [
+                    tp.partition for tp in (member.assignment.topic_partitions if member.assignment else [])
+                ],
+            }
+            for member in description.members
+        ],
+    }
 
 
 def _failure_summary(load: LoadResult) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -80,7 +81,7 @@ def create_app(settings: FulfillmentServiceSettings | None = None) -> FastAPI:
     )
     scheduler = RetryScheduler(db, fulfiller, lease_seconds=settings.provider_timeout_seconds + 20)
     intake = ConcurrentConsumer(
-        make_consumer(settings, settings.consumer_group, "fulfillment-service"),
+        functools.partial(make_consumer, settings, settings.consumer_group, "fulfillment-service"),
         settings.order_events_topic,
         order_codec,
         DeadLetterPublisher(make_producer(settings, "fulfillment-service-dlq"), settings.order_events_dlq_topic),

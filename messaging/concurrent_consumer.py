@@ -5,6 +5,11 @@ Each partition's committed offset only passes records whose handler finished (Of
 many records are in flight the consumer pauses its partitions. On revocation the revoked partitions'
 in-flight work gets a grace period to finish, finished work is committed, and the rest is left to the
 partition's next owner (handlers are idempotent). All consumer calls run on one dedicated thread.
+
+Periodic commits are asynchronous: a synchronous commit has no timeout, so a hung (SIGSTOPped) broker
+would block the consumer thread, and with it every fetch, for as long as the broker hangs. A failed
+asynchronous commit puts its offsets back so the next round sends them again. Commits that must have
+landed before something else happens (on revocation, at shutdown) stay synchronous.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from messaging.avro_codec import EventCodec
 from messaging.consuming import Decoded, decode_batch, is_error_message, poll_batch, rewind
@@ -31,7 +36,7 @@ Handler = Callable[[Any], Awaitable[None]]
 class ConcurrentConsumer:
     def __init__(
         self,
-        consumer: Consumer,
+        connect: Callable[..., Consumer],
         topic: str,
         codec: EventCodec[Any],
         dead_letters: DeadLetterPublisher,
@@ -43,7 +48,8 @@ class ConcurrentConsumer:
         commit_interval: float = 0.1,
         revoke_grace: float = 5.0,
     ) -> None:
-        self._consumer = consumer
+        # The consumer is made here so its commit reports come back to this instance.
+        self._consumer = connect(on_commit=self._on_commit)
         self._topic = topic
         self._codec = codec
         self._dead_letters = dead_letters
@@ -62,6 +68,7 @@ class ConcurrentConsumer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task[None] | None = None
         self._committed: dict[tuple[str, int], int] = {}
+        self._sent: dict[tuple[str, int], int] = {}  # newest offset sent per partition (consumer thread)
         self._high: dict[tuple[str, int], int] = {}
         self.processed = 0
         self.dead_lettered = 0
@@ -79,9 +86,10 @@ class ConcurrentConsumer:
         return self._tracker.in_flight()
 
     def lag(self) -> int | None:
-        """Records on the assigned partitions not yet committed by this instance."""
+        """Records on the assigned partitions not yet committed by this instance; None while this
+        instance has no partitions (not yet joined, or the group gave them all to others)."""
         if not self.assignment:
-            return 0
+            return None
         total = 0
         for key in self.assignment:
             high = self._high.get(key)
@@ -97,7 +105,7 @@ class ConcurrentConsumer:
             await asyncio.wait({self._main}, timeout=2)
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=grace)
-        await self._commit()
+        await self._commit(wait=True)
         await self._call(self._consumer.close)
         self._thread.shutdown(wait=False)
 
@@ -220,21 +228,46 @@ class ConcurrentConsumer:
             (self._consumer.pause if paused else self._consumer.resume)(assignment)
         self._paused = paused
 
-    async def _commit(self, only: set[tuple[str, int]] | None = None) -> None:
-        commits = self._tracker.take_commits(only)
+    async def _commit(self, *, wait: bool = False) -> None:
+        commits = self._tracker.take_commits()
         if not commits:
             return
         try:
-            await self._call(self._commit_sync, commits)
+            await self._call(self._commit_sync if wait else self._commit_async, commits)
         except Exception as exc:
             self._tracker.restore(commits)
             self.last_error = f"commit failed: {exc}"
             log.warning("offset commit failed (will retry): %s", exc)
 
+    def _commit_async(self, commits: list[TopicPartition]) -> None:
+        for tp in commits:
+            self._sent[(tp.topic, tp.partition)] = tp.offset
+        self._consumer.commit(offsets=commits, asynchronous=True)  # reported to _on_commit
+
     def _commit_sync(self, commits: list[TopicPartition]) -> None:
         self._consumer.commit(offsets=commits, asynchronous=False)
         for tp in commits:
             self._committed[(tp.topic, tp.partition)] = tp.offset
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """On the consumer thread, from poll: the outcome of an asynchronous commit."""
+        failed = [tp for tp in partitions if error is not None or tp.error is not None]
+        for tp in partitions:
+            if tp not in failed and tp.offset >= 0:
+                key = (tp.topic, tp.partition)
+                self._committed[key] = max(self._committed.get(key, 0), tp.offset)
+        if failed:
+            self.last_error = f"commit failed: {error or failed[0].error}"
+            log.warning("offset commit failed (will retry): %s", self.last_error)
+        # Offer again only what no later commit supersedes (an older offset would move the group back).
+        retry = [
+            TopicPartition(tp.topic, tp.partition, tp.offset)
+            for tp in failed
+            if tp.offset >= self._sent.get((tp.topic, tp.partition), -1)
+        ]
+        if retry:
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._tracker.restore, retry)
 
     def _refresh_watermarks(self) -> None:
         for topic, partition in list(self.assignment):

@@ -98,7 +98,7 @@ class BatchConsumerWorker(threading.Thread):
 
     def __init__(
         self,
-        consumer: Consumer,
+        connect: Callable[..., Consumer],
         topic: str,
         codec: EventCodec[Any],
         dead_letters: DeadLetterPublisher,
@@ -108,7 +108,11 @@ class BatchConsumerWorker(threading.Thread):
         batch_size: int = 500,
     ) -> None:
         super().__init__(name=name, daemon=True)
-        self._consumer = consumer
+        # Commits are asynchronous (a synchronous one blocks without limit on a hung broker); their
+        # reports come back to _on_commit, and failed ones are sent again on the next round.
+        self._consumer = connect(on_commit=self._on_commit)
+        self._retry: list[TopicPartition] = []
+        self._sent: dict[tuple[str, int], int] = {}
         self._topic = topic
         self._codec = codec
         self._dead_letters = dead_letters
@@ -130,6 +134,9 @@ class BatchConsumerWorker(threading.Thread):
                 if backoff:
                     self._stop_event.wait(backoff)
                 messages = poll_batch(self._consumer, self._batch_size, timeout=0.5)
+                if self._retry:
+                    retry, self._retry = self._retry, []
+                    self._commit(retry)
                 records = [m for m in messages if not is_error_message(m)]
                 if not records:
                     continue
@@ -142,7 +149,7 @@ class BatchConsumerWorker(threading.Thread):
             done, again = decode_batch(records, self._codec, self._dead_letters)
             if done:
                 self._handle_batch(done)
-                self._consumer.commit(offsets=next_offsets([d.message for d in done]), asynchronous=False)
+                self._commit(next_offsets([d.message for d in done]))
                 self.processed += len(done)
         except Exception as exc:
             log.exception("%s: batch failed, reading it again", self.name)
@@ -154,6 +161,22 @@ class BatchConsumerWorker(threading.Thread):
             return min(max(backoff * 2, 0.2), 5.0)
         self.last_error = None
         return 0.0
+
+    def _commit(self, offsets: list[TopicPartition]) -> None:
+        for tp in offsets:
+            self._sent[(tp.topic, tp.partition)] = tp.offset
+        self._consumer.commit(offsets=offsets, asynchronous=True)
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        failed = [tp for tp in partitions if error is not None or tp.error is not None]
+        if failed:
+            log.warning("%s: offset commit failed, sending it again: %s", self.name, error or failed[0].error)
+        # Send again only what no later commit supersedes (an older offset would move the group back).
+        self._retry = [
+            TopicPartition(tp.topic, tp.partition, tp.offset)
+            for tp in failed
+            if tp.offset >= self._sent.get((tp.topic, tp.partition), -1)
+        ]
 
 
 def is_error_message(message: Message) -> bool:

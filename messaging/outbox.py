@@ -3,18 +3,23 @@ relay publishes them with the idempotent producer, deleting each row only after 
 
 Rows are claimed with a lease (and FOR UPDATE SKIP LOCKED on PostgreSQL), so several replicas can relay
 from one table without publishing a row twice; a relay that dies leaves leases that expire and are taken
-over. Within one relay rows go out in id order, which keeps the order of events per key.
+over. Each claim names its owner process, so a relay starting on the same host frees the claims of owners
+that are gone at once instead of waiting for their leases (and never those of a live sibling).
+Within one relay rows go out in id order, which keeps the order of events per key.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import psutil
 from confluent_kafka import KafkaError, Message, Producer
 from pydantic import BaseModel
 from sqlalchemy import (
@@ -53,6 +58,8 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("created_at", Float, nullable=False),
         # Epoch seconds until which a relay owns the row; NULL = free.
         Column("claimed_until", Float, nullable=True, index=True),
+        # The owning relay's process (host:pid:start time), so its claims can be freed once it is gone.
+        Column("claimed_by", String(255), nullable=True),
     )
 
 
@@ -65,6 +72,7 @@ def outbox_row(topic: str, key: str, event: BaseModel) -> dict[str, Any]:
         "payload": event.model_dump_json(),
         "created_at": time.time(),
         "claimed_until": None,
+        "claimed_by": None,
     }
 
 
@@ -121,13 +129,7 @@ class OutboxRelay:
         self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
 
     def start(self) -> None:
-        if self._engine.dialect.name == "sqlite":
-            # SQLite means a single replica: claims left by this service's previous (killed) process are
-            # void, so release them now instead of waiting for their leases to expire.
-            with write_transaction(self._engine) as conn:
-                conn.execute(
-                    update(self._table).where(self._table.c.claimed_until.is_not(None)).values(claimed_until=None)
-                )
+        self._release_claims_of_dead_owners()
         self._thread.start()
 
     def wake(self) -> None:
@@ -199,7 +201,7 @@ class OutboxRelay:
             rows = conn.execute(
                 update(table)
                 .where(table.c.id.in_(ids))
-                .values(claimed_until=now + self._lease)
+                .values(claimed_until=now + self._lease, claimed_by=OWNER)
                 .returning(table.c.id, table.c.topic, table.c.key, table.c.event_type, table.c.payload)
             ).all()
         return sorted(rows, key=lambda r: r.id)
@@ -261,7 +263,45 @@ class OutboxRelay:
             return
         with write_transaction(self._engine) as conn:
             for chunk in _chunks(ids, 500):
-                conn.execute(update(self._table).where(self._table.c.id.in_(chunk)).values(claimed_until=None))
+                conn.execute(
+                    update(self._table).where(self._table.c.id.in_(chunk)).values(claimed_until=None, claimed_by=None)
+                )
+
+    def _release_claims_of_dead_owners(self) -> None:
+        """Claims left by a killed relay on this host are void: free them now, not when their leases expire."""
+        table = self._table
+        with self._engine.connect() as conn:
+            owners = conn.execute(select(table.c.claimed_by).where(table.c.claimed_by.is_not(None)).distinct())
+            dead = [owner for (owner,) in owners if owner_is_gone(owner)]
+        if dead:
+            with write_transaction(self._engine) as conn:
+                conn.execute(
+                    update(table).where(table.c.claimed_by.in_(dead)).values(claimed_until=None, claimed_by=None)
+                )
+            log.info("freed outbox claims of %d relay(s) that are gone", len(dead))
+
+
+def _process_owner() -> str:
+    started = psutil.Process(os.getpid()).create_time()
+    return f"{socket.gethostname()}:{os.getpid()}:{started:.2f}"
+
+
+OWNER = _process_owner()
+
+
+def owner_is_gone(owner: str) -> bool:
+    """True only when the owner certainly no longer runs: same host, and its pid is dead or reused."""
+    try:
+        host, pid, started = owner.rsplit(":", 2)
+        pid_number, started_at = int(pid), float(started)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return False  # another machine: its leases expire on their own
+    try:
+        return abs(psutil.Process(pid_number).create_time() - started_at) > 0.05
+    except psutil.NoSuchProcess:
+        return True
 
 
 def _chunks(items: list[int], size: int) -> list[list[int]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -61,7 +62,7 @@ def create_app(settings: OrderServiceSettings | None = None) -> FastAPI:
         engine, settings.order_events_topic, settings.idempotency_key_ttl_seconds, on_committed=relay.wake
     )
     projection = BatchConsumerWorker(
-        make_consumer(settings, settings.consumer_group, "order-service-projection"),
+        functools.partial(make_consumer, settings, settings.consumer_group, "order-service-projection"),
         settings.fulfillment_events_topic,
         fulfillment_codec,
         DeadLetterPublisher(make_producer(settings, "order-service-dlq"), settings.fulfillment_events_dlq_topic),

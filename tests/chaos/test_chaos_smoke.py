@@ -90,14 +90,8 @@ def stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackPool]:
         pool.close()
 
 
-# broker-paused is left to `make chaos` for now: in one smoke run the fulfillment consumer stopped
-# consuming after the broker was resumed (SIGCONT) and 190 accepted orders were never picked up; until that
-# stall is understood and fixed, `make test` must not pass or fail on it by chance.
-IN_TEST_SUITE = [name for name in SCENARIOS if name != "broker-paused"]
-
-
 @pytest.mark.integration
-@pytest.mark.parametrize("name", IN_TEST_SUITE)
+@pytest.mark.parametrize("name", list(SCENARIOS))
 def test_chaos_smoke(name: str, tmp_path: Path, stacks: StackPool, request: pytest.FixtureRequest) -> None:
     # Start the next scenario's stack while this one drains, if another smoke scenario runs after it.
     smoke_items = [item for item in request.session.items if item.originalname == "test_chaos_smoke"]

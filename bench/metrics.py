@@ -17,13 +17,8 @@ import psutil
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from contract_models.events import (
-    FULFILLMENT_STATUS_CHANGED_SCHEMA,
-    ORDER_CREATED_SCHEMA,
-    FulfillmentStatusChanged,
-    OrderCreated,
-)
 from messaging.avro_codec import EventCodec
+from messaging.event_codecs import order_created_codec, status_changed_codec
 
 log = logging.getLogger("bench")
 
@@ -460,10 +455,8 @@ class EventCollector:
     ) -> None:
         registry = SchemaRegistryClient({"url": registry_url})
         self._codecs: dict[str, EventCodec[Any]] = {
-            order_topic: EventCodec(registry, order_topic, ORDER_CREATED_SCHEMA, OrderCreated),
-            fulfillment_topic: EventCodec(
-                registry, fulfillment_topic, FULFILLMENT_STATUS_CHANGED_SCHEMA, FulfillmentStatusChanged
-            ),
+            order_topic: order_created_codec(registry, order_topic),
+            fulfillment_topic: status_changed_codec(registry, fulfillment_topic),
         }
         self._order_topic = order_topic
         self._tag_prefix = f"{tag}-"

@@ -17,20 +17,17 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from chaos.load import Accepted, LoadResult
-from contract_models.events import (
-    FULFILLMENT_STATUS_CHANGED_SCHEMA,
-    ORDER_CREATED_SCHEMA,
-    FulfillmentStatusChanged,
-    OrderCreated,
-)
 from messaging.avro_codec import EventCodec, PoisonRecord
+from messaging.event_codecs import order_created_codec, status_changed_codec
+
+M = TypeVar("M")
 
 TERMINAL = frozenset({"Fulfilled", "Failed"})
 NON_TERMINAL = ("Pending", "Processing")  # in the order an order moves through them
@@ -105,15 +102,23 @@ class OrderEventScan:
     undecodable: int = 0  # poison records (dead-lettered by the consumer)
 
 
-def scan_order_events(records: list[Message], registry_url: str, topic: str) -> OrderEventScan:
-    codec = EventCodec(SchemaRegistryClient({"url": registry_url}), topic, ORDER_CREATED_SCHEMA, OrderCreated)
-    scan = OrderEventScan()
+def decode_all(records: list[Message], codec: EventCodec[M]) -> tuple[list[M], int]:
+    """The decoded events, and how many records were poison (dead-lettered by the consumers)."""
+    events: list[M] = []
+    undecodable = 0
     for record in records:
         try:
-            event = codec.decode(record.value())
+            events.append(codec.decode(record.value()))
         except PoisonRecord:
-            scan.undecodable += 1
-            continue
+            undecodable += 1
+    return events, undecodable
+
+
+def scan_order_events(records: list[Message], registry_url: str, topic: str) -> OrderEventScan:
+    codec = order_created_codec(SchemaRegistryClient({"url": registry_url}), topic)
+    events, undecodable = decode_all(records, codec)
+    scan = OrderEventScan(undecodable=undecodable)
+    for event in events:
         order_id = str(event.orderId)
         scan.copies[order_id] += 1
         stamp = int(event.timestamp.timestamp() * 1000)
@@ -130,16 +135,10 @@ class FulfillmentEventScan:
 
 
 def scan_fulfillment_events(records: list[Message], registry_url: str, topic: str) -> FulfillmentEventScan:
-    codec = EventCodec(
-        SchemaRegistryClient({"url": registry_url}), topic, FULFILLMENT_STATUS_CHANGED_SCHEMA, FulfillmentStatusChanged
-    )
-    scan = FulfillmentEventScan()
-    for record in records:
-        try:
-            event = codec.decode(record.value())
-        except PoisonRecord:
-            scan.undecodable += 1
-            continue
+    codec = status_changed_codec(SchemaRegistryClient({"url": registry_url}), topic)
+    events, undecodable = decode_all(records, codec)
+    scan = FulfillmentEventScan(undecodable=undecodable)
+    for event in events:
         order_id = str(event.orderId)
         status = event.status.value
         scan.statuses[order_id][status] += 1

@@ -12,12 +12,6 @@ from pathlib import Path
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from contract_models.events import (
-    FULFILLMENT_STATUS_CHANGED_SCHEMA,
-    ORDER_CREATED_SCHEMA,
-    FulfillmentStatusChanged,
-    OrderCreated,
-)
 from contract_models.fulfillment_api import Health
 from fulfillment_service import store
 from fulfillment_service.api import fulfillment_router, provider_control_router
@@ -26,16 +20,14 @@ from fulfillment_service.resilience import BackoffPolicy, CircuitBreaker
 from fulfillment_service.scheduler import RetryScheduler
 from fulfillment_service.settings import FulfillmentServiceSettings
 from fulfillment_service.shipping import MockShippingProvider, ProviderBehaviour
-from httpapi.body_limit import BodyLimitMiddleware
+from httpapi.app import contract_app
 from httpapi.health import dependency_report, overall_status
 from httpapi.json_body import DecimalJSONResponse
-from httpapi.openapi import serve_contract
-from httpapi.problems import install_problem_handlers
-from messaging.avro_codec import EventCodec
 from messaging.clients import make_consumer, make_producer
 from messaging.concurrent_consumer import ConcurrentConsumer
 from messaging.dead_letter import DeadLetterPublisher
-from messaging.health import broker_probe, registry_probe
+from messaging.event_codecs import order_created_codec, status_changed_codec
+from messaging.health import dependency_probes
 from messaging.outbox import OutboxRelay
 from messaging.registry import registry_client
 from messaging.topics import create_topics_in_background
@@ -51,10 +43,8 @@ def create_app(settings: FulfillmentServiceSettings | None = None) -> FastAPI:
     engine = make_engine(settings.database_url, settings.sqlite_synchronous)
     upgrade_to_head(engine, Path(__file__).parent / "migrations")
     registry = registry_client(settings.schema_registry_url)
-    order_codec = EventCodec(registry, settings.order_events_topic, ORDER_CREATED_SCHEMA, OrderCreated)
-    status_codec = EventCodec(
-        registry, settings.fulfillment_events_topic, FULFILLMENT_STATUS_CHANGED_SCHEMA, FulfillmentStatusChanged
-    )
+    order_codec = order_created_codec(registry, settings.order_events_topic)
+    status_codec = status_changed_codec(registry, settings.fulfillment_events_topic)
     producer = make_producer(settings, "fulfillment-service-outbox")
     relay = OutboxRelay(engine, store.outbox, producer, {"FulfillmentStatusChanged": status_codec})
     behaviour = ProviderBehaviour(
@@ -89,8 +79,7 @@ def create_app(settings: FulfillmentServiceSettings | None = None) -> FastAPI:
         key_of=lambda event: str(event.orderId),
         max_in_flight=settings.max_in_flight,
     )
-    kafka_ok = broker_probe(producer, settings.order_events_topic)
-    registry_ok = registry_probe(settings.schema_registry_url)
+    probes = dependency_probes(producer, settings.order_events_topic, settings.schema_registry_url)
     stopping = threading.Event()
 
     @contextlib.asynccontextmanager
@@ -114,12 +103,7 @@ def create_app(settings: FulfillmentServiceSettings | None = None) -> FastAPI:
             await run_in_threadpool(relay.stop)
             engine.dispose()
 
-    app = FastAPI(
-        title="Fulfillment Service", version="1.0.0", lifespan=lifespan, default_response_class=DecimalJSONResponse
-    )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=1_048_576)
-    install_problem_handlers(app)
-    serve_contract(app, "fulfillment-service")
+    app = contract_app("Fulfillment Service", "fulfillment-service", lifespan, max_body_bytes=1_048_576)
     app.include_router(fulfillment_router(engine))
     if settings.provider_control_enabled:
         app.include_router(provider_control_router(behaviour))
@@ -131,7 +115,7 @@ def create_app(settings: FulfillmentServiceSettings | None = None) -> FastAPI:
         responses={200: {"model": Health}, 503: {"model": Health}},
     )
     async def health() -> DecimalJSONResponse:
-        deps = await run_in_threadpool(dependency_report, engine, {"kafka": kafka_ok, "schemaRegistry": registry_ok})
+        deps = await run_in_threadpool(dependency_report, engine, probes)
         status = overall_status(deps, degraded=breaker.state != "closed")
         body = {
             "status": status,

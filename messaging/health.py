@@ -59,3 +59,8 @@ def registry_probe(url: str, timeout: float = 1.0) -> CachedProbe:
         return ProbeResult(True)
 
     return CachedProbe(probe)
+
+
+def dependency_probes(producer: Producer, topic: str, registry_url: str) -> dict[str, CachedProbe]:
+    """The probes a service's health endpoint reports, by the name it reports them under."""
+    return {"kafka": broker_probe(producer, topic), "schemaRegistry": registry_probe(registry_url)}

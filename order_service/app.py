@@ -14,23 +14,15 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from contract_models.events import (
-    FULFILLMENT_STATUS_CHANGED_SCHEMA,
-    ORDER_CREATED_SCHEMA,
-    FulfillmentStatusChanged,
-    OrderCreated,
-)
 from contract_models.order_api import Health
-from httpapi.body_limit import BodyLimitMiddleware
+from httpapi.app import contract_app
 from httpapi.health import dependency_report, overall_status
 from httpapi.json_body import DecimalJSONResponse
-from httpapi.openapi import serve_contract
-from httpapi.problems import install_problem_handlers
-from messaging.avro_codec import EventCodec
 from messaging.clients import make_consumer, make_producer
 from messaging.consuming import BatchConsumerWorker
 from messaging.dead_letter import DeadLetterPublisher
-from messaging.health import broker_probe, registry_probe
+from messaging.event_codecs import order_created_codec, status_changed_codec
+from messaging.health import dependency_probes
 from messaging.outbox import OutboxRelay
 from messaging.registry import registry_client
 from messaging.topics import create_topics_in_background
@@ -51,10 +43,8 @@ def create_app(settings: OrderServiceSettings | None = None) -> FastAPI:
     engine = make_engine(settings.database_url, settings.sqlite_synchronous)
     upgrade_to_head(engine, Path(__file__).parent / "migrations")
     registry = registry_client(settings.schema_registry_url)
-    order_codec = EventCodec(registry, settings.order_events_topic, ORDER_CREATED_SCHEMA, OrderCreated)
-    fulfillment_codec = EventCodec(
-        registry, settings.fulfillment_events_topic, FULFILLMENT_STATUS_CHANGED_SCHEMA, FulfillmentStatusChanged
-    )
+    order_codec = order_created_codec(registry, settings.order_events_topic)
+    fulfillment_codec = status_changed_codec(registry, settings.fulfillment_events_topic)
     waiter = StatusWaiter()
     producer = make_producer(settings, "order-service-outbox")
     relay = OutboxRelay(engine, store.outbox, producer, {"OrderCreated": order_codec})
@@ -69,8 +59,7 @@ def create_app(settings: OrderServiceSettings | None = None) -> FastAPI:
         FulfillmentProjection(engine, waiter.notify_threadsafe),
         name="fulfillment-projection",
     )
-    kafka_ok = broker_probe(producer, settings.order_events_topic)
-    registry_ok = registry_probe(settings.schema_registry_url)
+    probes = dependency_probes(producer, settings.order_events_topic, settings.schema_registry_url)
     stopping = threading.Event()
 
     @contextlib.asynccontextmanager
@@ -90,15 +79,9 @@ def create_app(settings: OrderServiceSettings | None = None) -> FastAPI:
             await run_in_threadpool(relay.stop)
             engine.dispose()
 
-    app = FastAPI(
-        title="Order Service",
-        version="1.0.0",
-        lifespan=lifespan,
-        default_response_class=DecimalJSONResponse,
+    app = contract_app(
+        "Order Service", "order-service", lifespan, max_body_bytes=settings.max_body_bytes, asyncapi=True
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    install_problem_handlers(app)
-    serve_contract(app, "order-service", asyncapi=True)
     app.include_router(order_router(service, waiter))
 
     @app.get("/health/live", response_model=Health, response_model_exclude_none=True, operation_id="live")
@@ -113,7 +96,7 @@ def create_app(settings: OrderServiceSettings | None = None) -> FastAPI:
     )
     async def ready() -> DecimalJSONResponse:
         def check() -> dict[str, Any]:
-            deps = dependency_report(engine, {"kafka": kafka_ok, "schemaRegistry": registry_ok})
+            deps = dependency_report(engine, probes)
             backlog = relay.backlog() if deps["database"]["status"] == "ok" else None
             return {"status": overall_status(deps), "dependencies": deps, "outboxBacklog": backlog}
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import System, make_system
+from tests.support import System, running_system
 
 
 @pytest.fixture(scope="session")
@@ -38,11 +37,5 @@ def private_stack(tmp_path: Path) -> Iterator[object]:
 
 @pytest.fixture
 def system(stack, tmp_path: Path) -> Iterator[System]:
-    running = make_system(stack.bootstrap_servers, stack.registry_url, tmp_path)
-    running.start()
-    try:
+    with running_system(stack, tmp_path) as running:
         yield running
-    finally:
-        running.stop()
-        if os.environ.get("KEEP_LOGS"):
-            print(running.orders.tail(), running.fulfillment.tail())

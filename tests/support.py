@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -60,6 +62,19 @@ def make_system(
         bootstrap_servers,
         registry_url,
     )
+
+
+@contextlib.contextmanager
+def running_system(stack: Any, data_dir: Path, prefix: str | None = None, **extra: str) -> Iterator[System]:
+    """Both services started on stack, stopped on leaving (KEEP_LOGS=1 prints the end of their logs)."""
+    system = make_system(stack.bootstrap_servers, stack.registry_url, data_dir, prefix, **extra)
+    system.start()
+    try:
+        yield system
+    finally:
+        system.stop()
+        if os.environ.get("KEEP_LOGS"):
+            print(system.orders.tail(), system.fulfillment.tail())
 
 
 def new_order(customer: str = "cust-1", n_items: int = 1) -> dict[str, Any]:

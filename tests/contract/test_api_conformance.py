@@ -41,7 +41,7 @@ import schemathesis
 from schemathesis import Case
 from schemathesis.config import SchemathesisConfig
 
-from tests.support import make_system, new_order, wait_all_terminal
+from tests.support import new_order, running_system, wait_all_terminal
 
 pytestmark = pytest.mark.integration
 
@@ -89,9 +89,7 @@ class Seeded:
 @pytest.fixture(scope="module")
 def seeded(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     """Both services running, with a few fulfilled orders."""
-    system = make_system(stack.bootstrap_servers, stack.registry_url, tmp_path_factory.mktemp("conformance"))
-    system.start()
-    try:
+    with running_system(stack, tmp_path_factory.mktemp("conformance")) as system:
         # The stateful machine is built after collection, so it takes its base URL from the schema.
         ORDER_SCHEMA.config.update(base_url=system.orders.url)
         with httpx.Client(base_url=system.orders.url, timeout=10) as client:
@@ -99,8 +97,6 @@ def seeded(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[See
             cursors = [client.get("/api/orders", params={"limit": n}).json()["nextCursor"] for n in (1, 2, 3)]
         wait_all_terminal(system.orders.url, order_ids, timeout=60)
         yield Seeded(system.orders.url, system.fulfillment.url, order_ids, cursors)
-    finally:
-        system.stop()
 
 
 @ORDER_SCHEMA.parametrize()

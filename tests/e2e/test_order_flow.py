@@ -13,7 +13,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from contract_models.events import ORDER_CREATED_SCHEMA, OrderCreated
 from messaging.avro_codec import EventCodec
-from tests.support import make_system, new_order, read_topic
+from tests.support import new_order, read_topic, running_system
 
 pytestmark = pytest.mark.integration
 
@@ -22,17 +22,10 @@ pytestmark = pytest.mark.integration
 def default_system(stack, tmp_path):
     # The standard topic names and groups; the stack is this test session's own.
     # Slow provider calls so the Processing state is observable before the outcome.
-    running = make_system(
-        stack.bootstrap_servers,
-        stack.registry_url,
-        tmp_path,
-        prefix="",
-        PROVIDER_MIN_LATENCY_MS="1500",
-        PROVIDER_MAX_LATENCY_MS="2000",
-    )
-    running.start()
-    yield running
-    running.stop()
+    with running_system(
+        stack, tmp_path, prefix="", PROVIDER_MIN_LATENCY_MS="1500", PROVIDER_MAX_LATENCY_MS="2000"
+    ) as running:
+        yield running
 
 
 def test_order_is_published_picked_up_and_fulfilled(default_system):

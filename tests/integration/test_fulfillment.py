@@ -13,11 +13,10 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from contract_models.events import FULFILLMENT_STATUS_CHANGED_SCHEMA, FulfillmentStatusChanged
 from infra.services import fulfillment_service
 from infra.stack import free_port
-from messaging.avro_codec import EventCodec
-from tests.support import make_system, post_orders, read_topic, wait_all_terminal, wait_until
+from messaging.event_codecs import status_changed_codec
+from tests.support import post_orders, read_topic, running_system, wait_all_terminal, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -30,12 +29,7 @@ def ledger(system) -> dict[str, int]:
 
 def tracking_numbers(system, order_ids: list[str]) -> dict[str, set[str]]:
     """Tracking numbers announced per order on fulfillment-events."""
-    codec = EventCodec(
-        SchemaRegistryClient({"url": system.registry_url}),
-        system.fulfillment_topic,
-        FULFILLMENT_STATUS_CHANGED_SCHEMA,
-        FulfillmentStatusChanged,
-    )
+    codec = status_changed_codec(SchemaRegistryClient({"url": system.registry_url}), system.fulfillment_topic)
     wanted = set(order_ids)
     records = read_topic(system.bootstrap_servers, system.fulfillment_topic, stop=lambda _: False, timeout=3)
     found: dict[str, set[str]] = defaultdict(set)
@@ -66,17 +60,10 @@ def fulfillment_health(url: str) -> dict:
 
 @pytest.fixture
 def lossy_system(stack, tmp_path):
-    system = make_system(
-        stack.bootstrap_servers,
-        stack.registry_url,
-        tmp_path,
-        PROVIDER_FAILURE_RATE="0.1",
-        RETRY_INITIAL_DELAY_SECONDS="0.2",
-        RETRY_MAX_DELAY_SECONDS="2",
-    )
-    system.start()
-    yield system
-    system.stop()
+    with running_system(
+        stack, tmp_path, PROVIDER_FAILURE_RATE="0.1", RETRY_INITIAL_DELAY_SECONDS="0.2", RETRY_MAX_DELAY_SECONDS="2"
+    ) as system:
+        yield system
 
 
 def test_500_orders_with_failing_provider_all_end_exactly_once(lossy_system):
@@ -103,9 +90,8 @@ def test_fulfillment_killed_mid_batch_loses_and_doubles_nothing(lossy_system):
 
 
 def test_provider_outage_opens_breaker_orders_wait_then_ship(stack, tmp_path):
-    system = make_system(
-        stack.bootstrap_servers,
-        stack.registry_url,
+    with running_system(
+        stack,
         tmp_path,
         PROVIDER_FAILURE_RATE="0",
         PROVIDER_CONTROL_ENABLED="true",
@@ -114,9 +100,7 @@ def test_provider_outage_opens_breaker_orders_wait_then_ship(stack, tmp_path):
         RETRY_MAX_ATTEMPTS="10",
         RETRY_INITIAL_DELAY_SECONDS="0.2",
         RETRY_MAX_DELAY_SECONDS="1",
-    )
-    system.start()
-    try:
+    ) as system:
         set_provider(system, failureRate=1.0)
         ids = post_orders(system.orders.url, 60)
         opened = wait_until(
@@ -136,8 +120,6 @@ def test_provider_outage_opens_breaker_orders_wait_then_ship(stack, tmp_path):
             message="the breaker to close",
         )
         assert_exactly_once(system, final)
-    finally:
-        system.stop()
 
 
 def poison_records(system) -> dict[str, bytes]:
@@ -189,43 +171,33 @@ def test_poison_records_go_to_the_dlq_and_consumption_goes_on(system):
 
 
 def test_two_instances_share_the_work_and_survive_a_kill(stack, tmp_path):
-    system = make_system(
-        stack.bootstrap_servers,
-        stack.registry_url,
+    with running_system(
+        stack,
         tmp_path,
         ORDER_EVENTS_PARTITIONS="4",
         PROVIDER_FAILURE_RATE="0.1",
         RETRY_INITIAL_DELAY_SECONDS="0.2",
         RETRY_MAX_DELAY_SECONDS="2",
-    )
-    second = fulfillment_service(free_port(), system.env["fulfillment"], tmp_path / "logs")
-    system.start()
-    second.start()
-    try:
-        wait_until(lambda: fulfillment_health(second.url)["consumerLag"] is not None, 30, message="assignment")
-        with ThreadPoolExecutor(1) as pool:
-            posting = pool.submit(post_orders, system.orders.url, 400)
-            wait_until(lambda: len(ledger(system)) > 50, 60, interval=0.05, message="shipments under way")
-            second.kill()  # killed while the group rebalances work onto both members
-            ids = posting.result()
-        final = wait_all_terminal(system.orders.url, ids, timeout=180)
-        assert_exactly_once(system, final)
-    finally:
-        second.stop()
-        system.stop()
+    ) as system:
+        second = fulfillment_service(free_port(), system.env["fulfillment"], tmp_path / "logs")
+        second.start()
+        try:
+            wait_until(lambda: fulfillment_health(second.url)["consumerLag"] is not None, 30, message="assignment")
+            with ThreadPoolExecutor(1) as pool:
+                posting = pool.submit(post_orders, system.orders.url, 400)
+                wait_until(lambda: len(ledger(system)) > 50, 60, interval=0.05, message="shipments under way")
+                second.kill()  # killed while the group rebalances work onto both members
+                ids = posting.result()
+            final = wait_all_terminal(system.orders.url, ids, timeout=180)
+            assert_exactly_once(system, final)
+        finally:
+            second.stop()
 
 
 def test_graceful_shutdown_drains_and_exits_zero(stack, tmp_path):
-    system = make_system(
-        stack.bootstrap_servers,
-        stack.registry_url,
-        tmp_path,
-        PROVIDER_FAILURE_RATE="0",
-        PROVIDER_MIN_LATENCY_MS="800",
-        PROVIDER_MAX_LATENCY_MS="1200",
-    )
-    system.start()
-    try:
+    with running_system(
+        stack, tmp_path, PROVIDER_FAILURE_RATE="0", PROVIDER_MIN_LATENCY_MS="800", PROVIDER_MAX_LATENCY_MS="1200"
+    ) as system:
         ids = post_orders(system.orders.url, 30)
         wait_until(
             lambda: fulfillment_health(system.fulfillment.url)["inFlight"] > 0,
@@ -237,16 +209,10 @@ def test_graceful_shutdown_drains_and_exits_zero(stack, tmp_path):
         system.fulfillment.start()
         final = wait_all_terminal(system.orders.url, ids, timeout=90)
         assert_exactly_once(system, final)
-    finally:
-        system.stop()
 
 
 def test_broker_loss_degrades_then_resumes_by_itself(private_stack, tmp_path):
-    system = make_system(
-        private_stack.bootstrap_servers, private_stack.registry_url, tmp_path, PROVIDER_FAILURE_RATE="0"
-    )
-    system.start()
-    try:
+    with running_system(private_stack, tmp_path, PROVIDER_FAILURE_RATE="0") as system:
         wait_all_terminal(system.orders.url, post_orders(system.orders.url, 3), timeout=60)
         private_stack.broker.stop()
         degraded = wait_until(
@@ -261,16 +227,10 @@ def test_broker_loss_degrades_then_resumes_by_itself(private_stack, tmp_path):
         private_stack.broker.start()
         wait_all_terminal(system.orders.url, ids, timeout=120)
         wait_until(lambda: fulfillment_health(system.fulfillment.url)["status"] == "ok", 30, message="recovery")
-    finally:
-        system.stop()
 
 
 def test_simulated_delivery_follows_shipping(stack, tmp_path):
-    system = make_system(
-        stack.bootstrap_servers, stack.registry_url, tmp_path, PROVIDER_FAILURE_RATE="0", DELIVERY_AFTER_SECONDS="1"
-    )
-    system.start()
-    try:
+    with running_system(stack, tmp_path, PROVIDER_FAILURE_RATE="0", DELIVERY_AFTER_SECONDS="1") as system:
         (order_id,) = post_orders(system.orders.url, 1)
         shipped = wait_all_terminal(system.orders.url, [order_id], timeout=60)[order_id]
         delivered = wait_until(
@@ -285,5 +245,3 @@ def test_simulated_delivery_follows_shipping(stack, tmp_path):
         assert delivered["trackingNumber"] == shipped["trackingNumber"]
         # The order stays Fulfilled; the Delivered event moved it nowhere else.
         assert httpx.get(f"{system.orders.url}/api/orders/{order_id}").json()["status"] == "Fulfilled"
-    finally:
-        system.stop()

@@ -8,7 +8,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.support import make_system, new_order, read_topic, wait_all_terminal, wait_until
+from tests.support import new_order, read_topic, running_system, wait_all_terminal, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -45,12 +45,8 @@ def readiness(system) -> dict:
 
 @pytest.fixture
 def outage_system(private_stack, tmp_path):
-    system = make_system(
-        private_stack.bootstrap_servers, private_stack.registry_url, tmp_path, PROVIDER_FAILURE_RATE="0.1"
-    )
-    system.start()
-    yield system, private_stack
-    system.stop()
+    with running_system(private_stack, tmp_path, PROVIDER_FAILURE_RATE="0.1") as system:
+        yield system, private_stack
 
 
 def test_broker_down_orders_accepted_then_published_exactly_once(outage_system):

@@ -10,10 +10,10 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from contract_models.events import FULFILLMENT_STATUS_CHANGED_SCHEMA, FulfillmentStatus, FulfillmentStatusChanged
+from contract_models.events import FulfillmentStatus, FulfillmentStatusChanged
 from infra.services import order_service
 from infra.stack import free_port
-from messaging.avro_codec import EventCodec
+from messaging.event_codecs import status_changed_codec
 from messaging.topics import ensure_topics
 from order_service.settings import OrderServiceSettings
 from tests.support import make_system, new_order, wait_until
@@ -33,12 +33,7 @@ def orders_only(stack, tmp_path):
 
 
 def publisher(system):
-    codec = EventCodec(
-        SchemaRegistryClient({"url": system.registry_url}),
-        system.fulfillment_topic,
-        FULFILLMENT_STATUS_CHANGED_SCHEMA,
-        FulfillmentStatusChanged,
-    )
+    codec = status_changed_codec(SchemaRegistryClient({"url": system.registry_url}), system.fulfillment_topic)
     producer = Producer({"bootstrap.servers": system.bootstrap_servers})
 
     def publish(order_id: str, status: FulfillmentStatus, sequence: int, **fields) -> None:

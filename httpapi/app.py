@@ -1,0 +1,29 @@
+"""The FastAPI application both services start from: their committed contract, problem+json errors,
+exact decimals in JSON and a request body limit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
+from fastapi import FastAPI
+
+from httpapi.body_limit import BodyLimitMiddleware
+from httpapi.json_body import DecimalJSONResponse
+from httpapi.openapi import serve_contract
+from httpapi.problems import install_problem_handlers
+
+
+def contract_app(
+    title: str,
+    contract: str,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    *,
+    max_body_bytes: int,
+    asyncapi: bool = False,
+) -> FastAPI:
+    app = FastAPI(title=title, version="1.0.0", lifespan=lifespan, default_response_class=DecimalJSONResponse)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    install_problem_handlers(app)
+    serve_contract(app, contract, asyncapi=asyncapi)
+    return app

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
@@ -73,6 +73,13 @@ def _consume_one(bootstrap: str, topic: str, group: str, timeout: float = 20.0) 
         consumer.close()
 
 
+COORDINATOR_NOT_READY = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+}
+
+
 def _committed_offset(bootstrap: str, topic: str, group: str, timeout: float = 30.0) -> int:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     deadline = time.monotonic() + timeout
@@ -82,8 +89,11 @@ def _committed_offset(bootstrap: str, topic: str, group: str, timeout: float = 3
                 (partition,) = consumer.committed([TopicPartition(topic, 0)], timeout=5)
                 return int(partition.offset)
             except KafkaException as exc:
-                # Right after a restart the group coordinator is still loading (NOT_COORDINATOR): retriable.
-                if not exc.args[0].retriable() or time.monotonic() > deadline:
+                # Right after a restart the group coordinator is still loading or moving: ask again. librdkafka
+                # does not flag NOT_COORDINATOR retriable on this call, so the codes are named here.
+                error = exc.args[0]
+                transient = error.retriable() or error.code() in COORDINATOR_NOT_READY
+                if not transient or time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
     finally:

@@ -8,7 +8,7 @@ import asyncio
 import logging
 import time
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection
 
 from fulfillment_service import store
 from fulfillment_service.fulfiller import Fulfiller
@@ -61,11 +61,4 @@ class RetryScheduler:
 
     def _claim(self, conn: Connection, busy: set[str]) -> list[dict]:
         now = time.time()
-        rows = [r for r in store.due_for_retry(conn, now, self._batch) if r["order_id"] not in busy]
-        if rows:
-            conn.execute(
-                update(store.fulfillments)
-                .where(store.fulfillments.c.order_id.in_([r["order_id"] for r in rows]))
-                .values(next_attempt_at=now + self._lease)
-            )
-        return rows
+        return store.claim_due_for_retry(conn, now, now + self._lease, self._batch, busy)

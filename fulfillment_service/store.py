@@ -71,12 +71,25 @@ def update_if_pending(conn: Connection, order_id: str, values: dict[str, Any]) -
     return result.rowcount == 1
 
 
-def due_for_retry(conn: Connection, now: float, limit: int) -> list[dict[str, Any]]:
+def claim_due_for_retry(
+    conn: Connection, now: float, lease_until: float, limit: int, busy: set[str]
+) -> list[dict[str, Any]]:
+    """Claim up to limit Pending orders whose next attempt is due (not those in busy) until lease_until.
+
+    One conditional UPDATE: an instance that read the same due rows a moment earlier and claimed them
+    first leaves them not due any more, so they are claimed once even by several instances (a SELECT and
+    a separate UPDATE would let two instances call the provider for the same order).
+    """
+    is_due = and_(fulfillments.c.status == "Pending", fulfillments.c.next_attempt_at <= now)
+    candidates = select(fulfillments.c.order_id).where(is_due)
+    if busy:
+        candidates = candidates.where(fulfillments.c.order_id.not_in(busy))
+    candidates = candidates.order_by(fulfillments.c.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
     rows = conn.execute(
-        select(fulfillments)
-        .where(and_(fulfillments.c.status == "Pending", fulfillments.c.next_attempt_at <= now))
-        .order_by(fulfillments.c.next_attempt_at)
-        .limit(limit)
+        update(fulfillments)
+        .where(and_(fulfillments.c.order_id.in_(candidates.scalar_subquery()), is_due))
+        .values(next_attempt_at=lease_until)
+        .returning(*fulfillments.c)
     ).mappings()
     return [dict(r) for r in rows]
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from infra.postgres import Postgres
+from infra.stack import free_port
 from tests.support import System, running_system
 
 
@@ -39,3 +41,14 @@ def private_stack(tmp_path: Path) -> Iterator[object]:
 def system(stack, tmp_path: Path) -> Iterator[System]:
     with running_system(stack, tmp_path) as running:
         yield running
+
+
+@pytest.fixture
+def postgres(tmp_path: Path) -> Iterator[Postgres]:
+    """A throwaway PostgreSQL server on a free port (installed from Debian's packages if missing)."""
+    server = Postgres(tmp_path / "pg", free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from infra.postgres import Postgres
 from infra.services import order_service
 from infra.stack import free_port
 from tests.support import make_system, post_orders, read_topic, wait_all_terminal
@@ -15,14 +14,6 @@ from tests.support import make_system, post_orders, read_topic, wait_all_termina
 pytestmark = pytest.mark.integration
 
 TOTAL = 500
-
-
-@pytest.fixture
-def postgres(tmp_path):
-    server = Postgres(tmp_path / "pg", free_port())
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_two_replicas_publish_each_order_once(stack, tmp_path, postgres):

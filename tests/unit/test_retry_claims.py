@@ -35,11 +35,10 @@ def due_orders(engine, count: int) -> list[str]:
     return ids
 
 
-def test_two_instances_never_claim_the_same_order(tmp_path):
-    url = f"sqlite:///{tmp_path}/fulfillment.db"
+def assert_each_due_order_claimed_once(url: str) -> None:
+    """Two instances (engines with their own connections) claim 600 due orders concurrently."""
     upgrade_to_head(make_engine(url), MIGRATIONS)
     ids = due_orders(make_engine(url), 600)
-    # Two engines: two instances, each with its own connections (no in-process lock between them).
     instances = [make_engine(url) for _ in range(2)]
     claimed: list[str] = []
     guard = threading.Lock()
@@ -62,6 +61,10 @@ def test_two_instances_never_claim_the_same_order(tmp_path):
     twice = [order for order, n in Counter(claimed).items() if n > 1]
     assert twice == []
     assert sorted(claimed) == sorted(ids)
+
+
+def test_two_instances_never_claim_the_same_order(tmp_path):
+    assert_each_due_order_claimed_once(f"sqlite:///{tmp_path}/fulfillment.db")
 
 
 def test_claim_skips_busy_orders_and_leases_the_rest(tmp_path):

@@ -26,7 +26,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from messaging.avro_codec import EventCodec
 from messaging.consuming import Decoded, decode_batch, is_error_message, poll_batch, rewind
 from messaging.dead_letter import DeadLetterPublisher
-from messaging.offsets import OffsetTracker
+from messaging.offsets import CommitLog, OffsetTracker
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class ConcurrentConsumer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._main: asyncio.Task[None] | None = None
         self._committed: dict[tuple[str, int], int] = {}
-        self._sent: dict[tuple[str, int], int] = {}  # newest offset sent per partition (consumer thread)
+        self._commit_log = CommitLog()
         self._high: dict[tuple[str, int], int] = {}
         self.processed = 0
         self.dead_lettered = 0
@@ -240,34 +240,30 @@ class ConcurrentConsumer:
             log.warning("offset commit failed (will retry): %s", exc)
 
     def _commit_async(self, commits: list[TopicPartition]) -> None:
-        for tp in commits:
-            self._sent[(tp.topic, tp.partition)] = tp.offset
+        self._commit_log.sent(commits)
         self._consumer.commit(offsets=commits, asynchronous=True)  # reported to _on_commit
 
     def _commit_sync(self, commits: list[TopicPartition]) -> None:
+        self._commit_log.sent(commits)
         self._consumer.commit(offsets=commits, asynchronous=False)
-        for tp in commits:
-            self._committed[(tp.topic, tp.partition)] = tp.offset
+        self._confirmed(commits)
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
         """On the consumer thread, from poll: the outcome of an asynchronous commit."""
-        failed = [tp for tp in partitions if error is not None or tp.error is not None]
-        for tp in partitions:
-            if tp not in failed and tp.offset >= 0:
+        report = self._commit_log.report(error, partitions)
+        self._confirmed(report.confirmed)
+        if report.error:
+            self.last_error = f"commit failed: {report.error}"
+            log.warning("offset commit failed (will retry): %s", report.error)
+        if report.again:
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._tracker.restore, report.again)
+
+    def _confirmed(self, offsets: list[TopicPartition]) -> None:
+        for tp in offsets:
+            if tp.offset >= 0:
                 key = (tp.topic, tp.partition)
                 self._committed[key] = max(self._committed.get(key, 0), tp.offset)
-        if failed:
-            self.last_error = f"commit failed: {error or failed[0].error}"
-            log.warning("offset commit failed (will retry): %s", self.last_error)
-        # Offer again only what no later commit supersedes (an older offset would move the group back).
-        retry = [
-            TopicPartition(tp.topic, tp.partition, tp.offset)
-            for tp in failed
-            if tp.offset >= self._sent.get((tp.topic, tp.partition), -1)
-        ]
-        if retry:
-            assert self._loop is not None
-            self._loop.call_soon_threadsafe(self._tracker.restore, retry)
 
     def _refresh_watermarks(self) -> None:
         for topic, partition in list(self.assignment):

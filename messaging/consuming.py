@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from messaging.avro_codec import EventCodec, PoisonRecord, RegistryUnavailable
 from messaging.dead_letter import DeadLetterPublisher
+from messaging.offsets import CommitLog
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ class BatchConsumerWorker(threading.Thread):
         # reports come back to _on_commit, and failed ones are sent again on the next round.
         self._consumer = connect(on_commit=self._on_commit)
         self._retry: list[TopicPartition] = []
-        self._sent: dict[tuple[str, int], int] = {}
+        self._commit_log = CommitLog()
         self._topic = topic
         self._codec = codec
         self._dead_letters = dead_letters
@@ -163,20 +164,14 @@ class BatchConsumerWorker(threading.Thread):
         return 0.0
 
     def _commit(self, offsets: list[TopicPartition]) -> None:
-        for tp in offsets:
-            self._sent[(tp.topic, tp.partition)] = tp.offset
+        self._commit_log.sent(offsets)
         self._consumer.commit(offsets=offsets, asynchronous=True)
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
-        failed = [tp for tp in partitions if error is not None or tp.error is not None]
-        if failed:
-            log.warning("%s: offset commit failed, sending it again: %s", self.name, error or failed[0].error)
-        # Send again only what no later commit supersedes (an older offset would move the group back).
-        self._retry = [
-            TopicPartition(tp.topic, tp.partition, tp.offset)
-            for tp in failed
-            if tp.offset >= self._sent.get((tp.topic, tp.partition), -1)
-        ]
+        report = self._commit_log.report(error, partitions)
+        if report.error:
+            log.warning("%s: offset commit failed, sending it again: %s", self.name, report.error)
+        self._retry += report.again
 
 
 def is_error_message(message: Message) -> bool:

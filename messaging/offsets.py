@@ -4,8 +4,9 @@ whose work is finished (the lowest unfinished offset rule)."""
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 
 
 class PartitionOffsets:
@@ -13,6 +14,7 @@ class PartitionOffsets:
         self._order: deque[int] = deque()
         self._done: dict[int, bool] = {}
         self._committable: int | None = None
+        self._taken = -1  # the highest offset handed out for a commit
 
     def add(self, offset: int) -> None:
         if offset in self._done:
@@ -40,11 +42,14 @@ class PartitionOffsets:
     def take_committable(self) -> int | None:
         """The next offset to commit, once; None when nothing new finished."""
         value, self._committable = self._committable, None
+        if value is not None:
+            self._taken = max(self._taken, value)
         return value
 
     def restore(self, offset: int) -> None:
-        """A commit failed: offer its offset again unless a later one is already waiting."""
-        if self._committable is None or self._committable < offset:
+        """A commit failed: offer its offset again unless a later one was handed out or is waiting
+        (committing the older one again would move the group back)."""
+        if offset >= self._taken and (self._committable is None or self._committable < offset):
             self._committable = offset
 
 
@@ -94,3 +99,37 @@ class OffsetTracker:
             if offset is not None:
                 commits.append(TopicPartition(topic, partition, offset))
         return commits
+
+
+@dataclass(frozen=True)
+class CommitReport:
+    """What one commit report (on_commit) means for the committer."""
+
+    confirmed: list[TopicPartition]
+    again: list[TopicPartition]  # failed and not superseded by a later commit: send these again
+    error: str | None  # the failure, when any partition failed
+
+
+class CommitLog:
+    """The newest offset sent per partition, so a failed commit is sent again only when no later one
+    supersedes it: sending an older offset again would move the group back. Consumer-thread only."""
+
+    def __init__(self) -> None:
+        self._sent: dict[tuple[str, int], int] = {}
+
+    def sent(self, offsets: list[TopicPartition]) -> None:
+        for tp in offsets:
+            self._sent[(tp.topic, tp.partition)] = tp.offset
+
+    def report(self, error: KafkaError | None, partitions: list[TopicPartition]) -> CommitReport:
+        confirmed: list[TopicPartition] = []
+        again: list[TopicPartition] = []
+        failure: str | None = None
+        for tp in partitions:
+            if error is None and tp.error is None:
+                confirmed.append(tp)
+                continue
+            failure = failure or str(error or tp.error)
+            if tp.offset >= self._sent.get((tp.topic, tp.partition), -1):
+                again.append(TopicPartition(tp.topic, tp.partition, tp.offset))
+        return CommitReport(confirmed, again, failure)

@@ -1,4 +1,6 @@
-from messaging.offsets import OffsetTracker
+from confluent_kafka import KafkaError, TopicPartition
+
+from messaging.offsets import CommitLog, OffsetTracker
 
 
 def commits(tracker):
@@ -45,3 +47,26 @@ def test_rewound_records_are_forgotten_and_revoked_partitions_ignored():
     tracker.revoke("t", 0)
     tracker.complete("t", 0, 2)
     assert commits(tracker) == []
+
+
+def test_a_failed_commit_older_than_one_handed_out_since_is_not_offered_again():
+    tracker = OffsetTracker()
+    tracker.add("t", 0, 1)
+    tracker.complete("t", 0, 1)
+    first = tracker.take_commits()  # offset 2, sent
+    tracker.add("t", 0, 2)
+    tracker.complete("t", 0, 2)
+    assert commits(tracker) == [("t", 0, 3)]  # sent too
+    tracker.restore(first)  # the report of the first commit: failed
+    assert commits(tracker) == []
+
+
+def test_commit_log_sends_again_only_what_no_later_commit_supersedes():
+    log = CommitLog()
+    log.sent([TopicPartition("t", 0, 5), TopicPartition("t", 1, 3)])
+    log.sent([TopicPartition("t", 0, 9)])
+    report = log.report(KafkaError(KafkaError._TRANSPORT), [TopicPartition("t", 0, 5), TopicPartition("t", 1, 3)])
+    assert [(tp.partition, tp.offset) for tp in report.again] == [(1, 3)]
+    assert report.confirmed == [] and report.error
+    ok = log.report(None, [TopicPartition("t", 0, 9)])
+    assert [(tp.partition, tp.offset) for tp in ok.confirmed] == [(0, 9)] and ok.error is None

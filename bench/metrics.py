@@ -19,6 +19,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from messaging.avro_codec import EventCodec
 from messaging.event_codecs import order_created_codec, status_changed_codec
+from messaging.group_lag import GroupLag
 
 log = logging.getLogger("bench")
 
@@ -277,43 +278,6 @@ class ProcessSampler(threading.Thread):
 
 
 # -- lag ---------------------------------------------------------------------------------------------
-
-
-class GroupLag:
-    """High watermark minus committed offset of one consumer group on one topic, read from the broker.
-
-    Only fetches committed offsets (it never joins the group), so it does not disturb the group.
-    """
-
-    def __init__(self, bootstrap_servers: str, group: str, topic: str) -> None:
-        self.topic = topic
-        self._consumer = Consumer(
-            {"bootstrap.servers": bootstrap_servers, "group.id": group, "enable.auto.commit": False}
-        )
-        self._partitions: list[TopicPartition] | None = None
-
-    def __call__(self) -> int | None:
-        try:
-            if self._partitions is None:
-                meta = self._consumer.list_topics(self.topic, timeout=2).topics.get(self.topic)
-                if meta is None or meta.error is not None or not meta.partitions:
-                    return None
-                self._partitions = [TopicPartition(self.topic, p) for p in sorted(meta.partitions)]
-            committed = self._consumer.committed(self._partitions, timeout=2)
-            total = 0
-            for tp in committed:
-                low, high = self._consumer.get_watermark_offsets(
-                    TopicPartition(self.topic, tp.partition), timeout=2, cached=False
-                )
-                position = tp.offset if tp.offset >= 0 else low
-                total += max(0, high - position)
-            return total
-        except Exception as exc:  # a sample missed is fine; the series has gaps
-            log.debug("lag sample of %s failed: %s", self.topic, exc)
-            return None
-
-    def close(self) -> None:
-        self._consumer.close()
 
 
 class LagSampler(threading.Thread):

@@ -77,24 +77,6 @@ def read_to_end(bootstrap_servers: str, topic: str, timeout: float = 120.0) -> l
         consumer.close()
 
 
-def group_lag(bootstrap_servers: str, group_id: str, topic: str) -> int:
-    """Records of topic the consumer group has not committed yet, from the broker's own offsets.
-
-    Reads the group's committed offsets without joining the group, so it works whoever is a member.
-    """
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group_id, "enable.auto.commit": False})
-    try:
-        metadata = consumer.list_topics(topic, timeout=30).topics[topic]
-        partitions = [TopicPartition(topic, p) for p in sorted(metadata.partitions)]
-        lag = 0
-        for committed in consumer.committed(partitions, timeout=30):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, committed.partition), timeout=30)
-            lag += high - (committed.offset if committed.offset >= 0 else low)
-        return lag
-    finally:
-        consumer.close()
-
-
 @dataclass
 class OrderEventScan:
     created_ms: dict[str, int] = field(default_factory=dict)  # first OrderCreated timestamp per order

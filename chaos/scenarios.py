@@ -37,7 +37,6 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from chaos.load import LoadGenerator, LoadResult, order_body
 from chaos.reconcile import (
     Reconciliation,
-    group_lag,
     read_to_end,
     reconcile,
     sqlite_path,
@@ -46,6 +45,7 @@ from chaos.reconcile import (
 )
 from infra.services import ServiceProcess, fulfillment_service
 from infra.stack import LocalStack, free_port
+from messaging.group_lag import GroupLag
 from tests.support import System, make_system
 
 log = logging.getLogger("chaos")
@@ -167,6 +167,7 @@ class Run:
         self.state: dict[str, Any] = {}  # what a scenario's inject step leaves for its verify step
         self.diagnostics: dict[str, Any] = {}  # the system's own view, taken when orders got stuck
         self.rng = random.Random()
+        self._group_lag: GroupLag | None = None
 
     # recording
     def check(self, name: str, ok: bool, detail: str = "") -> None:
@@ -230,10 +231,21 @@ class Run:
         accepted = set(self.load.accepted_ids())
         return wait_drained(self.system.orders.url, accepted, timeout).drained
 
-    def fulfillment_group_lag(self) -> int:
+    def fulfillment_group_lag(self) -> int | None:
         """The fulfillment consumer group's lag on order-events, from the offsets committed in Kafka."""
-        env = self.system.env["fulfillment"]
-        return group_lag(self.system.bootstrap_servers, env["CONSUMER_GROUP"], env["ORDER_EVENTS_TOPIC"])
+        if self._group_lag is None:
+            env = self.system.env["fulfillment"]
+            self._group_lag = GroupLag(self.system.bootstrap_servers, env["CONSUMER_GROUP"], env["ORDER_EVENTS_TOPIC"])
+        return self._group_lag()
+
+    def check_group_caught_up(self, name: str, timeout: float = 60) -> None:
+        """Check that the fulfillment group commits past everything on order-events within timeout."""
+        caught_up = self.poll(lambda: self.fulfillment_group_lag() == 0, timeout=timeout, interval=0.5)
+        self.check(name, bool(caught_up), "" if caught_up else f"lag {self.fulfillment_group_lag()}")
+
+    def close(self) -> None:
+        if self._group_lag is not None:
+            self._group_lag.close()
 
     def probe_order(self, timeout: float = 90.0) -> None:
         """One order end to end: topics exist, schemas are registered, consumers have their partitions."""
@@ -374,6 +386,8 @@ def run_scenario(
             with contextlib.suppress(Exception):
                 run.load.stop(timeout=5)
             load_result = run.load.result  # what was recorded, even if requests were left outstanding
+        if run is not None:
+            run.close()
         # Everything is recorded by now and the data is thrown away: kill rather than wait for clean exits.
         for service in reversed(run.services if run else []):
             with contextlib.suppress(Exception):
@@ -706,8 +720,7 @@ def verify_poison(run: Run, recon: Reconciliation) -> None:
     run.check("no valid order in the DLQ", not valid, f"{len(valid)} valid records dead-lettered")
     copies = sum(len(v) - 1 for v in seen.values())
     run.check("each poison record dead-lettered once", copies == 0, f"{copies} extra copies")
-    caught_up = run.poll(lambda: run.fulfillment_group_lag() == 0, timeout=60, interval=0.5)
-    run.check("consumer lag back to 0", bool(caught_up), "" if caught_up else f"lag {run.fulfillment_group_lag()}")
+    run.check_group_caught_up("consumer lag back to 0")
     delay = recon.max_pickup_delay_s
     run.check(
         f"no valid order picked up later than {run.profile.pickup_sla_s:g}s",
@@ -755,8 +768,7 @@ def rebalance_kill(run: Run) -> None:
 def verify_rebalance(run: Run, recon: Reconciliation) -> None:
     consumer_topics = read_partitions(run.system.bootstrap_servers, run.system.order_topic)
     run.check(f"{run.system.order_topic} has >= 2 partitions", consumer_topics >= 2, f"{consumer_topics} partitions")
-    caught_up = run.poll(lambda: run.fulfillment_group_lag() == 0, timeout=60, interval=0.5)
-    run.check("the group's lag back to 0", bool(caught_up), "" if caught_up else f"lag {run.fulfillment_group_lag()}")
+    run.check_group_caught_up("the group's lag back to 0")
 
 
 def read_partitions(bootstrap_servers: str, topic: str) -> int:

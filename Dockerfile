@@ -28,6 +28,7 @@ RUN groupadd --system --gid 10001 app \
     && ln -s /data /app/var
 
 COPY contract_models ./contract_models
+COPY contracts ./contracts
 COPY messaging ./messaging
 COPY persistence ./persistence
 COPY httpapi ./httpapi

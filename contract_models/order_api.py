@@ -15,13 +15,14 @@ class NonBlankText(RootModel[str]):
         Field(
             max_length=200,
             min_length=1,
-            pattern="[^\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]",
+            pattern="^[^\\x00]*[^\\x00\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00]*$",
         ),
     ]
     """
-    Text of 1-200 characters with at least one non-blank; surrounding blanks are trimmed. Blanks are the
-    characters the pattern lists: Unicode white space and the separators U+001C-U+001F, spelled out so that
-    every regular expression dialect agrees (`\\s` differs between them, e.g. on U+0085 and U+FEFF).
+    Text of 1-200 characters with at least one non-blank and no NUL (U+0000, which PostgreSQL text cannot
+    hold); surrounding blanks are trimmed. Blanks are the characters the pattern lists: Unicode white space
+    and the separators U+001C-U+001F, spelled out so that every regular expression dialect agrees (`\\s`
+    differs between them, e.g. on U+0085 and U+FEFF).
 
     """
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,6 +14,7 @@ from contract_models.fulfillment_api import FulfillmentStatus, Problem
 from fulfillment_service import store
 from fulfillment_service.shipping import ProviderBehaviour
 from httpapi.json_body import DecimalJSONResponse
+from httpapi.parameters import UUIDParameter
 from httpapi.problems import PROBLEM_JSON, ProblemError
 
 PROBLEM = {"model": Problem, "content": {PROBLEM_JSON: {}}}
@@ -49,7 +49,7 @@ def fulfillment_router(engine: Engine) -> APIRouter:
         responses={200: {"model": FulfillmentStatus}, 404: PROBLEM, 422: PROBLEM},
         operation_id="getFulfillment",
     )
-    async def get_fulfillment(orderId: UUID) -> DecimalJSONResponse:
+    async def get_fulfillment(orderId: UUIDParameter) -> DecimalJSONResponse:
         def read() -> dict[str, Any] | None:
             with engine.connect() as conn:
                 return store.get(conn, str(orderId))

@@ -1,4 +1,4 @@
-"""JSON in and out with Decimal kept exact: money is never a float on its way through."""
+"""JSON out with Decimal kept exact: money is never a float on its way through (in: httpapi.strict_json)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,6 @@ def dumps(value: Any) -> bytes:
     return simplejson.dumps(value, use_decimal=True, separators=(",", ":"), default=str).encode()
 
 
-def loads(data: bytes) -> Any:
-    """Parse with numbers that have a fraction as Decimal."""
-    return simplejson.loads(data, use_decimal=True)
-
-
 class DecimalJSONResponse(Response):
     media_type = "application/json"
 
@@ -25,4 +20,4 @@ class DecimalJSONResponse(Response):
         return dumps(content)
 
 
-__all__ = ["Decimal", "DecimalJSONResponse", "dumps", "loads"]
+__all__ = ["Decimal", "DecimalJSONResponse", "dumps"]

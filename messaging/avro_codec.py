@@ -6,8 +6,12 @@ against their own (generated) reader schema, so old records read with defaults f
 
 from __future__ import annotations
 
+import io
+import json
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+import fastavro
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -22,6 +26,32 @@ class RegistryUnavailable(Exception):
     """The registry could not be reached; retry later, the record is fine."""
 
 
+class UnencodableEvent(ValueError):
+    """The event does not encode with its committed Avro schema (a value outside an Avro type, a decimal
+    of another scale, text that is not Unicode); publishing it could never succeed."""
+
+
+class AvroBodyWriter:
+    """Writes records with one committed schema alone, as the registry-backed serializer would (both use
+    fastavro), so a service can prove an event encodes before it promises to publish it."""
+
+    def __init__(self, schema: str) -> None:
+        self._parsed = fastavro.parse_schema(json.loads(schema))
+
+    def __call__(self, record: dict[str, Any]) -> bytes:
+        """The Avro body of record (no wire-format header). Raises UnencodableEvent."""
+        buffer = io.BytesIO()
+        try:
+            fastavro.schemaless_writer(buffer, self._parsed, record)
+        except Exception as exc:  # fastavro raises ValueError, TypeError, OverflowError, struct.error...
+            raise UnencodableEvent(f"{type(exc).__name__}: {exc}"[:500]) from exc
+        return buffer.getvalue()
+
+
+# Magic byte and 4-byte schema id before the Avro body in every record (Confluent wire format).
+WIRE_HEADER_BYTES = 5
+
+
 class PoisonRecord(Exception):
     """The record can never be decoded (bad bytes, unknown schema id, unresolvable writer schema)."""
 
@@ -32,11 +62,23 @@ class PoisonRecord(Exception):
 
 
 class EventCodec(Generic[M]):
-    """Encodes and decodes one event type on one topic."""
+    """Encodes and decodes one event type on one topic.
 
-    def __init__(self, client: SchemaRegistryClient, topic: str, schema: str, model: type[M]) -> None:
+    rules: checks a decoded event must pass before anyone acts on it; it raises ValueError for an event that
+    breaks them, which decode() reports as a PoisonRecord of kind "InvalidEvent".
+    """
+
+    def __init__(
+        self,
+        client: SchemaRegistryClient,
+        topic: str,
+        schema: str,
+        model: type[M],
+        rules: Callable[[M], None] | None = None,
+    ) -> None:
         self.topic = topic
         self.model = model
+        self._rules = rules
         self._client = client
         self._context = SerializationContext(topic, MessageField.VALUE)
         self._serializer = AvroSerializer(client, schema, conf={"auto.register.schemas": True})
@@ -67,9 +109,12 @@ class EventCodec(Generic[M]):
                 raise RegistryUnavailable(str(exc)) from exc
             raise PoisonRecord(_kind(exc, data), str(exc) or type(exc).__name__) from exc
         try:
-            return self.model.model_validate(record)
+            event = self.model.model_validate(record)
+            if self._rules is not None:
+                self._rules(event)
         except Exception as exc:
             raise PoisonRecord("InvalidEvent", str(exc)) from exc
+        return event
 
 
 def _kind(exc: Exception, data: bytes) -> str:

@@ -1,4 +1,4 @@
-"""The codecs of the project's two events: the generated model and its embedded schema as reader."""
+"""The codecs of the project's two events: the generated model, its embedded schema as reader, its rules."""
 
 from __future__ import annotations
 
@@ -10,12 +10,18 @@ from contract_models.events import (
     FulfillmentStatusChanged,
     OrderCreated,
 )
+from contracts.fulfillment_rules import check_status_changed
+from contracts.order_rules import check_order_created
 from messaging.avro_codec import EventCodec
 
 
 def order_created_codec(registry: SchemaRegistryClient, topic: str) -> EventCodec[OrderCreated]:
-    return EventCodec(registry, topic, ORDER_CREATED_SCHEMA, OrderCreated)
+    """OrderCreated on topic; a decoded event that breaks the order rules is an InvalidEvent poison record."""
+    return EventCodec(registry, topic, ORDER_CREATED_SCHEMA, OrderCreated, rules=check_order_created)
 
 
 def status_changed_codec(registry: SchemaRegistryClient, topic: str) -> EventCodec[FulfillmentStatusChanged]:
-    return EventCodec(registry, topic, FULFILLMENT_STATUS_CHANGED_SCHEMA, FulfillmentStatusChanged)
+    """FulfillmentStatusChanged on topic; one that breaks the fulfillment rules is an InvalidEvent."""
+    return EventCodec(
+        registry, topic, FULFILLMENT_STATUS_CHANGED_SCHEMA, FulfillmentStatusChanged, rules=check_status_changed
+    )

@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
-import decimal
 import time
 from decimal import Decimal
 from typing import Annotated, Any
-from uuid import UUID
 
 from fastapi import APIRouter, Header, Query, Request
-from pydantic import BeforeValidator, Field, ValidationError
+from pydantic import BeforeValidator, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from contract_models.order_api import CreateOrderRequest, Order, OrderPage, OrderStatus, Problem
-from httpapi.json_body import DecimalJSONResponse, loads
-from httpapi.problems import PROBLEM_JSON, ProblemError, validation_errors
+from contract_models.order_api import Order, OrderPage, OrderStatus, Problem
+from contracts.order_rules import ValidOrder, validate_order
+from contracts.violation import RuleViolation
+from httpapi import strict_json
+from httpapi.json_body import DecimalJSONResponse
+from httpapi.parameters import JSON_INTEGER, JSON_NUMBER, UUIDParameter
+from httpapi.problems import PROBLEM_JSON, ProblemError
+from messaging.avro_codec import UnencodableEvent
+from order_service.errors import EventTooLarge, IdempotencyKeyReused, InvalidCursor
 from order_service.orders import OrderService
 from order_service.status_waiter import StatusWaiter
 
 PROBLEM = {"model": Problem, "content": {PROBLEM_JSON: {}}}
 _RECHECK_SECONDS = 0.5  # waiters re-read the database this often (changes applied by other replicas)
-# Digits for checking multipleOf 0.01 exactly: enough for any JSON number a double can hold (1.8e308).
-_MONEY_DIGITS = 400
+# Bodies up to this size are parsed on the event loop (microseconds); larger ones on a worker thread.
+_INLINE_PARSE_BYTES = 16_384
 
 
 def _split_statuses(value: Any) -> Any:
@@ -42,8 +46,13 @@ def _split_statuses(value: Any) -> Any:
 WaitFor = Annotated[list[OrderStatus], BeforeValidator(_split_statuses), Field(min_length=1, max_length=4)]
 
 
-def parse_order_request(body: bytes, content_type: str | None) -> CreateOrderRequest:
-    """Strictly parse a create-order body: JSON only, spec types only, no unknown fields."""
+def parse_order_request(body: bytes, content_type: str | None) -> ValidOrder:
+    """Parse a create-order body exactly as the contract says: JSON only (I-JSON, numbers bounded before
+    conversion, see httpapi.strict_json), spec types only, no unknown fields, the order rules.
+
+    Raises ProblemError: 415 for another media type, 400 for a body that is not I-JSON, 413 for one with
+    more values than any order holds, 422 naming each field that breaks the rules.
+    """
     media_type = (content_type or "").split(";")[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise ProblemError(
@@ -53,64 +62,22 @@ def parse_order_request(body: bytes, content_type: str | None) -> CreateOrderReq
             [{"field": "Content-Type", "message": "must be application/json"}],
         )
     try:
-        data = loads(body)
-    except ValueError as exc:
+        document = strict_json.parse(body)
+    except strict_json.MalformedJSON as exc:
         raise ProblemError(
             400,
             "Malformed JSON",
             f"The body is not valid JSON: {exc}",
             [{"field": "body", "message": "not valid JSON"}],
         ) from exc
-    _money_as_decimal(data)
-    if isinstance(data, dict) and "totalAmount" in data and data["totalAmount"] is None:
-        # Optional, but not nullable: the model's `None` default stands for "absent" only.
+    except strict_json.TooManyValues as exc:
         raise ProblemError(
-            422,
-            "Invalid request",
-            "The order does not match the API contract.",
-            [{"field": "totalAmount", "message": "must be a number"}],
-        )
-    try:
-        # Strict: "2" is not a quantity, 5.0 is not a name; JSON numbers arrive as int or Decimal.
-        with decimal.localcontext(prec=_MONEY_DIGITS):
-            return CreateOrderRequest.model_validate(data, strict=True)
-    except decimal.InvalidOperation as exc:
-        raise ProblemError(
-            422,
-            "Invalid request",
-            "A number in the order is out of range.",
-            [{"field": "body", "message": "number out of range"}],
+            413, "Content Too Large", f"{exc}; an order holds far fewer.", [{"field": "body", "message": str(exc)}]
         ) from exc
-    except ValidationError as exc:
-        errors = validation_errors(exc.errors(include_url=False))
-        for error in errors:
-            if error["message"].startswith("Input should be an instance of Decimal"):
-                error["message"] = "must be a number"
-            elif error["message"].startswith("String should match pattern"):
-                error["message"] = "must contain a non-blank character"  # the only pattern: NonBlankText
-        raise ProblemError(422, "Invalid request", "The order does not match the API contract.", errors) from exc
-
-
-def _money_as_decimal(data: Any) -> None:
-    """Whole-number prices parse as int; money fields take Decimal, so lift them (bools stay invalid).
-
-    The reverse for quantities: JSON Schema counts 3.0 or 1e2 as an integer, so integral numbers with a
-    fraction or exponent become int.
-    """
-    if not isinstance(data, dict):
-        return
-    if type(data.get("totalAmount")) is int:
-        data["totalAmount"] = Decimal(data["totalAmount"])
-    items = data.get("items")
-    if isinstance(items, list):
-        for item in items:
-            if not isinstance(item, dict):
-                continue
-            if type(item.get("price")) is int:
-                item["price"] = Decimal(item["price"])
-            quantity = item.get("quantity")
-            if type(quantity) is Decimal and quantity.is_finite() and quantity == quantity.to_integral_value():
-                item["quantity"] = int(quantity)
+    try:
+        return validate_order(document)
+    except RuleViolation as exc:
+        raise ProblemError(422, "Invalid request", exc.detail, list(exc.errors)) from exc
 
 
 def order_router(service: OrderService, waiter: StatusWaiter) -> APIRouter:
@@ -133,8 +100,30 @@ def order_router(service: OrderService, waiter: StatusWaiter) -> APIRouter:
         request: Request,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)] = None,
     ) -> Response:
-        order_request = parse_order_request(await request.body(), request.headers.get("content-type"))
-        order, replayed = await service.place(order_request, idempotency_key)
+        body = await request.body()
+        content_type = request.headers.get("content-type")
+        if len(body) > _INLINE_PARSE_BYTES:  # parsing takes milliseconds: keep the event loop serving others
+            order_request = await run_in_threadpool(parse_order_request, body, content_type)
+        else:
+            order_request = parse_order_request(body, content_type)
+        try:
+            order, replayed = await service.place(order_request, idempotency_key)
+        except IdempotencyKeyReused as exc:
+            raise ProblemError(
+                422,
+                "Idempotency-Key reused",
+                "This Idempotency-Key was used with a different order.",
+                [{"field": "Idempotency-Key", "message": "already used with a different order"}],
+            ) from exc
+        except EventTooLarge as exc:
+            raise ProblemError(413, "Content Too Large", f"{exc}.", [{"field": "body", "message": str(exc)}]) from exc
+        except UnencodableEvent as exc:
+            raise ProblemError(
+                422,
+                "Invalid request",
+                "The order cannot be written as an event.",
+                [{"field": "body", "message": str(exc)}],
+            ) from exc
         headers = {"Location": f"/api/orders/{order['orderId']}"}
         if replayed:
             headers["Idempotent-Replayed"] = "true"
@@ -147,12 +136,20 @@ def order_router(service: OrderService, waiter: StatusWaiter) -> APIRouter:
         operation_id="listOrders",
     )
     async def list_orders(
-        customerId: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+        customerId: Annotated[str | None, Query(min_length=1, max_length=200, pattern=r"^[^\x00]*$")] = None,
         status: OrderStatus | None = None,
-        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        limit: Annotated[int, Query(ge=1, le=100), JSON_INTEGER] = 20,
         cursor: Annotated[str | None, Query(min_length=1, max_length=500)] = None,
     ) -> Response:
-        page = await run_in_threadpool(service.list, customerId, status.value if status else None, limit, cursor)
+        try:
+            page = await run_in_threadpool(service.list, customerId, status.value if status else None, limit, cursor)
+        except InvalidCursor as exc:
+            raise ProblemError(
+                422,
+                "Invalid request",
+                "cursor is not one this service handed out.",
+                [{"field": "cursor", "message": "invalid cursor"}],
+            ) from exc
         return DecimalJSONResponse(page)
 
     @router.get(
@@ -162,13 +159,13 @@ def order_router(service: OrderService, waiter: StatusWaiter) -> APIRouter:
         operation_id="getOrder",
     )
     async def get_order(
-        orderId: UUID,
+        orderId: UUIDParameter,
         waitFor: Annotated[WaitFor | None, Query()] = None,
-        timeout: Annotated[float, Query(ge=0, le=30)] = 0,
+        timeout: Annotated[Decimal, Query(ge=0, le=30), JSON_NUMBER] = 0,  # type: ignore[assignment]
     ) -> Response:
         wanted = {status.value for status in waitFor or ()}
         order_id = str(orderId)
-        deadline = time.monotonic() + (timeout if wanted else 0)
+        deadline = time.monotonic() + (float(timeout) if wanted else 0)
         while True:
             order = await run_in_threadpool(service.get, order_id)
             if order is None:

@@ -49,7 +49,11 @@ def create_app(settings: OrderServiceSettings | None = None) -> FastAPI:
     producer = make_producer(settings, "order-service-outbox")
     relay = OutboxRelay(engine, store.outbox, producer, {"OrderCreated": order_codec})
     service = OrderService(
-        engine, settings.order_events_topic, settings.idempotency_key_ttl_seconds, on_committed=relay.wake
+        engine,
+        settings.order_events_topic,
+        settings.idempotency_key_ttl_seconds,
+        on_committed=relay.wake,
+        max_event_bytes=settings.max_event_bytes,
     )
     projection = BatchConsumerWorker(
         functools.partial(make_consumer, settings, settings.consumer_group, "order-service-projection"),

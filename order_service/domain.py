@@ -1,9 +1,8 @@
-"""Order rules, free of I/O: totals and the status state machine."""
+"""The order's status state machine, free of I/O (the rules an order must keep: contracts/order_rules.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from enum import StrEnum
 
 from contract_models.events import FulfillmentStatus
@@ -24,14 +23,6 @@ _FROM_FULFILLMENT = {
     FulfillmentStatus.Delivered: OrderStatus.Fulfilled,
     FulfillmentStatus.Failed: OrderStatus.Failed,
 }
-
-
-def line_total(quantity: int, price: Decimal) -> Decimal:
-    return price * quantity
-
-
-def order_total(lines: list[tuple[int, Decimal]]) -> Decimal:
-    return sum((line_total(q, p) for q, p in lines), Decimal("0.00")).quantize(Decimal("0.01"))
 
 
 @dataclass(frozen=True)

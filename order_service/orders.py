@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -14,14 +15,14 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 
-from contract_models.events import OrderCreated
+from contract_models.events import ORDER_CREATED_SCHEMA, OrderCreated
 from contract_models.events import OrderItem as EventItem
-from contract_models.order_api import CreateOrderRequest
-from httpapi.json_body import dumps
-from httpapi.problems import ProblemError
+from contracts.order_rules import ValidOrder
+from messaging.avro_codec import WIRE_HEADER_BYTES, AvroBodyWriter
 from messaging.outbox import outbox_row
 from order_service import store
-from order_service.domain import OrderStatus, order_total
+from order_service.domain import OrderStatus
+from order_service.errors import EventTooLarge, IdempotencyKeyReused
 from persistence.engine import write_transaction
 from persistence.group_commit import GroupCommitter
 
@@ -36,27 +37,33 @@ def _iso(epoch_us: int | None) -> str | None:
     return datetime.fromtimestamp(epoch_us / 1_000_000, UTC).isoformat().replace("+00:00", "Z")
 
 
-def normalize(request: CreateOrderRequest) -> dict[str, Any]:
-    """The order as stored: texts trimmed, prices as Decimal."""
-    return {
-        "customerId": request.customerId.root.strip(),
-        "customerName": request.customerName.root.strip(),
-        "items": [
-            {
-                "productId": item.productId.root.strip(),
-                "productName": item.productName.root.strip(),
-                "quantity": item.quantity,
-                "price": Decimal(item.price),
-            }
-            for item in request.items
+def request_fingerprint(order: ValidOrder) -> str:
+    """What an Idempotency-Key is bound to: the order's values, not their spelling (10.00 and 10, a trimmed
+    and an untrimmed name, a totalAmount sent or left out all describe the same order). Hex SHA-256."""
+    canonical = [
+        order.customer_id,
+        order.customer_name,
+        [[line.product_id, line.product_name, line.quantity, str(line.price)] for line in order.lines],
+    ]
+    return hashlib.sha256(json.dumps(canonical, ensure_ascii=False).encode()).hexdigest()
+
+
+def order_created(order_id: str, accepted_at_us: int, order: ValidOrder) -> OrderCreated:
+    """The OrderCreated event announcing order (accepted at epoch µs accepted_at_us) under order_id."""
+    return OrderCreated(
+        eventId=uuid.uuid4(),
+        timestamp=datetime.fromtimestamp(accepted_at_us / 1_000_000, UTC),
+        orderId=uuid.UUID(order_id),
+        customerId=order.customer_id,
+        customerName=order.customer_name,
+        items=[
+            EventItem(
+                productId=line.product_id, productName=line.product_name, quantity=line.quantity, price=line.price
+            )
+            for line in order.lines
         ],
-        "totalAmount": request.totalAmount,
-    }
-
-
-def request_fingerprint(normalized: dict[str, Any]) -> str:
-    """Same body, same fingerprint: what an Idempotency-Key is bound to."""
-    return hashlib.sha256(dumps(normalized)).hexdigest()
+        totalAmount=order.total,
+    )
 
 
 class OrderService:
@@ -66,45 +73,50 @@ class OrderService:
         topic: str,
         idempotency_ttl_seconds: int,
         on_committed: Callable[[], None] | None = None,
+        *,
+        max_event_bytes: int = 990_000,
     ) -> None:
         self._engine = engine
         self._writer = GroupCommitter(engine, "order-writer")
         self._topic = topic
         self._idempotency_ttl = idempotency_ttl_seconds
         self._on_committed = on_committed or (lambda: None)
+        self._encode = AvroBodyWriter(ORDER_CREATED_SCHEMA)
+        self._max_event_bytes = max_event_bytes
 
     async def stop(self) -> None:
         await self._writer.stop()
 
-    async def place(self, request: CreateOrderRequest, idempotency_key: str | None) -> tuple[dict[str, Any], bool]:
+    async def place(self, order: ValidOrder, idempotency_key: str | None) -> tuple[dict[str, Any], bool]:
         """Store the order and its OrderCreated event in one transaction (shared with concurrent requests:
         group commit), then return it. Nothing here waits for Kafka or the registry.
 
-        Returns the order and whether it is the replay of an earlier request with the same key.
+        Returns the order as the API shows it, and whether it is the replay of an earlier request with the
+        same key. Raises IdempotencyKeyReused (the key was used with another order), UnencodableEvent or
+        EventTooLarge (the event could never be published, so the order is not accepted).
         """
-        normalized = normalize(request)
-        total = order_total([(i["quantity"], i["price"]) for i in normalized["items"]])
-        sent_total = normalized["totalAmount"]
-        if sent_total is not None and Decimal(sent_total) != total:
-            raise ProblemError(
-                422,
-                "Invalid request",
-                "totalAmount does not match the items.",
-                [{"field": "totalAmount", "message": f"expected {total}, the sum of quantity * price"}],
-            )
-        fingerprint = request_fingerprint(normalized) if idempotency_key else ""
+        fingerprint = request_fingerprint(order) if idempotency_key else ""
         if idempotency_key:
             replay = await run_in_threadpool(self._replay, idempotency_key, fingerprint)
             if replay is not None:
                 return replay, True
         order_id = str(uuid.uuid4())
         now = _now_us()
+        items = [
+            {
+                "productId": line.product_id,
+                "productName": line.product_name,
+                "quantity": line.quantity,
+                "price": line.price,
+            }
+            for line in order.lines
+        ]
         row = {
             "order_id": order_id,
-            "customer_id": normalized["customerId"],
-            "customer_name": normalized["customerName"],
-            "items": store.items_json(normalized["items"]),
-            "total_amount": str(total),
+            "customer_id": order.customer_id,
+            "customer_name": order.customer_name,
+            "items": store.items_json(items),
+            "total_amount": str(order.total),
             "status": OrderStatus.Pending.value,
             "created_at": now,
             "updated_at": now,
@@ -114,16 +126,9 @@ class OrderService:
             "failure_reason": None,
             "fulfillment_seq": -1,
         }
-        event = OrderCreated(
-            eventId=uuid.uuid4(),
-            timestamp=datetime.fromtimestamp(now / 1_000_000, UTC),
-            orderId=uuid.UUID(order_id),
-            customerId=row["customer_id"],
-            customerName=row["customer_name"],
-            items=[EventItem(**item) for item in normalized["items"]],
-            totalAmount=total,
-        )
+        event = order_created(order_id, now, order)
         outbox_entry = outbox_row(self._topic, order_id, event)
+        self._check_publishable(outbox_entry["payload"])
 
         def write(conn: Connection) -> None:
             store.insert_order(conn, row)
@@ -143,18 +148,21 @@ class OrderService:
         self._on_committed()
         return to_api(row), False
 
+    def _check_publishable(self, payload: str) -> None:
+        """The relay will encode exactly this payload with the committed schema: it must succeed, and the
+        record must fit what the producer sends."""
+        body = self._encode(OrderCreated.model_validate_json(payload).model_dump())
+        size = WIRE_HEADER_BYTES + len(body)
+        if size > self._max_event_bytes:
+            raise EventTooLarge(size, self._max_event_bytes)
+
     def _replay(self, key: str, fingerprint: str) -> dict[str, Any] | None:
         with self._engine.connect() as conn:
             found = store.find_idempotency_key(conn, key)
             if found is None or found["created_at"] < time.time() - self._idempotency_ttl:
                 return None
             if found["request_hash"] != fingerprint:
-                raise ProblemError(
-                    422,
-                    "Idempotency-Key reused",
-                    "This Idempotency-Key was used with a different body.",
-                    [{"field": "Idempotency-Key", "message": "already used with a different request body"}],
-                )
+                raise IdempotencyKeyReused(key)
             order = store.get_order(conn, found["order_id"])
         return to_api(order) if order else None
 
@@ -164,16 +172,10 @@ class OrderService:
         return to_api(row) if row else None
 
     def list(self, customer_id: str | None, status: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
-        try:
-            with self._engine.connect() as conn:
-                rows, next_cursor = store.list_orders(conn, customer_id, status, limit, cursor)
-        except ValueError as exc:
-            raise ProblemError(
-                422,
-                "Invalid request",
-                "cursor is not one this service handed out.",
-                [{"field": "cursor", "message": "invalid cursor"}],
-            ) from exc
+        """One page of orders, newest first: {items: [Order], nextCursor}. Raises InvalidCursor."""
+        position = store.decode_cursor(cursor) if cursor is not None else None
+        with self._engine.connect() as conn:
+            rows, next_cursor = store.list_orders(conn, customer_id, status, limit, position)
         return {"items": [to_api(r) for r in rows], "nextCursor": next_cursor}
 
     def purge_expired_keys(self) -> int:

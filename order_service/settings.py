@@ -15,4 +15,7 @@ class OrderServiceSettings(KafkaSettings):
     consumer_group: str = "order-service"
     max_body_bytes: int = 1_048_576
     idempotency_key_ttl_seconds: int = 86_400
+    # Largest OrderCreated record accepted (bytes): below the producer's message.max.bytes (librdkafka's
+    # default, 1,000,000) with room for the key and headers, so every accepted order can be published.
+    max_event_bytes: int = 990_000
     log_level: str = "info"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +30,7 @@ from sqlalchemy import (
 
 from messaging.outbox import outbox_table
 from order_service.domain import FulfillmentView, OrderStatus
+from order_service.errors import InvalidCursor
 
 metadata = MetaData()
 
@@ -99,26 +101,37 @@ def encode_cursor(created_at: int, order_id: str) -> str:
     return base64.urlsafe_b64encode(f"{created_at}:{order_id}".encode()).decode().rstrip("=")
 
 
+_CURSOR = re.compile(r"(0|[1-9][0-9]{0,18}):([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
+
+
 def decode_cursor(cursor: str) -> tuple[int, str]:
-    """Raises ValueError for a cursor this service did not hand out."""
-    padded = cursor + "=" * (-len(cursor) % 4)
-    created_at, order_id = base64.urlsafe_b64decode(padded.encode()).decode().split(":", 1)
-    if len(order_id) != 36:
-        raise ValueError("bad cursor")
-    return int(created_at), order_id
+    """(created_at in epoch µs, order id) from a cursor encode_cursor made.
+
+    Exactly that spelling, checked before conversion: a timestamp of at most 19 digits that fits a signed
+    64-bit column (SQLite's and PostgreSQL's BIGINT) and a canonical lower-case UUID. Raises InvalidCursor.
+    """
+    try:
+        decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except ValueError as exc:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        raise InvalidCursor(cursor) from exc
+    match = _CURSOR.fullmatch(decoded)
+    if match is None or int(match[1]) > 2**63 - 1:
+        raise InvalidCursor(cursor)
+    return int(match[1]), match[2]
 
 
 def list_orders(
-    conn: Connection, customer_id: str | None, status: str | None, limit: int, cursor: str | None
+    conn: Connection, customer_id: str | None, status: str | None, limit: int, cursor: tuple[int, str] | None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """Newest first; keyset pagination on (created_at, order_id) so pages stay stable under inserts."""
+    """Newest first, after cursor (created_at µs, order id) when given; keyset pagination on
+    (created_at, order_id) so pages stay stable under inserts. Returns the rows and the next page's cursor."""
     query = select(orders)
     if customer_id is not None:
         query = query.where(orders.c.customer_id == customer_id)
     if status is not None:
         query = query.where(orders.c.status == status)
     if cursor is not None:
-        created_at, order_id = decode_cursor(cursor)
+        created_at, order_id = cursor
         query = query.where(
             or_(
                 orders.c.created_at < created_at,

@@ -3,7 +3,8 @@ from decimal import Decimal
 import pytest
 
 from contract_models.events import FulfillmentStatus
-from order_service.domain import FulfillmentView, OrderStatus, apply_fulfillment, order_total
+from contracts.order_rules import order_total
+from order_service.domain import FulfillmentView, OrderStatus, apply_fulfillment
 
 NEW = FulfillmentView(status=OrderStatus.Pending, sequence=-1)
 

@@ -1,0 +1,200 @@
+"""The order rules: what an order must be to be accepted by the Order Service and shipped by the
+Fulfillment Service.
+
+Shapes and bounds are the Order Service's OpenAPI document (`CreateOrderRequest`, generated into
+`contract_models.order_api`): texts of 1-200 characters with a non-blank one and no NUL, 1-1,000 items,
+quantity 1-10,000, price 0-1,000,000 as a multiple of 0.01, an optional totalAmount. This module adds what
+JSON Schema cannot say:
+
+* totalAmount, when given, equals the sum of quantity * price;
+* texts are trimmed of surrounding blanks (the blanks the schema's pattern names, which are Python's);
+* money is held at the contract's scale of 2 decimals (19.990 is 19.99, -0.00 is 0.00), which Avro's
+  decimal(12,2) and decimal(18,2) require: an order that passes always encodes;
+* numbers are compared and summed in `MONEY_CONTEXT`, with every trap on and room for every bounded input
+  (`httpapi.strict_json` bounds what a request can carry), so no arithmetic on an order overflows, rounds
+  silently or raises anything but a RuleViolation.
+
+`validate_order()` is the API's check of a request body; `check_order_created()` applies the same rules to an
+`OrderCreated` event and also requires the event to be exactly what `validate_order()` would produce.
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationError
+
+from contract_models.events import OrderCreated
+from contract_models.order_api import CreateOrderRequest
+from contracts.violation import FieldError, RuleViolation
+from httpapi.problems import field_path
+from httpapi.strict_json import MAX_MAGNITUDE, MAX_SIGNIFICANT_DIGITS, MIN_MAGNITUDE, UnrepresentableNumber
+
+MONEY_SCALE = Decimal("0.01")
+# Bounded inputs have at most 40 digits and magnitudes from 1e-400 to 1e40; a remainder modulo 0.01 then needs
+# about 83 digits, and no result leaves the exponent range. Every condition traps, so nothing is rounded or
+# clamped without being noticed.
+MONEY_CONTEXT = decimal.Context(
+    prec=120,
+    rounding=decimal.ROUND_HALF_EVEN,
+    Emin=-999,
+    Emax=999,
+    traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow, decimal.Underflow, decimal.Clamped],
+)
+_INVALID_REQUEST = "The order does not match the API contract."
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    """One accepted line: trimmed texts, quantity 1-10,000, unit price at scale 2."""
+
+    product_id: str
+    product_name: str
+    quantity: int
+    price: Decimal
+
+
+@dataclass(frozen=True)
+class ValidOrder:
+    """An order that keeps every rule: trimmed texts, money at scale 2, total = sum of the lines."""
+
+    customer_id: str
+    customer_name: str
+    lines: tuple[OrderLine, ...]
+    total: Decimal
+
+
+def order_total(lines: Iterable[tuple[int, Decimal]]) -> Decimal:
+    """Sum of quantity * price over (quantity, price) pairs, at scale 2. Raises decimal.DecimalException
+    only for inputs beyond the rules' bounds."""
+    with decimal.localcontext(MONEY_CONTEXT):
+        return sum((price * quantity for quantity, price in lines), Decimal(0)).quantize(MONEY_SCALE)
+
+
+def to_scale(amount: Decimal) -> Decimal:
+    """amount at the contract's scale of 2; zero without a sign. Exact for multiples of 0.01 (raises
+    decimal.Inexact through MONEY_CONTEXT's traps otherwise, which validation rules out first)."""
+    with decimal.localcontext(MONEY_CONTEXT) as context:
+        context.traps[decimal.Inexact] = True
+        scaled = amount.quantize(MONEY_SCALE)
+    return scaled.copy_abs() if scaled.is_zero() else scaled
+
+
+def validate_order(document: Any) -> ValidOrder:
+    """The order a parsed create-order body describes (dicts, lists, str, int, Decimal, as
+    `httpapi.strict_json.parse` returns them).
+
+    Strict: "2" is not a quantity and 5.0 is not a name. JSON Schema counts 3.0 and 1e2 as integers, so an
+    integral Decimal quantity becomes an int; an integer price or total becomes a Decimal.
+    Raises RuleViolation naming each offending field.
+    """
+    prepared = _with_json_number_types(document)
+    if isinstance(prepared, dict) and "totalAmount" in prepared and prepared["totalAmount"] is None:
+        # Optional, but not nullable: the model's `None` default stands for "absent" only.
+        raise RuleViolation(_INVALID_REQUEST, [{"field": "totalAmount", "message": "must be a number"}])
+    try:
+        with decimal.localcontext(MONEY_CONTEXT):
+            request = CreateOrderRequest.model_validate(prepared, strict=True)
+    except ValidationError as exc:
+        raise RuleViolation(_INVALID_REQUEST, _field_errors(exc)) from exc
+    except decimal.DecimalException as exc:  # bounded inputs never get here; a violation all the same
+        raise RuleViolation(_INVALID_REQUEST, [{"field": "body", "message": "a number is out of range"}]) from exc
+    lines = tuple(
+        OrderLine(item.productId.root.strip(), item.productName.root.strip(), item.quantity, to_scale(item.price))
+        for item in request.items
+    )
+    total = order_total((line.quantity, line.price) for line in lines)
+    if request.totalAmount is not None and to_scale(request.totalAmount) != total:
+        raise RuleViolation(
+            "totalAmount does not match the items.",
+            [{"field": "totalAmount", "message": f"expected {total}, the sum of quantity * price"}],
+        )
+    return ValidOrder(request.customerId.root.strip(), request.customerName.root.strip(), lines, total)
+
+
+def check_order_created(event: OrderCreated) -> None:
+    """Raises RuleViolation unless event is an order the Order Service could have accepted, exactly as it
+    would have written it: the rules above, eventType "OrderCreated", ids that are not the nil UUID, texts
+    already trimmed and the total already computed."""
+    errors: list[FieldError] = []
+    if event.eventType != "OrderCreated":
+        errors.append({"field": "eventType", "message": f"must be OrderCreated, not {event.eventType[:50]!r}"})
+    for name in ("eventId", "orderId"):
+        if getattr(event, name).int == 0:
+            errors.append({"field": name, "message": "must not be the nil UUID"})
+    document = {
+        "customerId": event.customerId,
+        "customerName": event.customerName,
+        "items": [
+            {"productId": i.productId, "productName": i.productName, "quantity": i.quantity, "price": i.price}
+            for i in event.items
+        ],
+        "totalAmount": event.totalAmount,
+    }
+    try:
+        order = validate_order(document)
+    except RuleViolation as exc:
+        errors.extend(exc.errors)
+    else:
+        sent = (event.customerId, event.customerName, [(i.productId, i.productName) for i in event.items])
+        normal = (order.customer_id, order.customer_name, [(x.product_id, x.product_name) for x in order.lines])
+        if sent != normal:
+            errors.append({"field": "body", "message": "texts must be trimmed of surrounding blanks"})
+    if errors:
+        raise RuleViolation("The OrderCreated event breaks the order rules.", errors)
+
+
+def _with_json_number_types(document: Any) -> Any:
+    """A shallow copy of the body with JSON Schema's number semantics applied to the numeric fields."""
+    if not isinstance(document, dict):
+        return document
+    prepared = dict(document)
+    if type(prepared.get("totalAmount")) is int:
+        prepared["totalAmount"] = Decimal(prepared["totalAmount"])
+    items = prepared.get("items")
+    if isinstance(items, list):
+        prepared["items"] = [_item_with_json_number_types(item) for item in items]
+    return prepared
+
+
+def _item_with_json_number_types(item: Any) -> Any:
+    if not isinstance(item, dict):
+        return item
+    prepared = dict(item)
+    if type(prepared.get("price")) is int:
+        prepared["price"] = Decimal(prepared["price"])
+    quantity = prepared.get("quantity")
+    # Bounded Decimals (at most 40 digits): comparing and converting them is cheap and exact.
+    if type(quantity) is Decimal and quantity == quantity.to_integral_value():
+        prepared["quantity"] = int(quantity)
+    return prepared
+
+
+_OUT_OF_RANGE = (
+    f"number out of range: at most {MAX_SIGNIFICANT_DIGITS} significant digits and a magnitude between "
+    f"1e{MIN_MAGNITUDE} and 1e{MAX_MAGNITUDE}"
+)
+
+
+def _field_errors(exc: ValidationError) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for error in exc.errors(include_url=False, include_context=False):
+        if len(errors) == RuleViolation.MAX_ERRORS:
+            break
+        path = field_path([part for part in error["loc"] if part != "root"])
+        if isinstance(error.get("input"), UnrepresentableNumber):
+            message = _OUT_OF_RANGE
+        elif error["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif error["msg"].startswith("Input should be an instance of Decimal"):
+            message = "must be a number"
+        elif error["type"] == "string_pattern_mismatch":
+            message = "must contain a non-blank character and no NUL (U+0000)"
+        else:
+            message = error["msg"]
+        errors.append({"field": path, "message": message})
+    return errors

@@ -1,0 +1,27 @@
+"""The one error the rule modules raise."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+
+class FieldError(TypedDict):
+    """One broken rule: where (`items[0].quantity`, `body`) and what is wrong, in words for people."""
+
+    field: str
+    message: str
+
+
+class RuleViolation(ValueError):
+    """A document or event breaks a contract rule.
+
+    errors: the broken rules, at most MAX_ERRORS of them (a hostile document can break thousands, and
+    listing them all would cost more than the rest of the request); detail: one sentence for all of them.
+    """
+
+    MAX_ERRORS = 50
+
+    def __init__(self, detail: str, errors: list[FieldError]) -> None:
+        super().__init__(f"{detail} " + "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]))
+        self.detail = detail
+        self.errors = errors[: self.MAX_ERRORS]

@@ -1,0 +1,194 @@
+"""Hostile input against the running services on the real broker and registry: rule-breaking events are
+dead-lettered and never acted on, and no request leaves a connection without an HTTP answer."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import httpx
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from contract_models.events import FulfillmentStatus, FulfillmentStatusChanged, OrderCreated, OrderItem
+from messaging.event_codecs import order_created_codec, status_changed_codec
+from tests.support import post_orders, read_topic, wait_all_terminal, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def _item(**overrides) -> OrderItem:
+    fields = {"productId": "p", "productName": "Lamp", "quantity": 1, "price": Decimal("1.00"), **overrides}
+    return OrderItem(**fields)
+
+
+def _order_created(**overrides) -> OrderCreated:
+    fields = {
+        "eventId": uuid.uuid4(),
+        "timestamp": datetime.now(UTC),
+        "orderId": uuid.uuid4(),
+        "customerId": "c-1",
+        "customerName": "Ada",
+        "items": [_item()],
+        "totalAmount": Decimal("1.00"),
+        **overrides,
+    }
+    return OrderCreated(**fields)
+
+
+RULE_BREAKING_ORDERS = {
+    "negative quantity": {"items": [_item(quantity=-5)], "totalAmount": Decimal("-5.00")},
+    "zero quantity": {"items": [_item(quantity=0)], "totalAmount": Decimal("0.00")},
+    "no items": {"items": [], "totalAmount": Decimal("0.00")},
+    "total not the sum": {"totalAmount": Decimal("999.00")},
+    "negative price": {"items": [_item(price=Decimal("-1.00"))], "totalAmount": Decimal("-1.00")},
+    "price above the limit": {"items": [_item(price=Decimal("2000000.00"))], "totalAmount": Decimal("2000000.00")},
+    "other event type": {"eventType": "OrderShipped"},
+    "empty customer id": {"customerId": ""},
+    "empty product id": {"items": [_item(productId="")]},
+    "nil order id": {"orderId": uuid.UUID(int=0)},
+}
+
+
+def _produce(bootstrap_servers: str, topic: str, records: list[tuple[str, bytes]]) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap_servers})
+    wait_until(lambda: topic in producer.list_topics(timeout=5).topics, 30, message=f"topic {topic}")
+    for key, value in records:
+        producer.produce(topic, key=key.encode(), value=value)
+    assert producer.flush(10) == 0
+
+
+def test_orders_that_break_the_rules_are_dead_lettered_and_never_shipped(system):
+    codec = order_created_codec(SchemaRegistryClient({"url": system.registry_url}), system.order_topic)
+    events = {name: _order_created(**overrides) for name, overrides in RULE_BREAKING_ORDERS.items()}
+    # encode() registers and serializes with the real registry: every record is valid Avro.
+    encoded = {name: codec.encode(event) for name, event in events.items()}
+    _produce(system.bootstrap_servers, system.order_topic, [(str(events[n].orderId), v) for n, v in encoded.items()])
+    valid = post_orders(system.orders.url, 3)
+    wait_all_terminal(system.orders.url, valid, timeout=60)
+
+    dlq = read_topic(
+        system.bootstrap_servers,
+        system.env["fulfillment"]["ORDER_EVENTS_DLQ_TOPIC"],
+        stop=lambda records: len(records) >= len(events),
+        timeout=30,
+    )
+    parked = {record.value(): dict(record.headers()) for record in dlq}
+    for name, value in encoded.items():
+        assert name and parked[value]["error.type"].decode() == "InvalidEvent"  # bytes untouched, reason named
+    with sqlite3.connect(system.data_dir / "shipping-provider.db") as ledger:
+        shipped = {key for (key,) in ledger.execute("SELECT idempotency_key FROM shipments")}
+    assert not shipped & {str(e.orderId) for e in events.values()}
+    for event in events.values():
+        found = httpx.get(f"{system.fulfillment.url}/api/fulfillment/orders/{event.orderId}", timeout=10)
+        assert found.status_code in (404, 422)
+
+
+def test_status_changes_that_break_the_rules_are_dead_lettered_and_projection_goes_on(system):
+    codec = status_changed_codec(SchemaRegistryClient({"url": system.registry_url}), system.fulfillment_topic)
+    broken = [
+        FulfillmentStatusChanged(
+            eventId=uuid.uuid4(),
+            orderId=uuid.uuid4(),
+            status=FulfillmentStatus.Shipped,
+            sequence=1,
+            trackingNumber="S" * 500,
+            carrier="MockCarrier",
+            timestamp=datetime.now(UTC),
+        ),
+        FulfillmentStatusChanged(
+            eventId=uuid.uuid4(),
+            orderId=uuid.uuid4(),
+            status=FulfillmentStatus.Failed,
+            sequence=1,
+            timestamp=datetime.now(UTC),
+        ),
+    ]
+    _produce(system.bootstrap_servers, system.fulfillment_topic, [(str(e.orderId), codec.encode(e)) for e in broken])
+    valid = post_orders(system.orders.url, 3)
+    wait_all_terminal(system.orders.url, valid, timeout=60)
+    dlq = read_topic(
+        system.bootstrap_servers,
+        system.env["order"]["FULFILLMENT_EVENTS_DLQ_TOPIC"],
+        stop=lambda records: len(records) >= len(broken),
+        timeout=30,
+    )
+    assert sorted(r.key().decode() for r in dlq) == sorted(str(e.orderId) for e in broken)
+    assert {dict(r.headers())["error.type"].decode() for r in dlq} == {"InvalidEvent"}
+
+
+def _exchange(port: int, request: bytes, timeout: float = 10.0) -> bytes:
+    """Send raw bytes and return everything the server answered until it closed the connection (every
+    request here asks it to, or is one the server must refuse and close on)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
+        conn.sendall(request)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _post(body: bytes, content_type: str = "application/json") -> bytes:
+    return (
+        b"POST /api/orders HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: "
+        + content_type.encode()
+        + b"\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+
+
+HOSTILE_REQUESTS = {
+    "deep nesting": _post(b"[" * 2000 + b"]" * 2000),
+    "huge exponent": _post(b'{"customerId":"c","customerName":"n","items":[{"quantity":1e400000}]}'),
+    "tiny price": _post(b'{"customerId":"c","customerName":"n","items":[{"price":1e-999999999}]}'),
+    "lone surrogate": _post(b'{"customerId":"\\ud800"}'),
+    "not utf-8": _post(b'{"customerId":"\xff\xfe"}'),
+    "duplicate keys": _post(b'{"customerId":"a","customerId":"b"}'),
+    "nul in text": _post(b'{"customerId":"a\\u0000"}'),
+    "many values": _post(b"[" + b",".join([b"1.5e3"] * 150_000) + b"]"),
+    "bad chunked body": b"POST /api/orders HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    "negative content-length": b"POST /api/orders HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+    "garbage request line": b"\x00\x01\x02 / HTTP/1.1\r\n\r\n",
+    "cursor beyond bigint": b"GET /api/orders?cursor="
+    + base64.urlsafe_b64encode(b"50000000000000000000:00000000-0000-4000-8000-000000000000")
+    + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+}
+
+
+def test_every_hostile_request_gets_an_http_answer_and_others_are_served_meanwhile(system):
+    port = int(system.orders.url.rsplit(":", 1)[1])
+    answers = {name: _exchange(port, request) for name, request in HOSTILE_REQUESTS.items()}
+    for name, answer in answers.items():
+        status_line = answer.split(b"\r\n", 1)[0]
+        assert status_line.startswith(b"HTTP/1.1 4"), f"{name}: {status_line!r}"
+
+    # While the most expensive body this service parses is in flight, liveness still answers at once.
+    worst = _post(b'{"customerId":"c","customerName":"n","items":[' + b",".join([b"1.5e3"] * 19_000) + b"]}")
+    live_times: list[float] = []
+    stop = threading.Event()
+
+    def probe() -> None:
+        with httpx.Client(base_url=system.orders.url, timeout=10) as client:
+            while not stop.is_set():
+                started = time.monotonic()
+                assert client.get("/health/live").status_code == 200
+                live_times.append(time.monotonic() - started)
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        for _ in range(20):
+            assert _exchange(port, worst).startswith(b"HTTP/1.1 422")
+    finally:
+        stop.set()
+        prober.join()
+    assert live_times and max(live_times) < 1.0, max(live_times)

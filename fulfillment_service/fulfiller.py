@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, update
@@ -96,7 +96,7 @@ class Fulfiller:
                     return
             if not self._breaker.allow():
                 # Breaker open: the order waits (it is picked up, not failed) until the provider may work.
-                wait_until = time.time() + self._breaker.retry_after()
+                wait_until = time.time() + self._breaker.retry_after().total_seconds()
                 await self._db.submit(lambda c: store.update_if_pending(c, order_id, {"next_attempt_at": wait_until}))
                 return
             attempts = row["attempts"] + 1
@@ -121,11 +121,11 @@ class Fulfiller:
 
     async def _after_failure(self, row: dict[str, Any], attempts: int, reason: str) -> None:
         order_id = row["order_id"]
-        if self._backoff.gives_up(attempts, row["picked_up_at"]):
+        if self._backoff.gives_up(attempts, timedelta(seconds=time.time() - row["picked_up_at"])):
             await self._db.submit(lambda c: self._record_failed(c, order_id, attempts, reason))
             self._on_outbox_write()
             return
-        due = time.time() + self._backoff.delay(attempts)
+        due = time.time() + self._backoff.delay(attempts).total_seconds()
         values = {"attempts": attempts, "next_attempt_at": due, "failure_reason": reason, "updated_at": time.time()}
         await self._db.submit(lambda c: store.update_if_pending(c, order_id, values))
 

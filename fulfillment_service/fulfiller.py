@@ -19,8 +19,9 @@ from sqlalchemy import Connection, update
 
 from contract_models.events import FulfillmentStatus, FulfillmentStatusChanged, OrderCreated
 from fulfillment_service import store
+from fulfillment_service.domain import Shipment
 from fulfillment_service.resilience import BackoffPolicy, CircuitBreaker
-from fulfillment_service.shipping import MockShippingProvider, ProviderError, Shipment
+from fulfillment_service.shipping import ProviderError, ShippingProvider
 from messaging.outbox import add_to_outbox, outbox_row
 from persistence.group_commit import GroupCommitter
 
@@ -37,7 +38,7 @@ class Fulfiller:
     def __init__(
         self,
         db: GroupCommitter,
-        provider: MockShippingProvider,
+        provider: ShippingProvider,
         breaker: CircuitBreaker,
         backoff: BackoffPolicy,
         topic: str,
@@ -158,7 +159,7 @@ class Fulfiller:
 
     def _record_shipped(self, conn: Connection, order_id: str, attempts: int, shipment: Shipment) -> None:
         now = time.time()
-        estimated_ms = int(shipment.estimated_delivery * 1000)
+        estimated_ms = int(shipment.estimated_delivery.timestamp() * 1000)
         changed = store.update_if_pending(
             conn,
             order_id,
@@ -186,7 +187,7 @@ class Fulfiller:
                 attempts=attempts,
                 tracking=shipment.tracking_number,
                 carrier=shipment.carrier,
-                estimated=shipment.estimated_delivery,
+                estimated=shipment.estimated_delivery.timestamp(),
             )
 
     def _record_failed(self, conn: Connection, order_id: str, attempts: int, reason: str) -> None:

@@ -65,7 +65,7 @@ def create_app(settings: FulfillmentServiceSettings | None = None) -> FastAPI:
     fulfiller = Fulfiller(
         uow, provider, breaker, backoff, settings.provider_timeout_seconds, settings.delivery_after_seconds
     )
-    scheduler = RetryScheduler(uow, fulfiller, lease_seconds=settings.provider_timeout_seconds + 20)
+    scheduler = RetryScheduler(uow, fulfiller)
     intake = ConcurrentConsumer(
         functools.partial(make_consumer, settings, settings.consumer_group, "fulfillment-service"),
         settings.order_events_topic,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
 
 from fulfillment_service.unit_of_work import UnitOfWork
 from fulfillment_service.use_cases import Fulfiller
@@ -15,15 +14,12 @@ log = logging.getLogger(__name__)
 
 
 class RetryScheduler:
-    """Every interval seconds, claims up to batch due orders for lease_seconds and attempts each in its
-    own task (not those the fulfiller is attempting already), then delivers due shipments."""
+    """Every interval seconds, claims up to batch due orders for the fulfiller's call lease and attempts each
+    in its own task (not those the fulfiller is attempting already), then delivers due shipments."""
 
-    def __init__(
-        self, uow: UnitOfWork, fulfiller: Fulfiller, lease_seconds: float, interval: float = 0.25, batch: int = 200
-    ) -> None:
+    def __init__(self, uow: UnitOfWork, fulfiller: Fulfiller, interval: float = 0.25, batch: int = 200) -> None:
         self._uow = uow
         self._fulfiller = fulfiller
-        self._lease = timedelta(seconds=lease_seconds)
         self._interval = interval
         self._batch = batch
         self._task: asyncio.Task[None] | None = None
@@ -52,7 +48,7 @@ class RetryScheduler:
 
     async def _tick(self) -> None:
         busy = set(self._fulfiller.active)
-        due = await self._uow.claim_due_for_retry(self._lease, self._batch, busy)
+        due = await self._uow.claim_due_for_retry(self._fulfiller.call_lease, self._batch, busy)
         for fulfillment in due:
             task = asyncio.get_running_loop().create_task(self._fulfiller.attempt(fulfillment))
             self._running.add(task)

@@ -56,6 +56,11 @@ class Fulfiller:
         self.failed = 0
 
     @property
+    def call_lease(self) -> timedelta:
+        """How long an order being attempted stays not due: the call timeout plus LEASE_MARGIN."""
+        return self._lease
+
+    @property
     def active(self) -> set[uuid.UUID]:
         """Ids of the orders whose provider attempt is running in this instance."""
         return self._active

@@ -76,7 +76,7 @@ class World:
 
     async def retry_due(self) -> list[Fulfillment]:
         """What the retry scheduler does on a tick: claim the due orders and attempt each."""
-        claimed = await self.uow.claim_due_for_retry(LEASE, 100, self.fulfiller.active)
+        claimed = await self.uow.claim_due_for_retry(self.fulfiller.call_lease, 100, self.fulfiller.active)
         for fulfillment in claimed:
             await self.fulfiller.attempt(fulfillment)
         return claimed

@@ -8,6 +8,7 @@ from httpapi.serve import serve
 
 
 def main() -> None:
+    """Serve on HOST:PORT until SIGTERM or Ctrl-C, then drain within SHUTDOWN_GRACE_SECONDS."""
     settings = FulfillmentServiceSettings()
     serve(create_app(settings), settings.host, settings.port, settings.log_level, settings.shutdown_grace_seconds + 5)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from contract_models.fulfillment_api import FulfillmentStatus, Problem
 from fulfillment_service import store
+from fulfillment_service.domain import Fulfillment
 from fulfillment_service.shipping import ProviderBehaviour
 from httpapi.json_body import DecimalJSONResponse
 from httpapi.parameters import UUIDParameter
@@ -20,27 +21,27 @@ from httpapi.problems import PROBLEM_JSON, ProblemError
 PROBLEM = {"model": Problem, "content": {PROBLEM_JSON: {}}}
 
 
-def _iso(epoch_s: float | None) -> str | None:
-    if epoch_s is None:
-        return None
-    return datetime.fromtimestamp(epoch_s, UTC).isoformat().replace("+00:00", "Z")
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
-def to_api(row: dict[str, Any]) -> dict[str, Any]:
-    estimated = row["estimated_delivery"]
+def to_api(fulfillment: Fulfillment) -> dict[str, Any]:
+    """The FulfillmentStatus body of the contract: camelCase fields, times as ISO 8601 UTC ("...Z")."""
+    f = fulfillment
     return {
-        "orderId": row["order_id"],
-        "status": row["status"],
-        "trackingNumber": row["tracking_number"],
-        "carrier": row["carrier"],
-        "estimatedDelivery": _iso(estimated / 1000) if estimated is not None else None,
-        "failureReason": row["failure_reason"],
-        "attempts": row["attempts"],
-        "updatedAt": _iso(row["updated_at"]),
+        "orderId": str(f.order_id),
+        "status": f.status.value,
+        "trackingNumber": f.tracking_number,
+        "carrier": f.carrier,
+        "estimatedDelivery": _iso(f.estimated_delivery),
+        "failureReason": f.failure_reason,
+        "attempts": f.attempts,
+        "updatedAt": _iso(f.updated_at),
     }
 
 
 def fulfillment_router(engine: Engine) -> APIRouter:
+    """GET /api/fulfillment/orders/{orderId}: an order's fulfillment read from engine, or a 404 problem."""
     router = APIRouter()
 
     @router.get(
@@ -50,19 +51,19 @@ def fulfillment_router(engine: Engine) -> APIRouter:
         operation_id="getFulfillment",
     )
     async def get_fulfillment(orderId: UUIDParameter) -> DecimalJSONResponse:
-        def read() -> dict[str, Any] | None:
+        def read() -> Fulfillment | None:
             with engine.connect() as conn:
-                return store.get(conn, str(orderId))
+                return store.get(conn, orderId)
 
-        row = await run_in_threadpool(read)
-        if row is None:
+        fulfillment = await run_in_threadpool(read)
+        if fulfillment is None:
             raise ProblemError(
                 404,
                 "Not Found",
                 f"No fulfillment for order {orderId}.",
                 [{"field": "orderId", "message": "no such order"}],
             )
-        return DecimalJSONResponse(to_api(row))
+        return DecimalJSONResponse(to_api(fulfillment))
 
     return router
 
@@ -78,6 +79,7 @@ class ProviderControl(BaseModel):
 
 
 def provider_control_router(behaviour: ProviderBehaviour) -> APIRouter:
+    """PUT /admin/provider: changes behaviour (failure rate, latency) of the mock provider at run time."""
     router = APIRouter(include_in_schema=False)
 
     @router.put("/admin/provider")

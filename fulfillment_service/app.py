@@ -15,11 +15,12 @@ from starlette.concurrency import run_in_threadpool
 from contract_models.fulfillment_api import Health
 from fulfillment_service import store
 from fulfillment_service.api import fulfillment_router, provider_control_router
-from fulfillment_service.fulfiller import Fulfiller
 from fulfillment_service.resilience import BackoffPolicy, CircuitBreaker
 from fulfillment_service.scheduler import RetryScheduler
 from fulfillment_service.settings import FulfillmentServiceSettings
 from fulfillment_service.shipping import MockShippingProvider, ProviderBehaviour
+from fulfillment_service.unit_of_work import SqlUnitOfWork
+from fulfillment_service.use_cases import Fulfiller
 from httpapi.app import contract_app
 from httpapi.health import dependency_report, overall_status
 from httpapi.json_body import DecimalJSONResponse
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: FulfillmentServiceSettings | None = None) -> FastAPI:
+    """The service (settings from the environment unless given), migrated; its lifespan runs the workers."""
     settings = settings or FulfillmentServiceSettings()
     engine = make_engine(settings.database_url, settings.sqlite_synchronous)
     upgrade_to_head(engine, Path(__file__).parent / "migrations")
@@ -59,17 +61,11 @@ def create_app(settings: FulfillmentServiceSettings | None = None) -> FastAPI:
         settings.retry_max_delay_seconds,
     )
     db = GroupCommitter(engine, "fulfillment-db")
+    uow = SqlUnitOfWork(db, settings.fulfillment_events_topic, on_event_written=relay.wake)
     fulfiller = Fulfiller(
-        db,
-        provider,
-        breaker,
-        backoff,
-        settings.fulfillment_events_topic,
-        settings.provider_timeout_seconds,
-        settings.delivery_after_seconds,
-        relay.wake,
+        uow, provider, breaker, backoff, settings.provider_timeout_seconds, settings.delivery_after_seconds
     )
-    scheduler = RetryScheduler(db, fulfiller, lease_seconds=settings.provider_timeout_seconds + 20)
+    scheduler = RetryScheduler(uow, fulfiller)
     intake = ConcurrentConsumer(
         functools.partial(make_consumer, settings, settings.consumer_group, "fulfillment-service"),
         settings.order_events_topic,

@@ -4,33 +4,41 @@ from __future__ import annotations
 
 import random
 import time
+from datetime import timedelta
 from enum import StrEnum
 
 from tenacity import wait_exponential_jitter
 
 
 class BackoffPolicy:
-    """Exponential backoff with jitter (tenacity's policy), bounded by attempts and a deadline."""
+    """Exponential backoff with jitter (tenacity's policy), bounded by attempts and a deadline.
+
+    max_attempts counts provider calls per order; deadline_seconds, initial and maximum are seconds.
+    """
 
     def __init__(self, max_attempts: int, deadline_seconds: float, initial: float, maximum: float) -> None:
         self.max_attempts = max_attempts
-        self.deadline_seconds = deadline_seconds
+        self.deadline = timedelta(seconds=deadline_seconds)
         self._wait = wait_exponential_jitter(multiplier=initial, max=maximum, exp_base=2, jitter=initial)
 
-    def delay(self, attempts_made: int) -> float:
-        """Seconds to wait before the next attempt, after attempts_made failed ones."""
+    def delay(self, attempts_made: int) -> timedelta:
+        """How long to wait before the next attempt, after attempts_made (>= 1) failed ones; at most maximum
+        plus up to initial of jitter."""
 
         class _State:  # the part of tenacity's RetryCallState the wait strategy reads
             attempt_number = attempts_made
 
-        return float(self._wait(_State()))  # type: ignore[arg-type]
+        return timedelta(seconds=float(self._wait(_State())))  # type: ignore[arg-type]
 
-    def gives_up(self, attempts_made: int, first_attempt_at: float, now: float | None = None) -> bool:
-        now = time.time() if now is None else now
-        return attempts_made >= self.max_attempts or now - first_attempt_at >= self.deadline_seconds
+    def gives_up(self, attempts_made: int, elapsed: timedelta) -> bool:
+        """True when attempts_made calls are the limit, or elapsed (since the order was picked up) has
+        reached the deadline."""
+        return attempts_made >= self.max_attempts or elapsed >= self.deadline
 
 
 class BreakerState(StrEnum):
+    """Where the circuit breaker stands; the value is what health reports."""
+
     closed = "closed"
     open = "open"
     half_open = "half_open"
@@ -51,6 +59,7 @@ class CircuitBreaker:
 
     @property
     def state(self) -> BreakerState:
+        """closed, open, or half_open once an open breaker's reset_seconds have passed."""
         if self._state == BreakerState.open and time.monotonic() - self._opened_at >= self.reset_seconds:
             return BreakerState.half_open
         return self._state
@@ -65,17 +74,20 @@ class CircuitBreaker:
             return True
         return False
 
-    def retry_after(self) -> float:
-        """Seconds until a call may be tried again (with jitter so waiting orders do not stampede)."""
+    def retry_after(self) -> timedelta:
+        """How long until a call may be tried again (with 0.05-0.5 s of jitter so waiting orders do not
+        stampede)."""
         remaining = max(0.0, self.reset_seconds - (time.monotonic() - self._opened_at))
-        return remaining + random.uniform(0.05, 0.5)
+        return timedelta(seconds=remaining + random.uniform(0.05, 0.5))
 
     def record_success(self) -> None:
+        """A call succeeded: the breaker closes and the failure count starts again."""
         self._failures = 0
         self._probe_in_flight = False
         self._state = BreakerState.closed
 
     def record_failure(self) -> None:
+        """A call failed or timed out: opens the breaker at the threshold, or again after a failed probe."""
         self._failures += 1
         was_probe = self._probe_in_flight
         self._probe_in_flight = False

@@ -6,33 +6,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
-from sqlalchemy import Connection
-
-from fulfillment_service import store
-from fulfillment_service.fulfiller import Fulfiller
-from persistence.group_commit import GroupCommitter
+from fulfillment_service.unit_of_work import UnitOfWork
+from fulfillment_service.use_cases import Fulfiller
 
 log = logging.getLogger(__name__)
 
 
 class RetryScheduler:
-    def __init__(
-        self, db: GroupCommitter, fulfiller: Fulfiller, lease_seconds: float, interval: float = 0.25, batch: int = 200
-    ) -> None:
-        self._db = db
+    """Every interval seconds, claims up to batch due orders for the fulfiller's call lease and attempts each
+    in its own task (not those the fulfiller is attempting already), then delivers due shipments."""
+
+    def __init__(self, uow: UnitOfWork, fulfiller: Fulfiller, interval: float = 0.25, batch: int = 200) -> None:
+        self._uow = uow
         self._fulfiller = fulfiller
-        self._lease = lease_seconds
         self._interval = interval
         self._batch = batch
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
+        """Start ticking on the running event loop."""
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self, grace: float) -> None:
+        """Stop claiming, and wait up to grace seconds for the attempts under way."""
         if self._task is not None:
             self._task.cancel()
         if self._running:
@@ -50,15 +48,10 @@ class RetryScheduler:
 
     async def _tick(self) -> None:
         busy = set(self._fulfiller.active)
-        due = await self._db.submit(lambda c: self._claim(c, busy))
-        for row in due:
-            task = asyncio.get_running_loop().create_task(self._fulfiller.attempt(row))
+        due = await self._uow.claim_due_for_retry(self._fulfiller.call_lease, self._batch, busy)
+        for fulfillment in due:
+            task = asyncio.get_running_loop().create_task(self._fulfiller.attempt(fulfillment))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
-        deliveries = await self._db.submit(lambda c: store.due_for_delivery(c, time.time(), self._batch))
-        for row in deliveries:
-            await self._fulfiller.deliver(row)
-
-    def _claim(self, conn: Connection, busy: set[str]) -> list[dict]:
-        now = time.time()
-        return store.claim_due_for_retry(conn, now, now + self._lease, self._batch, busy)
+        for fulfillment in await self._uow.due_for_delivery(self._batch):
+            await self._fulfiller.deliver(fulfillment)

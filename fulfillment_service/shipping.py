@@ -1,7 +1,7 @@
-"""The mock shipping provider, embedded in the service.
+"""The shipping provider: the interface the use cases call, and the mock embedded in the service.
 
-It behaves like a remote API: 100-500 ms latency, 10 % random failures, and honours an idempotency key
-(the order id), so a repeated request for an order returns the shipment already created instead of a
+The mock behaves like a remote API: 100-500 ms latency, 10 % random failures, and honours an idempotency
+key (the order id), so a repeated request for an order returns the shipment already created instead of a
 second one. Its ledger is durable (its own database), as a real provider's records would be; the
 ledger is also how tests count shipments per order.
 """
@@ -13,11 +13,13 @@ import random
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from sqlalchemy import Column, Connection, Engine, Float, Integer, MetaData, String, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from fulfillment_service.domain import Shipment
 from persistence.group_commit import GroupCommitter
 
 CARRIER = "MockCarrier"
@@ -39,12 +41,17 @@ class ProviderError(Exception):
     """A failed provider call; worth retrying."""
 
 
-@dataclass(frozen=True)
-class Shipment:
-    tracking_number: str
-    carrier: str
-    estimated_delivery: float  # epoch s
-    status: str = "confirmed"
+class ShippingProvider(Protocol):
+    """Ships orders, idempotently: a request with a key that already has a shipment returns that one."""
+
+    async def create_shipment(self, idempotency_key: str) -> Shipment:
+        """Ship the order with this key (the order id), or return the shipment it already has. Raises
+        ProviderError when the call fails; it may also hang, so callers enforce a timeout."""
+        ...
+
+    async def find_shipment(self, idempotency_key: str) -> Shipment | None:
+        """The shipment already created for this key, if any; ships nothing."""
+        ...
 
 
 @dataclass
@@ -57,6 +64,12 @@ class ProviderBehaviour:
 
 
 class MockShippingProvider:
+    """A ShippingProvider with adjustable latency and failure rate, its ledger in its own database.
+
+    calls and failures count create_shipment calls; start() before use (it writes through a group
+    committer on the running event loop), stop() at shutdown.
+    """
+
     def __init__(self, engine: Engine, behaviour: ProviderBehaviour, rng: random.Random | None = None) -> None:
         ledger_metadata.create_all(engine)
         self.behaviour = behaviour
@@ -66,9 +79,11 @@ class MockShippingProvider:
         self.failures = 0
 
     def start(self) -> None:
+        """Start the ledger's writer on the running event loop."""
         self._ledger.start()
 
     async def stop(self) -> None:
+        """Finish queued ledger writes and stop the writer."""
         await self._ledger.stop()
 
     async def create_shipment(self, idempotency_key: str) -> Shipment:
@@ -89,15 +104,19 @@ class MockShippingProvider:
             "created_at": now,
             "requests": 1,
         }
-        row = await self._ledger.submit(lambda conn: _record(conn, candidate))
-        return Shipment(row["tracking_number"], row["carrier"], row["estimated_delivery"])
+        return _shipment(await self._ledger.submit(lambda conn: _record(conn, candidate)))
 
     async def find_shipment(self, idempotency_key: str) -> Shipment | None:
         """The shipment already created for this key, if any (a lookup, not a new call to ship)."""
         row = await self._ledger.run_alone(
             lambda conn: _first(conn.execute(select(shipments).where(shipments.c.idempotency_key == idempotency_key)))
         )
-        return Shipment(row["tracking_number"], row["carrier"], row["estimated_delivery"]) if row else None
+        return _shipment(row) if row else None
+
+
+def _shipment(row: dict[str, Any]) -> Shipment:
+    """The shipment of a ledger row (whose estimated delivery is epoch seconds)."""
+    return Shipment(row["tracking_number"], row["carrier"], datetime.fromtimestamp(row["estimated_delivery"], UTC))
 
 
 def _record(conn: Connection, candidate: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,15 @@
-"""Durable fulfillment state (SQLAlchemy Core): one row per order, plus the outbox."""
+"""Durable fulfillment state (SQLAlchemy Core): the fulfillments table, the outbox, and every query on them.
+
+Rows cross this boundary as domain `Fulfillment`s, whose times are UTC datetimes. The columns keep their
+units: epoch seconds (float) for next_attempt_at, deliver_at, picked_up_at and updated_at, epoch
+milliseconds (integer) for estimated_delivery and order_timestamp; they are converted here and nowhere else.
+"""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Collection, Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -12,6 +20,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    RowMapping,
     String,
     Table,
     Text,
@@ -21,6 +30,7 @@ from sqlalchemy import (
     update,
 )
 
+from fulfillment_service.domain import Fulfillment, Status
 from messaging.outbox import outbox_table
 
 metadata = MetaData()
@@ -49,55 +59,118 @@ fulfillments = Table(
 
 outbox = outbox_table(metadata)
 
-TERMINAL = frozenset({"Shipped", "Delivered", "Failed"})
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def get(conn: Connection, order_id: str) -> dict[str, Any] | None:
-    row = conn.execute(select(fulfillments).where(fulfillments.c.order_id == order_id)).mappings().first()
-    return dict(row) if row else None
+def get(conn: Connection, order_id: uuid.UUID) -> Fulfillment | None:
+    """The order's fulfillment, or None when the order was never picked up."""
+    row = conn.execute(select(fulfillments).where(fulfillments.c.order_id == str(order_id))).mappings().first()
+    return _fulfillment(row) if row else None
 
 
-def insert_pending(conn: Connection, row: dict[str, Any]) -> None:
-    conn.execute(insert(fulfillments), [row])
+def insert_if_absent(conn: Connection, fulfillment: Fulfillment) -> Fulfillment | None:
+    """Insert a new fulfillment; None when inserted, the order's existing fulfillment (left as it is) if any."""
+    existing = get(conn, fulfillment.order_id)
+    if existing is None:
+        conn.execute(insert(fulfillments), [to_columns(fulfillment)])
+    return existing
 
 
-def update_if_pending(conn: Connection, order_id: str, values: dict[str, Any]) -> bool:
-    """Change a Pending order; False when it is no longer Pending (another worker finished it)."""
+def update_if_status(conn: Connection, fulfillment: Fulfillment, expected: Status, fields: Iterable[str]) -> bool:
+    """Write the named fields of fulfillment to its row if the row's status is still expected; False (and
+    nothing written) when it is not, e.g. because another worker finished the order first."""
     result = conn.execute(
         update(fulfillments)
-        .where(and_(fulfillments.c.order_id == order_id, fulfillments.c.status == "Pending"))
-        .values(**values)
+        .where(and_(fulfillments.c.order_id == str(fulfillment.order_id), fulfillments.c.status == expected.value))
+        .values(**to_columns(fulfillment, fields))
     )
     return result.rowcount == 1
 
 
 def claim_due_for_retry(
-    conn: Connection, now: float, lease_until: float, limit: int, busy: set[str]
-) -> list[dict[str, Any]]:
-    """Claim up to limit Pending orders whose next attempt is due (not those in busy) until lease_until.
+    conn: Connection, now: datetime, lease_until: datetime, limit: int, busy: Collection[uuid.UUID]
+) -> list[Fulfillment]:
+    """Claim up to limit Pending orders whose next attempt is due by now (not those in busy) until
+    lease_until; they come back with next_attempt_at = lease_until, earliest due first.
 
     One conditional UPDATE: an instance that read the same due rows a moment earlier and claimed them
     first leaves them not due any more, so they are claimed once even by several instances (a SELECT and
     a separate UPDATE would let two instances call the provider for the same order).
     """
-    is_due = and_(fulfillments.c.status == "Pending", fulfillments.c.next_attempt_at <= now)
+    is_due = and_(fulfillments.c.status == Status.Pending.value, fulfillments.c.next_attempt_at <= _seconds(now))
     candidates = select(fulfillments.c.order_id).where(is_due)
     if busy:
-        candidates = candidates.where(fulfillments.c.order_id.not_in(busy))
+        candidates = candidates.where(fulfillments.c.order_id.not_in([str(order_id) for order_id in busy]))
     candidates = candidates.order_by(fulfillments.c.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
     rows = conn.execute(
         update(fulfillments)
         .where(and_(fulfillments.c.order_id.in_(candidates.scalar_subquery()), is_due))
-        .values(next_attempt_at=lease_until)
+        .values(next_attempt_at=_seconds(lease_until))
         .returning(*fulfillments.c)
     ).mappings()
-    return [dict(r) for r in rows]
+    return [_fulfillment(row) for row in rows]
 
 
-def due_for_delivery(conn: Connection, now: float, limit: int) -> list[dict[str, Any]]:
+def due_for_delivery(conn: Connection, now: datetime, limit: int) -> list[Fulfillment]:
+    """Up to limit Shipped orders whose simulated delivery is due by now."""
     rows = conn.execute(
         select(fulfillments)
-        .where(and_(fulfillments.c.status == "Shipped", fulfillments.c.deliver_at <= now))
+        .where(and_(fulfillments.c.status == Status.Shipped.value, fulfillments.c.deliver_at <= _seconds(now)))
         .limit(limit)
     ).mappings()
-    return [dict(r) for r in rows]
+    return [_fulfillment(row) for row in rows]
+
+
+def to_columns(fulfillment: Fulfillment, fields: Iterable[str] | None = None) -> dict[str, Any]:
+    """Column values of fulfillment (in the columns' units), all of them or only the named fields."""
+    f = fulfillment
+    columns: dict[str, Any] = {
+        "order_id": str(f.order_id),
+        "status": f.status.value,
+        "tracking_number": f.tracking_number,
+        "carrier": f.carrier,
+        "estimated_delivery": _millis(f.estimated_delivery),
+        "failure_reason": f.failure_reason,
+        "attempts": f.attempts,
+        "next_attempt_at": _seconds(f.next_attempt_at),
+        "deliver_at": _seconds(f.deliver_at),
+        "sequence": f.sequence,
+        "order_timestamp": _millis(f.order_timestamp),
+        "picked_up_at": _seconds(f.picked_up_at),
+        "updated_at": _seconds(f.updated_at),
+    }
+    return columns if fields is None else {name: columns[name] for name in fields}
+
+
+def _fulfillment(row: RowMapping) -> Fulfillment:
+    return Fulfillment(
+        order_id=uuid.UUID(row["order_id"]),
+        status=Status(row["status"]),
+        attempts=row["attempts"],
+        sequence=row["sequence"],
+        picked_up_at=datetime.fromtimestamp(row["picked_up_at"], UTC),
+        updated_at=datetime.fromtimestamp(row["updated_at"], UTC),
+        next_attempt_at=_from_seconds(row["next_attempt_at"]),
+        order_timestamp=_from_millis(row["order_timestamp"]),
+        tracking_number=row["tracking_number"],
+        carrier=row["carrier"],
+        estimated_delivery=_from_millis(row["estimated_delivery"]),
+        failure_reason=row["failure_reason"],
+        deliver_at=_from_seconds(row["deliver_at"]),
+    )
+
+
+def _seconds(moment: datetime | None) -> float | None:
+    return None if moment is None else moment.timestamp()
+
+
+def _millis(moment: datetime | None) -> int | None:
+    return None if moment is None else (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _from_seconds(epoch_s: float | None) -> datetime | None:
+    return None if epoch_s is None else datetime.fromtimestamp(epoch_s, UTC)
+
+
+def _from_millis(epoch_ms: int | None) -> datetime | None:
+    return None if epoch_ms is None else datetime.fromtimestamp(epoch_ms / 1000, UTC)

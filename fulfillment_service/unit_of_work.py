@@ -1,0 +1,120 @@
+"""The unit of work: a use case says what to write, and it is written in one transaction with its event.
+
+A use case hands over a domain `Transition` (a new fulfillment, or changed fields of one, and the event
+reporting it). The unit of work writes the row and puts the event in the outbox in one transaction,
+through the group committer, so the state changes of many orders in flight share commits. Use cases see
+no connection, SQL or outbox table.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable, Collection
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import Connection
+
+from fulfillment_service import store
+from fulfillment_service.domain import Fulfillment, Transition
+from messaging.outbox import add_to_outbox, outbox_row
+from persistence.group_commit import GroupCommitter
+
+
+class UnitOfWork(Protocol):
+    """Where the fulfillment use cases record transitions and find work that is due."""
+
+    async def add(self, transition: Transition) -> tuple[Fulfillment, bool]:
+        """Record a new fulfillment and its event, unless the order already has one. Returns the stored
+        fulfillment and True when it is the new one, or the existing one (untouched) and False."""
+        ...
+
+    async def apply(self, transition: Transition) -> bool:
+        """Write the transition's changed fields and its event, if the stored status is still the one the
+        transition expects; False when it is not (another worker moved the order on), writing nothing."""
+        ...
+
+    async def claim_due_for_retry(self, lease: timedelta, limit: int, busy: Collection[uuid.UUID]) -> list[Fulfillment]:
+        """Claim up to limit Pending orders due now (none in busy) for lease, so no other worker takes them
+        meanwhile; each is claimed once, even by instances sharing the database."""
+        ...
+
+    async def due_for_delivery(self, limit: int) -> list[Fulfillment]:
+        """Up to limit Shipped orders whose simulated delivery is due now."""
+        ...
+
+
+class SqlUnitOfWork:
+    """The UnitOfWork on the service's database: each call is one transaction of the group committer.
+
+    Events go to the outbox for topic, keyed by order id; on_event_written is called after a transaction
+    that carried an event (to wake the relay). clock gives the current UTC time for claims and deliveries,
+    read when their transaction runs.
+    """
+
+    def __init__(
+        self,
+        committer: GroupCommitter,
+        topic: str,
+        on_event_written: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = functools.partial(datetime.now, UTC),
+    ) -> None:
+        self._committer = committer
+        self._topic = topic
+        self._on_event_written = on_event_written
+        self._clock = clock
+
+    async def add(self, transition: Transition) -> tuple[Fulfillment, bool]:
+        """See UnitOfWork.add. Raises ValueError for a transition of an existing fulfillment."""
+        if transition.expected is not None:
+            raise ValueError(f"not a new fulfillment: expects status {transition.expected}")
+        stored = await self._committer.submit(functools.partial(self._add, transition))
+        self._after(transition)
+        return stored
+
+    async def apply(self, transition: Transition) -> bool:
+        """See UnitOfWork.apply. Raises ValueError for a new fulfillment (use add)."""
+        if transition.expected is None:
+            raise ValueError("a new fulfillment is added, not applied")
+        applied = await self._committer.submit(functools.partial(self._apply, transition))
+        self._after(transition)
+        return applied
+
+    async def claim_due_for_retry(self, lease: timedelta, limit: int, busy: Collection[uuid.UUID]) -> list[Fulfillment]:
+        """See UnitOfWork.claim_due_for_retry."""
+        return await self._committer.submit(functools.partial(self._claim, lease, limit, busy))
+
+    async def due_for_delivery(self, limit: int) -> list[Fulfillment]:
+        """See UnitOfWork.due_for_delivery."""
+        return await self._committer.submit(functools.partial(self._due_for_delivery, limit))
+
+    def _add(self, transition: Transition, conn: Connection) -> tuple[Fulfillment, bool]:
+        existing = store.insert_if_absent(conn, transition.fulfillment)
+        if existing is not None:
+            return existing, False
+        self._to_outbox(conn, transition)
+        return transition.fulfillment, True
+
+    def _apply(self, transition: Transition, conn: Connection) -> bool:
+        assert transition.expected is not None
+        if not store.update_if_status(conn, transition.fulfillment, transition.expected, transition.changed):
+            return False
+        self._to_outbox(conn, transition)
+        return True
+
+    def _claim(self, lease: timedelta, limit: int, busy: Collection[uuid.UUID], conn: Connection) -> list[Fulfillment]:
+        now = self._clock()
+        return store.claim_due_for_retry(conn, now, now + lease, limit, busy)
+
+    def _due_for_delivery(self, limit: int, conn: Connection) -> list[Fulfillment]:
+        return store.due_for_delivery(conn, self._clock(), limit)
+
+    def _to_outbox(self, conn: Connection, transition: Transition) -> None:
+        if transition.event is not None:
+            row = outbox_row(self._topic, str(transition.fulfillment.order_id), transition.event)
+            add_to_outbox(conn, store.outbox, [row])
+
+    def _after(self, transition: Transition) -> None:
+        if transition.event is not None:
+            self._on_event_written()

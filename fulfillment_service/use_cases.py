@@ -1,0 +1,122 @@
+"""The fulfillment use cases: take up an accepted order, ship it through the provider exactly once, deliver it.
+
+They orchestrate; the rules are the domain's. Each step asks the domain for a transition and hands it to
+the unit of work, which records the state change and the event reporting it in one transaction (outbox).
+The provider is called with the order id as idempotency key, and before any retry or redelivered
+attempt it is asked whether it already shipped the order, so no order ships twice and no second
+tracking number appears.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from contract_models.events import OrderCreated
+from fulfillment_service.domain import Fulfillment, RetryPolicy, Status, Transition, pick_up
+from fulfillment_service.resilience import CircuitBreaker
+from fulfillment_service.shipping import ProviderError, ShippingProvider
+from fulfillment_service.unit_of_work import UnitOfWork
+
+# A running call pushes the order's next attempt this far past the call timeout: an order whose worker
+# died mid-call is then due again for the retry scheduler.
+LEASE_MARGIN = timedelta(seconds=20)
+
+
+class Fulfiller:
+    """The use cases of one service instance, with the orders it is working on (active).
+
+    provider_timeout_seconds bounds every provider call; delivery_after_seconds > 0 simulates delivery
+    that long after shipping. shipped and failed count the outcomes this instance recorded.
+    """
+
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        provider: ShippingProvider,
+        breaker: CircuitBreaker,
+        retry: RetryPolicy,
+        provider_timeout_seconds: float,
+        delivery_after_seconds: float,
+        clock: Callable[[], datetime] = functools.partial(datetime.now, UTC),
+    ) -> None:
+        self._uow = uow
+        self._provider = provider
+        self._breaker = breaker
+        self._retry = retry
+        self._timeout = provider_timeout_seconds
+        self._lease = timedelta(seconds=provider_timeout_seconds) + LEASE_MARGIN
+        self._delivery_after = timedelta(seconds=delivery_after_seconds) if delivery_after_seconds > 0 else None
+        self._clock = clock
+        self._active: set[uuid.UUID] = set()
+        self.shipped = 0
+        self.failed = 0
+
+    @property
+    def call_lease(self) -> timedelta:
+        """How long an order being attempted stays not due: the call timeout plus LEASE_MARGIN."""
+        return self._lease
+
+    @property
+    def active(self) -> set[uuid.UUID]:
+        """Ids of the orders whose provider attempt is running in this instance."""
+        return self._active
+
+    async def handle_order_created(self, event: OrderCreated) -> None:
+        """Pick the order up (durably, reported by a Pending event) and make its first provider attempt.
+
+        A redelivered event finds the order already picked up: a finished order is left alone (the
+        provider is not called), an unfinished one is attempted again unless it is running here already.
+        """
+        now = self._clock()
+        fulfillment, new = await self._uow.add(pick_up(event.orderId, event.timestamp, now, now + self._lease))
+        if fulfillment.status.is_terminal or fulfillment.order_id in self._active:
+            return
+        await self.attempt(fulfillment, first=new)
+
+    async def attempt(self, fulfillment: Fulfillment, first: bool = False) -> None:
+        """One provider call for a Pending order, then its outcome recorded: Shipped, Failed, or a retry.
+
+        Unless first (the order's very first attempt), ask the provider first whether it already shipped
+        the order (a call that succeeded just before a crash): then record that shipment, call nothing.
+        While the breaker is open the order waits, picked up and not failed. Returns at once when the
+        order is being attempted here already.
+        """
+        order_id = fulfillment.order_id
+        if order_id in self._active:
+            return
+        self._active.add(order_id)
+        try:
+            if not first:
+                found = await self._provider.find_shipment(str(order_id))
+                if found is not None:
+                    await self._record(fulfillment.ship(found, self._clock(), self._delivery_after, found=True))
+                    return
+            if not self._breaker.allow():
+                await self._uow.apply(fulfillment.wait_for_breaker(self._clock() + self._breaker.retry_after()))
+                return
+            try:
+                shipment = await asyncio.wait_for(self._provider.create_shipment(str(order_id)), self._timeout)
+            except (ProviderError, TimeoutError) as exc:
+                self._breaker.record_failure()
+                reason = str(exc) or f"shipping provider did not answer within {self._timeout:g} s"
+                await self._record(fulfillment.attempt_failed(reason, self._clock(), self._retry))
+                return
+            self._breaker.record_success()
+            await self._record(fulfillment.ship(shipment, self._clock(), self._delivery_after))
+        finally:
+            self._active.discard(order_id)
+
+    async def deliver(self, fulfillment: Fulfillment) -> None:
+        """Record the simulated delivery of a Shipped order, reported by a Delivered event (once)."""
+        await self._record(fulfillment.deliver(self._clock()))
+
+    async def _record(self, transition: Transition) -> None:
+        if await self._uow.apply(transition):  # False: another worker recorded this order's outcome first
+            if transition.fulfillment.status is Status.Shipped:
+                self.shipped += 1
+            elif transition.fulfillment.status is Status.Failed:
+                self.failed += 1

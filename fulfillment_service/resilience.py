@@ -46,15 +46,21 @@ class BreakerState(StrEnum):
 
 class CircuitBreaker:
     """Opens after N consecutive failures; after reset_seconds lets one probe through (half-open);
-    closes on the probe's success, reopens on its failure."""
+    closes on the probe's success, reopens on its failure.
 
-    def __init__(self, failure_threshold: int, reset_seconds: float) -> None:
+    A probe that reports neither within probe_timeout_seconds (its caller died, or forgot) counts as failed,
+    so a lost probe can never keep the breaker half-open for good.
+    """
+
+    def __init__(self, failure_threshold: int, reset_seconds: float, probe_timeout_seconds: float = 60.0) -> None:
         self.failure_threshold = failure_threshold
         self.reset_seconds = reset_seconds
+        self.probe_timeout_seconds = probe_timeout_seconds
         self._failures = 0
         self._opened_at = 0.0
         self._state = BreakerState.closed
         self._probe_in_flight = False
+        self._probe_started_at = 0.0
         self.opened_count = 0
 
     @property
@@ -65,12 +71,19 @@ class CircuitBreaker:
         return self._state
 
     def allow(self) -> bool:
-        """May a call go to the provider now? In half-open, only one probe at a time."""
+        """May a call go to the provider now? In half-open, only one probe at a time.
+
+        The caller of an allowed call must report it: record_success() or record_failure(), the latter for
+        any exception the call raised.
+        """
+        if self._probe_in_flight and time.monotonic() - self._probe_started_at > self.probe_timeout_seconds:
+            self.record_failure()  # the probe was lost: reopen, and probe again after reset_seconds
         state = self.state
         if state == BreakerState.closed:
             return True
         if state == BreakerState.half_open and not self._probe_in_flight:
             self._probe_in_flight = True
+            self._probe_started_at = time.monotonic()
             return True
         return False
 

@@ -105,6 +105,11 @@ class Fulfiller:
                 reason = str(exc) or f"shipping provider did not answer within {self._timeout:g} s"
                 await self._record(fulfillment.attempt_failed(reason, self._clock(), self._retry))
                 return
+            except BaseException:
+                # Any other failure of the call (the provider's own storage, a cancelled task) still ends
+                # it: a half-open breaker's probe slot must be released, or the breaker never closes.
+                self._breaker.record_failure()
+                raise
             self._breaker.record_success()
             await self._record(fulfillment.ship(shipment, self._clock(), self._delivery_after))
         finally:

@@ -9,6 +9,7 @@ from contextlib import AbstractAsyncContextManager
 from fastapi import FastAPI
 
 from httpapi.body_limit import BodyLimitMiddleware
+from httpapi.error_boundary import ErrorBoundary
 from httpapi.json_body import DecimalJSONResponse
 from httpapi.openapi import serve_contract
 from httpapi.problems import install_problem_handlers
@@ -24,6 +25,7 @@ def contract_app(
 ) -> FastAPI:
     app = FastAPI(title=title, version="1.0.0", lifespan=lifespan, default_response_class=DecimalJSONResponse)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(ErrorBoundary)  # outermost of ours: answers what escapes everything else
     install_problem_handlers(app)
     serve_contract(app, contract, asyncapi=asyncapi)
     return app

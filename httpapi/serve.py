@@ -8,10 +8,27 @@ import signal
 import uvicorn
 from fastapi import FastAPI
 
+from httpapi.slow_clients import deadline_protocol, raise_open_file_limit
 
-def serve(app: FastAPI, host: str, port: int, log_level: str, graceful_seconds: float) -> None:
+
+def serve(
+    app: FastAPI,
+    host: str,
+    port: int,
+    log_level: str,
+    graceful_seconds: float,
+    *,
+    head_timeout_seconds: float = 10.0,
+    body_idle_timeout_seconds: float = 30.0,
+) -> None:
+    """Serve app on host:port until SIGTERM, then shut down within graceful_seconds and exit 0.
+
+    A request's head must arrive within head_timeout_seconds and its body must not stall for longer than
+    body_idle_timeout_seconds (httpapi.slow_clients).
+    """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry call otherwise
+    raise_open_file_limit()
     # uvicorn re-raises SIGTERM once it has shut down gracefully; a no-op handler turns that into exit 0.
     signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.run(
@@ -21,4 +38,5 @@ def serve(app: FastAPI, host: str, port: int, log_level: str, graceful_seconds: 
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=int(graceful_seconds),
+        http=deadline_protocol(head_timeout_seconds, body_idle_timeout_seconds),
     )

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 from contract_models.events import FulfillmentStatus, FulfillmentStatusChanged, OrderCreated, OrderItem
 from fulfillment_service import store
 from fulfillment_service.domain import Fulfillment, Status, pick_up
-from fulfillment_service.resilience import BackoffPolicy, CircuitBreaker
+from fulfillment_service.resilience import BackoffPolicy, BreakerState, CircuitBreaker
 from fulfillment_service.shipping import ProviderError
 from fulfillment_service.unit_of_work import SqlUnitOfWork
 from fulfillment_service.use_cases import Fulfiller
@@ -341,3 +341,22 @@ def test_the_unit_of_work_tells_new_rows_from_changes(run):
             await w.uow.add(new.fulfillment.wait_for_breaker(T0))
 
     run(scenario, FakeShippingProvider())
+
+
+def test_a_probe_that_fails_with_anything_releases_the_breaker(run):
+    """The half-open probe's call fails with an error that is not the provider's (its ledger's disk is
+    full): the probe slot is released, so once the provider works again orders ship without a restart."""
+
+    async def scenario(w: World) -> None:
+        w.breaker.record_failure()  # threshold 1: open
+        w.breaker.reset_seconds = 0.0  # half-open at once
+        first = order_created()
+        with pytest.raises(OSError):
+            await w.fulfiller.handle_order_created(first)
+        assert w.breaker.state is not BreakerState.closed
+        second = order_created()
+        await w.fulfiller.handle_order_created(second)
+        assert w.stored(second.orderId).status is Status.Shipped
+        assert w.breaker.state is BreakerState.closed
+
+    run(scenario, FakeShippingProvider(OSError(28, "No space left on device")), breaker_threshold=1)

@@ -41,3 +41,16 @@ def test_failed_probe_reopens():
     assert breaker.allow()
     breaker.record_failure()
     assert breaker.opened_count == 2
+
+
+def test_a_lost_probe_does_not_hold_the_breaker_half_open_for_good():
+    breaker = CircuitBreaker(failure_threshold=1, reset_seconds=0.0, probe_timeout_seconds=0.05)
+    breaker.record_failure()
+    assert breaker.allow()  # the probe; its caller never reports back
+    assert not breaker.allow()
+    deadline = time.monotonic() + 2
+    while not breaker.allow():
+        assert time.monotonic() < deadline, "the lost probe kept the breaker half-open"
+        time.sleep(0.01)
+    breaker.record_success()
+    assert breaker.state == BreakerState.closed

@@ -1,0 +1,50 @@
+"""A minimal app served exactly as the services are (httpapi.serve), for tests of the HTTP edge.
+
+python -m tests.integration.edge_app PORT HEAD_SECONDS BODY_IDLE_SECONDS
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+
+from fastapi import FastAPI, Request
+from sqlalchemy.exc import OperationalError
+
+from httpapi.app import contract_app
+from httpapi.serve import serve
+
+
+def edge_app() -> FastAPI:
+    app = contract_app("Edge", "order-service", lambda _app: _no_lifespan(), max_body_bytes=1_048_576)
+
+    @app.get("/ok")
+    async def ok() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/storage")
+    async def storage() -> None:
+        raise OperationalError("INSERT", {}, sqlite3.OperationalError("database or disk is full"))
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise ValueError("unexpected")
+
+    @app.post("/echo")
+    async def echo(request: Request) -> dict[str, int]:
+        return {"bytes": len(await request.body())}
+
+    return app
+
+
+class _no_lifespan:
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+if __name__ == "__main__":
+    port, head, body = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+    serve(edge_app(), "127.0.0.1", port, "info", 1, head_timeout_seconds=head, body_idle_timeout_seconds=body)

@@ -1,0 +1,146 @@
+"""The HTTP edge as a client meets it on a real server: slow and silent clients time out, errors are
+answered on the connection they came on, and logs do not flood."""
+
+from __future__ import annotations
+
+import http.client
+import resource
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from infra.stack import free_port
+from tests.support import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAD_SECONDS = 1.0
+BODY_IDLE_SECONDS = 1.0
+
+
+def _serve(port: int, log: Path, open_files: int | None = None) -> subprocess.Popen[bytes]:
+    def limit() -> None:
+        if open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.edge_app", str(port), str(HEAD_SECONDS), str(BODY_IDLE_SECONDS)],
+        cwd=ROOT,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        preexec_fn=limit,
+    )
+    wait_until(lambda: _answers(port), 30, message="the edge app to listen")
+    return process
+
+
+def _answers(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/ok", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture
+def edge(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    port = free_port()
+    log = tmp_path / "edge.log"
+    process = _serve(port, log)
+    try:
+        yield port, log
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _read_until_closed(conn: socket.socket, timeout: float) -> bytes:
+    conn.settimeout(timeout)
+    chunks = []
+    while chunk := conn.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_silent_connection_is_closed_after_the_head_deadline(edge):
+    port, _ = edge
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        started = time.monotonic()
+        assert _read_until_closed(conn, timeout=10) == b""
+        assert HEAD_SECONDS * 0.8 <= time.monotonic() - started < HEAD_SECONDS + 3
+
+
+@pytest.mark.parametrize(
+    "partial",
+    [
+        b"GET /ok HTTP/1.1\r\nHost: x\r\nX-Slow: ",  # a head that never ends (slowloris)
+        b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+    ],
+)
+def test_a_request_that_stalls_gets_408_and_is_closed(edge, partial):
+    port, _ = edge
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.sendall(partial)
+        started = time.monotonic()
+        answer = _read_until_closed(conn, timeout=10)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
+    assert b"application/problem+json" in answer
+    assert time.monotonic() - started < max(HEAD_SECONDS, BODY_IDLE_SECONDS) + 3
+
+
+def test_a_body_that_keeps_coming_is_not_cut_off(edge):
+    port, _ = edge
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 4\r\n\r\n")
+        for byte in b"abcd":  # every chunk within the idle deadline, the whole longer than it
+            time.sleep(BODY_IDLE_SECONDS / 2)
+            conn.sendall(bytes([byte]))
+        assert _read_until_closed(conn, timeout=10).startswith(b"HTTP/1.1 200")
+
+
+def test_errors_are_answered_on_the_same_connection_and_logged_once(edge):
+    port, log = edge
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.connect()
+    first_socket = conn.sock
+    try:
+        for _ in range(50):
+            for path, status in (("/storage", 503), ("/boom", 500), ("/ok", 200)):
+                conn.request("GET", path)
+                response = conn.getresponse()
+                response.read()
+                assert response.status == status
+                assert not response.will_close  # the server keeps the connection
+                if status == 503:
+                    assert response.getheader("retry-after") == "5"
+                    assert response.getheader("content-type").startswith("application/problem+json")
+        assert conn.sock is first_socket  # one connection served every request
+    finally:
+        conn.close()
+    text = log.read_text()
+    assert text.count("Traceback") == 2, text[-3000:]  # one per kind of failure, not one per request
+    assert "Exception in ASGI application" not in text
+
+
+def test_silent_connections_beyond_the_open_file_limit_do_not_lock_out_others(tmp_path):
+    port = free_port()
+    process = _serve(port, tmp_path / "edge.log", open_files=256)
+    silent: list[socket.socket] = []
+    try:
+        for _ in range(300):  # more than the process can hold open at once
+            try:
+                silent.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+            except OSError:
+                break
+        started = time.monotonic()
+        wait_until(lambda: _answers(port), HEAD_SECONDS + 10, interval=0.2, message="a normal request served")
+        assert time.monotonic() - started < HEAD_SECONDS + 10
+    finally:
+        for conn in silent:
+            conn.close()
+        process.terminate()
+        process.wait(10)

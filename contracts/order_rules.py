@@ -75,13 +75,13 @@ def order_total(lines: Iterable[tuple[int, Decimal]]) -> Decimal:
         return sum((price * quantity for quantity, price in lines), Decimal(0)).quantize(MONEY_SCALE)
 
 
-def to_scale(amount: Decimal) -> Decimal:
-    """amount at the contract's scale of 2; zero without a sign. Exact for multiples of 0.01 (raises
-    decimal.Inexact through MONEY_CONTEXT's traps otherwise, which validation rules out first)."""
+def to_scale(*amounts: Decimal) -> list[Decimal]:
+    """The amounts at the contract's scale of 2; zero without a sign. Exact for multiples of 0.01 (raises
+    decimal.Inexact through the traps otherwise, which validation rules out first)."""
     with decimal.localcontext(MONEY_CONTEXT) as context:
         context.traps[decimal.Inexact] = True
-        scaled = amount.quantize(MONEY_SCALE)
-    return scaled.copy_abs() if scaled.is_zero() else scaled
+        scaled = [amount.quantize(MONEY_SCALE) for amount in amounts]
+    return [amount.copy_abs() if amount.is_zero() else amount for amount in scaled]
 
 
 def validate_order(document: Any) -> ValidOrder:
@@ -103,12 +103,13 @@ def validate_order(document: Any) -> ValidOrder:
         raise RuleViolation(_INVALID_REQUEST, _field_errors(exc)) from exc
     except decimal.DecimalException as exc:  # bounded inputs never get here; a violation all the same
         raise RuleViolation(_INVALID_REQUEST, [{"field": "body", "message": "a number is out of range"}]) from exc
+    prices = to_scale(*(item.price for item in request.items))
     lines = tuple(
-        OrderLine(item.productId.root.strip(), item.productName.root.strip(), item.quantity, to_scale(item.price))
-        for item in request.items
+        OrderLine(item.productId.root.strip(), item.productName.root.strip(), item.quantity, price)
+        for item, price in zip(request.items, prices, strict=True)
     )
     total = order_total((line.quantity, line.price) for line in lines)
-    if request.totalAmount is not None and to_scale(request.totalAmount) != total:
+    if request.totalAmount is not None and to_scale(request.totalAmount)[0] != total:
         raise RuleViolation(
             "totalAmount does not match the items.",
             [{"field": "totalAmount", "message": f"expected {total}, the sum of quantity * price"}],

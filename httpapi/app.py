@@ -13,6 +13,7 @@ from httpapi.error_boundary import ErrorBoundary
 from httpapi.json_body import DecimalJSONResponse
 from httpapi.openapi import serve_contract
 from httpapi.problems import install_problem_handlers
+from httpapi.request_framing import RequestFraming
 
 
 def contract_app(
@@ -23,8 +24,16 @@ def contract_app(
     max_body_bytes: int,
     asyncapi: bool = False,
 ) -> FastAPI:
-    app = FastAPI(title=title, version="1.0.0", lifespan=lifespan, default_response_class=DecimalJSONResponse)
+    # No redirect to the slash-less path: it would echo the client's Host header into Location.
+    app = FastAPI(
+        title=title,
+        version="1.0.0",
+        lifespan=lifespan,
+        default_response_class=DecimalJSONResponse,
+        redirect_slashes=False,
+    )
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(RequestFraming)
     app.add_middleware(ErrorBoundary)  # outermost of ours: answers what escapes everything else
     install_problem_handlers(app)
     serve_contract(app, contract, asyncapi=asyncapi)

@@ -8,7 +8,7 @@ import signal
 import uvicorn
 from fastapi import FastAPI
 
-from httpapi.slow_clients import deadline_protocol, raise_open_file_limit
+from httpapi.slow_clients import bounded_protocol, raise_open_file_limit
 
 
 def serve(
@@ -19,12 +19,16 @@ def serve(
     graceful_seconds: float,
     *,
     head_timeout_seconds: float = 10.0,
-    body_idle_timeout_seconds: float = 30.0,
+    body_idle_timeout_seconds: float = 10.0,
+    body_timeout_seconds: float = 60.0,
+    max_connections: int = 4096,
 ) -> None:
     """Serve app on host:port until SIGTERM, then shut down within graceful_seconds and exit 0.
 
-    A request's head must arrive within head_timeout_seconds and its body must not stall for longer than
-    body_idle_timeout_seconds (httpapi.slow_clients).
+    A request's head must arrive within head_timeout_seconds, its body must not stall for longer than
+    body_idle_timeout_seconds and must be complete within body_timeout_seconds (httpapi.slow_clients).
+    Beyond max_connections open connections (or requests in progress) new requests get 503 at once.
+    WebSocket upgrades are not served (the APIs have none): such a request is an ordinary HTTP request.
     """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry call otherwise
@@ -38,5 +42,8 @@ def serve(
         log_level=log_level,
         access_log=False,
         timeout_graceful_shutdown=int(graceful_seconds),
-        http=deadline_protocol(head_timeout_seconds, body_idle_timeout_seconds),
+        http=bounded_protocol(
+            head_timeout_seconds, body_idle_timeout_seconds, body_timeout_seconds, max_connections=max_connections
+        ),
+        ws="none",
     )

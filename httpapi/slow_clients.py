@@ -1,19 +1,24 @@
-"""Deadlines for clients that open a connection and then send nothing, or too little, too slowly.
+"""Bounds for clients that send too little, too slowly, or too much before the application sees a request.
 
 uvicorn closes an idle keep-alive connection after `timeout_keep_alive`, but has no deadline for a request
-that never arrives: a fresh connection that stays silent, a request head sent a byte at a time (slowloris)
-or a body that stalls half way each hold a socket and a file descriptor for as long as the client likes, and
-a few hundred of them exhaust the process's descriptors so that every other request fails.
+that never completes and no limit on the size of a request head: a fresh connection that stays silent, a
+head sent a byte at a time (slowloris), a body trickled in a byte at a time (R.U.D.Y.) each hold a socket
+and a descriptor for as long as the client likes; a head of tens of megabytes costs the parser seconds of
+CPU. `bounded_protocol()` returns uvicorn's httptools protocol (uvicorn takes a protocol class as its
+`http` setting) with:
 
-`deadline_protocol()` returns uvicorn's httptools protocol with those deadlines added (uvicorn takes a
-protocol class as its `http` setting):
-
-* head: the request line and headers must be complete within `head_seconds` of the connection opening or
+* head deadline: the request line and headers complete within `head_seconds` of the connection opening or
   of the previous response;
-* body: while a body is being read, no gap between its chunks may exceed `body_idle_seconds`.
+* head size: at most `max_head_bytes` (431, RFC 6585 §5);
+* body deadlines: no gap between body chunks over `body_idle_seconds`, and the whole body within
+  `body_seconds`;
+* a request the parser refuses (bad framing, invalid characters) gets a problem+json 400 instead of
+  uvicorn's plain-text one;
+* beyond `max_connections` open connections a request gets 503 at once (uvicorn's own limit answers in
+  plain text).
 
 A connection that sent nothing is closed quietly; one in the middle of a request gets `408 Request Timeout`
-(RFC 9110 §15.5.9) as problem+json and is closed.
+(RFC 9110 §15.5.9) as problem+json, and is closed.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import time
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -29,14 +35,29 @@ from httpapi.problems import PROBLEM_JSON
 
 log = logging.getLogger(__name__)
 
+LINGER_SECONDS = 2.0
 
-class _DeadlineProtocol(HttpToolsProtocol):
+_REASONS = {
+    400: b"Bad Request",
+    408: b"Request Timeout",
+    431: b"Request Header Fields Too Large",
+    503: b"Service Unavailable",
+}
+
+
+class _BoundedProtocol(HttpToolsProtocol):
     head_seconds = 10.0
-    body_idle_seconds = 30.0
+    body_idle_seconds = 10.0
+    body_seconds = 60.0
+    max_head_bytes = 65_536
+    max_connections = 4096
 
     _deadline: asyncio.TimerHandle | None = None
     _request_started = False
     _reading_body = False
+    _head_bytes = 0
+    _body_until = 0.0
+    _lingering = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -47,24 +68,40 @@ class _DeadlineProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if not self._reading_body and not self._request_started and self._deadline is None:
-            self._arm(self.head_seconds)  # the first bytes of a request after a keep-alive pause
-        self._request_started = True
+        if self._lingering:
+            return  # after a refusal: read and drop what the client still sends (see _refuse)
+        if not self._reading_body:
+            if not self._request_started and self._deadline is None:
+                self._arm(self.head_seconds)  # the first bytes of a request after a keep-alive pause
+            self._request_started = True
+            self._head_bytes += len(data)
         super().data_received(data)
+        # Still in the head after this chunk: every byte counted so far belongs to it.
+        head_incomplete = self._request_started and not self._reading_body
+        if head_incomplete and self._head_bytes > self.max_head_bytes and not self.transport.is_closing():
+            self._refuse(431, f"The request head exceeds {self.max_head_bytes} bytes.")
+
+    def send_400_response(self, msg: str) -> None:
+        self._refuse(400, f"The request is not valid HTTP/1.1: {msg}")
 
     def on_headers_complete(self) -> None:
-        super().on_headers_complete()
+        if len(self.connections) > self.max_connections:
+            self._refuse(503, f"More than {self.max_connections} connections are open; try again shortly.")
+            return
         self._reading_body = True
+        self._body_until = time.monotonic() + self.body_seconds
+        super().on_headers_complete()
         self._arm(self.body_idle_seconds)
 
     def on_body(self, body: bytes) -> None:
         super().on_body(body)
-        self._arm(self.body_idle_seconds)
+        self._arm(min(self.body_idle_seconds, max(0.0, self._body_until - time.monotonic())))
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._reading_body = False
         self._request_started = False
+        self._head_bytes = 0
         self._disarm()
 
     def on_response_complete(self) -> None:
@@ -85,38 +122,59 @@ class _DeadlineProtocol(HttpToolsProtocol):
         self._deadline = None
         if self.transport.is_closing():
             return
-        responding = self.cycle is not None and self.cycle.response_started and not self.cycle.response_complete
-        if responding:
+        if self.cycle is not None and self.cycle.response_started and not self.cycle.response_complete:
             return  # the request is in; writing the answer is the application's business
         if self._request_started or self._reading_body:
-            self._answer_408()
-        self.transport.close()
+            self._refuse(408, "The request did not arrive in time.")
+        else:
+            self.transport.close()
 
-    def _answer_408(self) -> None:
-        body = dumps(
-            {
-                "type": "about:blank",
-                "title": "Request Timeout",
-                "status": 408,
-                "detail": "The request did not arrive in time.",
-            }
+    def _refuse(self, status: int, detail: str) -> None:
+        """Answer status as problem+json and close, unless the application already started answering.
+
+        The close lingers: the answer is followed by a FIN, and what the client still sends is read and
+        dropped for LINGER_SECONDS. Closing at once with unread data makes the kernel reset the connection,
+        and a client still sending its oversized head would lose the answer with it.
+        """
+        self._disarm()
+        if self.cycle is not None and self.cycle.response_started:
+            self.transport.close()
+            return
+        if self.cycle is not None:
+            self.cycle.disconnected = True  # the application gets http.disconnect, and its answer is dropped
+            self.cycle.message_event.set()
+        title = _REASONS[status]
+        body = dumps({"type": "about:blank", "title": title.decode(), "status": status, "detail": detail})
+        self.transport.write(
+            b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+            % (status, title, PROBLEM_JSON.encode(), len(body))
+            + body
         )
-        head = (
-            b"HTTP/1.1 408 Request Timeout\r\ncontent-type: "
-            + PROBLEM_JSON.encode()
-            + b"\r\ncontent-length: "
-            + str(len(body)).encode()
-            + b"\r\nconnection: close\r\n\r\n"
-        )
-        self.transport.write(head + body)
+        self._lingering = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
 
-def deadline_protocol(head_seconds: float, body_idle_seconds: float) -> type[HttpToolsProtocol]:
-    """uvicorn's httptools protocol with the two deadlines above, in seconds."""
+def bounded_protocol(
+    head_seconds: float,
+    body_idle_seconds: float,
+    body_seconds: float,
+    max_head_bytes: int = 65_536,
+    max_connections: int = 4096,
+) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol with the bounds above (seconds, bytes), answering 503 to requests
+    arriving while more than max_connections connections are open (one descriptor each)."""
     return type(
-        "DeadlineHttpToolsProtocol",
-        (_DeadlineProtocol,),
-        {"head_seconds": head_seconds, "body_idle_seconds": body_idle_seconds},
+        "BoundedHttpToolsProtocol",
+        (_BoundedProtocol,),
+        {
+            "head_seconds": head_seconds,
+            "body_idle_seconds": body_idle_seconds,
+            "body_seconds": body_seconds,
+            "max_head_bytes": max_head_bytes,
+            "max_connections": max_connections,
+        },
     )
 
 

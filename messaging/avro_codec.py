@@ -17,6 +17,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 from pydantic import BaseModel
 
+from messaging.avro_safety import UnsafeWriterSchema, check_writer_schema, use_bounded_decimals
 from messaging.registry import is_registry_unavailable, set_compatibility, subject_for
 
 M = TypeVar("M", bound=BaseModel)
@@ -84,6 +85,9 @@ class EventCodec(Generic[M]):
         self._serializer = AvroSerializer(client, schema, conf={"auto.register.schemas": True})
         self._deserializer = AvroDeserializer(client, schema)
         self._compatibility_set = False
+        self._record_names = {_record_name(schema)}
+        self._writer_checked: dict[int, str | None] = {}  # schema id -> why it is unsafe (None: safe)
+        use_bounded_decimals()
 
     def encode(self, event: M | dict[str, Any]) -> bytes:
         """Serialize; raises RegistryUnavailable while the schema cannot be registered or looked up."""
@@ -103,7 +107,10 @@ class EventCodec(Generic[M]):
         if data is None:
             raise PoisonRecord("EmptyValue", "record has no value")
         try:
+            self._check_writer(data)
             record = self._deserializer(data, self._context)
+        except PoisonRecord:
+            raise
         except Exception as exc:
             if is_registry_unavailable(exc):
                 raise RegistryUnavailable(str(exc)) from exc
@@ -115,6 +122,29 @@ class EventCodec(Generic[M]):
         except Exception as exc:
             raise PoisonRecord("InvalidEvent", str(exc)) from exc
         return event
+
+    def _check_writer(self, data: bytes) -> None:
+        """Raises PoisonRecord("UnsafeWriterSchema") unless the record's writer schema is safe to decode
+        with (messaging.avro_safety); checked once per schema id. Registry errors propagate."""
+        if len(data) < 5 or data[0] != 0:
+            return  # not the wire format: the deserializer says so
+        schema_id = int.from_bytes(data[1:5], "big")
+        if schema_id not in self._writer_checked:
+            writer = self._client.get_schema(schema_id)
+            try:
+                check_writer_schema(writer.schema_str, self._record_names)
+                self._writer_checked[schema_id] = None
+            except UnsafeWriterSchema as exc:
+                self._writer_checked[schema_id] = str(exc)
+        reason = self._writer_checked[schema_id]
+        if reason is not None:
+            raise PoisonRecord("UnsafeWriterSchema", f"writer schema {schema_id}: {reason}")
+
+
+def _record_name(schema: str) -> str:
+    parsed = json.loads(schema)
+    name = parsed["name"]
+    return name if "." in name else f"{parsed.get('namespace', '')}.{name}".lstrip(".")
 
 
 def _kind(exc: Exception, data: bytes) -> str:

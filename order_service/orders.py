@@ -128,7 +128,7 @@ class OrderService:
         }
         event = order_created(order_id, now, order)
         outbox_entry = outbox_row(self._topic, order_id, event)
-        self._check_publishable(outbox_entry["payload"])
+        self._check_publishable(event)
 
         def write(conn: Connection) -> None:
             store.insert_order(conn, row)
@@ -148,10 +148,11 @@ class OrderService:
         self._on_committed()
         return to_api(row), False
 
-    def _check_publishable(self, payload: str) -> None:
-        """The relay will encode exactly this payload with the committed schema: it must succeed, and the
-        record must fit what the producer sends."""
-        body = self._encode(OrderCreated.model_validate_json(payload).model_dump())
+    def _check_publishable(self, event: OrderCreated) -> None:
+        """The relay will encode this event (read back from its exact JSON payload: Decimal, UUID and
+        datetime survive that unchanged) with the committed schema: it must succeed, and the record must
+        fit what the producer sends."""
+        body = self._encode(event.model_dump())
         size = WIRE_HEADER_BYTES + len(body)
         if size > self._max_event_bytes:
             raise EventTooLarge(size, self._max_event_bytes)

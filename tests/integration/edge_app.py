@@ -46,5 +46,15 @@ class _no_lifespan:
 
 
 if __name__ == "__main__":
-    port, head, body = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
-    serve(edge_app(), "127.0.0.1", port, "info", 1, head_timeout_seconds=head, body_idle_timeout_seconds=body)
+    port, head, idle, body, connections = int(sys.argv[1]), *map(float, sys.argv[2:5]), int(sys.argv[5])
+    serve(
+        edge_app(),
+        "127.0.0.1",
+        port,
+        "info",
+        1,
+        head_timeout_seconds=head,
+        body_idle_timeout_seconds=idle,
+        body_timeout_seconds=body,
+        max_connections=connections,
+    )

@@ -4,20 +4,31 @@ dead-lettered and never acted on, and no request leaves a connection without an 
 from __future__ import annotations
 
 import base64
+import io
+import json
 import socket
 import sqlite3
+import struct
 import threading
 import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import fastavro
 import httpx
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from contract_models.events import FulfillmentStatus, FulfillmentStatusChanged, OrderCreated, OrderItem
+from contract_models.events import (
+    FULFILLMENT_STATUS_CHANGED_SCHEMA,
+    ORDER_CREATED_SCHEMA,
+    FulfillmentStatus,
+    FulfillmentStatusChanged,
+    OrderCreated,
+    OrderItem,
+)
 from messaging.event_codecs import order_created_codec, status_changed_codec
 from tests.support import post_orders, read_topic, wait_all_terminal, wait_until
 
@@ -192,3 +203,80 @@ def test_every_hostile_request_gets_an_http_answer_and_others_are_served_meanwhi
         stop.set()
         prober.join()
     assert live_times and max(live_times) < 1.0, max(live_times)
+
+
+def _zigzag(n: int) -> bytes:
+    n <<= 1
+    out = b""
+    while True:
+        low, n = n & 0x7F, n >> 7
+        if not n:
+            return out + bytes([low])
+        out += bytes([low | 0x80])
+
+
+def _decoder_attacks(registry: SchemaRegistryClient, schema: str, valid_body: bytes) -> dict[str, bytes]:
+    """Records that are valid Avro for a writer schema the registry holds, but would hang the decoder, crash
+    the process or burn seconds of CPU (see messaging/avro_safety.py for the public reports)."""
+    with_array = json.loads(schema)
+    with_array["fields"].insert(0, {"name": "junk", "type": {"type": "array", "items": "null"}, "default": []})
+    recursive = json.loads(schema)
+    node = {"type": "record", "name": "Node", "fields": [{"name": "n", "type": ["null", "Node"]}]}
+    recursive["fields"].insert(0, {"name": "junk", "type": node, "default": {"n": None}})
+    array_id = registry.register_schema(f"attack-{uuid.uuid4().hex[:8]}-value", Schema(json.dumps(with_array), "AVRO"))
+    recursive_id = registry.register_schema(
+        f"attack-{uuid.uuid4().hex[:8]}-value", Schema(json.dumps(recursive), "AVRO")
+    )
+    return {
+        "zero-size array of 2**62 items": b"\x00"
+        + struct.pack(">I", array_id)
+        + _zigzag(2**62)
+        + _zigzag(0)
+        + valid_body,
+        "record nested 200,000 deep": b"\x00"
+        + struct.pack(">I", recursive_id)
+        + b"\x02" * 200_000
+        + b"\x00"
+        + valid_body,
+    }
+
+
+def test_records_that_would_hang_or_crash_the_decoder_are_dead_lettered_on_both_topics(system):
+    registry = SchemaRegistryClient({"url": system.registry_url})
+    order_codec = order_created_codec(registry, system.order_topic)
+    status_codec = status_changed_codec(registry, system.fulfillment_topic)
+    valid_order = order_codec.encode(_order_created())[5:]
+    valid_status = status_codec.encode(
+        FulfillmentStatusChanged(
+            eventId=uuid.uuid4(), orderId=uuid.uuid4(), status=FulfillmentStatus.Pending, timestamp=datetime.now(UTC)
+        )
+    )[5:]
+    order_attacks = _decoder_attacks(registry, ORDER_CREATED_SCHEMA, valid_order)
+    # The project's own schema id, with a price decimal of 400 KB: quadratic to convert.
+    plain = ORDER_CREATED_SCHEMA.replace('{"type":"bytes","logicalType":"decimal","precision":12,"scale":2}', '"bytes"')
+    record = {**_order_created().model_dump(mode="json"), "timestamp": 0}
+    record["items"] = [{**record["items"][0], "price": b"\x7f" * 400_000}]
+    record["totalAmount"] = b"\x01"
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(json.loads(plain)), record)
+    own_id = registry.get_latest_version(f"{system.order_topic}-value").schema_id
+    order_attacks["decimal of 400 KB"] = b"\x00" + struct.pack(">I", own_id) + body.getvalue()
+    status_attacks = _decoder_attacks(registry, FULFILLMENT_STATUS_CHANGED_SCHEMA, valid_status)
+
+    _produce(system.bootstrap_servers, system.order_topic, [(name, value) for name, value in order_attacks.items()])
+    _produce(system.bootstrap_servers, system.fulfillment_topic, list(status_attacks.items()))
+    valid = post_orders(system.orders.url, 3)
+    wait_all_terminal(system.orders.url, valid, timeout=60)
+    for url in (f"{system.orders.url}/health/ready", f"{system.fulfillment.url}/api/fulfillment/health"):
+        assert httpx.get(url, timeout=5).status_code == 200
+
+    for topic, attacks in (
+        (system.env["fulfillment"]["ORDER_EVENTS_DLQ_TOPIC"], order_attacks),
+        (system.env["order"]["FULFILLMENT_EVENTS_DLQ_TOPIC"], status_attacks),
+    ):
+        parked = read_topic(system.bootstrap_servers, topic, stop=lambda rs, n=len(attacks): len(rs) >= n, timeout=30)
+        kinds = {r.key().decode(): dict(r.headers())["error.type"].decode() for r in parked}
+        assert set(kinds) == set(attacks)
+        assert kinds["zero-size array of 2**62 items"] == kinds["record nested 200,000 deep"] == "UnsafeWriterSchema"
+        if "decimal of 400 KB" in kinds:
+            assert kinds["decimal of 400 KB"] == "UndecodableRecord"

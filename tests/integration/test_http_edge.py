@@ -21,6 +21,8 @@ from tests.support import wait_until
 ROOT = Path(__file__).resolve().parents[2]
 HEAD_SECONDS = 1.0
 BODY_IDLE_SECONDS = 1.0
+BODY_SECONDS = 3.0
+MAX_CONNECTIONS = 50
 
 
 def _serve(port: int, log: Path, open_files: int | None = None) -> subprocess.Popen[bytes]:
@@ -29,7 +31,12 @@ def _serve(port: int, log: Path, open_files: int | None = None) -> subprocess.Po
             resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
 
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.edge_app", str(port), str(HEAD_SECONDS), str(BODY_IDLE_SECONDS)],
+        [
+            sys.executable,
+            "-m",
+            "tests.integration.edge_app",
+            *map(str, (port, HEAD_SECONDS, BODY_IDLE_SECONDS, BODY_SECONDS, MAX_CONNECTIONS)),
+        ],
         cwd=ROOT,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -124,6 +131,86 @@ def test_errors_are_answered_on_the_same_connection_and_logged_once(edge):
     text = log.read_text()
     assert text.count("Traceback") == 2, text[-3000:]  # one per kind of failure, not one per request
     assert "Exception in ASGI application" not in text
+
+
+def _exchange(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.sendall(request)
+        return _read_until_closed(conn, timeout=10)
+
+
+POST_ECHO = b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+
+
+def _problem_status(answer: bytes) -> int:
+    head, _, _ = answer.partition(b"\r\n\r\n")
+    assert b"application/problem+json" in head.lower(), answer[:300]
+    return int(head.split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /ok HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 2_000_000 + b"\r\n\r\n", 431),
+        (b"GET /ok HTTP/1.1\r\nHost: x\r\n" + b"X-Many: 1\r\n" * 100_000 + b"\r\n", 431),
+        (b"GET /\xf0\x9f\x91\xbd HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET /ok HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400),
+        (b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+        (POST_ECHO + b"Content-Encoding: gzip\r\nContent-Length: 2\r\n\r\n{}", 415),
+        (POST_ECHO + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501),
+        (b"GET /ok?customerId=%FF%FE HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 400),
+        (b"GET /%FF HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 400),
+        (b"GET /ok/ HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n", 404),
+    ],
+)
+def test_requests_the_edge_refuses_get_a_problem_answer(edge, request_bytes, status):
+    port, _ = edge
+    started = time.process_time()
+    answer = _exchange(port, request_bytes)
+    assert _problem_status(answer) == status, answer[:300]
+    assert b"evil.example" not in answer
+    assert time.process_time() - started < 1
+
+
+def test_a_websocket_upgrade_is_an_ordinary_request(edge):
+    port, _ = edge
+    answer = _exchange(
+        port,
+        b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, close\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+
+
+def test_a_body_trickled_within_the_idle_deadline_still_ends_at_the_body_deadline(edge):
+    port, _ = edge
+    with socket.create_connection(("127.0.0.1", port)) as conn:
+        conn.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        started = time.monotonic()
+        answer = b""
+        conn.settimeout(BODY_IDLE_SECONDS / 2)
+        while not answer and time.monotonic() - started < BODY_SECONDS + 5:
+            try:
+                conn.sendall(b" ")
+                answer = conn.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
+    assert BODY_SECONDS * 0.8 < time.monotonic() - started < BODY_SECONDS + 3
+
+
+def test_requests_beyond_the_connection_limit_get_503_at_once(edge):
+    port, _ = edge
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(MAX_CONNECTIONS + 5)]
+    try:
+        answer = _exchange(port, b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert _problem_status(answer) == 503
+    finally:
+        for conn in held:
+            conn.close()
+    wait_until(lambda: _answers(port), 10, message="requests served again once the connections closed")
 
 
 def test_silent_connections_beyond_the_open_file_limit_do_not_lock_out_others(tmp_path):

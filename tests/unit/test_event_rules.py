@@ -6,10 +6,18 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 
-from contract_models.events import FulfillmentStatus, FulfillmentStatusChanged, OrderCreated, OrderItem
+from contract_models.events import (
+    FULFILLMENT_STATUS_CHANGED_SCHEMA,
+    ORDER_CREATED_SCHEMA,
+    FulfillmentStatus,
+    FulfillmentStatusChanged,
+    OrderCreated,
+    OrderItem,
+)
 from contracts.fulfillment_rules import check_status_changed
 from contracts.order_rules import check_order_created, validate_order
 from contracts.violation import RuleViolation
@@ -116,17 +124,23 @@ def test_status_changes_that_could_never_be_stored_are_refused(status, overrides
 
 
 class _Registry:
-    """Stands in for the registry: the codec's deserializer is replaced, so it is never asked."""
+    """Stands in for the registry: every schema id is the given writer schema."""
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+
+    def get_schema(self, _schema_id: int) -> SimpleNamespace:
+        return SimpleNamespace(schema_str=self.schema)
 
 
 def test_the_codecs_turn_a_broken_rule_into_an_invalid_event_poison_record():
-    codec = order_created_codec(_Registry(), "order-events")  # type: ignore[arg-type]
+    codec = order_created_codec(_Registry(ORDER_CREATED_SCHEMA), "order-events")  # type: ignore[arg-type]
     broken = order_event(items=[line(quantity=0)], totalAmount=Decimal("0.00"))
     codec._deserializer = lambda _data, _ctx: broken.model_dump()  # type: ignore[method-assign]
     with pytest.raises(PoisonRecord) as raised:
         codec.decode(b"\x00\x00\x00\x00\x01")
     assert raised.value.kind == "InvalidEvent" and "items[0].quantity" in raised.value.message
-    status = status_changed_codec(_Registry(), "fulfillment-events")  # type: ignore[arg-type]
+    status = status_changed_codec(_Registry(FULFILLMENT_STATUS_CHANGED_SCHEMA), "fulfillment-events")  # type: ignore[arg-type]
     status._deserializer = lambda _d, _c: status_event(FulfillmentStatus.Failed).model_dump()  # type: ignore[method-assign]
     with pytest.raises(PoisonRecord, match="reason"):
         status.decode(b"\x00\x00\x00\x00\x01")

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contract_models.events import ORDER_CREATED_SCHEMA
+from contract_models.events import ORDER_CREATED_SCHEMA, OrderCreated
 from contracts.order_rules import ValidOrder
 from httpapi.body_limit import BodyLimitMiddleware
 from httpapi.problems import ProblemError, install_problem_handlers
@@ -115,7 +115,7 @@ def test_numbers_and_texts_beyond_the_contract_are_422_naming_the_field(client, 
     "request_body",
     [
         b"[" * 2000 + b"]" * 2000,
-        b'{"customerId":' + b"[" * 10_000 + b"]" * 10_000 + b"}",
+        b'{"customerId":' + b"[" * 5_000 + b"]" * 5_000 + b"}",
         body(customerId='"\\ud800"'),
         body().replace(b'"customerName"', b'"customerId":"x","customerName"'),
         body(price="NaN"),
@@ -262,10 +262,12 @@ def test_an_order_whose_event_would_not_fit_the_stream_is_413(tmp_path):
 def test_the_publishability_check_is_the_relays_encoding(tmp_path):
     service = OrderService(make_engine(f"sqlite:///{tmp_path}/orders.db"), "order-events", 86_400)
     order = parse_order_request(body(), "application/json")
-    payload = order_created(str(uuid.uuid4()), time.time_ns() // 1000, order).model_dump_json()
-    service._check_publishable(payload)
+    event = order_created(str(uuid.uuid4()), time.time_ns() // 1000, order)
+    service._check_publishable(event)
     with pytest.raises(UnencodableEvent, match="Scale"):
-        service._check_publishable(payload.replace('"19.99"', '"19.990"'))
+        service._check_publishable(
+            OrderCreated.model_validate_json(event.model_dump_json().replace('"19.99"', '"19.990"'))
+        )
 
 
 @pytest.mark.parametrize("limit", [" 5", "5 ", "+5", "05", "1_0", "\uff15", "0x5", "5.5", "true", "1e400000"])

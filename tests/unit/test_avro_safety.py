@@ -1,0 +1,132 @@
+"""Writer schemas and bytes that would make the Avro decoder hang, crash or burn CPU are refused first."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import time
+from types import SimpleNamespace
+
+import fastavro
+import pytest
+
+from contract_models.events import FULFILLMENT_STATUS_CHANGED_SCHEMA, ORDER_CREATED_SCHEMA
+from messaging.avro_codec import PoisonRecord
+from messaging.avro_safety import UnsafeWriterSchema, check_writer_schema, max_decimal_bytes, use_bounded_decimals
+from messaging.event_codecs import order_created_codec
+
+ORDER = "orderprocessing.events.OrderCreated"
+
+
+def order_schema_with(field: dict) -> dict:
+    schema = json.loads(ORDER_CREATED_SCHEMA)
+    schema["fields"].insert(0, field)
+    return schema
+
+
+def zigzag(n: int) -> bytes:
+    n <<= 1
+    out = b""
+    while True:
+        low, n = n & 0x7F, n >> 7
+        if not n:
+            return out + bytes([low])
+        out += bytes([low | 0x80])
+
+
+def test_the_projects_own_schemas_and_compatible_evolutions_are_safe():
+    check_writer_schema(ORDER_CREATED_SCHEMA, [ORDER])
+    check_writer_schema(FULFILLMENT_STATUS_CHANGED_SCHEMA, ["orderprocessing.events.FulfillmentStatusChanged"])
+    evolved = order_schema_with({"name": "note", "type": ["null", "string"], "default": None})
+    evolved["fields"].append({"name": "tags", "type": {"type": "map", "values": "null"}, "default": {}})
+    check_writer_schema(json.dumps(evolved), [ORDER])
+
+
+@pytest.mark.parametrize(
+    ("schema", "reason"),
+    [
+        (order_schema_with({"name": "j", "type": {"type": "array", "items": "null"}, "default": []}), "zero bytes"),
+        (
+            order_schema_with(
+                {"name": "j", "type": {"type": "array", "items": {"type": "record", "name": "E", "fields": []}}}
+            ),
+            "zero bytes",
+        ),
+        (
+            order_schema_with(
+                {"name": "j", "type": {"type": "array", "items": {"type": "fixed", "name": "F", "size": 0}}}
+            ),
+            "zero bytes",
+        ),
+        (
+            order_schema_with(
+                {
+                    "name": "j",
+                    "type": {"type": "record", "name": "Node", "fields": [{"name": "n", "type": ["null", "Node"]}]},
+                }
+            ),
+            "refers to itself",
+        ),
+        (order_schema_with({"name": "j", "type": "Unknown"}), "unknown type"),
+        ({**json.loads(ORDER_CREATED_SCHEMA), "name": "Other"}, "not one this consumer reads"),
+        ({"type": "array", "items": "long"}, "not a record"),
+    ],
+)
+def test_schemas_that_hang_or_crash_the_decoder_are_refused(schema, reason):
+    with pytest.raises(UnsafeWriterSchema, match=reason):
+        check_writer_schema(json.dumps(schema), [ORDER])
+
+
+def test_nesting_beyond_the_limit_is_refused():
+    inner: object = "long"
+    for _ in range(40):
+        inner = {"type": "array", "items": inner}
+    with pytest.raises(UnsafeWriterSchema, match="deeper"):
+        check_writer_schema(json.dumps(order_schema_with({"name": "j", "type": inner})), [ORDER])
+
+
+class _Registry:
+    def __init__(self, schemas: dict[int, str]) -> None:
+        self.schemas = schemas
+
+    def get_schema(self, schema_id: int) -> SimpleNamespace:
+        return SimpleNamespace(schema_str=self.schemas[schema_id])
+
+
+def test_a_zero_size_array_of_2_62_items_is_poison_at_once():
+    writer = order_schema_with({"name": "junk", "type": {"type": "array", "items": "null"}, "default": []})
+    codec = order_created_codec(_Registry({7: json.dumps(writer)}), "order-events")  # type: ignore[arg-type]
+    started = time.process_time()
+    with pytest.raises(PoisonRecord) as raised:
+        codec.decode(b"\x00" + struct.pack(">I", 7) + zigzag(2**62) + zigzag(0))
+    assert raised.value.kind == "UnsafeWriterSchema"
+    assert time.process_time() - started < 0.1
+
+
+def test_a_decimal_longer_than_its_precision_is_refused_before_conversion():
+    use_bounded_decimals()
+    plain = json.loads(
+        ORDER_CREATED_SCHEMA.replace('{"type":"bytes","logicalType":"decimal","precision":12,"scale":2}', '"bytes"')
+    )
+    record = {
+        "eventId": "6f1f0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e5f",
+        "eventType": "OrderCreated",
+        "timestamp": 0,
+        "orderId": "6f1f0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e60",
+        "customerId": "c",
+        "customerName": "n",
+        "items": [{"productId": "p", "productName": "n", "quantity": 1, "price": b"\x7f" * 400_000}],
+        "totalAmount": b"\x01",
+    }
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(plain), record)
+    reader = fastavro.parse_schema(json.loads(ORDER_CREATED_SCHEMA))
+    started = time.process_time()
+    with pytest.raises(ValueError, match="exceeds its precision"):
+        fastavro.schemaless_reader(io.BytesIO(body.getvalue()), reader, reader)
+    assert time.process_time() - started < 0.1
+
+
+def test_decimal_byte_bounds_follow_precision():
+    assert max_decimal_bytes(12) == 6 and max_decimal_bytes(18) == 8 and max_decimal_bytes(38) == 16

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # httpx2 is the copy of httpx inside confluent-kafka's registry client: one line per registry call.
-    for noisy in ("httpx", "httpx2", "infra.stack", "kafka.client"):
+    for noisy in ("httpx", "httpx2", "infra", "kafka.client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     names = scenario_names(args.scenario)
     profile = QUICK if args.quick else FULL

@@ -44,8 +44,9 @@ from bench.metrics import (
     rate_series,
     share_within,
 )
+from infra.ports import free_port
 from infra.services import ServiceProcess
-from infra.stack import LocalStack, free_port
+from infra.stack import LocalStack
 from tests.support import System, make_system
 
 log = logging.getLogger("bench")

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rate must be positive")
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "httpx2", "infra.stack", "infra.stack.kafka"):
+    for noisy in ("httpx", "httpx2", "infra"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     # SIGTERM unwinds like Ctrl-C, so every scenario's teardown still stops the processes it started.

@@ -43,8 +43,9 @@ from chaos.reconcile import (
     wait_drained,
     wait_outboxes_empty,
 )
+from infra.ports import free_port
 from infra.services import ServiceProcess, fulfillment_service
-from infra.stack import LocalStack, free_port
+from infra.stack import LocalStack
 from messaging.group_lag import GroupLag
 from tests.support import System, make_system
 

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 from confluent_kafka import Consumer, TopicPartition
 
+from infra.ports import free_port
 from infra.services import ServiceProcess, fulfillment_service, order_service, service_env
-from infra.stack import free_port
 
 TERMINAL = {"Fulfilled", "Failed"}
 

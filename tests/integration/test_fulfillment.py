@@ -13,8 +13,8 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
+from infra.ports import free_port
 from infra.services import fulfillment_service
-from infra.stack import free_port
 from messaging.event_codecs import status_changed_codec
 from tests.support import post_orders, read_topic, running_system, wait_all_terminal, wait_until
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from infra.stack import free_port
+from infra.ports import free_port
 from tests.support import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from infra.ports import free_port
 from infra.services import order_service
-from infra.stack import free_port
 from tests.support import make_system, post_orders, read_topic, wait_all_terminal
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from contract_models.events import FulfillmentStatus, FulfillmentStatusChanged
+from infra.ports import free_port
 from infra.services import order_service
-from infra.stack import free_port
 from messaging.event_codecs import status_changed_codec
 from messaging.topics import ensure_topics
 from order_service.settings import OrderServiceSettings

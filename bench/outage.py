@@ -14,8 +14,10 @@ from pathlib import Path
 import httpx
 
 from bench.loadgen import LoadSpec, run_load
+from harness.orders import post_orders, wait_all_terminal
+from harness.system import make_system
+from harness.waiting import wait_until
 from infra.stack import LocalStack
-from tests.support import make_system, post_orders, wait_all_terminal, wait_until
 
 
 def percentile(values: list[float], q: float) -> float:

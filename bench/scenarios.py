@@ -44,10 +44,10 @@ from bench.metrics import (
     rate_series,
     share_within,
 )
+from harness.system import System, make_system
 from infra.ports import free_port
 from infra.services import ServiceProcess
 from infra.stack import LocalStack
-from tests.support import System, make_system
 
 log = logging.getLogger("bench")
 

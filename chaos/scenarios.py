@@ -43,11 +43,11 @@ from chaos.reconcile import (
     wait_drained,
     wait_outboxes_empty,
 )
+from harness.system import System, make_system
 from infra.ports import free_port
 from infra.services import ServiceProcess, fulfillment_service
 from infra.stack import LocalStack
 from messaging.group_lag import GroupLag
-from tests.support import System, make_system
 
 log = logging.getLogger("chaos")
 

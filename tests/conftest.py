@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.system import System, running_system
 from infra.ports import free_port
 from infra.postgres import Postgres
 from infra.stack import LocalStack
-from tests.support import System, running_system
 
 
 @pytest.fixture(scope="session")

@@ -13,10 +13,13 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
+from harness.orders import post_orders, wait_all_terminal
+from harness.system import running_system
+from harness.topics import read_topic
+from harness.waiting import wait_until
 from infra.ports import free_port
 from infra.services import fulfillment_service
 from messaging.event_codecs import status_changed_codec
-from tests.support import post_orders, read_topic, running_system, wait_all_terminal, wait_until
 
 pytestmark = pytest.mark.integration
 

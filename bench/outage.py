@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.loadgen import LoadSpec, run_load
+from harness.load import LoadSpec, run_load
 from harness.orders import post_orders, wait_all_terminal
 from harness.system import make_system
 from harness.waiting import wait_until

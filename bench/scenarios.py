@@ -30,7 +30,6 @@ from typing import Any
 
 import httpx
 
-from bench.loadgen import LoadProcess, LoadResult, LoadSpec
 from bench.metrics import (
     MACHINE,
     EventCollector,
@@ -39,11 +38,12 @@ from bench.metrics import (
     ProcessSampler,
     all_terminal,
     judge_lag,
-    latency_summary,
     percentile_series,
     rate_series,
     share_within,
 )
+from harness.load import LoadProcess, LoadResult, LoadSpec
+from harness.percentiles import latency_summary
 from harness.system import System, make_system
 from infra.ports import free_port
 from infra.services import ServiceProcess

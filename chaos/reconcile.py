@@ -23,7 +23,7 @@ import httpx
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from chaos.load import Accepted, LoadResult
+from harness.load import Accepted, LoadResult
 from messaging.avro_codec import EventCodec, PoisonRecord
 from messaging.event_codecs import order_created_codec, status_changed_codec
 

@@ -34,7 +34,6 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from chaos.load import LoadGenerator, LoadResult, order_body
 from chaos.reconcile import (
     Reconciliation,
     read_to_end,
@@ -43,6 +42,8 @@ from chaos.reconcile import (
     wait_drained,
     wait_outboxes_empty,
 )
+from harness.load import BackgroundLoad, LoadResult, LoadSpec
+from harness.order_bodies import order_body
 from harness.system import System, make_system
 from infra.ports import free_port
 from infra.services import ServiceProcess, fulfillment_service
@@ -161,7 +162,7 @@ class Run:
         self.stack = stack
         self.system = system
         self.services: list[ServiceProcess] = [system.orders, system.fulfillment]
-        self.load: LoadGenerator | None = None
+        self.load: BackgroundLoad | None = None
         self.faults: list[Fault] = []
         self.checks: list[Check] = []
         self.ignored_orders: set[str] = set()  # probe orders, not part of the load
@@ -251,7 +252,9 @@ class Run:
     def probe_order(self, timeout: float = 90.0) -> None:
         """One order end to end: topics exist, schemas are registered, consumers have their partitions."""
         with httpx.Client(base_url=self.system.orders.url, timeout=30) as client:
-            created = client.post("/api/orders", json=order_body(0), headers={"Idempotency-Key": "chaos-probe"})
+            created = client.post(
+                "/api/orders", json=order_body(customer="chaos-probe"), headers={"Idempotency-Key": "chaos-probe"}
+            )
             created.raise_for_status()
             order_id = created.json()["orderId"]
             self.ignored_orders.add(order_id)
@@ -273,6 +276,26 @@ class Scenario:
     # True where the fault is the Order Service itself: failed POSTs are expected there (and retried).
     order_service_faulted: bool = False
     verify: Callable[[Run, Reconciliation], None] | None = None
+
+
+def load_spec(order_service_url: str, rate: float) -> LoadSpec:
+    """The steady load under every fault: open loop at rate, each order retried with its Idempotency-Key.
+
+    At most 16 requests are on the wire (later arrivals queue in the client, so retries after an outage
+    do not stampede the restarted service); an order gets 60 s from its intended send time, 10 s an attempt.
+    """
+    return LoadSpec(
+        order_service_url,
+        rate=rate,
+        duration=1800,  # an upper bound: the scenario stops the load
+        connections=16,
+        items=2,
+        customers=97,
+        tag="chaos",
+        timeout=60.0,
+        attempt_timeout=10.0,
+        idempotent_retries=True,
+    )
 
 
 BASE_ENV = {
@@ -351,7 +374,7 @@ def run_scenario(
     log.info("=== %s (%s): %s, in %s", scenario.name, profile.name, scenario.title, directory)
     stack: LocalStack | None = None
     run: Run | None = None
-    load_result = LoadResult(profile.rate)
+    load_result = LoadResult(load_spec("", profile.rate))
     recon: Reconciliation | None = None
     error: str | None = None
     try:
@@ -369,7 +392,7 @@ def run_scenario(
         log.info("services up after %.1fs", time.monotonic() - started)
         run.probe_order()
         log.info("probe order terminal after %.1fs", time.monotonic() - started)
-        run.load = LoadGenerator(system.orders.url, profile.rate, max_seconds=1800)
+        run.load = BackgroundLoad(load_spec(system.orders.url, profile.rate))
         run.load.start()
         run.hold(profile.warmup_s)
         scenario.inject(run)
@@ -416,7 +439,7 @@ def run_scenario(
         passed=passed,
         checks=checks,
         faults=faults,
-        load=load_result.to_json(),
+        load=load_result.outcome_json(),
         reconciliation=recon.to_json() if recon else {},
         create_non_2xx=len(load_result.failures),
         create_non_2xx_orders=len({f.key for f in load_result.failures}),
@@ -501,8 +524,8 @@ def _common_checks(run: Run, scenario: Scenario, load: LoadResult, recon: Reconc
         run.check("create non-2xx = 0", not load.failures, _failure_summary(load))
     run.check(
         "load ran at its rate",
-        not load.not_sent and not load.queued_out,
-        f"{load.not_sent} arrivals dropped (too many outstanding), {load.queued_out} never sent "
+        not load.dropped and not load.never_sent,
+        f"{load.dropped} arrivals dropped (too many outstanding), {load.never_sent} never sent "
         "(their whole retry budget spent in the client's queue: the service fell behind the rate)",
     )
 
@@ -545,7 +568,7 @@ def _describe_group(run: Run) -> dict[str, Any]:
 
 
 def _failure_summary(load: LoadResult) -> str:
-    kinds = load.to_json()["failedAttemptsByKind"]
+    kinds = load.outcome_json()["failedAttemptsByKind"]
     return ", ".join(f"{k}: {v}" for k, v in sorted(kinds.items())) if kinds else ""
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from harness.order_bodies import order_body
 from harness.waiting import wait_until
 from order_service.domain import TERMINAL, OrderStatus
 
@@ -19,27 +20,6 @@ from order_service.domain import TERMINAL, OrderStatus
 OPEN_STATUSES: tuple[str, ...] = tuple(status.value for status in OrderStatus if status not in TERMINAL)
 # `waitFor` of GET /api/orders/{id}: answer as soon as the order is terminal.
 WAIT_FOR_TERMINAL = ",".join(status.value for status in OrderStatus if status in TERMINAL)
-
-
-def order_body(index: int = 0, *, customer: str = "cust-1", items: int = 1) -> dict[str, Any]:
-    """A valid CreateOrderRequest (JSON-ready) with items lines; products and quantities vary with index.
-
-    Line n is product ``p-<(index + n) % 500>``, quantity ``1 + (index + n) % 5``, price 19.99: with
-    index 0 the quantities are 1, 2, 3, ... so two lines total 59.97.
-    """
-    return {
-        "customerId": customer,
-        "customerName": "Ada Lovelace",
-        "items": [
-            {
-                "productId": f"p-{(index + line) % 500}",
-                "productName": f"Product {(index + line) % 500}",
-                "quantity": 1 + (index + line) % 5,
-                "price": 19.99,
-            }
-            for line in range(items)
-        ],
-    }
 
 
 def post_orders(base_url: str, count: int, timeout: float = 5.0) -> list[str]:

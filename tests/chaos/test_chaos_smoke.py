@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from chaos.load import Accepted
 from chaos.reconcile import FulfillmentEventScan, OrderEventScan, judge
 from chaos.report import COLUMNS, row
 from chaos.scenarios import SCENARIOS, SMOKE, StackPool, run_scenario
+from harness.load import Accepted
 
 
 def _accepted(*order_ids: str, at: float = 100.0) -> dict[str, Accepted]:

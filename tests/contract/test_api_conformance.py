@@ -41,7 +41,8 @@ import schemathesis
 from schemathesis import Case
 from schemathesis.config import SchemathesisConfig
 
-from harness.orders import order_body, wait_all_terminal
+from harness.order_bodies import order_body
+from harness.orders import wait_all_terminal
 from harness.system import running_system
 
 pytestmark = pytest.mark.integration

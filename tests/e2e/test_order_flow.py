@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from contract_models.events import ORDER_CREATED_SCHEMA, OrderCreated
-from harness.orders import order_body
+from harness.order_bodies import order_body
 from harness.system import running_system
 from harness.topics import read_topic
 from messaging.avro_codec import EventCodec

@@ -8,7 +8,8 @@ from collections import Counter
 import httpx
 import pytest
 
-from harness.orders import order_body, wait_all_terminal
+from harness.order_bodies import order_body
+from harness.orders import wait_all_terminal
 from harness.system import running_system
 from harness.topics import read_topic
 from harness.waiting import wait_until

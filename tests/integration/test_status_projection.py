@@ -11,7 +11,7 @@ from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from contract_models.events import FulfillmentStatus, FulfillmentStatusChanged
-from harness.orders import order_body
+from harness.order_bodies import order_body
 from harness.system import make_system
 from harness.waiting import wait_until
 from infra.ports import free_port

@@ -15,8 +15,10 @@ from typing import Any
 
 import psutil
 
+from bench.profile import FULL, QUICK, Profile
 from bench.report import write_report
-from bench.scenarios import ALL_SCENARIOS, DEFAULT_SCENARIOS, FULL, QUICK, Bench, Profile
+from bench.run import Bench
+from bench.scenarios import ALL_SCENARIOS, DEFAULT_SCENARIOS
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUP = (

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from bench.metrics import judge_lag, percentile_series, rate_series, share_within, slope
+from bench.series import judge_lag, percentile_series, rate_series, share_within, slope
 from harness.percentiles import latency_summary, percentile
 
 # -- percentiles and series -----------------------------------------------------------------------------

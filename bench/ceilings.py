@@ -13,8 +13,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bench.environment import BenchRun
 from bench.figures import load_figures
 from bench.samplers import MACHINE, ProcessSampler
 from harness.load import LoadProcess, LoadSpec
@@ -22,11 +23,8 @@ from harness.percentiles import latency_summary
 from infra.ports import free_port
 from infra.services import ROOT, ServiceProcess
 
-if TYPE_CHECKING:
-    from bench.run import Bench
 
-
-def measure_ceilings(bench: Bench, rates: list[float], capacity: bool) -> dict[str, Any]:
+def measure_ceilings(bench: BenchRun, rates: list[float], capacity: bool) -> dict[str, Any]:
     """HTTP ceilings at each rate (and closed loop if capacity), then Kafka round trips at each rate."""
     p = bench.profile
     out: dict[str, Any] = {"http": {}, "kafka": {}}

@@ -14,24 +14,36 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import httpx
 
 from bench.events import EventCollector, all_terminal
 from bench.figures import event_figures, lag_figures, load_figures, process_figures, spec_json
-from bench.profile import PROVIDER
+from bench.profile import PROVIDER, Profile
+from bench.profiler import Profiler
 from bench.samplers import LagSampler, ProcessSampler
 from harness.load import LoadProcess, LoadResult, LoadSpec
 from harness.order_bodies import order_body
 from harness.orders import TERMINAL, wait_terminal
 from harness.system import System, make_system
 from harness.waiting import poll
-
-if TYPE_CHECKING:
-    from bench.run import Bench
+from infra.stack import LocalStack
 
 log = logging.getLogger("bench")
+
+
+class BenchRun(Protocol):
+    """What scenarios use of the benchmark run they belong to (``bench.run.Bench``)."""
+
+    run_dir: Path
+    profile: Profile
+    stack: LocalStack
+
+    def start_profilers(self, env: Environment, label: str, seconds: float) -> list[Profiler]: ...
+
+    def profile_files(self, env: Environment, label: str) -> dict[str, str]: ...
 
 
 @dataclass
@@ -57,7 +69,7 @@ class Environment:
     Measured orders carry the customerId prefix ``tag``; files go to ``<run dir>/<name>/``.
     """
 
-    def __init__(self, bench: Bench, name: str) -> None:
+    def __init__(self, bench: BenchRun, name: str) -> None:
         self.bench = bench
         self.name = name
         self.dir = bench.run_dir / name

@@ -12,18 +12,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bench.environment import BenchRun
 from bench.scenarios import burst, capacity, long, ramp, steady
-
-if TYPE_CHECKING:
-    from bench.run import Bench
 
 STEADY_RATES = steady.RATES
 DEFAULT_SCENARIOS = (*STEADY_RATES, "capacity", "burst", "ramp")
 ALL_SCENARIOS = (*DEFAULT_SCENARIOS, "long")
 
-_RUNNERS: dict[str, Callable[[Bench], dict[str, Any]]] = {
+_RUNNERS: dict[str, Callable[[BenchRun], dict[str, Any]]] = {
     "capacity": capacity.run,
     "burst": burst.run,
     "ramp": ramp.run,
@@ -31,7 +29,7 @@ _RUNNERS: dict[str, Callable[[Bench], dict[str, Any]]] = {
 }
 
 
-def run_scenario(bench: Bench, name: str) -> dict[str, Any]:
+def run_scenario(bench: BenchRun, name: str) -> dict[str, Any]:
     """Run the scenario called name on bench's stack; its figures. ValueError for an unknown name."""
     if name in STEADY_RATES:
         return steady.run(bench, name, STEADY_RATES[name])

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bench.environment import Environment
+from bench.environment import BenchRun, Environment
 from harness.load import LoadSpec
 
-if TYPE_CHECKING:
-    from bench.run import Bench
 
-
-def run(bench: Bench) -> dict[str, Any]:
+def run(bench: BenchRun) -> dict[str, Any]:
     """Send the burst and measure until every accepted order is terminal."""
     p = bench.profile
     with Environment(bench, "burst") as env:

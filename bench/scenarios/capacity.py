@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bench.environment import Environment
+from bench.environment import BenchRun, Environment
 from bench.figures import lag_figures, load_figures, process_figures, spec_json
 from harness.load import LoadSpec
 
-if TYPE_CHECKING:
-    from bench.run import Bench
 
-
-def run(bench: Bench) -> dict[str, Any]:
+def run(bench: BenchRun) -> dict[str, Any]:
     """Maximum create throughput: every connection posts back to back for capacity_s."""
     p = bench.profile
     with Environment(bench, "capacity") as env:

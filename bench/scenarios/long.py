@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bench.environment import Environment
+from bench.environment import BenchRun, Environment
 from harness.load import LoadSpec
-
-if TYPE_CHECKING:
-    from bench.run import Bench
 
 LONG_TIME_CAP_S = 4 * 3600.0  # the closed-loop long run stops here even if the count is not reached
 
 
-def run(bench: Bench) -> dict[str, Any]:
+def run(bench: BenchRun) -> dict[str, Any]:
     """long_orders orders for memory: open loop at long_rate, or closed loop (as fast as the service
     accepts them, so the count is always reached) when long_rate is 0."""
     p = bench.profile

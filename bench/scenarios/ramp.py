@@ -8,24 +8,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bench.environment import Environment, Sampling
+from bench.environment import BenchRun, Environment, Sampling
 from bench.events import all_terminal
 from bench.figures import event_figures, lag_figures, load_figures, process_figures
 from bench.series import judge_lag, percentile_series, rate_series
 from harness.load import LoadResult, LoadSpec
 from harness.percentiles import latency_summary
 
-if TYPE_CHECKING:
-    from bench.run import Bench
-
 log = logging.getLogger("bench")
 
 RAMP_P95_LIMIT_MS = 500.0
 
 
-def run(bench: Bench) -> dict[str, Any]:
+def run(bench: BenchRun) -> dict[str, Any]:
     """Rising steps until create P95 exceeds 500 ms, the backlog grows or requests fail."""
     p = bench.profile
     steps: list[dict[str, Any]] = []

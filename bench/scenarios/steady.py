@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bench.environment import Environment
+from bench.environment import BenchRun, Environment
 from harness.load import LoadSpec
-
-if TYPE_CHECKING:
-    from bench.run import Bench
 
 RATES = {"steady-100": 100.0, "steady-300": 300.0, "steady-1000": 1000.0}
 
 
-def run(bench: Bench, name: str, rate: float) -> dict[str, Any]:
+def run(bench: BenchRun, name: str, rate: float) -> dict[str, Any]:
     """Warm up at rate, then measure rate orders per second until every accepted order is terminal."""
     p = bench.profile
     with Environment(bench, name) as env:

@@ -29,6 +29,7 @@ SETUP = (
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line (see bench/README.md)."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0].split(": ", 1)[1])
     parser.add_argument(
         "--scenario",
@@ -58,6 +59,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def scenario_names(requested: list[str] | None) -> list[str]:
+    """The scenarios to run, in order, from --scenario values (comma-separated, repeatable, 'all').
+
+    Exits with a message for an unknown name.
+    """
     if not requested:
         return list(DEFAULT_SCENARIOS)
     names: list[str] = []
@@ -73,6 +78,7 @@ def scenario_names(requested: list[str] | None) -> list[str]:
 
 
 def machine_meta(profile: Profile, names: list[str]) -> dict[str, Any]:
+    """The run's circumstances for the report: machine, load at start, commit, settings."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
@@ -97,6 +103,7 @@ def machine_meta(profile: Profile, names: list[str]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and write its report; exit status 1 if a scenario failed to run."""
     args = parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -31,6 +31,7 @@ class Profiler:
             self.process = subprocess.Popen(command, stdout=log_handle, stderr=subprocess.STDOUT)
 
     def finish(self) -> None:
+        """Wait for py-spy to write its output (SIGINT, then SIGKILL, if it does not end by itself)."""
         try:
             self.process.wait(30)
         except subprocess.TimeoutExpired:

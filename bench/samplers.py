@@ -21,6 +21,8 @@ MACHINE = "machine"  # pseudo-process: the whole machine
 
 @dataclass
 class ProcessSeries:
+    """One process's samples: times (s on the sampler's clock), RSS (MB) and CPU (% of a core, cumulative s)."""
+
     name: str
     pid: int
     t: list[float] = field(default_factory=list)
@@ -37,6 +39,7 @@ class ProcessSeries:
         return inside[-1] - inside[0] if len(inside) >= 2 else None
 
     def summary(self) -> dict[str, Any]:
+        """RSS at start, end and peak; mean and peak CPU; CPU seconds."""
         busy = [c for c in self.cpu_percent if c is not None] or [0.0]
         return {
             "pid": self.pid,
@@ -78,6 +81,7 @@ class ProcessSampler(threading.Thread):
         self._sample_one(name)
 
     def unwatch(self, name: str) -> None:
+        """Take a last sample of name and stop sampling it."""
         self._sample_one(name)
         with self._lock:
             self._procs.pop(name, None)
@@ -91,6 +95,7 @@ class ProcessSampler(threading.Thread):
         self._sample_one(MACHINE)
 
     def sample_now(self) -> None:
+        """Sample every watched process (and the machine) now."""
         for name in [*self._procs, *([MACHINE] if self._machine else [])]:
             self._sample_one(name)
 
@@ -99,6 +104,7 @@ class ProcessSampler(threading.Thread):
             self.sample_now()
 
     def stop(self) -> dict[str, ProcessSeries]:
+        """Stop sampling (one last sample); the series by name."""
         self._stop_event.set()
         if self.is_alive():
             self.join(5)
@@ -184,6 +190,7 @@ class LagSampler(threading.Thread):
             self._stop_event.wait(max(0.0, self.interval - (time.monotonic() - started)))
 
     def sample(self) -> None:
+        """Take one row of samples (the health endpoints only every health_every-th time)."""
         now = time.time() - self.origin
         health: dict[str, Any] | None = None
         ready: dict[str, Any] | None = None
@@ -223,6 +230,7 @@ class LagSampler(threading.Thread):
         return points
 
     def stop(self) -> dict[str, list[Any]]:
+        """Stop sampling and close the clients; the samples by column."""
         self._stop_event.set()
         if self.is_alive():
             self.join(10)

@@ -11,6 +11,7 @@ from harness.percentiles import PERCENTILES, percentile
 
 
 def share_within(seconds: Iterable[float], limit: float) -> float:
+    """The share (0..1) of values at most limit, NaN ignored; NaN when there are none."""
     values = [v for v in seconds if not math.isnan(v)]
     return sum(1 for v in values if v <= limit) / len(values) if values else math.nan
 
@@ -74,6 +75,8 @@ def slope(points: Sequence[tuple[float, float]]) -> float:
 
 @dataclass(frozen=True)
 class LagVerdict:
+    """Whether a backlog stayed bounded, with the figures behind it (backlog in orders, slope per second)."""
+
     bounded: bool
     slope_per_s: float
     end_backlog: float

@@ -105,6 +105,7 @@ class Broker(JavaService):
 
     @property
     def log_file(self) -> Path:
+        """The broker's output (appended across runs)."""
         return self.directory / "kafka.log"
 
     def _ports(self) -> dict[str, int]:

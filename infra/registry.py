@@ -57,6 +57,7 @@ class Registry(JavaService):
 
     @property
     def log_file(self) -> Path:
+        """The registry's output (appended across runs)."""
         return self.directory / "registry.log"
 
     def _ports(self) -> dict[str, int]:

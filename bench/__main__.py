@@ -15,8 +15,10 @@ from typing import Any
 
 import psutil
 
+from bench.profile import FULL, QUICK, Profile
 from bench.report import write_report
-from bench.scenarios import ALL_SCENARIOS, DEFAULT_SCENARIOS, FULL, QUICK, Bench, Profile
+from bench.run import Bench
+from bench.scenarios import ALL_SCENARIOS, DEFAULT_SCENARIOS
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUP = (
@@ -27,6 +29,7 @@ SETUP = (
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line (see bench/README.md)."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0].split(": ", 1)[1])
     parser.add_argument(
         "--scenario",
@@ -56,6 +59,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def scenario_names(requested: list[str] | None) -> list[str]:
+    """The scenarios to run, in order, from --scenario values (comma-separated, repeatable, 'all').
+
+    Exits with a message for an unknown name.
+    """
     if not requested:
         return list(DEFAULT_SCENARIOS)
     names: list[str] = []
@@ -71,6 +78,7 @@ def scenario_names(requested: list[str] | None) -> list[str]:
 
 
 def machine_meta(profile: Profile, names: list[str]) -> dict[str, Any]:
+    """The run's circumstances for the report: machine, load at start, commit, settings."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
@@ -95,13 +103,14 @@ def machine_meta(profile: Profile, names: list[str]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and write its report; exit status 1 if a scenario failed to run."""
     args = parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # httpx2 is the copy of httpx inside confluent-kafka's registry client: one line per registry call.
-    for noisy in ("httpx", "httpx2", "infra.stack", "kafka.client"):
+    for noisy in ("httpx", "httpx2", "infra", "kafka.client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     names = scenario_names(args.scenario)
     profile = QUICK if args.quick else FULL

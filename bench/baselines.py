@@ -38,6 +38,7 @@ from messaging.settings import KafkaSettings
 
 
 def create_bare_app() -> FastAPI:
+    """A FastAPI app whose POST /api/orders only parses the body and answers 201 with it."""
     app = FastAPI(title="bare baseline")
 
     @app.post("/api/orders", status_code=201)
@@ -70,6 +71,7 @@ _STAMP = struct.Struct(">qd")  # sequence number, intended send time (epoch s)
 
 
 def create_topic(bootstrap_servers: str, topic: str, timeout: float = 15.0) -> None:
+    """Create topic with one partition (an existing one is fine); timeout in seconds."""
     admin = AdminClient({"bootstrap.servers": bootstrap_servers})
     for future in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
         try:
@@ -152,6 +154,7 @@ def kafka_round_trip(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Serve the bare app, or run the Kafka round trips (``kafka ...``); the exit status."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] == "serve":
         serve()

@@ -11,19 +11,16 @@ import math
 import tempfile
 from pathlib import Path
 
-import httpx
-
-from bench.loadgen import LoadSpec, run_load
+from harness.load import LoadSpec, run_load
+from harness.orders import post_orders, wait_all_terminal
+from harness.percentiles import latency_summary
+from harness.system import make_system
+from harness.waiting import wait_until
 from infra.stack import LocalStack
-from tests.support import make_system, post_orders, wait_all_terminal, wait_until
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))] if ordered else float("nan")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Measure the three phases and print the table; the exit status."""
     parser = argparse.ArgumentParser(prog="python -m bench.outage", description=__doc__.split("\n")[0])
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=20.0)
@@ -47,21 +44,12 @@ def main(argv: list[str] | None = None) -> int:
                     url=system.orders.url, rate=args.rate, duration=args.seconds, connections=64, tag=phase.split()[0]
                 )
                 result = run_load(spec, directory / f"{phase.replace(' ', '-')}.pickle")
-                ok = [lat * 1000 for lat in result.ok_latencies()]
-                rows.append(
-                    (
-                        phase,
-                        result.sent,
-                        result.ok,
-                        percentile(ok, 0.5),
-                        percentile(ok, 0.95),
-                        percentile(ok, 0.99),
-                        max(ok, default=float("nan")),
-                    )
-                )
+                ms = latency_summary(result.ok_latencies())
+                figures = [math.nan if ms[q] is None else ms[q] for q in ("p50", "p95", "p99", "max")]
+                rows.append((phase, result.sent, result.ok, *figures))
             stack.registry.start()
             backlog = wait_until(
-                lambda: httpx.get(f"{system.orders.url}/health/ready", timeout=10).json()["outboxBacklog"] == 0,
+                lambda: system.order_readiness(timeout=10)["outboxBacklog"] == 0,
                 120,
                 interval=0.5,
                 message="the outbox to drain",

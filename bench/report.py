@@ -283,6 +283,7 @@ def summarize_profile(path: Path, top: int = 15) -> dict[str, Any]:
 
 
 def add_profiles(results: dict[str, Any]) -> None:
+    """Add a summary of each scenario's py-spy profiles (top frames) to results, in place."""
     for scenario in (results.get("scenarios") or {}).values():
         files = scenario.get("profile") if isinstance(scenario, dict) else None
         if files:
@@ -299,6 +300,7 @@ def _ms(summary: Any, key: str) -> str:
 
 
 def markdown(results: dict[str, Any], pngs: dict[str, str]) -> str:
+    """The report for people: targets, ceilings, scenarios, resources, ramp steps; pngs by scenario."""
     meta = results.get("meta", {})
     scenarios = results.get("scenarios") or {}
     baselines = results.get("baselines") or {}

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chaos.scenarios import ScenarioResult
+from chaos.scenario import ScenarioResult
 
 COLUMNS = [
     "Scenario",
@@ -40,6 +40,7 @@ def _seconds(value: float | None) -> str:
 
 
 def row(result: ScenarioResult) -> list[str]:
+    """A scenario's row of the results table (COLUMNS)."""
     recon = result.reconciliation
     drain = recon.get("drainSeconds")
     drain_text = ">deadline" if recon and not recon.get("drained") else _seconds(drain)
@@ -56,6 +57,7 @@ def row(result: ScenarioResult) -> list[str]:
 
 
 def markdown(results: list[ScenarioResult], title: str) -> str:
+    """The results table with its legend, the failed checks and the faults, as Markdown."""
     lines = [f"# {title}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(row(r)) + " |" for r in results]
     lines += ["", LEGEND]
@@ -79,6 +81,7 @@ def markdown(results: list[ScenarioResult], title: str) -> str:
 
 
 def to_json(results: list[ScenarioResult], profile: str) -> dict[str, Any]:
+    """The table and every scenario's full result as JSON."""
     return {
         "profile": profile,
         "finishedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

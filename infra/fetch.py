@@ -47,6 +47,7 @@ class Paths:
 
     @property
     def kafka_classpath(self) -> str:
+        """The java classpath of the Kafka jars."""
         # A classpath wildcard keeps the command line short; java expands it itself.
         return str(self.kafka_libs / "*")
 
@@ -204,6 +205,7 @@ def _fetch_apicurio(home: Path, runner_jar: Path) -> None:
 
 
 def main() -> int:
+    """`python -m infra.fetch`: download what is missing and print where it is; the exit status."""
     try:
         paths = ensure_downloads()
     except FetchError as exc:

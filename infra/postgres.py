@@ -14,7 +14,7 @@ import psycopg
 
 
 class PostgresError(RuntimeError):
-    pass
+    """The PostgreSQL server could not be installed, initialised or started."""
 
 
 def _bin_dir() -> Path | None:
@@ -53,6 +53,7 @@ class Postgres:
 
     @property
     def url(self) -> str:
+        """SQLAlchemy URL of the server's postgres database."""
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def _dsn(self, database: str) -> str:
@@ -67,6 +68,7 @@ class Postgres:
             raise PostgresError(f"{' '.join(args[:2])} failed: {result.stderr or result.stdout}")
 
     def start(self, timeout: float = 30.0) -> None:
+        """initdb (once) and start the server; PostgresError if it does not accept connections within timeout s."""
         self.directory.mkdir(parents=True, exist_ok=True)
         if self._user:
             uid = pwd.getpwnam(self._user).pw_uid
@@ -90,10 +92,12 @@ class Postgres:
                 time.sleep(0.2)
 
     def create_database(self, name: str) -> str:
+        """Create database name; its SQLAlchemy URL."""
         with psycopg.connect(self._dsn("postgres"), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
 
     def stop(self) -> None:
+        """Stop the server (fast shutdown) if it runs."""
         if (self.data / "postmaster.pid").exists():
             self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "stop")

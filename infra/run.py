@@ -1,8 +1,14 @@
-"""`make run`: Kafka, the Schema Registry and both services on the standard ports, until Ctrl-C."""
+"""`make run`: Kafka, the Schema Registry and both services on the standard ports, until Ctrl-C.
+
+``python -m infra.run --stack-only`` runs Kafka and the Schema Registry alone (for services started
+elsewhere, e.g. from an IDE). Everything started is watched by one supervise loop: when a process
+exits on its own the end of its log is printed and everything else is stopped (exit status 1).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
@@ -10,35 +16,48 @@ import threading
 import time
 from pathlib import Path
 
+from infra.broker import DEFAULT_CONTROLLER_PORT, DEFAULT_KAFKA_PORT
 from infra.fetch import FetchError
+from infra.jvm import StackError
+from infra.registry import DEFAULT_REGISTRY_PORT
 from infra.services import ROOT, ServiceProcess, ServiceStartError, fulfillment_service, order_service, service_env
-from infra.stack import LocalStack, StackError
+from infra.stack import LocalStack
+from infra.supervision import Supervised, supervise
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.run", description=__doc__)
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line: ports, the state directory and --stack-only."""
+    parser = argparse.ArgumentParser(prog="python -m infra.run", description=__doc__.split("\n")[0])
     parser.add_argument("--dir", type=Path, default=ROOT / ".run", help="state, data and log directory")
     parser.add_argument("--order-port", type=int, default=5001)
     parser.add_argument("--fulfillment-port", type=int, default=5002)
-    parser.add_argument("--kafka-port", type=int, default=9092)
-    parser.add_argument("--controller-port", type=int, default=9093)
-    parser.add_argument("--registry-port", type=int, default=8081)
-    args = parser.parse_args(argv)
+    parser.add_argument("--kafka-port", type=int, default=DEFAULT_KAFKA_PORT)
+    parser.add_argument("--controller-port", type=int, default=DEFAULT_CONTROLLER_PORT)
+    parser.add_argument("--registry-port", type=int, default=DEFAULT_REGISTRY_PORT)
+    parser.add_argument("--stack-only", action="store_true", help="only Kafka and the Schema Registry")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start everything, wait for Ctrl-C/SIGTERM or a process dying, stop everything; the exit status."""
+    args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
     stack = LocalStack(args.dir / "stack", args.kafka_port, args.controller_port, args.registry_port)
-    env = service_env(stack.bootstrap_servers, stack.registry_url, args.dir / "data")
     logs = args.dir / "logs"
-    services: list[ServiceProcess] = [
-        order_service(args.order_port, env["order"], logs),
-        fulfillment_service(args.fulfillment_port, env["fulfillment"], logs),
-    ]
+    services: list[ServiceProcess] = []
+    if not args.stack_only:
+        env = service_env(stack.bootstrap_servers, stack.registry_url, args.dir / "data")
+        services = [
+            order_service(args.order_port, env["order"], logs),
+            fulfillment_service(args.fulfillment_port, env["fulfillment"], logs),
+        ]
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, _interrupt)  # unwinds a start-up like Ctrl-C, so what started is stopped
 
     started = time.monotonic()
     try:
-        print("starting Kafka and the Schema Registry ...", flush=True)
+        print(f"starting Kafka and the Schema Registry in {stack.directory} ...", flush=True)
         stack.start()
         for service in services:
             print(f"starting {service.module} ...", flush=True)
@@ -48,35 +67,36 @@ def main(argv: list[str] | None = None) -> int:
         _shutdown(services, stack)
         return 1
     except KeyboardInterrupt:
+        print("interrupted during startup", file=sys.stderr)
         _shutdown(services, stack)
         return 130
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
-    orders, fulfillment = services
+    print(f"\nready after {time.monotonic() - started:.0f}s", flush=True)
+    if services:
+        orders, fulfillment = services
+        print(
+            f"  Order Service        {orders.url}/api/orders   (Swagger UI {orders.url}/docs)\n"
+            f"  Fulfillment Service  {fulfillment.url}/api/fulfillment/health   (Swagger UI {fulfillment.url}/docs)",
+            flush=True,
+        )
     print(
-        f"\nready after {time.monotonic() - started:.0f}s\n"
-        f"  Order Service        {orders.url}/api/orders   (Swagger UI {orders.url}/docs)\n"
-        f"  Fulfillment Service  {fulfillment.url}/api/fulfillment/health   (Swagger UI {fulfillment.url}/docs)\n"
         f"  Kafka                {stack.bootstrap_servers}\n"
         f"  Schema Registry      {stack.registry_url}\n"
-        f"  logs                 {logs}/ and {args.dir / 'stack'}/\n"
+        f"  logs                 {f'{logs}/ and ' if services else ''}{stack.directory}/\n"
         "press Ctrl-C to stop everything",
         flush=True,
     )
+    watched: list[Supervised] = [*services, stack.broker, stack.registry]
     code = 0
-    try:
-        while not stop.wait(1.0):
-            for name, running in [(s.module, s.running) for s in services] + [
-                ("kafka", stack.broker.running),
-                ("schema registry", stack.registry.running),
-            ]:
-                if not running:
-                    print(f"error: {name} exited unexpectedly; see the logs", file=sys.stderr)
-                    code = 1
-                    stop.set()
-    except KeyboardInterrupt:
-        pass
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: stop everything, exit 0
+        code = supervise(watched, stop)
     _shutdown(services, stack)
     return code
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _shutdown(services: list[ServiceProcess], stack: LocalStack) -> None:

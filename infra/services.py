@@ -12,11 +12,13 @@ from pathlib import Path
 
 import httpx
 
+from infra.supervision import log_tail
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 class ServiceStartError(RuntimeError):
-    pass
+    """A service exited during start-up or did not answer its health endpoint in time."""
 
 
 @dataclass
@@ -33,18 +35,27 @@ class ServiceProcess:
     restarts: int = field(default=0, init=False)
 
     @property
+    def name(self) -> str:
+        """The service's module name, e.g. ``order_service``."""
+        return self.module
+
+    @property
     def url(self) -> str:
+        """Base URL of the running service."""
         return f"http://{self.host}:{self.port}"
 
     @property
     def running(self) -> bool:
+        """Whether the process is alive."""
         return self.process is not None and self.process.poll() is None
 
     @property
     def pid(self) -> int | None:
+        """The process id (also its session id), or None before the first start."""
         return self.process.pid if self.process else None
 
     def start(self, timeout: float = 60.0) -> None:
+        """Start the process and wait (timeout seconds) until its health endpoint answers; ServiceStartError if not."""
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.env, "HOST": self.host, "PORT": str(self.port)}
         with self.log_file.open("ab") as log:
@@ -89,22 +100,23 @@ class ServiceProcess:
             self.process.wait(10)
 
     def restart(self, timeout: float = 60.0) -> None:
+        """Graceful stop, then start again with the same port and environment (counted in restarts)."""
         self.stop()
         self.restarts += 1
         self.start(timeout)
 
     def tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
+        """The last lines of the service's log, or "(no log)"."""
+        return log_tail(self.log_file, lines) or "(no log)"
 
 
 def order_service(port: int, env: dict[str, str], log_dir: Path) -> ServiceProcess:
+    """The Order Service on port with env, logging to log_dir/order-service-<port>.log (not started)."""
     return ServiceProcess("order_service", port, env, log_dir / f"order-service-{port}.log", "/health/live")
 
 
 def fulfillment_service(port: int, env: dict[str, str], log_dir: Path) -> ServiceProcess:
+    """The Fulfillment Service on port with env, logging to log_dir/fulfillment-service-<port>.log (not started)."""
     return ServiceProcess(
         "fulfillment_service", port, env, log_dir / f"fulfillment-service-{port}.log", "/api/fulfillment/health"
     )

@@ -7,34 +7,23 @@ from pathlib import Path
 
 import pytest
 
+from harness.system import System, running_system
+from infra.ports import free_port
 from infra.postgres import Postgres
-from infra.stack import free_port
-from tests.support import System, running_system
+from infra.stack import LocalStack
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    from infra.stack import LocalStack
-
-    local = LocalStack.ephemeral(tmp_path_factory.mktemp("stack"))
-    local.start()
-    try:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with LocalStack.ephemeral(tmp_path_factory.mktemp("stack")) as local:
         yield local
-    finally:
-        local.stop()
 
 
 @pytest.fixture
-def private_stack(tmp_path: Path) -> Iterator[object]:
+def private_stack(tmp_path: Path) -> Iterator[LocalStack]:
     """A stack of the test's own, for tests that stop or pause the broker or registry."""
-    from infra.stack import LocalStack
-
-    local = LocalStack.ephemeral(tmp_path / "stack")
-    local.start()
-    try:
+    with LocalStack.ephemeral(tmp_path / "stack") as local:
         yield local
-    finally:
-        local.stop()
 
 
 @pytest.fixture

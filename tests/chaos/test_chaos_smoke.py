@@ -14,10 +14,13 @@ from typing import Any
 
 import pytest
 
-from chaos.load import Accepted
-from chaos.reconcile import FulfillmentEventScan, OrderEventScan, judge
+from chaos.faults import SCENARIOS
+from chaos.profile import SMOKE
 from chaos.report import COLUMNS, row
-from chaos.scenarios import SCENARIOS, SMOKE, StackPool, run_scenario
+from chaos.scenario import run_scenario
+from chaos.stacks import StackPool
+from harness.load import Accepted
+from harness.reconcile import FulfillmentEventScan, OrderEventScan, judge
 
 
 def _accepted(*order_ids: str, at: float = 100.0) -> dict[str, Accepted]:

@@ -41,7 +41,9 @@ import schemathesis
 from schemathesis import Case
 from schemathesis.config import SchemathesisConfig
 
-from tests.support import new_order, running_system, wait_all_terminal
+from harness.order_bodies import order_body
+from harness.orders import wait_all_terminal
+from harness.system import running_system
 
 pytestmark = pytest.mark.integration
 
@@ -93,7 +95,9 @@ def seeded(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[See
         # The stateful machine is built after collection, so it takes its base URL from the schema.
         ORDER_SCHEMA.config.update(base_url=system.orders.url)
         with httpx.Client(base_url=system.orders.url, timeout=10) as client:
-            order_ids = [client.post("/api/orders", json=new_order(f"seed-{i}")).json()["orderId"] for i in range(4)]
+            order_ids = [
+                client.post("/api/orders", json=order_body(customer=f"seed-{i}")).json()["orderId"] for i in range(4)
+            ]
             cursors = [client.get("/api/orders", params={"limit": n}).json()["nextCursor"] for n in (1, 2, 3)]
         wait_all_terminal(system.orders.url, order_ids, timeout=60)
         yield Seeded(system.orders.url, system.fulfillment.url, order_ids, cursors)

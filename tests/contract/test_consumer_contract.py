@@ -33,8 +33,11 @@ from contract_models.events import (
     FulfillmentStatusChanged,
     OrderCreated,
 )
+from harness.orders import post_orders, wait_all_terminal
+from harness.system import System
+from harness.topics import read_topic
+from harness.waiting import wait_until
 from messaging.avro_codec import EventCodec
-from tests.support import System, post_orders, read_topic, wait_all_terminal, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from contract_models import fulfillment_api, order_api
 from fulfillment_service.app import create_app as create_fulfillment_app
 from fulfillment_service.settings import FulfillmentServiceSettings
 from httpapi.openapi import ASYNCAPI_PATH, api_routes, load_document, operations_of_app, operations_of_spec
-from infra.stack import free_port
+from infra.ports import free_port
 from order_service.app import create_app as create_order_app
 from order_service.settings import OrderServiceSettings
 

@@ -12,8 +12,10 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from contract_models.events import ORDER_CREATED_SCHEMA, OrderCreated
+from harness.order_bodies import order_body
+from harness.system import running_system
+from harness.topics import read_topic
 from messaging.avro_codec import EventCodec
-from tests.support import new_order, read_topic, running_system
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +34,7 @@ def test_order_is_published_picked_up_and_fulfilled(default_system):
     system = default_system
     assert system.order_topic == "order-events"
     with httpx.Client(base_url=system.orders.url, timeout=30) as client:
-        created = client.post("/api/orders", json=new_order(n_items=2))
+        created = client.post("/api/orders", json=order_body(items=2))
         assert created.status_code == 201
         order = created.json()
         order_id = order["orderId"]
@@ -86,7 +88,7 @@ def test_unknown_ids_are_404_and_bad_input_is_a_problem(system):
         assert missing.status_code == 404
         assert missing.headers["content-type"] == "application/problem+json"
         assert client.get(f"{system.fulfillment.url}/api/fulfillment/orders/{uuid.uuid4()}").status_code == 404
-        bad = client.post(f"{system.orders.url}/api/orders", json={**new_order(), "items": []})
+        bad = client.post(f"{system.orders.url}/api/orders", json={**order_body(), "items": []})
         assert bad.status_code == 422
         assert bad.json()["errors"][0]["field"] == "items"
         assert client.get(f"{system.fulfillment.url}/api/fulfillment/orders/nope").status_code in (404, 422)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
 import struct
 import uuid
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -13,38 +11,35 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
+from harness.orders import post_orders, wait_all_terminal
+from harness.reconcile import ledger_requests, scan_fulfillment_events
+from harness.system import running_system
+from harness.topics import read_topic
+from harness.waiting import wait_until
+from infra.ports import free_port
 from infra.services import fulfillment_service
-from infra.stack import free_port
-from messaging.event_codecs import status_changed_codec
-from tests.support import post_orders, read_topic, running_system, wait_all_terminal, wait_until
 
 pytestmark = pytest.mark.integration
 
 
 def ledger(system) -> dict[str, int]:
     """Successful provider calls per order, from the provider's own records."""
-    with sqlite3.connect(system.data_dir / "shipping-provider.db") as conn:
-        return dict(conn.execute("SELECT idempotency_key, requests FROM shipments").fetchall())
+    return ledger_requests(system.data_dir / "shipping-provider.db")
 
 
-def tracking_numbers(system, order_ids: list[str]) -> dict[str, set[str]]:
-    """Tracking numbers announced per order on fulfillment-events."""
-    codec = status_changed_codec(SchemaRegistryClient({"url": system.registry_url}), system.fulfillment_topic)
-    wanted = set(order_ids)
+def tracking_numbers(system) -> dict[str, set[str]]:
+    """Tracking numbers announced per order on fulfillment-events (read for 3 s, so late copies show too)."""
     records = read_topic(system.bootstrap_servers, system.fulfillment_topic, stop=lambda _: False, timeout=3)
-    found: dict[str, set[str]] = defaultdict(set)
-    for record in records:
-        event = codec.decode(record.value())
-        if str(event.orderId) in wanted and event.trackingNumber:
-            found[str(event.orderId)].add(event.trackingNumber)
-    return found
+    scan = scan_fulfillment_events(records, system.registry_url, system.fulfillment_topic)
+    assert scan.undecodable == 0
+    return scan.tracking
 
 
 def assert_exactly_once(system, final: dict[str, dict]) -> None:
     shipped = [i for i, o in final.items() if o["status"] == "Fulfilled"]
     calls = ledger(system)
     assert all(calls.get(i) == 1 for i in shipped), {i: calls.get(i) for i in shipped if calls.get(i) != 1}
-    announced = tracking_numbers(system, shipped)
+    announced = tracking_numbers(system)
     assert all(len(announced[i]) == 1 for i in shipped)
     assert all(final[i]["trackingNumber"] in announced[i] for i in shipped)
 

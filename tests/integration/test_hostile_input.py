@@ -29,8 +29,10 @@ from contract_models.events import (
     OrderCreated,
     OrderItem,
 )
+from harness.orders import post_orders, wait_all_terminal
+from harness.topics import read_topic
+from harness.waiting import wait_until
 from messaging.event_codecs import order_created_codec, status_changed_codec
-from tests.support import post_orders, read_topic, wait_all_terminal, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from infra.stack import free_port
-from tests.support import wait_until
+from harness.waiting import wait_until
+from infra.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAD_SECONDS = 1.0

@@ -7,9 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from harness.orders import post_orders, wait_all_terminal
+from harness.system import make_system
+from harness.topics import read_topic
+from infra.ports import free_port
 from infra.services import order_service
-from infra.stack import free_port
-from tests.support import make_system, post_orders, read_topic, wait_all_terminal
 
 pytestmark = pytest.mark.integration
 

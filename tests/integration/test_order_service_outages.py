@@ -8,7 +8,11 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.support import new_order, read_topic, running_system, wait_all_terminal, wait_until
+from harness.order_bodies import order_body
+from harness.orders import wait_all_terminal
+from harness.system import running_system
+from harness.topics import read_topic
+from harness.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +24,7 @@ def post_timed(base_url: str, count: int) -> tuple[list[str], list[float]]:
     with httpx.Client(base_url=base_url, timeout=30) as client:
         for i in range(count):
             started = time.perf_counter()
-            response = client.post("/api/orders", json=new_order(f"cust-{i}"))
+            response = client.post("/api/orders", json=order_body(customer=f"cust-{i}"))
             latencies.append(time.perf_counter() - started)
             assert response.status_code == 201, response.text
             ids.append(response.json()["orderId"])

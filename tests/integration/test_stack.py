@@ -13,7 +13,10 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from infra.stack import HOST, Broker, LocalStack, PortInUseError, StackError, free_port
+from infra.broker import Broker
+from infra.jvm import PortInUseError, StackError
+from infra.ports import HOST, free_port
+from infra.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 
@@ -29,12 +32,8 @@ PROBE_SCHEMA = """
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    local = LocalStack.ephemeral(tmp_path_factory.mktemp("stack"))
-    local.start()
-    try:
+    with LocalStack.ephemeral(tmp_path_factory.mktemp("stack")) as local:
         yield local
-    finally:
-        local.stop()
 
 
 def _create_topic(bootstrap: str, name: str) -> None:

@@ -11,12 +11,14 @@ from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from contract_models.events import FulfillmentStatus, FulfillmentStatusChanged
+from harness.order_bodies import order_body
+from harness.system import make_system
+from harness.waiting import wait_until
+from infra.ports import free_port
 from infra.services import order_service
-from infra.stack import free_port
 from messaging.event_codecs import status_changed_codec
 from messaging.topics import ensure_topics
 from order_service.settings import OrderServiceSettings
-from tests.support import make_system, new_order, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -55,8 +57,8 @@ def test_duplicate_and_out_of_order_events(orders_only):
     system, service = orders_only
     publish = publisher(system)
     with httpx.Client(base_url=service.url, timeout=30) as client:
-        first = client.post("/api/orders", json=new_order()).json()["orderId"]
-        second = client.post("/api/orders", json=new_order()).json()["orderId"]
+        first = client.post("/api/orders", json=order_body()).json()["orderId"]
+        second = client.post("/api/orders", json=order_body()).json()["orderId"]
 
         def status(order_id):
             return client.get(f"/api/orders/{order_id}").json()
@@ -74,7 +76,7 @@ def test_duplicate_and_out_of_order_events(orders_only):
         publish(second, FulfillmentStatus.Failed, 1, reason="address unknown")
         publish(second, FulfillmentStatus.Pending, 0)
         publish(first, FulfillmentStatus.Failed, 1, reason="late and contradicting")
-        marker = client.post("/api/orders", json=new_order()).json()["orderId"]
+        marker = client.post("/api/orders", json=order_body()).json()["orderId"]
         publish(marker, FulfillmentStatus.Pending, 0)  # once this shows, everything before it was applied
         wait_until(lambda: status(marker)["status"] == "Processing", 30, message="marker")
 
@@ -86,7 +88,7 @@ def test_duplicate_and_out_of_order_events(orders_only):
         assert failed["status"] == "Failed" and failed["failureReason"] == "address unknown"
 
         # Long poll: a waiting client is answered as soon as the change is applied.
-        third = client.post("/api/orders", json=new_order()).json()["orderId"]
+        third = client.post("/api/orders", json=order_body()).json()["orderId"]
         publish(third, FulfillmentStatus.Shipped, 1, trackingNumber="SHIP-3", carrier="MockCarrier")
         waited = client.get(f"/api/orders/{third}", params={"waitFor": "Fulfilled,Failed", "timeout": 20}).json()
         assert waited["status"] == "Fulfilled"

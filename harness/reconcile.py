@@ -1,4 +1,4 @@
-"""Reconciliation after a fault: what the client was promised against what the system did.
+"""Reconciliation: what clients were promised against what the system did; lost and duplicated orders.
 
 Sources, each read independently of the services' own bookkeeping where possible:
 - the load generator: every order answered 2xx (accepted);
@@ -6,86 +6,40 @@ Sources, each read independently of the services' own bookkeeping where possible
 - `order-events` and `fulfillment-events`, read from the beginning to the end and decoded:
   when each order was created and picked up, which tracking numbers it was given;
 - the shipping provider's ledger: successful provider calls per order.
+
+An order is lost when it was accepted but never became terminal or never reached `order-events`; it is
+duplicated when the provider shipped it more than once or it was given more than one tracking number.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-import uuid
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from chaos.load import Accepted, LoadResult
+from harness.load import Accepted
+from harness.orders import TERMINAL, DrainOutcome, list_orders
+from harness.topics import read_to_end
 from messaging.avro_codec import EventCodec, PoisonRecord
 from messaging.event_codecs import order_created_codec, status_changed_codec
 
 M = TypeVar("M")
 
-TERMINAL = frozenset({"Fulfilled", "Failed"})
-NON_TERMINAL = ("Pending", "Processing")  # in the order an order moves through them
-
 
 # -- topics ---------------------------------------------------------------------------------------
 
 
-def read_to_end(bootstrap_servers: str, topic: str, timeout: float = 120.0) -> list[Message]:
-    """Every record of topic, from the beginning up to the end it had when reading started."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": f"chaos-reader-{uuid.uuid4().hex}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": False,
-        }
-    )
-    deadline = time.monotonic() + timeout
-    try:
-        metadata = consumer.list_topics(topic, timeout=30).topics.get(topic)
-        if metadata is None or metadata.error is not None:
-            raise RuntimeError(f"topic {topic} not found: {metadata.error if metadata else 'missing'}")
-        partitions = sorted(metadata.partitions)
-        remaining: dict[int, int] = {}  # partition -> end offset still to reach
-        for partition in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
-            if high > low:
-                remaining[partition] = high
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        records: list[Message] = []
-        while remaining:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic}: partitions {sorted(remaining)} not read to the end in {timeout}s")
-            for message in consumer.consume(1000, timeout=0.5):
-                if message.error() is not None:
-                    continue
-                partition = message.partition()
-                end = remaining.get(partition)
-                if end is None or message.offset() >= end:
-                    continue  # written after reading started
-                records.append(message)
-                if message.offset() >= end - 1:
-                    del remaining[partition]
-        return records
-    finally:
-        consumer.close()
-
-
-@dataclass
-class OrderEventScan:
-    created_ms: dict[str, int] = field(default_factory=dict)  # first OrderCreated timestamp per order
-    copies: Counter[str] = field(default_factory=Counter)  # OrderCreated records per order
-    undecodable: int = 0  # poison records (dead-lettered by the consumer)
-
-
 def decode_all(records: list[Message], codec: EventCodec[M]) -> tuple[list[M], int]:
-    """The decoded events, and how many records were poison (dead-lettered by the consumers)."""
+    """The decoded events, and how many records were poison (undecodable: dead-lettered by the consumers)."""
     events: list[M] = []
     undecodable = 0
     for record in records:
@@ -96,7 +50,17 @@ def decode_all(records: list[Message], codec: EventCodec[M]) -> tuple[list[M], i
     return events, undecodable
 
 
+@dataclass
+class OrderEventScan:
+    """What `order-events` says about each order."""
+
+    created_ms: dict[str, int] = field(default_factory=dict)  # first OrderCreated timestamp per order
+    copies: Counter[str] = field(default_factory=Counter)  # OrderCreated records per order
+    undecodable: int = 0  # poison records (dead-lettered by the consumer)
+
+
 def scan_order_events(records: list[Message], registry_url: str, topic: str) -> OrderEventScan:
+    """Scan OrderCreated records of topic (decoded with the registry's schemas)."""
     codec = order_created_codec(SchemaRegistryClient({"url": registry_url}), topic)
     events, undecodable = decode_all(records, codec)
     scan = OrderEventScan(undecodable=undecodable)
@@ -110,6 +74,8 @@ def scan_order_events(records: list[Message], registry_url: str, topic: str) -> 
 
 @dataclass
 class FulfillmentEventScan:
+    """What `fulfillment-events` says about each order."""
+
     picked_up_ms: dict[str, int] = field(default_factory=dict)  # first Pending (picked up) per order
     tracking: defaultdict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
     statuses: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
@@ -117,6 +83,7 @@ class FulfillmentEventScan:
 
 
 def scan_fulfillment_events(records: list[Message], registry_url: str, topic: str) -> FulfillmentEventScan:
+    """Scan FulfillmentStatusChanged records of topic (decoded with the registry's schemas)."""
     codec = status_changed_codec(SchemaRegistryClient({"url": registry_url}), topic)
     events, undecodable = decode_all(records, codec)
     scan = FulfillmentEventScan(undecodable=undecodable)
@@ -136,6 +103,7 @@ def scan_fulfillment_events(records: list[Message], registry_url: str, topic: st
 
 
 def sqlite_path(database_url: str) -> Path:
+    """The file of a ``sqlite:///`` URL; ValueError for any other URL."""
     prefix = "sqlite:///"
     if not database_url.startswith(prefix):
         raise ValueError(f"not a SQLite file URL: {database_url}")
@@ -151,88 +119,29 @@ def _query(path: Path, sql: str) -> list[tuple[Any, ...]]:
 
 
 def ledger_requests(path: Path) -> dict[str, int]:
-    """Successful provider calls per order id (the provider's idempotency key)."""
+    """Successful provider calls per order id (the provider's idempotency key); {} while there is no ledger."""
     if not path.exists():
         return {}
     return {key: int(requests) for key, requests in _query(path, "SELECT idempotency_key, requests FROM shipments")}
 
 
 def outbox_backlog(path: Path) -> int:
+    """Events in a service database's outbox, not yet published (0 while there is no database)."""
     if not path.exists():
         return 0
     return int(_query(path, "SELECT count(*) FROM outbox")[0][0])
 
 
 def wait_outboxes_empty(paths: list[Path], deadline: float) -> dict[str, int]:
-    """Poll until every outbox is empty, so the topics hold every event; returns what is left."""
+    """Poll until every outbox is empty (so the topics hold every event) or time.monotonic() passes deadline.
+
+    Returns the outboxes left non-empty, by database path.
+    """
     while True:
         left = {str(path): outbox_backlog(path) for path in paths}
         if not any(left.values()) or time.monotonic() >= deadline:
             return {name: count for name, count in left.items() if count}
         time.sleep(0.5)
-
-
-# -- the Order Service's view ---------------------------------------------------------------------
-
-
-def list_orders(client: httpx.Client, status: str | None = None) -> dict[str, dict[str, Any]]:
-    """Every order (with the given status), following the pagination."""
-    found: dict[str, dict[str, Any]] = {}
-    cursor: str | None = None
-    while True:
-        params: dict[str, Any] = {"limit": 100}
-        if status:
-            params["status"] = status
-        if cursor:
-            params["cursor"] = cursor
-        response = client.get("/api/orders", params=params)
-        response.raise_for_status()
-        page = response.json()
-        for order in page["items"]:
-            found[order["orderId"]] = order
-        cursor = page.get("nextCursor")
-        if not cursor:
-            return found
-
-
-def not_yet_terminal(client: httpx.Client, order_ids: set[str]) -> set[str]:
-    """The given orders that are still Pending or Processing.
-
-    Read in the order statuses advance, so an order that moves on between two pages is still seen.
-    """
-    open_ids: set[str] = set()
-    for status in NON_TERMINAL:
-        open_ids |= set(list_orders(client, status))
-    return order_ids & open_ids
-
-
-@dataclass
-class DrainOutcome:
-    drained: bool
-    waited_s: float
-    open_orders: int  # accepted orders not terminal when the wait ended
-
-
-def wait_drained(base_url: str, accepted: set[str], timeout: float, progress: Any = None) -> DrainOutcome:
-    """Poll until no accepted order is Pending or Processing, at most timeout seconds."""
-    started = time.monotonic()
-    open_ids = set(accepted)
-    with httpx.Client(base_url=base_url, timeout=30) as client:
-        while True:
-            try:
-                open_ids = not_yet_terminal(client, accepted)
-            except httpx.HTTPError as exc:
-                if progress:
-                    progress(f"order service not answering while draining: {exc}")
-            else:
-                if not open_ids:
-                    return DrainOutcome(True, time.monotonic() - started, 0)
-            waited = time.monotonic() - started
-            if waited >= timeout:
-                return DrainOutcome(False, waited, len(open_ids))
-            if progress:
-                progress(f"draining: {len(open_ids)} orders not terminal after {waited:.0f}s")
-            time.sleep(0.5)
 
 
 def _epoch(iso: str | None) -> float | None:
@@ -244,6 +153,8 @@ def _epoch(iso: str | None) -> float | None:
 
 @dataclass
 class Reconciliation:
+    """The verdict on one run; times in seconds."""
+
     accepted: int
     lost: int
     lost_not_terminal: list[str]
@@ -263,6 +174,7 @@ class Reconciliation:
     outbox_left: dict[str, int]
 
     def to_json(self, sample: int = 20) -> dict[str, Any]:
+        """The verdict as JSON, lists of order ids cut to sample entries."""
         return {
             "accepted": self.accepted,
             "lost": self.lost,
@@ -287,7 +199,7 @@ class Reconciliation:
 
 def reconcile(
     *,
-    load: LoadResult,
+    accepted: Mapping[str, Accepted],
     order_service_url: str,
     bootstrap_servers: str,
     registry_url: str,
@@ -299,8 +211,10 @@ def reconcile(
     outbox_left: dict[str, int],
     ignore: set[str] | frozenset[str] = frozenset(),
 ) -> Reconciliation:
-    """ignore: orders created outside the load (probes), left out of every count."""
-    accepted = load.accepted
+    """Gather every source and judge: accepted orders by id; ignore: orders created outside the load (probes).
+
+    fault_end is the epoch time the last fault ended (None without faults).
+    """
     with httpx.Client(base_url=order_service_url, timeout=30) as client:
         orders = {i: o for i, o in list_orders(client).items() if i not in ignore}
         for order_id in set(accepted) - set(orders):
@@ -314,7 +228,7 @@ def reconcile(
         read_to_end(bootstrap_servers, fulfillment_topic), registry_url, fulfillment_topic
     )
     return judge(
-        accepted=load.accepted,
+        accepted=accepted,
         orders=orders,
         created=created,
         fulfilled=fulfilled,
@@ -327,7 +241,7 @@ def reconcile(
 
 def judge(
     *,
-    accepted: dict[str, Accepted],
+    accepted: Mapping[str, Accepted],
     orders: dict[str, dict[str, Any]],
     created: OrderEventScan,
     fulfilled: FulfillmentEventScan,

@@ -1,4 +1,4 @@
-"""The load generator's schedule and latency accounting, and the percentile code: no services needed."""
+"""The load generator's schedule, latency accounting and request bytes: no services needed."""
 
 from __future__ import annotations
 
@@ -6,21 +6,15 @@ import asyncio
 import itertools
 import math
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
+import orjson
 import pytest
 
-from bench.loadgen import (
-    DROPPED,
-    LoadSpec,
-    arrival_count,
-    arrival_offsets,
-    build_request,
-    due_until,
-    order_body,
-    run_in_this_process,
-)
-from bench.metrics import judge_lag, latency_summary, percentile, percentile_series, rate_series, share_within, slope
+from harness.load import DROPPED, BackgroundLoad, LoadRun, LoadSpec, run_in_this_process
+from harness.load.http import build_request
+from harness.load.schedule import arrival_count, arrival_offsets, due_until
 
 # -- schedule -------------------------------------------------------------------------------------------
 
@@ -73,11 +67,15 @@ def test_due_until_releases_every_arrival_whose_time_has_come() -> None:
 # -- latency from the intended send time ----------------------------------------------------------------
 
 
-class _SlowServer:
-    """HTTP/1.1 stub that answers one request at a time, each after `delay` seconds."""
+CREATED = b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\n{}"
 
-    def __init__(self, delay: float) -> None:
+
+class _SlowServer:
+    """HTTP/1.1 stub that answers one request at a time, each after `delay` seconds, with respond(request head)."""
+
+    def __init__(self, delay: float, respond: Callable[[bytes], bytes] = lambda _head: CREATED) -> None:
         self.delay = delay
+        self.respond = respond
         self.port = 0
         self.requests = 0
         self._ready = threading.Event()
@@ -103,7 +101,7 @@ class _SlowServer:
                     async with lock:  # a single worker: requests queue behind each other
                         await asyncio.sleep(self.delay)
                         self.requests += 1
-                    writer.write(b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\n{}")
+                    writer.write(self.respond(head))
                     await writer.drain()
             except (asyncio.IncompleteReadError, ConnectionError):
                 writer.close()
@@ -168,8 +166,62 @@ def test_closed_mode_keeps_each_connection_busy(slow_server: _SlowServer) -> Non
     assert all(s == 201 for s in result.statuses)
 
 
+def test_a_background_load_stops_early_and_keeps_only_the_arrivals_it_made(slow_server: _SlowServer) -> None:
+    load = BackgroundLoad(LoadSpec(f"http://127.0.0.1:{slow_server.port}", rate=50, duration=600, connections=2))
+    load.start()
+    time.sleep(0.5)
+    result = load.stop(timeout=10)
+    assert 5 <= len(result.statuses) <= 40  # about 25 arrivals in 0.5 s, not the 30,000 scheduled
+    assert result.ok == len(result.statuses) == len(result.offsets)
+    assert result.stopped_at >= result.started_at
+
+
+def _header(head: bytes, name: bytes) -> bytes:
+    return next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n") if line.lower().startswith(name))
+
+
+def _unavailable_once() -> Callable[[bytes], bytes]:
+    """503 for the first request with a key, then 201 with an order id as a replay."""
+    seen: set[bytes] = set()
+
+    def respond(head: bytes) -> bytes:
+        key = _header(head, b"idempotency-key")
+        if key not in seen:
+            seen.add(key)
+            return b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 9\r\n\r\ntry again"
+        body = orjson.dumps({"orderId": f"order-{key.decode()}"})
+        return b"HTTP/1.1 201 Created\r\nidempotent-replayed: true\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body)
+
+    return respond
+
+
+def test_an_order_is_sent_again_with_its_own_key_until_answered() -> None:
+    with _SlowServer(delay=0.0, respond=_unavailable_once()) as server:
+        spec = LoadSpec(
+            f"http://127.0.0.1:{server.port}", rate=50, duration=0.2, connections=2, idempotent_retries=True
+        )
+        result = run_in_this_process(spec)
+    assert result.ok == 10 == len(result.accepted)
+    assert all(a.order_id == f"order-{a.key}" and a.attempts == 2 and a.replayed for a in result.accepted.values())
+    assert [f.status for f in result.failures] == [503] * 10
+    assert {f.key for f in result.failures} == {a.key for a in result.accepted.values()}
+    assert not result.gave_up and not result.conflicts
+
+
+def test_a_definite_client_error_is_not_retried() -> None:
+    refused = b"HTTP/1.1 422 Unprocessable Content\r\ncontent-length: 4\r\n\r\nnope"
+    with _SlowServer(delay=0.0, respond=lambda _head: refused) as server:
+        spec = LoadSpec(
+            f"http://127.0.0.1:{server.port}", rate=50, duration=0.1, connections=2, idempotent_retries=True
+        )
+        result = run_in_this_process(spec)
+    assert len(result.gave_up) == 5 == len(result.failures) == server.requests
+    assert {(f.status, f.error, f.attempt) for f in result.failures} == {(422, "nope", 1)}
+    assert not result.accepted
+
+
 def test_request_bytes_and_bodies() -> None:
-    body = order_body(7, items=2, customers=5, tag="t")
+    body = orjson.loads(LoadRun(LoadSpec("http://127.0.0.1:1", items=2, customers=5, tag="t")).body(7))
     assert body["customerId"] == "t-c2"
     assert len(body["items"]) == 2
     assert all(item["quantity"] >= 1 for item in body["items"])
@@ -177,68 +229,3 @@ def test_request_bytes_and_bodies() -> None:
     assert request.startswith(b"POST /api/orders HTTP/1.1\r\nHost: 127.0.0.1:5001\r\n")
     assert b"Content-Length: 7\r\n\r\n" in request
     assert request.endswith(b'{"a":1}')
-
-
-# -- percentiles and series -----------------------------------------------------------------------------
-
-
-def test_percentile_interpolates_between_closest_ranks() -> None:
-    values = [1.0, 2.0, 3.0, 4.0]
-    assert percentile(values, 0) == 1.0
-    assert percentile(values, 100) == 4.0
-    assert percentile(values, 50) == 2.5  # rank 1.5
-    assert percentile(values, 95) == pytest.approx(3.85)  # rank 2.85
-    ones_to_hundred = [float(i) for i in range(1, 101)]
-    assert percentile(ones_to_hundred, 99) == pytest.approx(99.01)
-    assert percentile(ones_to_hundred, 50) == pytest.approx(50.5)
-
-
-def test_percentile_edge_cases() -> None:
-    assert math.isnan(percentile([], 50))
-    assert percentile([7.0], 99) == 7.0
-    with pytest.raises(ValueError):
-        percentile([1.0], 101)
-
-
-def test_latency_summary_is_in_ms_and_ignores_unanswered() -> None:
-    summary = latency_summary([0.001 * i for i in range(1, 101)] + [math.nan])
-    assert summary["count"] == 100
-    assert summary["p50"] == pytest.approx(50.5)
-    assert summary["p95"] == pytest.approx(95.05)
-    assert summary["p99"] == pytest.approx(99.01)
-    assert summary["max"] == pytest.approx(100.0)
-    assert latency_summary([])["p95"] is None
-
-
-def test_share_within() -> None:
-    assert share_within([1.0, 2.0, 6.0, 4.0], 5.0) == 0.75
-    assert math.isnan(share_within([], 5.0))
-
-
-def test_percentile_series_bins_by_time() -> None:
-    times = [0.1, 0.2, 1.5, 3.2]
-    values = [0.010, 0.030, 0.100, 0.005]
-    series = percentile_series(times, values, width=1.0)
-    assert series["t"] == [0.0, 1.0, 2.0, 3.0]
-    assert series["count"] == [2, 1, 0, 1]
-    assert series["p50"][0] == pytest.approx(20.0)
-    assert series["p95"][2] is None  # an empty second stays visible as a gap
-    assert series["max"][3] == pytest.approx(5.0)
-
-
-def test_rate_series_counts_per_second() -> None:
-    t, per_second = rate_series([0.1, 0.5, 0.9, 2.2])
-    assert t == [0.0, 1.0, 2.0]
-    assert per_second == [3.0, 0.0, 1.0]
-
-
-def test_slope_and_lag_verdict() -> None:
-    assert slope([(0, 0), (1, 2), (2, 4)]) == pytest.approx(2.0)
-    assert slope([(0, 5)]) == 0.0
-    flat = [(t / 2, 400.0 + (t % 3)) for t in range(40)]  # ~400 in flight at 1000/s: normal
-    assert judge_lag(flat, 0, 20, 1000).bounded
-    growing = [(t / 2, 100.0 * t) for t in range(40)]  # +200/s at 1000/s and 3,900 waiting
-    verdict = judge_lag(growing, 0, 20, 1000)
-    assert not verdict.bounded
-    assert "growing" in verdict.reason
-    assert not judge_lag([], 0, 20, 1000).bounded

@@ -1,0 +1,246 @@
+"""Samplers that run beside a scenario on threads of their own: RSS and CPU of named processes (and the
+machine), and the consumer groups' lag with the services' own view of their backlog."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import psutil
+
+from messaging.group_lag import GroupLag
+
+MACHINE = "machine"  # pseudo-process: the whole machine
+
+
+# -- process RSS and CPU ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ProcessSeries:
+    """One process's samples: times (s on the sampler's clock), RSS (MB) and CPU (% of a core, cumulative s)."""
+
+    name: str
+    pid: int
+    t: list[float] = field(default_factory=list)
+    rss_mb: list[float] = field(default_factory=list)
+    cpu_percent: list[float | None] = field(default_factory=list)  # of one core, since the previous sample
+    cpu_total: list[float] = field(default_factory=list)  # CPU seconds used since sampling began, per sample
+    cpu_seconds: float = 0.0  # user + system over the sampled period
+    last_cpu: float | None = None
+    last_t: float | None = None
+
+    def cpu_between(self, start: float, end: float) -> float | None:
+        """CPU seconds used between two sample-clock times (nearest samples inside the window)."""
+        inside = [c for t, c in zip(self.t, self.cpu_total, strict=True) if start <= t <= end]
+        return inside[-1] - inside[0] if len(inside) >= 2 else None
+
+    def summary(self) -> dict[str, Any]:
+        """RSS at start, end and peak; mean and peak CPU; CPU seconds."""
+        busy = [c for c in self.cpu_percent if c is not None] or [0.0]
+        return {
+            "pid": self.pid,
+            "rss_mb_start": round(self.rss_mb[0], 1) if self.rss_mb else None,
+            "rss_mb_end": round(self.rss_mb[-1], 1) if self.rss_mb else None,
+            "rss_mb_peak": round(max(self.rss_mb), 1) if self.rss_mb else None,
+            "cpu_percent_mean": round(sum(busy) / len(busy), 1),
+            "cpu_percent_peak": round(max(busy), 1),
+            "cpu_seconds": round(self.cpu_seconds, 2),
+        }
+
+
+class ProcessSampler(threading.Thread):
+    """Samples RSS and CPU of named processes every `interval` seconds; processes may come and go."""
+
+    def __init__(self, interval: float = 0.5, origin: float | None = None) -> None:
+        super().__init__(name="bench-proc-sampler", daemon=True)
+        self.interval = interval
+        self.origin = origin if origin is not None else time.time()
+        self.series: dict[str, ProcessSeries] = {}
+        self._procs: dict[str, psutil.Process] = {}
+        self._machine = False
+        self._lock = threading.Lock()
+        self._stop_event = threading.Event()
+
+    def watch(self, name: str, pid: int | None) -> None:
+        """Sample pid under name from now on; a new pid under a known name continues its series."""
+        if pid is None:
+            return
+        with self._lock:
+            try:
+                self._procs[name] = psutil.Process(pid)
+            except psutil.NoSuchProcess:
+                return
+            series = self.series.setdefault(name, ProcessSeries(name, pid))
+            if series.pid != pid:
+                series.pid = pid
+                series.last_cpu = None  # CPU seconds of the new process add to the old ones
+        self._sample_one(name)
+
+    def unwatch(self, name: str) -> None:
+        """Take a last sample of name and stop sampling it."""
+        self._sample_one(name)
+        with self._lock:
+            self._procs.pop(name, None)
+
+    def watch_machine(self) -> None:
+        """Also sample the whole machine as 'machine': busy CPU of all cores and memory in use. On a
+        shared machine, what it shows beyond the watched processes is someone else's load."""
+        with self._lock:
+            self.series.setdefault(MACHINE, ProcessSeries(MACHINE, 0))
+            self._machine = True
+        self._sample_one(MACHINE)
+
+    def sample_now(self) -> None:
+        """Sample every watched process (and the machine) now."""
+        for name in [*self._procs, *([MACHINE] if self._machine else [])]:
+            self._sample_one(name)
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.interval):
+            self.sample_now()
+
+    def stop(self) -> dict[str, ProcessSeries]:
+        """Stop sampling (one last sample); the series by name."""
+        self._stop_event.set()
+        if self.is_alive():
+            self.join(5)
+        self.sample_now()
+        return self.series
+
+    def _sample_one(self, name: str) -> None:
+        with self._lock:
+            proc = self._procs.get(name)
+            series = self.series.get(name)
+            if series is None or (proc is None and name != MACHINE):
+                return
+            if proc is None:
+                machine = psutil.cpu_times()
+                rss = psutil.virtual_memory().used / 1_048_576
+                cpu = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+            else:
+                try:
+                    with proc.oneshot():
+                        rss = proc.memory_info().rss / 1_048_576
+                        times = proc.cpu_times()
+                except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                    self._procs.pop(name, None)
+                    return
+                cpu = times.user + times.system
+            now = time.time() - self.origin
+            percent = None
+            if series.last_cpu is not None and series.last_t is not None and now > series.last_t:
+                percent = round(100.0 * (cpu - series.last_cpu) / (now - series.last_t), 1)
+                series.cpu_seconds += cpu - series.last_cpu
+            series.t.append(round(now, 3))
+            series.rss_mb.append(round(rss, 1))
+            series.cpu_percent.append(percent)
+            series.cpu_total.append(round(series.cpu_seconds, 3))
+            series.last_cpu = cpu
+            series.last_t = now
+
+
+# -- lag ---------------------------------------------------------------------------------------------
+
+
+class LagSampler(threading.Thread):
+    """Every `interval` s the broker-side lag of both consumer groups; every `health_every`-th time also
+    the order outbox backlog and the fulfillment service's own view (consumerLag, inFlight)."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        env: dict[str, dict[str, str]],
+        order_url: str,
+        fulfillment_url: str,
+        interval: float = 0.5,
+        origin: float | None = None,
+        health_every: int = 4,
+    ) -> None:
+        super().__init__(name="bench-lag-sampler", daemon=True)
+        self.interval = interval
+        self.health_every = max(1, health_every)  # health endpoints every n-th sample
+        self._ticks = 0
+        self.origin = origin if origin is not None else time.time()
+        order_topic = env["order"]["ORDER_EVENTS_TOPIC"]
+        fulfillment_topic = env["order"]["FULFILLMENT_EVENTS_TOPIC"]
+        self._fulfillment_lag = GroupLag(bootstrap_servers, env["fulfillment"]["CONSUMER_GROUP"], order_topic)
+        self._projection_lag = GroupLag(bootstrap_servers, env["order"]["CONSUMER_GROUP"], fulfillment_topic)
+        self._order_url = order_url
+        self._fulfillment_url = fulfillment_url
+        self._http = httpx.Client(timeout=2.0)
+        self.samples: dict[str, list[Any]] = {
+            "t": [],
+            "orderEventsLag": [],  # fulfillment group on order-events: accepted, published, not yet done
+            "fulfillmentEventsLag": [],  # order service projection on fulfillment-events
+            "outboxBacklog": [],  # accepted orders whose event is not yet published
+            "consumerLag": [],  # as /api/fulfillment/health reports it
+            "inFlight": [],
+        }
+        self._lock = threading.Lock()
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            started = time.monotonic()
+            self.sample()
+            self._stop_event.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def sample(self) -> None:
+        """Take one row of samples (the health endpoints only every health_every-th time)."""
+        now = time.time() - self.origin
+        health: dict[str, Any] | None = None
+        ready: dict[str, Any] | None = None
+        self._ticks += 1
+        if self._ticks % self.health_every == 1 or self.health_every == 1:
+            # The health endpoints probe the registry, the broker and the database on every call; asking
+            # them less often than the broker keeps the sampler's own cost on the services small.
+            health = self._get_json(self._fulfillment_url + "/api/fulfillment/health")
+            ready = self._get_json(self._order_url + "/health/ready")
+        row = {
+            "t": round(now, 3),
+            "orderEventsLag": self._fulfillment_lag(),
+            "fulfillmentEventsLag": self._projection_lag(),
+            "outboxBacklog": ready.get("outboxBacklog") if ready else None,
+            "consumerLag": health.get("consumerLag") if health else None,
+            "inFlight": health.get("inFlight") if health else None,
+        }
+        with self._lock:  # readers see whole rows only
+            for key, value in row.items():
+                self.samples[key].append(value)
+
+    def backlog_points(self) -> list[tuple[float, float]]:
+        """Accepted orders not yet picked up and committed: outbox backlog + order-events lag."""
+        points = []
+        with self._lock:
+            s = {key: list(values) for key, values in self.samples.items()}
+        last_outbox = 0
+        for t, lag, outbox, health_lag in zip(
+            s["t"], s["orderEventsLag"], s["outboxBacklog"], s["consumerLag"], strict=True
+        ):
+            if outbox is not None:
+                last_outbox = outbox  # sampled less often: hold the last value in between
+            kafka_lag = lag if lag is not None else health_lag
+            if kafka_lag is None:
+                continue
+            points.append((t, float(kafka_lag + last_outbox)))
+        return points
+
+    def stop(self) -> dict[str, list[Any]]:
+        """Stop sampling and close the clients; the samples by column."""
+        self._stop_event.set()
+        if self.is_alive():
+            self.join(10)
+        self._http.close()
+        self._fulfillment_lag.close()
+        self._projection_lag.close()
+        return self.samples
+
+    def _get_json(self, url: str) -> dict[str, Any] | None:
+        try:
+            return self._http.get(url).json()
+        except (httpx.HTTPError, ValueError):
+            return None

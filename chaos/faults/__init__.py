@@ -1,0 +1,29 @@
+"""The chaos scenarios, one fault per module; their names are what ``--scenario`` accepts."""
+
+from __future__ import annotations
+
+from chaos.faults import (
+    broker_down,
+    broker_paused,
+    fulfillment_kill,
+    order_service_kill,
+    poison_records,
+    provider_outage,
+    rebalance_kill,
+    registry_down,
+)
+from chaos.scenario import Scenario
+
+SCENARIOS: dict[str, Scenario] = {
+    module.SCENARIO.name: module.SCENARIO
+    for module in (
+        broker_down,
+        order_service_kill,
+        fulfillment_kill,
+        registry_down,
+        provider_outage,
+        poison_records,
+        rebalance_kill,
+        broker_paused,
+    )
+}

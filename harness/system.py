@@ -1,0 +1,101 @@
+"""The system under test: both services as processes on one stack, with their own topics, groups and databases."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from infra.ports import free_port
+from infra.services import ServiceProcess, fulfillment_service, order_service, service_env
+
+
+class Stack(Protocol):
+    """Where the services find Kafka and the registry (``infra.stack.LocalStack`` or anything alike)."""
+
+    @property
+    def bootstrap_servers(self) -> str: ...
+
+    @property
+    def registry_url(self) -> str: ...
+
+
+@dataclass
+class System:
+    """Both services running against one stack; env holds each service's environment ("order", "fulfillment")."""
+
+    orders: ServiceProcess
+    fulfillment: ServiceProcess
+    env: dict[str, dict[str, str]]
+    data_dir: Path
+    bootstrap_servers: str
+    registry_url: str
+
+    @property
+    def order_topic(self) -> str:
+        """The topic OrderCreated events go to."""
+        return self.env["order"]["ORDER_EVENTS_TOPIC"]
+
+    @property
+    def fulfillment_topic(self) -> str:
+        """The topic FulfillmentStatusChanged events go to."""
+        return self.env["order"]["FULFILLMENT_EVENTS_TOPIC"]
+
+    def start(self) -> None:
+        """Start the Order Service, then the Fulfillment Service; each returns once healthy."""
+        self.orders.start()
+        self.fulfillment.start()
+
+    def stop(self) -> None:
+        """Stop both services gracefully (SIGTERM, SIGKILL after their grace period)."""
+        for service in (self.fulfillment, self.orders):
+            service.stop()
+
+    def order_readiness(self, timeout: float = 5.0) -> dict[str, Any]:
+        """The Order Service's /health/ready body (dependencies, outboxBacklog); httpx.HTTPError if unreachable."""
+        return httpx.get(self.orders.url + "/health/ready", timeout=timeout).json()
+
+    def fulfillment_health(self, service: ServiceProcess | None = None, timeout: float = 5.0) -> dict[str, Any]:
+        """A Fulfillment Service's health body (breaker, consumerLag, inFlight); by default this system's one."""
+        target = service or self.fulfillment
+        return httpx.get(target.url + "/api/fulfillment/health", timeout=timeout).json()
+
+
+def make_system(
+    bootstrap_servers: str, registry_url: str, data_dir: Path, prefix: str | None = None, **extra: str
+) -> System:
+    """Both services on free ports (not started), databases and logs in data_dir.
+
+    prefix goes before every topic and group name (a random one by default, "" for the standard names);
+    extra are further environment variables for both services, e.g. PROVIDER_FAILURE_RATE="0".
+    """
+    prefix = f"t{uuid.uuid4().hex[:8]}-" if prefix is None else prefix
+    env = service_env(bootstrap_servers, registry_url, data_dir, prefix, **extra)
+    logs = data_dir / "logs"
+    return System(
+        order_service(free_port(), env["order"], logs),
+        fulfillment_service(free_port(), env["fulfillment"], logs),
+        env,
+        data_dir,
+        bootstrap_servers,
+        registry_url,
+    )
+
+
+@contextlib.contextmanager
+def running_system(stack: Stack, data_dir: Path, prefix: str | None = None, **extra: str) -> Iterator[System]:
+    """Both services started on stack, stopped on leaving (KEEP_LOGS=1 prints the end of their logs)."""
+    system = make_system(stack.bootstrap_servers, stack.registry_url, data_dir, prefix, **extra)
+    system.start()
+    try:
+        yield system
+    finally:
+        system.stop()
+        if os.environ.get("KEEP_LOGS"):
+            print(system.orders.tail(), system.fulfillment.tail())

@@ -29,9 +29,9 @@ from messaging.concurrent_consumer import ConcurrentConsumer
 from messaging.dead_letter import DeadLetterPublisher
 from messaging.event_codecs import order_created_codec, status_changed_codec
 from messaging.health import dependency_probes
-from messaging.outbox import OutboxRelay
 from messaging.registry import registry_client
 from messaging.topics import create_topics_in_background
+from outbox.relay import OutboxRelay
 from persistence.engine import make_engine
 from persistence.group_commit import GroupCommitter
 from persistence.migrations import upgrade_to_head

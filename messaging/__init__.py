@@ -1,2 +1,2 @@
 """Kafka and Schema Registry plumbing shared by both services: settings, topics, Avro codec, producer,
-consumer, dead-letter routing and the transactional outbox relay."""
+consumer and dead-letter routing (the transactional outbox is its own package, outbox/)."""

@@ -23,7 +23,6 @@ from messaging.consuming import BatchConsumerWorker
 from messaging.dead_letter import DeadLetterPublisher
 from messaging.event_codecs import order_created_codec, status_changed_codec
 from messaging.health import dependency_probes
-from messaging.outbox import OutboxRelay
 from messaging.registry import registry_client
 from messaging.topics import create_topics_in_background
 from order_service import store
@@ -32,6 +31,7 @@ from order_service.orders import OrderService
 from order_service.projection import FulfillmentProjection
 from order_service.settings import OrderServiceSettings
 from order_service.status_waiter import StatusWaiter
+from outbox.relay import OutboxRelay
 from persistence.engine import make_engine
 from persistence.migrations import upgrade_to_head
 

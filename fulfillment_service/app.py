@@ -13,6 +13,8 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from contract_models.fulfillment_api import Health
+from events.codecs import codec_for
+from events.topology import DEAD_LETTER_HEADERS, FULFILLMENT_EVENTS, ORDER_EVENTS
 from fulfillment_service import store
 from fulfillment_service.api import fulfillment_router, provider_control_router
 from fulfillment_service.resilience import BackoffPolicy, CircuitBreaker
@@ -27,7 +29,6 @@ from httpapi.json_body import DecimalJSONResponse
 from messaging.clients import make_consumer, make_producer
 from messaging.concurrent_consumer import ConcurrentConsumer
 from messaging.dead_letter import DeadLetterPublisher
-from messaging.event_codecs import order_created_codec, status_changed_codec
 from messaging.health import dependency_probes
 from messaging.registry import registry_client
 from messaging.topics import create_topics_in_background
@@ -45,10 +46,11 @@ def create_app(settings: FulfillmentServiceSettings | None = None) -> FastAPI:
     engine = make_engine(settings.database_url, settings.sqlite_synchronous)
     upgrade_to_head(engine, Path(__file__).parent / "migrations")
     registry = registry_client(settings.schema_registry_url)
-    order_codec = order_created_codec(registry, settings.order_events_topic)
-    status_codec = status_changed_codec(registry, settings.fulfillment_events_topic)
+    orders, fulfillment = settings.topic(ORDER_EVENTS), settings.topic(FULFILLMENT_EVENTS)
+    order_codec = codec_for(registry, ORDER_EVENTS, orders.name)
+    status_codec = codec_for(registry, FULFILLMENT_EVENTS, fulfillment.name)
     producer = make_producer(settings, "fulfillment-service-outbox")
-    relay = OutboxRelay(engine, store.outbox, producer, {"FulfillmentStatusChanged": status_codec})
+    relay = OutboxRelay(engine, store.outbox, producer, {FULFILLMENT_EVENTS.event.name: status_codec})
     behaviour = ProviderBehaviour(
         settings.provider_min_latency_ms, settings.provider_max_latency_ms, settings.provider_failure_rate
     )
@@ -61,26 +63,29 @@ def create_app(settings: FulfillmentServiceSettings | None = None) -> FastAPI:
         settings.retry_max_delay_seconds,
     )
     db = GroupCommitter(engine, "fulfillment-db")
-    uow = SqlUnitOfWork(db, settings.fulfillment_events_topic, on_event_written=relay.wake)
+    uow = SqlUnitOfWork(db, fulfillment.name, on_event_written=relay.wake)
     fulfiller = Fulfiller(
         uow, provider, breaker, backoff, settings.provider_timeout_seconds, settings.delivery_after_seconds
     )
     scheduler = RetryScheduler(uow, fulfiller)
     intake = ConcurrentConsumer(
         functools.partial(make_consumer, settings, settings.consumer_group, "fulfillment-service"),
-        settings.order_events_topic,
+        orders.name,
         order_codec,
-        DeadLetterPublisher(make_producer(settings, "fulfillment-service-dlq"), settings.order_events_dlq_topic),
+        DeadLetterPublisher(
+            make_producer(settings, "fulfillment-service-dlq"), orders.dead_letter, DEAD_LETTER_HEADERS
+        ),
         fulfiller.handle_order_created,
-        key_of=lambda event: str(event.orderId),
+        key_of=ORDER_EVENTS.key_of,
         max_in_flight=settings.max_in_flight,
     )
-    probes = dependency_probes(producer, settings.order_events_topic, settings.schema_registry_url)
+    probes = dependency_probes(producer, orders.name, settings.schema_registry_url)
     stopping = threading.Event()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        create_topics_in_background(settings, stopping)
+        if settings.create_topics:
+            create_topics_in_background(settings.kafka_bootstrap_servers, settings.topic_specs(), stopping)
         db.start()
         provider.start()
         relay.start()

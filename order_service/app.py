@@ -15,13 +15,14 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from contract_models.order_api import Health
+from events.codecs import codec_for
+from events.topology import DEAD_LETTER_HEADERS, FULFILLMENT_EVENTS, ORDER_EVENTS
 from httpapi.app import contract_app
 from httpapi.health import dependency_report, overall_status
 from httpapi.json_body import DecimalJSONResponse
 from messaging.clients import make_consumer, make_producer
 from messaging.consuming import BatchConsumerWorker
 from messaging.dead_letter import DeadLetterPublisher
-from messaging.event_codecs import order_created_codec, status_changed_codec
 from messaging.health import dependency_probes
 from messaging.registry import registry_client
 from messaging.topics import create_topics_in_background
@@ -43,33 +44,35 @@ def create_app(settings: OrderServiceSettings | None = None) -> FastAPI:
     engine = make_engine(settings.database_url, settings.sqlite_synchronous)
     upgrade_to_head(engine, Path(__file__).parent / "migrations")
     registry = registry_client(settings.schema_registry_url)
-    order_codec = order_created_codec(registry, settings.order_events_topic)
-    fulfillment_codec = status_changed_codec(registry, settings.fulfillment_events_topic)
+    orders, fulfillment = settings.topic(ORDER_EVENTS), settings.topic(FULFILLMENT_EVENTS)
+    order_codec = codec_for(registry, ORDER_EVENTS, orders.name)
+    fulfillment_codec = codec_for(registry, FULFILLMENT_EVENTS, fulfillment.name)
     waiter = StatusWaiter()
     producer = make_producer(settings, "order-service-outbox")
-    relay = OutboxRelay(engine, store.outbox, producer, {"OrderCreated": order_codec})
+    relay = OutboxRelay(engine, store.outbox, producer, {ORDER_EVENTS.event.name: order_codec})
     service = OrderService(
         engine,
-        settings.order_events_topic,
+        orders.name,
         settings.idempotency_key_ttl_seconds,
         on_committed=relay.wake,
         max_event_bytes=settings.max_event_bytes,
     )
     projection = BatchConsumerWorker(
         functools.partial(make_consumer, settings, settings.consumer_group, "order-service-projection"),
-        settings.fulfillment_events_topic,
+        fulfillment.name,
         fulfillment_codec,
-        DeadLetterPublisher(make_producer(settings, "order-service-dlq"), settings.fulfillment_events_dlq_topic),
+        DeadLetterPublisher(make_producer(settings, "order-service-dlq"), fulfillment.dead_letter, DEAD_LETTER_HEADERS),
         FulfillmentProjection(engine, waiter.notify_threadsafe),
         name="fulfillment-projection",
     )
-    probes = dependency_probes(producer, settings.order_events_topic, settings.schema_registry_url)
+    probes = dependency_probes(producer, orders.name, settings.schema_registry_url)
     stopping = threading.Event()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         waiter.bind(asyncio.get_running_loop())
-        create_topics_in_background(settings, stopping)
+        if settings.create_topics:
+            create_topics_in_background(settings.kafka_bootstrap_servers, settings.topic_specs(), stopping)
         relay.start()
         projection.start()
         janitor = asyncio.create_task(_purge_keys_periodically(service))

@@ -29,7 +29,7 @@ from contract_models.events import (
     OrderCreated,
     OrderItem,
 )
-from messaging.event_codecs import order_created_codec, status_changed_codec
+from events.codecs import order_created_codec, status_changed_codec
 from tests.support import post_orders, read_topic, wait_all_terminal, wait_until
 
 pytestmark = pytest.mark.integration

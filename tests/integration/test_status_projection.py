@@ -25,7 +25,8 @@ pytestmark = pytest.mark.integration
 def orders_only(stack, tmp_path):
     """The Order Service alone: this test plays the Fulfillment Service's part on the topic."""
     system = make_system(stack.bootstrap_servers, stack.registry_url, tmp_path)
-    ensure_topics(OrderServiceSettings(**{k.lower(): v for k, v in system.env["order"].items()}))
+    settings = OrderServiceSettings(**{k.lower(): v for k, v in system.env["order"].items()})
+    ensure_topics(settings.kafka_bootstrap_servers, settings.topic_specs())
     service = order_service(free_port(), system.env["order"], tmp_path / "logs")
     service.start()
     yield system, service

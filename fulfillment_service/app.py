@@ -27,7 +27,8 @@ from httpapi.app import contract_app
 from httpapi.health import dependency_report, overall_status
 from httpapi.json_body import DecimalJSONResponse
 from messaging.clients import make_consumer, make_producer
-from messaging.concurrent_consumer import ConcurrentConsumer
+from messaging.consumer.dispatch import KeyOrderedDispatcher
+from messaging.consumer.runtime import ConsumerRuntime
 from messaging.dead_letter import DeadLetterPublisher
 from messaging.health import dependency_probes
 from messaging.registry import registry_client
@@ -68,15 +69,14 @@ def create_app(settings: FulfillmentServiceSettings | None = None) -> FastAPI:
         uow, provider, breaker, backoff, settings.provider_timeout_seconds, settings.delivery_after_seconds
     )
     scheduler = RetryScheduler(uow, fulfiller)
-    intake = ConcurrentConsumer(
+    intake = ConsumerRuntime(
         functools.partial(make_consumer, settings, settings.consumer_group, "fulfillment-service"),
         orders.name,
         order_codec,
         DeadLetterPublisher(
             make_producer(settings, "fulfillment-service-dlq"), orders.dead_letter, DEAD_LETTER_HEADERS
         ),
-        fulfiller.handle_order_created,
-        key_of=ORDER_EVENTS.key_of,
+        KeyOrderedDispatcher(fulfiller.handle_order_created, key_of=ORDER_EVENTS.key_of),
         max_in_flight=settings.max_in_flight,
     )
     probes = dependency_probes(producer, orders.name, settings.schema_registry_url)

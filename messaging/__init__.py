@@ -1,3 +1,3 @@
-"""Kafka and Schema Registry plumbing shared by both services, naming no project event (the topology in
-events/ does): settings, topic creation, Avro codec, producer, consumer and dead-letter routing (the
-transactional outbox is its own package, outbox/)."""
+"""Kafka and Schema Registry plumbing, naming no project event: client configuration, the Avro codec, topic
+creation from TopicSpecs, dead-letter publishing under the header names it is given, health probes, backoff,
+and the consumer runtime (`consumer/`). Which topics and events exist is the event topology's (events/)."""

@@ -21,7 +21,8 @@ from httpapi.app import contract_app
 from httpapi.health import dependency_report, overall_status
 from httpapi.json_body import DecimalJSONResponse
 from messaging.clients import make_consumer, make_producer
-from messaging.consuming import BatchConsumerWorker
+from messaging.consumer.dispatch import BatchDispatcher
+from messaging.consumer.runtime import ConsumerRuntime
 from messaging.dead_letter import DeadLetterPublisher
 from messaging.health import dependency_probes
 from messaging.registry import registry_client
@@ -57,13 +58,13 @@ def create_app(settings: OrderServiceSettings | None = None) -> FastAPI:
         on_committed=relay.wake,
         max_event_bytes=settings.max_event_bytes,
     )
-    projection = BatchConsumerWorker(
+    projection = ConsumerRuntime(
         functools.partial(make_consumer, settings, settings.consumer_group, "order-service-projection"),
         fulfillment.name,
         fulfillment_codec,
         DeadLetterPublisher(make_producer(settings, "order-service-dlq"), fulfillment.dead_letter, DEAD_LETTER_HEADERS),
-        FulfillmentProjection(engine, waiter.notify_threadsafe),
-        name="fulfillment-projection",
+        BatchDispatcher(FulfillmentProjection(engine, waiter.notify_threadsafe)),
+        watermark_interval=None,
     )
     probes = dependency_probes(producer, orders.name, settings.schema_registry_url)
     stopping = threading.Event()
@@ -82,7 +83,7 @@ def create_app(settings: OrderServiceSettings | None = None) -> FastAPI:
             stopping.set()
             janitor.cancel()
             await service.stop()
-            await run_in_threadpool(projection.stop)
+            await projection.stop(10.0)
             await run_in_threadpool(relay.stop)
             engine.dispose()
 

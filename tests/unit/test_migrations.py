@@ -2,28 +2,21 @@
 a database at the head released before the outbox became a shared branch."""
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, insert, select, text
 
+from fulfillment_service import bootstrap as fulfillment_bootstrap
 from fulfillment_service import store as fulfillment_store
+from order_service import bootstrap as order_bootstrap
 from order_service import store as order_store
 from persistence.engine import make_engine
-from persistence.migrations import upgrade_to_head
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def migrations_of(service: str) -> Callable[[Engine], None]:
-    return lambda engine: upgrade_to_head(engine, ROOT / service / "migrations")
-
 
 SERVICES = [
-    pytest.param(migrations_of("order_service"), order_store.metadata, id="order_service"),
-    pytest.param(migrations_of("fulfillment_service"), fulfillment_store.metadata, id="fulfillment_service"),
+    pytest.param(order_bootstrap.migrate, order_store.metadata, id="order_service"),
+    pytest.param(fulfillment_bootstrap.migrate, fulfillment_store.metadata, id="fulfillment_service"),
 ]
 # The head both services' migrations had when each carried its own outbox revisions (0001 created the outbox
 # table, 0002 added claimed_by); their schema then was exactly today's, which the comparison below proves.

@@ -29,7 +29,9 @@ RUN groupadd --system --gid 10001 app \
 
 COPY contract_models ./contract_models
 COPY contracts ./contracts
+COPY events ./events
 COPY messaging ./messaging
+COPY outbox ./outbox
 COPY persistence ./persistence
 COPY httpapi ./httpapi
 COPY order_service ./order_service

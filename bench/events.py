@@ -15,10 +15,10 @@ from typing import Any
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from events.codecs import order_created_codec, status_changed_codec
 from fulfillment_service.domain import Status
 from harness.topics import TopicReader
 from messaging.avro_codec import EventCodec
-from messaging.event_codecs import order_created_codec, status_changed_codec
 
 log = logging.getLogger("bench")
 

@@ -14,6 +14,7 @@ import yaml
 
 from codegen import asyncapi
 from codegen.avro_models import HEADER, render
+from events.topology import TOPICS
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "contract_models"
@@ -22,9 +23,8 @@ OPENAPI = {
     "order_api.py": ROOT / "schemas" / "openapi" / "order-service.yaml",
     "fulfillment_api.py": ROOT / "schemas" / "openapi" / "fulfillment-service.yaml",
 }
-EVENTS = {"order_created": "OrderCreated.avsc", "fulfillment_status_changed": "FulfillmentStatusChanged.avsc"}
-# The topic each event is published on (the defaults of messaging/settings.py).
-EVENT_TOPICS = {"OrderCreated.avsc": "order-events", "FulfillmentStatusChanged.avsc": "fulfillment-events"}
+# Every event of the topology, by the prefix of its generated constants: {module name: its .avsc file}.
+EVENTS = {topic.event.module_name: topic.event.schema_file for topic in TOPICS}
 ASYNCAPI = ROOT / "schemas" / "asyncapi" / "asyncapi.yaml"
 
 
@@ -72,9 +72,8 @@ def generate(target: Path, asyncapi_file: Path = ASYNCAPI) -> None:
         _openapi_models(spec, target / name)
     schemas = {name: json.loads((AVRO_DIR / file).read_text()) for name, file in EVENTS.items()}
     (target / "events.py").write_text(render(schemas, "schemas/avro/*.avsc"))
-    events = {topic: json.loads((AVRO_DIR / file).read_text()) for file, topic in EVENT_TOPICS.items()}
     asyncapi_file.parent.mkdir(parents=True, exist_ok=True)
-    asyncapi_file.write_text(asyncapi.render(events))
+    asyncapi_file.write_text(asyncapi.render({schema["name"]: schema for schema in schemas.values()}))
     (target / "documents.py").write_text(_documents(asyncapi_file.read_text()))
     (target / "__init__.py").write_text(
         HEADER.format(source="schemas/") + '"""Models generated from the Avro and OpenAPI contracts in schemas/."""\n'

@@ -1,129 +1,37 @@
-"""Wires the Fulfillment Service: database, provider, concurrent consumer, retry scheduler, relay, HTTP."""
+"""The Fulfillment Service's FastAPI application: its contract, its routers, and a lifespan that starts and
+stops the components bootstrap() wired."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
-import logging
-import threading
 from collections.abc import AsyncIterator
-from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
-from starlette.concurrency import run_in_threadpool
 
-from contract_models.fulfillment_api import Health
-from fulfillment_service import store
 from fulfillment_service.api import fulfillment_router, provider_control_router
-from fulfillment_service.resilience import BackoffPolicy, CircuitBreaker
-from fulfillment_service.scheduler import RetryScheduler
+from fulfillment_service.bootstrap import bootstrap
+from fulfillment_service.health import health_router
 from fulfillment_service.settings import FulfillmentServiceSettings
-from fulfillment_service.shipping import MockShippingProvider, ProviderBehaviour
-from fulfillment_service.unit_of_work import SqlUnitOfWork
-from fulfillment_service.use_cases import Fulfiller
 from httpapi.app import contract_app
-from httpapi.health import dependency_report, overall_status
-from httpapi.json_body import DecimalJSONResponse
-from messaging.clients import make_consumer, make_producer
-from messaging.concurrent_consumer import ConcurrentConsumer
-from messaging.dead_letter import DeadLetterPublisher
-from messaging.event_codecs import order_created_codec, status_changed_codec
-from messaging.health import dependency_probes
-from messaging.outbox import OutboxRelay
-from messaging.registry import registry_client
-from messaging.topics import create_topics_in_background
-from persistence.engine import make_engine
-from persistence.group_commit import GroupCommitter
-from persistence.migrations import upgrade_to_head
-
-log = logging.getLogger(__name__)
 
 
-def create_app(settings: FulfillmentServiceSettings | None = None) -> FastAPI:
-    """The service (settings from the environment unless given), migrated; its lifespan runs the workers."""
-    settings = settings or FulfillmentServiceSettings()
-    engine = make_engine(settings.database_url, settings.sqlite_synchronous)
-    upgrade_to_head(engine, Path(__file__).parent / "migrations")
-    registry = registry_client(settings.schema_registry_url)
-    order_codec = order_created_codec(registry, settings.order_events_topic)
-    status_codec = status_changed_codec(registry, settings.fulfillment_events_topic)
-    producer = make_producer(settings, "fulfillment-service-outbox")
-    relay = OutboxRelay(engine, store.outbox, producer, {"FulfillmentStatusChanged": status_codec})
-    behaviour = ProviderBehaviour(
-        settings.provider_min_latency_ms, settings.provider_max_latency_ms, settings.provider_failure_rate
-    )
-    provider = MockShippingProvider(make_engine(settings.provider_database_url), behaviour)
-    breaker = CircuitBreaker(settings.breaker_failure_threshold, settings.breaker_reset_seconds)
-    backoff = BackoffPolicy(
-        settings.retry_max_attempts,
-        settings.retry_deadline_seconds,
-        settings.retry_initial_delay_seconds,
-        settings.retry_max_delay_seconds,
-    )
-    db = GroupCommitter(engine, "fulfillment-db")
-    uow = SqlUnitOfWork(db, settings.fulfillment_events_topic, on_event_written=relay.wake)
-    fulfiller = Fulfiller(
-        uow, provider, breaker, backoff, settings.provider_timeout_seconds, settings.delivery_after_seconds
-    )
-    scheduler = RetryScheduler(uow, fulfiller)
-    intake = ConcurrentConsumer(
-        functools.partial(make_consumer, settings, settings.consumer_group, "fulfillment-service"),
-        settings.order_events_topic,
-        order_codec,
-        DeadLetterPublisher(make_producer(settings, "fulfillment-service-dlq"), settings.order_events_dlq_topic),
-        fulfiller.handle_order_created,
-        key_of=lambda event: str(event.orderId),
-        max_in_flight=settings.max_in_flight,
-    )
-    probes = dependency_probes(producer, settings.order_events_topic, settings.schema_registry_url)
-    stopping = threading.Event()
+def create_app(settings: FulfillmentServiceSettings | None = None, **overrides: Any) -> FastAPI:
+    """The app for settings (default: from the environment); overrides replace parts by name, as bootstrap()
+    takes them. Nothing is migrated or started until the app's lifespan begins."""
+    components = bootstrap(settings, **overrides)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        create_topics_in_background(settings, stopping)
-        db.start()
-        provider.start()
-        relay.start()
-        intake.start()
-        scheduler.start()
+        await components.start()
         try:
             yield
         finally:
-            # SIGTERM: stop fetching, let in-flight orders finish (bounded), commit, flush events.
-            stopping.set()
-            grace = settings.shutdown_grace_seconds
-            await intake.stop(grace)
-            await scheduler.stop(grace / 2)
-            await db.stop()
-            await provider.stop()
-            await run_in_threadpool(relay.stop)
-            engine.dispose()
+            await components.stop()
 
     app = contract_app("Fulfillment Service", "fulfillment-service", lifespan, max_body_bytes=1_048_576)
-    app.include_router(fulfillment_router(engine))
-    if settings.provider_control_enabled:
-        app.include_router(provider_control_router(behaviour))
-
-    @app.get(
-        "/api/fulfillment/health",
-        response_model=None,
-        operation_id="fulfillmentHealth",
-        responses={200: {"model": Health}, 503: {"model": Health}},
-    )
-    async def health() -> DecimalJSONResponse:
-        deps = await run_in_threadpool(dependency_report, engine, probes)
-        status = overall_status(deps, degraded=breaker.state != "closed")
-        body = {
-            "status": status,
-            "dependencies": deps,
-            "breaker": breaker.state.value,
-            "consumerLag": intake.lag(),
-            "inFlight": intake.in_flight,
-        }
-        return DecimalJSONResponse(body, status_code=503 if status == "down" else 200)
-
-    app.state.intake = intake
-    app.state.fulfiller = fulfiller
-    app.state.provider = provider
-    app.state.breaker = breaker
+    app.include_router(fulfillment_router(components.engine))
+    app.include_router(health_router(components.engine, components.probes, components.breaker, components.intake))
+    if components.settings.provider_control_enabled:
+        app.include_router(provider_control_router(components.behaviour))
     return app

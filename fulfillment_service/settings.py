@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from messaging.settings import KafkaSettings
+from events.settings import EventSettings
+from events.topology import FULFILLMENT_SERVICE
 
 
-class FulfillmentServiceSettings(KafkaSettings):
+class FulfillmentServiceSettings(EventSettings):
     """Every field reads the upper-case environment variable of the same name."""
 
     host: str = "127.0.0.1"
     port: int = 5002
     database_url: str = "sqlite:///var/fulfillment-service.db"
     sqlite_synchronous: str = "NORMAL"
-    consumer_group: str = "fulfillment-service"
+    consumer_group: str = FULFILLMENT_SERVICE.group
     # Orders processed at once per instance. At 1,000 orders/s and up to 0.5 s per provider call about
     # 500 are in flight (Little's law); twice that absorbs bursts without unbounded memory.
     max_in_flight: int = 1000

@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 
 from fulfillment_service.domain import Fulfillment, Status
-from messaging.outbox import outbox_table
+from outbox.table import outbox_table
 
 metadata = MetaData()
 

@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 
 from fulfillment_service import store
 from fulfillment_service.domain import Fulfillment, Transition
-from messaging.outbox import add_to_outbox, outbox_row
+from outbox.table import add_to_outbox, outbox_row
 from persistence.group_commit import GroupCommitter
 
 

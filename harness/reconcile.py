@@ -26,11 +26,11 @@ import httpx
 from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from events.codecs import order_created_codec, status_changed_codec
 from harness.load import Accepted
 from harness.orders import TERMINAL, DrainOutcome, list_orders
 from harness.topics import read_to_end
 from messaging.avro_codec import EventCodec, PoisonRecord
-from messaging.event_codecs import order_created_codec, status_changed_codec
 
 M = TypeVar("M")
 

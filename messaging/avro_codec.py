@@ -18,7 +18,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from pydantic import BaseModel
 
 from messaging.avro_safety import UnsafeWriterSchema, check_writer_schema, use_bounded_decimals
-from messaging.registry import is_registry_unavailable, set_compatibility, subject_for
+from messaging.registry import is_registry_unavailable, set_compatibility
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -65,8 +65,11 @@ class PoisonRecord(Exception):
 class EventCodec(Generic[M]):
     """Encodes and decodes one event type on one topic.
 
-    rules: checks a decoded event must pass before anyone acts on it; it raises ValueError for an event that
-    breaks them, which decode() reports as a PoisonRecord of kind "InvalidEvent".
+    schema: the Avro schema text writers register and readers resolve every writer version against; model: the
+    pydantic model of the event. rules: checks a decoded event must pass before anyone acts on it; it raises
+    ValueError for an event that breaks them, which decode() reports as a PoisonRecord of kind "InvalidEvent".
+    subject: the registry subject writers register under (default: the serializer's, `<topic>-value`);
+    compatibility: the level set on that subject before the first write (default: left as the registry has it).
     """
 
     def __init__(
@@ -76,15 +79,25 @@ class EventCodec(Generic[M]):
         schema: str,
         model: type[M],
         rules: Callable[[M], None] | None = None,
+        *,
+        subject: str | None = None,
+        compatibility: str | None = None,
     ) -> None:
+        if compatibility is not None and subject is None:
+            raise ValueError("a compatibility level needs the subject it is set on")
         self.topic = topic
         self.model = model
         self._rules = rules
         self._client = client
+        self._subject = subject
+        self._compatibility = compatibility
         self._context = SerializationContext(topic, MessageField.VALUE)
-        self._serializer = AvroSerializer(client, schema, conf={"auto.register.schemas": True})
+        conf: dict[str, Any] = {"auto.register.schemas": True}
+        if subject is not None:
+            conf["subject.name.strategy"] = lambda _context, _record_name: subject
+        self._serializer = AvroSerializer(client, schema, conf=conf)
         self._deserializer = AvroDeserializer(client, schema)
-        self._compatibility_set = False
+        self._compatibility_set = compatibility is None
         self._record_names = {_record_name(schema)}
         self._writer_checked: dict[int, str | None] = {}  # schema id -> why it is unsafe (None: safe)
         use_bounded_decimals()
@@ -94,7 +107,8 @@ class EventCodec(Generic[M]):
         record = event.model_dump() if isinstance(event, BaseModel) else event
         try:
             if not self._compatibility_set:
-                set_compatibility(self._client, subject_for(self.topic))
+                assert self._subject is not None and self._compatibility is not None
+                set_compatibility(self._client, self._subject, self._compatibility)
                 self._compatibility_set = True
             return self._serializer(record, self._context)
         except Exception as exc:

@@ -8,40 +8,50 @@ from collections.abc import Sequence
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from messaging.dead_letter_headers import DeadLetterHeaders
+
 log = logging.getLogger(__name__)
+
+# Longest error message a dead-letter header carries (characters).
+MAX_ERROR_MESSAGE = 2000
 
 
 class DeadLetterError(Exception):
     """The dead-letter topic did not confirm the record; the source offset must not be committed."""
 
 
-def dead_letter_headers(message: Message, error_type: str, error_message: str) -> list[tuple[str, bytes]]:
+def dead_letter_headers(
+    names: DeadLetterHeaders, message: Message, error_type: str, error_message: str
+) -> list[tuple[str, bytes]]:
+    """The headers (name, UTF-8 value) that park message for error_type with error_message, named by names."""
     _, timestamp = message.timestamp()
     return [
-        ("error.type", error_type.encode()),
-        ("error.message", error_message[:2000].encode()),
-        ("original.topic", (message.topic() or "").encode()),
-        ("original.partition", str(message.partition()).encode()),
-        ("original.offset", str(message.offset()).encode()),
-        ("original.timestamp", str(timestamp).encode()),
-        ("dead-lettered.at", str(int(time.time() * 1000)).encode()),
+        (names.error_type, error_type.encode()),
+        (names.error_message, error_message[:MAX_ERROR_MESSAGE].encode()),
+        (names.original_topic, (message.topic() or "").encode()),
+        (names.original_partition, str(message.partition()).encode()),
+        (names.original_offset, str(message.offset()).encode()),
+        (names.original_timestamp, str(timestamp).encode()),
+        (names.dead_lettered_at, str(int(time.time() * 1000)).encode()),
     ]
 
 
 class DeadLetterPublisher:
-    """Copies poison records, bytes untouched, to a dead-letter topic and waits for the broker's ack."""
+    """Copies poison records, bytes untouched, to a dead-letter topic and waits for the broker's ack.
 
-    def __init__(self, producer: Producer, topic: str) -> None:
+    headers: the names of the headers the reason and origin go in.
+    """
+
+    def __init__(self, producer: Producer, topic: str, headers: DeadLetterHeaders) -> None:
         self._producer = producer
+        self._headers = headers
         self.topic = topic
-
-    def publish(self, message: Message, error_type: str, error_message: str, timeout: float = 30.0) -> None:
-        self.publish_all([(message, error_type, error_message)], timeout)
 
     def publish_all(self, records: Sequence[tuple[Message, str, str]], timeout: float = 30.0) -> None:
         """Dead-letter (message, error type, error message) records and wait once for all their acks.
 
         One wait per batch, not per record: a burst of poison records must not stall the valid ones.
+        Raises DeadLetterError when any record was not confirmed within timeout seconds.
         """
         if not records:
             return
@@ -56,7 +66,7 @@ class DeadLetterPublisher:
                 self.topic,
                 key=message.key(),
                 value=message.value(),
-                headers=dead_letter_headers(message, error_type, error_message),
+                headers=dead_letter_headers(self._headers, message, error_type, error_message),
                 on_delivery=on_delivery,
             )
         remaining = self._producer.flush(timeout)

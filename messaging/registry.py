@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import logging
-
 import httpx
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-log = logging.getLogger(__name__)
-
-COMPATIBILITY = "BACKWARD_TRANSITIVE"
-
 
 def registry_client(url: str) -> SchemaRegistryClient:
+    """A client of the registry at url (its Confluent API base URL), with a 5 s timeout per request."""
     # Short timeout: callers retry, and a hung registry must not stall a relay or consumer for long.
     return SchemaRegistryClient({"url": url, "timeout": 5})
 
 
-def subject_for(topic: str) -> str:
-    """TopicNameStrategy, as the Confluent serializers use it."""
-    return f"{topic}-value"
-
-
-def set_compatibility(client: SchemaRegistryClient, subject: str, level: str = COMPATIBILITY) -> None:
+def set_compatibility(client: SchemaRegistryClient, subject: str, level: str) -> None:
+    """Set subject's compatibility level (e.g. BACKWARD_TRANSITIVE). Raises SchemaRegistryError."""
     client.set_compatibility(subject_name=subject, level=level)
 
 

@@ -1,41 +1,37 @@
-"""Creates the project's topics (broker auto-creation is off) and sets registry compatibility."""
+"""Creates topics (broker auto-creation is off): the caller says which, as TopicSpecs."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from messaging.settings import KafkaSettings
+from messaging.backoff import Backoff
 
 log = logging.getLogger(__name__)
+
+_TOPIC_ALREADY_EXISTS = 36
 
 
 @dataclass(frozen=True)
 class TopicSpec:
+    """A topic to create: its name, partitions and retention (ms); replication 1, cleanup by deletion."""
+
     name: str
     partitions: int
     retention_ms: int
 
 
-def project_topics(settings: KafkaSettings) -> list[TopicSpec]:
-    """The event topics and their dead-letter topics."""
-    return [
-        TopicSpec(settings.order_events_topic, settings.order_events_partitions, settings.topic_retention_ms),
-        TopicSpec(
-            settings.fulfillment_events_topic, settings.fulfillment_events_partitions, settings.topic_retention_ms
-        ),
-        TopicSpec(settings.order_events_dlq_topic, 1, settings.topic_retention_ms),
-        TopicSpec(settings.fulfillment_events_dlq_topic, 1, settings.topic_retention_ms),
-    ]
+def ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec], timeout: float = 10.0) -> None:
+    """Create the topics of specs that are missing; existing ones are left alone.
 
-
-def ensure_topics(settings: KafkaSettings, timeout: float = 10.0) -> None:
-    """Create missing topics; existing ones are left alone. Raises KafkaException when the broker is away."""
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    Raises KafkaException when the broker at bootstrap_servers cannot be reached within timeout seconds.
+    """
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
     existing = admin.list_topics(timeout=timeout).topics
     wanted = [
         NewTopic(
@@ -44,7 +40,7 @@ def ensure_topics(settings: KafkaSettings, timeout: float = 10.0) -> None:
             replication_factor=1,
             config={"retention.ms": str(spec.retention_ms), "cleanup.policy": "delete"},
         )
-        for spec in project_topics(settings)
+        for spec in specs
         if spec.name not in existing
     ]
     if not wanted:
@@ -55,23 +51,25 @@ def ensure_topics(settings: KafkaSettings, timeout: float = 10.0) -> None:
             log.info("created topic %s", name)
         except KafkaException as exc:
             # Another instance may have created it between our listing and our request.
-            if exc.args[0].code() != 36:  # TOPIC_ALREADY_EXISTS
+            if exc.args[0].code() != _TOPIC_ALREADY_EXISTS:
                 raise
 
 
-def create_topics_in_background(settings: KafkaSettings, stopping: threading.Event) -> threading.Thread:
-    """Start-up must not wait for Kafka: topics are created as soon as the broker is reachable."""
+def create_topics_in_background(
+    bootstrap_servers: str, specs: Sequence[TopicSpec], stopping: threading.Event
+) -> threading.Thread:
+    """Start a thread that creates the topics of specs as soon as the broker answers, retrying with backoff
+    (0.5 s doubling to 5 s) until it succeeds or stopping is set: start-up must not wait for Kafka."""
 
     def run() -> None:
-        delay = 0.5
-        while not stopping.is_set() and settings.create_topics:
+        backoff = Backoff(first=0.5, maximum=5.0)
+        while not stopping.is_set():
             try:
-                ensure_topics(settings)
+                ensure_topics(bootstrap_servers, specs)
                 return
             except Exception as exc:
                 log.warning("cannot create topics yet (%s); retrying", exc)
-                stopping.wait(delay)
-                delay = min(delay * 2, 5.0)
+                stopping.wait(backoff.failed())
 
     thread = threading.Thread(target=run, name="create-topics", daemon=True)
     thread.start()

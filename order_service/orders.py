@@ -19,10 +19,10 @@ from contract_models.events import ORDER_CREATED_SCHEMA, OrderCreated
 from contract_models.events import OrderItem as EventItem
 from contracts.order_rules import ValidOrder
 from messaging.avro_codec import WIRE_HEADER_BYTES, AvroBodyWriter
-from messaging.outbox import outbox_row
 from order_service import store
 from order_service.domain import OrderStatus
 from order_service.errors import EventTooLarge, IdempotencyKeyReused
+from outbox.table import outbox_row
 from persistence.engine import write_transaction
 from persistence.group_commit import GroupCommitter
 

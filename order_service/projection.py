@@ -5,12 +5,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy import Engine
 
 from contract_models.events import FulfillmentStatusChanged
-from messaging.consuming import Decoded
 from order_service import store
 from order_service.domain import apply_fulfillment
 from persistence.engine import write_transaction
@@ -19,14 +17,18 @@ log = logging.getLogger(__name__)
 
 
 class FulfillmentProjection:
-    """Applies a batch of FulfillmentStatusChanged events in one transaction (idempotent, monotonic)."""
+    """Applies a batch of FulfillmentStatusChanged events in one transaction (idempotent, monotonic).
+
+    on_changed: called after the commit with the ids of the orders whose status or details changed.
+    """
 
     def __init__(self, engine: Engine, on_changed: Callable[[list[str]], None] | None = None) -> None:
         self._engine = engine
         self._on_changed = on_changed
 
-    def __call__(self, batch: list[Decoded[Any]]) -> None:
-        events: list[FulfillmentStatusChanged] = [d.event for d in batch if d.event is not None]
+    def __call__(self, events: list[FulfillmentStatusChanged]) -> None:
+        """Apply events in order in one transaction; blocking. Raises what the database raises (nothing is
+        applied then), so the batch is handled again."""
         if not events:
             return
         changed: list[str] = []

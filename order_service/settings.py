@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from messaging.settings import KafkaSettings
+from events.settings import EventSettings
+from events.topology import ORDER_SERVICE
 
 
-class OrderServiceSettings(KafkaSettings):
+class OrderServiceSettings(EventSettings):
     """Every field reads the upper-case environment variable of the same name."""
 
     host: str = "127.0.0.1"
     port: int = 5001
     database_url: str = "sqlite:///var/order-service.db"
     sqlite_synchronous: str = "NORMAL"
-    consumer_group: str = "order-service"
+    consumer_group: str = ORDER_SERVICE.group
     max_body_bytes: int = 1_048_576
     idempotency_key_ttl_seconds: int = 86_400
     # Largest OrderCreated record accepted (bytes): below the producer's message.max.bytes (librdkafka's

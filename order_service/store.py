@@ -28,9 +28,9 @@ from sqlalchemy import (
     update,
 )
 
-from messaging.outbox import outbox_table
 from order_service.domain import FulfillmentView, OrderStatus
 from order_service.errors import InvalidCursor
+from outbox.table import outbox_table
 
 metadata = MetaData()
 

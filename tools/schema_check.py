@@ -35,10 +35,13 @@ import avro.schema
 import httpx
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
-from codegen.__main__ import AVRO_DIR, EVENT_TOPICS
-from messaging.registry import COMPATIBILITY, subject_for
+from events.topology import COMPATIBILITY, TOPIC_NAME_STRATEGY, TOPICS, subject_name
 
+AVRO_DIR = Path(__file__).resolve().parent.parent / "schemas" / "avro"
 HISTORY_DIR = AVRO_DIR / "history"
+# The topic each event is published on (default names), by its schema file: what the check covers by default.
+EVENT_TOPICS = {topic.event.schema_file: topic.name for topic in TOPICS}
+_STRATEGY = {topic.event.schema_file: topic.subject_strategy for topic in TOPICS}
 _CONTENT_TYPE = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
 
 
@@ -53,7 +56,11 @@ class EventSchema:
 
 
 def event_schemas(avro_dir: Path = AVRO_DIR, topics: dict[str, str] = EVENT_TOPICS) -> list[EventSchema]:
-    """Every event schema with its subject and released versions."""
+    """Every event schema with its subject and released versions.
+
+    topics: {schema file in avro_dir: the topic it is published on}; the subject is the topic's per the
+    topology's subject strategy (TopicNameStrategy for a file the topology does not declare).
+    """
     events = []
     for file, topic in sorted(topics.items()):
         path = avro_dir / file
@@ -63,7 +70,8 @@ def event_schemas(avro_dir: Path = AVRO_DIR, topics: dict[str, str] = EVENT_TOPI
             match = re.fullmatch(rf"{re.escape(name)}\.v(\d+)\.avsc", released.name)
             if match:
                 history.append((int(match.group(1)), released.read_text()))
-        events.append(EventSchema(name, subject_for(topic), path.read_text(), sorted(history)))
+        subject = subject_name(topic, _STRATEGY.get(file, TOPIC_NAME_STRATEGY))
+        events.append(EventSchema(name, subject, path.read_text(), sorted(history)))
     return events
 
 

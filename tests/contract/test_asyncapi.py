@@ -20,8 +20,8 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
 from codegen import asyncapi
-from codegen.__main__ import EVENT_TOPICS
-from messaging.registry import subject_for
+from events.topology import DEAD_LETTER_HEADERS, TOPICS, TopicDeclaration
+from messaging.dead_letter import dead_letter_headers
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENT = ROOT / "schemas/asyncapi/asyncapi.yaml"
@@ -71,12 +71,12 @@ def test_channels_are_the_event_and_dead_letter_topics(document: dict[str, Any])
     assert addresses == {"order-events", "fulfillment-events", "order-events.dlq", "fulfillment-events.dlq"}
 
 
-@pytest.mark.parametrize(("file", "topic"), EVENT_TOPICS.items())
+@pytest.mark.parametrize("declared", TOPICS, ids=lambda topic: topic.name)
 def test_event_messages_carry_the_committed_avro_schema_and_the_order_key(
-    document: dict[str, Any], file: str, topic: str
+    document: dict[str, Any], declared: TopicDeclaration
 ) -> None:
-    committed = json.loads((ROOT / "schemas/avro" / file).read_text())
-    (channel,) = [c for c in document["channels"].values() if c["address"] == topic]
+    committed = json.loads((ROOT / "schemas/avro" / declared.event.schema_file).read_text())
+    (channel,) = [c for c in document["channels"].values() if c["address"] == declared.name]
     (ref,) = channel["messages"].values()
     message = document["components"]["messages"][ref["$ref"].rsplit("/", 1)[-1]]
     assert message["payload"]["schemaFormat"] == "application/vnd.apache.avro+json;version=1.9.0"
@@ -85,15 +85,32 @@ def test_event_messages_carry_the_committed_avro_schema_and_the_order_key(
     kafka = message["bindings"]["kafka"]
     assert kafka["key"]["type"] == "string" and kafka["key"]["format"] == "uuid"
     assert kafka["schemaIdLocation"] == "payload" and kafka["schemaIdPayloadEncoding"] == "confluent"
-    assert subject_for(topic) in message["description"]
+    assert f"subject `{declared.name}-value`" in message["description"]
+
+
+class AnyRecord:
+    """Stands in for a consumed record, to see which headers the dead-letter publisher writes."""
+
+    def topic(self) -> str:
+        return "topic"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return 0
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 0)
 
 
 def test_dead_letter_messages_document_the_headers_the_code_writes(document: dict[str, Any]) -> None:
+    written = [name for name, _ in dead_letter_headers(DEAD_LETTER_HEADERS, AnyRecord(), "type", "message")]  # type: ignore[arg-type]
     for name in ("DeadLetteredOrderCreated", "DeadLetteredFulfillmentStatusChanged"):
         headers = document["components"]["messages"][name]["headers"]
-        assert list(headers["properties"]) == asyncapi.DEAD_LETTER_HEADERS
-        assert headers["required"] == asyncapi.DEAD_LETTER_HEADERS
-    assert asyncapi.DEAD_LETTER_HEADERS[:6] == [
+        assert list(headers["properties"]) == written
+        assert headers["required"] == written
+    assert written[:6] == [
         "error.type",
         "error.message",
         "original.topic",
@@ -104,5 +121,5 @@ def test_dead_letter_messages_document_the_headers_the_code_writes(document: dic
 
 
 def test_generation_is_deterministic_and_committed() -> None:
-    events = {topic: json.loads((ROOT / "schemas/avro" / file).read_text()) for file, topic in EVENT_TOPICS.items()}
-    assert asyncapi.render(events) == asyncapi.render(events) == DOCUMENT.read_text()
+    schemas = {t.event.name: json.loads((ROOT / "schemas/avro" / t.event.schema_file).read_text()) for t in TOPICS}
+    assert asyncapi.render(schemas) == asyncapi.render(schemas) == DOCUMENT.read_text()

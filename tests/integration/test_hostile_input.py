@@ -29,11 +29,11 @@ from contract_models.events import (
     OrderCreated,
     OrderItem,
 )
+from events.codecs import order_created_codec, status_changed_codec
 from harness.orders import post_orders, wait_all_terminal
 from harness.topics import read_topic
 from harness.waiting import wait_until
 from httpapi import strict_json
-from messaging.event_codecs import order_created_codec, status_changed_codec
 
 pytestmark = pytest.mark.integration
 

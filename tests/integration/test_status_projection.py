@@ -11,12 +11,12 @@ from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from contract_models.events import FulfillmentStatus, FulfillmentStatusChanged
+from events.codecs import status_changed_codec
 from harness.order_bodies import order_body
 from harness.system import make_system
 from harness.waiting import wait_until
 from infra.ports import free_port
 from infra.services import order_service
-from messaging.event_codecs import status_changed_codec
 from messaging.topics import ensure_topics
 from order_service.settings import OrderServiceSettings
 
@@ -27,7 +27,8 @@ pytestmark = pytest.mark.integration
 def orders_only(stack, tmp_path):
     """The Order Service alone: this test plays the Fulfillment Service's part on the topic."""
     system = make_system(stack.bootstrap_servers, stack.registry_url, tmp_path)
-    ensure_topics(OrderServiceSettings(**{k.lower(): v for k, v in system.env["order"].items()}))
+    settings = OrderServiceSettings(**{k.lower(): v for k, v in system.env["order"].items()})
+    ensure_topics(settings.kafka_bootstrap_servers, settings.topic_specs())
     service = order_service(free_port(), system.env["order"], tmp_path / "logs")
     service.start()
     yield system, service

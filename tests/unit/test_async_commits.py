@@ -4,8 +4,8 @@ import asyncio
 
 from confluent_kafka import KafkaError, TopicPartition
 
-from messaging.concurrent_consumer import ConcurrentConsumer
-from messaging.consuming import BatchConsumerWorker
+from messaging.consumer.dispatch import BatchDispatcher, KeyOrderedDispatcher
+from messaging.consumer.runtime import ConsumerRuntime
 
 
 class RecordingConsumer:
@@ -23,14 +23,14 @@ class RecordingConsumer:
         self.on_commit(error, [TopicPartition("t", p, o) for p, o in offsets])
 
 
-def concurrent_consumer():
+def runtime(dispatcher=None):
     made = {}
 
     def connect(on_commit):
         made["consumer"] = RecordingConsumer(on_commit)
         return made["consumer"]
 
-    consumer = ConcurrentConsumer(connect, "t", None, None, None, key_of=str)
+    consumer = ConsumerRuntime(connect, "t", None, None, dispatcher or KeyOrderedDispatcher(None, key_of=str))
     return consumer, made["consumer"]
 
 
@@ -41,9 +41,9 @@ def finish(consumer, partition, offset):
 
 def test_failed_commit_is_sent_again_and_lag_follows_confirmed_commits():
     async def scenario():
-        consumer, kafka = concurrent_consumer()
+        consumer, kafka = runtime()
         consumer._loop = asyncio.get_running_loop()
-        consumer.assignment = [("t", 0)]
+        consumer._assignment = [("t", 0)]
         consumer._high[("t", 0)] = 10
         finish(consumer, 0, 4)
         await consumer._commit()
@@ -55,7 +55,6 @@ def test_failed_commit_is_sent_again_and_lag_follows_confirmed_commits():
         assert kafka.commits[-1] == [(0, 5)]
         kafka.report(None, (0, 5))
         assert consumer.lag() == 5
-        assert consumer.last_error is not None
         consumer._thread.shutdown()
 
     asyncio.run(scenario())
@@ -63,7 +62,7 @@ def test_failed_commit_is_sent_again_and_lag_follows_confirmed_commits():
 
 def test_failed_commit_superseded_by_a_later_one_is_not_sent_again():
     async def scenario():
-        consumer, kafka = concurrent_consumer()
+        consumer, kafka = runtime()
         consumer._loop = asyncio.get_running_loop()
         finish(consumer, 0, 4)
         await consumer._commit()
@@ -78,22 +77,25 @@ def test_failed_commit_superseded_by_a_later_one_is_not_sent_again():
     asyncio.run(scenario())
 
 
+def test_batch_mode_commits_the_same_way():
+    async def scenario():
+        consumer, kafka = runtime(BatchDispatcher(lambda events: None))
+        consumer._loop = asyncio.get_running_loop()
+        finish(consumer, 0, 5)
+        finish(consumer, 1, 3)
+        await consumer._commit()
+        finish(consumer, 0, 9)
+        await consumer._commit()
+        kafka.report(KafkaError(KafkaError._TRANSPORT), (0, 6), (1, 4))
+        await asyncio.sleep(0)
+        await consumer._commit()
+        assert kafka.commits[-1] == [(1, 4)]  # partition 0 moved on to 10 meanwhile
+        consumer._thread.shutdown()
+
+    asyncio.run(scenario())
+
+
 def test_lag_is_unknown_without_partitions():
-    consumer, _ = concurrent_consumer()
+    consumer, _ = runtime()
     assert consumer.lag() is None
     consumer._thread.shutdown()
-
-
-def test_batch_worker_sends_failed_commit_again_unless_superseded():
-    made = {}
-
-    def connect(on_commit):
-        made["consumer"] = RecordingConsumer(on_commit)
-        return made["consumer"]
-
-    worker = BatchConsumerWorker(connect, "t", None, None, lambda batch: None, name="w")
-    kafka = made["consumer"]
-    worker._commit([TopicPartition("t", 0, 5), TopicPartition("t", 1, 3)])
-    worker._commit([TopicPartition("t", 0, 9)])
-    kafka.report(KafkaError(KafkaError._TRANSPORT), (0, 5), (1, 3))
-    assert [(tp.partition, tp.offset) for tp in worker._retry] == [(1, 3)]

@@ -12,9 +12,9 @@ import fastavro
 import pytest
 
 from contract_models.events import FULFILLMENT_STATUS_CHANGED_SCHEMA, ORDER_CREATED_SCHEMA
+from events.codecs import order_created_codec
 from messaging.avro_codec import PoisonRecord
 from messaging.avro_safety import UnsafeWriterSchema, check_writer_schema, max_decimal_bytes, use_bounded_decimals
-from messaging.event_codecs import order_created_codec
 
 ORDER = "orderprocessing.events.OrderCreated"
 

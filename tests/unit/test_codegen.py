@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def copy_project(tmp_path: Path) -> Path:
-    for name in ("schemas", "codegen", "contract_models"):
+    for name in ("schemas", "codegen", "contract_models", "events", "messaging"):
         shutil.copytree(ROOT / name, tmp_path / name)
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     return tmp_path

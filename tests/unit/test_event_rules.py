@@ -21,8 +21,8 @@ from contract_models.events import (
 from contracts.fulfillment_rules import check_status_changed
 from contracts.order_rules import check_order_created, validate_order
 from contracts.violation import RuleViolation
+from events.codecs import order_created_codec, status_changed_codec
 from messaging.avro_codec import PoisonRecord
-from messaging.event_codecs import order_created_codec, status_changed_codec
 
 NIL = uuid.UUID(int=0)
 

@@ -1,6 +1,6 @@
 from confluent_kafka import KafkaError, TopicPartition
 
-from messaging.offsets import CommitLog, OffsetTracker
+from messaging.consumer.offsets import CommitLog, OffsetTracker
 
 
 def commits(tracker):

@@ -5,7 +5,9 @@ import sys
 
 from sqlalchemy import MetaData, insert, select
 
-from messaging.outbox import OWNER, OutboxRelay, outbox_table, owner_is_gone
+from outbox.claims import OutboxClaims
+from outbox.ownership import current_owner, owner_is_gone
+from outbox.table import outbox_table
 from persistence.engine import make_engine
 
 
@@ -25,21 +27,23 @@ def dead_owner() -> str:
 
 
 def test_owner_is_gone_only_when_certain():
-    assert not owner_is_gone(OWNER)
+    assert not owner_is_gone(current_owner())
     assert owner_is_gone(dead_owner())
     assert not owner_is_gone("another-host:1:1.00")  # cannot tell: wait for the lease
     assert not owner_is_gone("not an owner")
 
 
-def test_start_frees_dead_owners_claims_and_keeps_live_ones(tmp_path):
+def outbox(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path}/outbox.sqlite")
     metadata = MetaData()
     table = outbox_table(metadata)
     metadata.create_all(engine)
-    gone = dead_owner()
-    claims = {1: OWNER, 2: gone, 3: None}
+    return engine, table
+
+
+def add_rows(engine, table, claims: dict[int, tuple[str | None, float | None]]) -> None:
     with engine.begin() as conn:
-        for row_id, owner in claims.items():
+        for row_id, (owner, until) in claims.items():
             conn.execute(
                 insert(table).values(
                     id=row_id,
@@ -48,11 +52,36 @@ def test_start_frees_dead_owners_claims_and_keeps_live_ones(tmp_path):
                     event_type="E",
                     payload="{}",
                     created_at=0.0,
-                    claimed_until=None if owner is None else 9e12,
+                    claimed_until=until,
                     claimed_by=owner,
                 )
             )
-    OutboxRelay(engine, table, producer=None, codecs={})._release_claims_of_dead_owners()
+
+
+def rows(engine, table) -> dict[int, tuple[str | None, float | None]]:
     with engine.connect() as conn:
-        rows = {r.id: (r.claimed_by, r.claimed_until) for r in conn.execute(select(table))}
-    assert rows == {1: (OWNER, 9e12), 2: (None, None), 3: (None, None)}
+        return {r.id: (r.claimed_by, r.claimed_until) for r in conn.execute(select(table))}
+
+
+def test_start_frees_dead_owners_claims_and_keeps_live_ones(tmp_path):
+    engine, table = outbox(tmp_path)
+    add_rows(engine, table, {1: (current_owner(), 9e12), 2: (dead_owner(), 9e12), 3: (None, None)})
+    assert OutboxClaims(engine, table, current_owner()).release_owners(owner_is_gone) == 1
+    assert rows(engine, table) == {1: (current_owner(), 9e12), 2: (None, None), 3: (None, None)}
+
+
+def test_claims_take_free_and_expired_rows_in_id_order_and_never_a_leased_one(tmp_path):
+    engine, table = outbox(tmp_path)
+    add_rows(engine, table, {4: (None, None), 1: ("other:1:1.00", 1.0), 2: ("other:1:1.00", 9e12), 3: (None, None)})
+    claims = OutboxClaims(engine, table, "me:2:2.00")
+    assert [row.id for row in claims.claim(limit=10, lease_seconds=30)] == [1, 3, 4]
+    assert claims.claim(limit=10, lease_seconds=30) == []  # all leased now
+    claims.release([3])
+    claims.delete([1])
+    assert [row.id for row in claims.claim(limit=10, lease_seconds=30)] == [3]
+    assert claims.backlog() == 3
+    assert {row_id: owner for row_id, (owner, _) in rows(engine, table).items()} == {
+        2: "other:1:1.00",
+        3: "me:2:2.00",
+        4: "me:2:2.00",
+    }

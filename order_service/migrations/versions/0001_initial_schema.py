@@ -1,5 +1,7 @@
 """initial schema
 
+The outbox table this revision used to create comes from the shared `outbox` branch (outbox_0001).
+
 Revision ID: 0001
 Revises:
 """
@@ -10,7 +12,7 @@ from alembic import op
 revision = "0001"
 down_revision = None
 branch_labels = None
-depends_on = None
+depends_on = "outbox_0001"  # the outbox table, from the shared outbox branch
 
 
 def upgrade() -> None:
@@ -47,26 +49,8 @@ def upgrade() -> None:
         batch_op.create_index("ix_orders_customer_created", ["customer_id", "created_at", "order_id"], unique=False)
         batch_op.create_index("ix_orders_status_created", ["status", "created_at", "order_id"], unique=False)
 
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
-        sa.Column("topic", sa.String(length=255), nullable=False),
-        sa.Column("key", sa.String(length=255), nullable=False),
-        sa.Column("event_type", sa.String(length=100), nullable=False),
-        sa.Column("payload", sa.Text(), nullable=False),
-        sa.Column("created_at", sa.Float(), nullable=False),
-        sa.Column("claimed_until", sa.Float(), nullable=True),
-        sa.PrimaryKeyConstraint("id"),
-    )
-    with op.batch_alter_table("outbox", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_outbox_claimed_until"), ["claimed_until"], unique=False)
-
 
 def downgrade() -> None:
-    with op.batch_alter_table("outbox", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_outbox_claimed_until"))
-
-    op.drop_table("outbox")
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.drop_index("ix_orders_status_created")
         batch_op.drop_index("ix_orders_customer_created")

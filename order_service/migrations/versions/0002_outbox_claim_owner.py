@@ -1,23 +1,21 @@
 """outbox claims name their owner
 
+The change itself is outbox_0002 of the shared `outbox` branch; this revision stays so that databases stamped
+0002 keep their place in the history.
+
 Revision ID: 0002
 Revises: 0001
 """
 
-import sqlalchemy as sa
-from alembic import op
-
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
-depends_on = None
+depends_on = "outbox_0002"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("outbox", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("claimed_by", sa.String(length=255), nullable=True))
+    pass
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("outbox", schema=None) as batch_op:
-        batch_op.drop_column("claimed_by")
+    pass

@@ -10,6 +10,8 @@ from confluent_kafka import KafkaError, TopicPartition
 
 
 class PartitionOffsets:
+    """The records of one partition whose work is under way, in offset order, and the next offset to commit."""
+
     def __init__(self) -> None:
         self._order: deque[int] = deque()
         self._done: dict[int, bool] = {}
@@ -17,12 +19,14 @@ class PartitionOffsets:
         self._taken = -1  # the highest offset handed out for a commit
 
     def add(self, offset: int) -> None:
+        """A record was fetched and its work begins."""
         if offset in self._done:
             return  # read again after a rewind; still the same unit of work
         self._order.append(offset)
         self._done[offset] = False
 
     def complete(self, offset: int) -> None:
+        """The record's work is durable; the commit may pass it once every earlier record's is too."""
         if offset in self._done:
             self._done[offset] = True
         while self._order and self._done[self._order[0]]:
@@ -37,6 +41,7 @@ class PartitionOffsets:
 
     @property
     def in_flight(self) -> int:
+        """Records tracked and not yet committable (unfinished, or behind an unfinished one)."""
         return len(self._order)
 
     def take_committable(self) -> int | None:
@@ -54,43 +59,51 @@ class PartitionOffsets:
 
 
 class OffsetTracker:
-    """Tracks every assigned partition of one consumer."""
+    """Tracks every assigned partition of one consumer. Event-loop only."""
 
     def __init__(self) -> None:
         self._partitions: dict[tuple[str, int], PartitionOffsets] = {}
 
     def assign(self, topic: str, partition: int) -> None:
+        """Start tracking a partition just assigned."""
         self._partitions.setdefault((topic, partition), PartitionOffsets())
 
     def revoke(self, topic: str, partition: int) -> PartitionOffsets | None:
+        """Stop tracking a partition (revoked or lost); returns what was tracked, if anything."""
         return self._partitions.pop((topic, partition), None)
 
     def add(self, topic: str, partition: int, offset: int) -> None:
+        """A record was fetched and its work begins."""
         self._partitions.setdefault((topic, partition), PartitionOffsets()).add(offset)
 
     def complete(self, topic: str, partition: int, offset: int) -> None:
+        """The record's work is durable."""
         tracked = self._partitions.get((topic, partition))
         if tracked is not None:  # revoked meanwhile: the new owner re-reads from the last commit
             tracked.complete(offset)
 
     def forget_from(self, topic: str, partition: int, offset: int) -> None:
+        """Drop the partition's records at or after offset (rewound: they will be read again)."""
         tracked = self._partitions.get((topic, partition))
         if tracked is not None:
             tracked.forget_from(offset)
 
     def in_flight(self, topic: str | None = None, partition: int | None = None) -> int:
+        """Records not yet committable, of one partition or of all."""
         if topic is not None and partition is not None:
             tracked = self._partitions.get((topic, partition))
             return tracked.in_flight if tracked else 0
         return sum(p.in_flight for p in self._partitions.values())
 
     def restore(self, commits: list[TopicPartition]) -> None:
+        """Commits that failed: offer their offsets again where nothing later superseded them."""
         for tp in commits:
             tracked = self._partitions.get((tp.topic, tp.partition))
             if tracked is not None:
                 tracked.restore(tp.offset)
 
     def take_commits(self, only: set[tuple[str, int]] | None = None) -> list[TopicPartition]:
+        """The offsets to commit now (each once), of every partition or of those in only."""
         commits = []
         for (topic, partition), tracked in self._partitions.items():
             if only is not None and (topic, partition) not in only:
@@ -118,10 +131,12 @@ class CommitLog:
         self._sent: dict[tuple[str, int], int] = {}
 
     def sent(self, offsets: list[TopicPartition]) -> None:
+        """offsets were sent for commit."""
         for tp in offsets:
             self._sent[(tp.topic, tp.partition)] = tp.offset
 
     def report(self, error: KafkaError | None, partitions: list[TopicPartition]) -> CommitReport:
+        """What a commit report (the client's on_commit(error, partitions)) means."""
         confirmed: list[TopicPartition] = []
         again: list[TopicPartition] = []
         failure: str | None = None

@@ -1,0 +1,51 @@
+"""The codec of each declared event: its generated model, the committed schema embedded in the generated
+package as reader and writer schema, its rules, its subject and compatibility (all from the topology)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from contract_models import events as generated
+from contract_models.events import FulfillmentStatusChanged, OrderCreated
+from events.topology import FULFILLMENT_EVENTS, ORDER_EVENTS, TopicDeclaration
+from messaging.avro_codec import EventCodec
+
+
+def codec_for(registry: SchemaRegistryClient, declaration: TopicDeclaration, topic: str) -> EventCodec[Any]:
+    """The codec of declaration's event on topic (this deployment's name for it).
+
+    A decoded event that breaks the event's rules is a PoisonRecord of kind InvalidEvent; the first write
+    sets the declared compatibility on the topic's subject.
+    """
+    event = declaration.event
+    return EventCodec(
+        registry,
+        topic,
+        getattr(generated, f"{event.module_name.upper()}_SCHEMA"),
+        getattr(generated, event.name),
+        rules=_rules(event.rules),
+        subject=declaration.subject(topic),
+        compatibility=declaration.compatibility,
+    )
+
+
+def order_created_codec(registry: SchemaRegistryClient, topic: str) -> EventCodec[OrderCreated]:
+    """OrderCreated on topic; a decoded event that breaks the order rules is an InvalidEvent poison record."""
+    return codec_for(registry, ORDER_EVENTS, topic)
+
+
+def status_changed_codec(registry: SchemaRegistryClient, topic: str) -> EventCodec[FulfillmentStatusChanged]:
+    """FulfillmentStatusChanged on topic; one that breaks the fulfillment rules is an InvalidEvent."""
+    return codec_for(registry, FULFILLMENT_EVENTS, topic)
+
+
+def _rules(reference: str | None) -> Callable[[Any], None] | None:
+    if reference is None:
+        return None
+    module, _, function = reference.partition(":")
+    rules: Callable[[Any], None] = getattr(importlib.import_module(module), function)
+    return rules

@@ -1,0 +1,182 @@
+"""Builds the Fulfillment Service from its settings: every dependency by name, any of them replaceable.
+
+    components = bootstrap(settings)                              # what `python -m fulfillment_service` runs
+    components = bootstrap(settings, provider=FakeShippingProvider())  # a test's fake in place of one part
+
+Each keyword left out is built from settings (and from the parts before it); one given is used as it is.
+Components.start() migrates the database and starts the workers; Components.stop() drains and stops them.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from events.topology import FULFILLMENT_EVENTS, ORDER_EVENTS
+from events.wiring import create_topics, publisher, subscriber
+from fulfillment_service import store
+from fulfillment_service.resilience import BackoffPolicy, CircuitBreaker
+from fulfillment_service.scheduler import RetryScheduler
+from fulfillment_service.settings import FulfillmentServiceSettings
+from fulfillment_service.shipping import MockShippingProvider, ProviderBehaviour, ShippingProvider
+from fulfillment_service.unit_of_work import SqlUnitOfWork, UnitOfWork
+from fulfillment_service.use_cases import Fulfiller
+from messaging.clients import make_producer
+from messaging.consumer.dispatch import KeyOrderedDispatcher
+from messaging.consumer.runtime import ConsumerRuntime
+from messaging.health import CachedProbe, dependency_probes
+from messaging.registry import registry_client
+from outbox.relay import OutboxRelay
+from persistence.engine import make_engine
+from persistence.group_commit import GroupCommitter
+from persistence.migrations import upgrade_to_head
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@runtime_checkable
+class _RunsInTheBackground(Protocol):
+    """A part with work of its own on the event loop (the mock provider's ledger writer)."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade the service's database to the newest schema (its own migrations and the outbox branch). Blocking."""
+    upgrade_to_head(engine, MIGRATIONS)
+
+
+@dataclass
+class Components:
+    """The Fulfillment Service's parts, wired: the use cases (fulfiller) with their provider, breaker and
+    unit of work, the intake consumer, the retry scheduler, the outbox relay, and what the HTTP edge reads.
+
+    A provider with start() and stop() (the mock) is started and stopped with the service.
+    """
+
+    settings: FulfillmentServiceSettings
+    engine: Engine
+    committer: GroupCommitter
+    behaviour: ProviderBehaviour
+    provider: ShippingProvider
+    breaker: CircuitBreaker
+    fulfiller: Fulfiller
+    scheduler: RetryScheduler
+    intake: ConsumerRuntime
+    relay: OutboxRelay
+    probes: dict[str, CachedProbe]
+    _stopping: threading.Event = field(default_factory=threading.Event)
+
+    async def start(self) -> None:
+        """On the running loop: migrate the database, then start topic creation (in the background, it waits
+        for Kafka), the group committer, the provider, the relay, the intake and the retry scheduler."""
+        await run_in_threadpool(migrate, self.engine)
+        create_topics(self.settings, self._stopping)
+        self.committer.start()
+        if isinstance(self.provider, _RunsInTheBackground):
+            self.provider.start()
+        self.relay.start()
+        self.intake.start()
+        self.scheduler.start()
+
+    async def stop(self) -> None:
+        """SIGTERM: stop fetching, let in-flight orders finish (within SHUTDOWN_GRACE_SECONDS), commit their
+        offsets, finish the writes, flush the events in flight, close the database."""
+        self._stopping.set()
+        grace = self.settings.shutdown_grace_seconds
+        await self.intake.stop(grace)
+        await self.scheduler.stop(grace / 2)
+        await self.committer.stop()
+        if isinstance(self.provider, _RunsInTheBackground):
+            await self.provider.stop()
+        await run_in_threadpool(self.relay.stop)
+        self.engine.dispose()
+
+
+def bootstrap(
+    settings: FulfillmentServiceSettings | None = None,
+    *,
+    engine: Engine | None = None,
+    registry: SchemaRegistryClient | None = None,
+    producer: Producer | None = None,
+    relay: OutboxRelay | None = None,
+    behaviour: ProviderBehaviour | None = None,
+    provider: ShippingProvider | None = None,
+    breaker: CircuitBreaker | None = None,
+    retry_policy: BackoffPolicy | None = None,
+    committer: GroupCommitter | None = None,
+    uow: UnitOfWork | None = None,
+    fulfiller: Fulfiller | None = None,
+    scheduler: RetryScheduler | None = None,
+    intake: ConsumerRuntime | None = None,
+    probes: dict[str, CachedProbe] | None = None,
+) -> Components:
+    """The service's Components for settings (default: from the environment), with any part given used as is.
+
+    The mock provider creates its ledger table when built; nothing else talks to Kafka, the registry or the
+    databases before Components.start().
+    """
+    settings = settings or FulfillmentServiceSettings()
+    if engine is None:
+        engine = make_engine(settings.database_url, settings.sqlite_synchronous)
+    if registry is None:
+        registry = registry_client(settings.schema_registry_url)
+    if producer is None:
+        producer = make_producer(settings, "fulfillment-service-outbox")
+    if relay is None:
+        relay = publisher(settings, FULFILLMENT_EVENTS, engine, store.outbox, registry, producer)
+    if behaviour is None:
+        behaviour = ProviderBehaviour(
+            settings.provider_min_latency_ms, settings.provider_max_latency_ms, settings.provider_failure_rate
+        )
+    if provider is None:
+        provider = MockShippingProvider(make_engine(settings.provider_database_url), behaviour)
+    if breaker is None:
+        breaker = CircuitBreaker(settings.breaker_failure_threshold, settings.breaker_reset_seconds)
+    if retry_policy is None:
+        retry_policy = BackoffPolicy(
+            settings.retry_max_attempts,
+            settings.retry_deadline_seconds,
+            settings.retry_initial_delay_seconds,
+            settings.retry_max_delay_seconds,
+        )
+    if committer is None:
+        committer = GroupCommitter(engine, "fulfillment-db")
+    if uow is None:
+        uow = SqlUnitOfWork(committer, settings.topic(FULFILLMENT_EVENTS).name, on_event_written=relay.wake)
+    if fulfiller is None:
+        fulfiller = Fulfiller(
+            uow,
+            provider,
+            breaker,
+            retry_policy,
+            settings.provider_timeout_seconds,
+            settings.delivery_after_seconds,
+        )
+    if scheduler is None:
+        scheduler = RetryScheduler(uow, fulfiller)
+    if intake is None:
+        intake = subscriber(
+            settings,
+            ORDER_EVENTS,
+            registry,
+            KeyOrderedDispatcher(fulfiller.handle_order_created, key_of=ORDER_EVENTS.key_of),
+            group=settings.consumer_group,
+            client_id="fulfillment-service",
+            dead_letter_client_id="fulfillment-service-dlq",
+            max_in_flight=settings.max_in_flight,
+        )
+    if probes is None:
+        probes = dependency_probes(producer, settings.topic(ORDER_EVENTS).name, settings.schema_registry_url)
+    return Components(
+        settings, engine, committer, behaviour, provider, breaker, fulfiller, scheduler, intake, relay, probes
+    )

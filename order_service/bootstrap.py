@@ -1,0 +1,147 @@
+"""Builds the Order Service from its settings: every dependency by name, any of them replaceable.
+
+    components = bootstrap(settings)                        # what `python -m order_service` runs
+    components = bootstrap(settings, producer=FakeProducer())  # a test's fake in place of one part
+
+Each keyword left out is built from settings (and from the parts before it); one given is used as it is.
+Components.start() migrates the database and starts the workers; Components.stop() stops them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
+
+from events.topology import FULFILLMENT_EVENTS, ORDER_EVENTS
+from events.wiring import create_topics, publisher, subscriber
+from messaging.clients import make_producer
+from messaging.consumer.dispatch import BatchDispatcher
+from messaging.consumer.runtime import ConsumerRuntime
+from messaging.health import CachedProbe, dependency_probes
+from messaging.registry import registry_client
+from order_service import store
+from order_service.orders import OrderService
+from order_service.projection import FulfillmentProjection
+from order_service.settings import OrderServiceSettings
+from order_service.status_waiter import StatusWaiter
+from outbox.relay import OutboxRelay
+from persistence.engine import make_engine
+from persistence.migrations import upgrade_to_head
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# How long the projection's batch under way may take to finish at shutdown (seconds).
+PROJECTION_STOP_GRACE = 10.0
+# How often expired idempotency keys are deleted (seconds).
+KEY_PURGE_INTERVAL = 600.0
+
+
+def migrate(engine: Engine) -> None:
+    """Upgrade the service's database to the newest schema (its own migrations and the outbox branch). Blocking."""
+    upgrade_to_head(engine, MIGRATIONS)
+
+
+@dataclass
+class Components:
+    """The Order Service's parts, wired: the use cases (service) and what the HTTP edge reads, the outbox
+    relay, the fulfillment projection (a batch consumer) and the probes health reports."""
+
+    settings: OrderServiceSettings
+    engine: Engine
+    service: OrderService
+    waiter: StatusWaiter
+    relay: OutboxRelay
+    projection: ConsumerRuntime
+    probes: dict[str, CachedProbe]
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _janitor: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """On the running loop: migrate the database, then start topic creation (in the background, it waits
+        for Kafka), the relay, the projection and the purge of expired idempotency keys."""
+        await run_in_threadpool(migrate, self.engine)
+        self.waiter.bind(asyncio.get_running_loop())
+        create_topics(self.settings, self._stopping)
+        self.relay.start()
+        self.projection.start()
+        self._janitor = asyncio.create_task(_purge_keys_periodically(self.service))
+
+    async def stop(self) -> None:
+        """Stop taking work, finish the writes and the projection's batch under way, publish what the relay
+        has in flight, and close the database."""
+        self._stopping.set()
+        if self._janitor is not None:
+            self._janitor.cancel()
+        await self.service.stop()
+        await self.projection.stop(PROJECTION_STOP_GRACE)
+        await run_in_threadpool(self.relay.stop)
+        self.engine.dispose()
+
+
+def bootstrap(
+    settings: OrderServiceSettings | None = None,
+    *,
+    engine: Engine | None = None,
+    registry: SchemaRegistryClient | None = None,
+    producer: Producer | None = None,
+    relay: OutboxRelay | None = None,
+    service: OrderService | None = None,
+    waiter: StatusWaiter | None = None,
+    projection: ConsumerRuntime | None = None,
+    probes: dict[str, CachedProbe] | None = None,
+) -> Components:
+    """The service's Components for settings (default: from the environment), with any part given used as is.
+
+    Builds nothing that talks to Kafka, the registry or the database yet: that starts with Components.start().
+    """
+    settings = settings or OrderServiceSettings()
+    if engine is None:
+        engine = make_engine(settings.database_url, settings.sqlite_synchronous)
+    if registry is None:
+        registry = registry_client(settings.schema_registry_url)
+    if producer is None:
+        producer = make_producer(settings, "order-service-outbox")
+    if relay is None:
+        relay = publisher(settings, ORDER_EVENTS, engine, store.outbox, registry, producer)
+    if service is None:
+        service = OrderService(
+            engine,
+            settings.topic(ORDER_EVENTS).name,
+            settings.idempotency_key_ttl_seconds,
+            on_committed=relay.wake,
+            max_event_bytes=settings.max_event_bytes,
+        )
+    if waiter is None:
+        waiter = StatusWaiter()
+    if projection is None:
+        projection = subscriber(
+            settings,
+            FULFILLMENT_EVENTS,
+            registry,
+            BatchDispatcher(FulfillmentProjection(engine, waiter.notify_threadsafe)),
+            group=settings.consumer_group,
+            client_id="order-service-projection",
+            dead_letter_client_id="order-service-dlq",
+            watermark_interval=None,  # nobody asks this consumer for its lag
+        )
+    if probes is None:
+        probes = dependency_probes(producer, settings.topic(ORDER_EVENTS).name, settings.schema_registry_url)
+    return Components(settings, engine, service, waiter, relay, projection, probes)
+
+
+async def _purge_keys_periodically(service: OrderService, every_seconds: float = KEY_PURGE_INTERVAL) -> None:
+    while True:
+        try:
+            await run_in_threadpool(service.purge_expired_keys)
+        except Exception:
+            log.exception("purging idempotency keys failed")
+        await asyncio.sleep(every_seconds)

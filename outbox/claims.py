@@ -1,0 +1,93 @@
+"""The SQL of the relay's claims on outbox rows.
+
+A claim is a lease: `claimed_until` (epoch s) and `claimed_by` (the owner, see outbox.ownership). Rows are
+claimed in id order with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so relays sharing a table never claim the
+same row; a lease that runs out frees its row for anyone. Every write is its own short transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Engine, Table, delete, func, select, update
+
+from persistence.engine import write_transaction
+
+# Rows per statement when deleting or freeing by id (keeps IN lists within every database's limits).
+_CHUNK = 500
+
+
+class OutboxClaims:
+    """Claims on the rows of one outbox table, taken in the name of owner."""
+
+    def __init__(self, engine: Engine, table: Table, owner: str) -> None:
+        self._engine = engine
+        self._table = table
+        self._owner = owner
+
+    def claim(self, limit: int, lease_seconds: float) -> list[Any]:
+        """Claim up to limit free rows (never claimed, or their lease ran out) for lease_seconds.
+
+        Returns rows with id, topic, key, event_type and payload, in id order.
+        """
+        now = time.time()
+        table = self._table
+        free = (table.c.claimed_until.is_(None)) | (table.c.claimed_until < now)
+        ids = (
+            select(table.c.id)
+            .where(free)
+            .order_by(table.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        with write_transaction(self._engine) as conn:
+            rows = conn.execute(
+                update(table)
+                .where(table.c.id.in_(ids))
+                .values(claimed_until=now + lease_seconds, claimed_by=self._owner)
+                .returning(table.c.id, table.c.topic, table.c.key, table.c.event_type, table.c.payload)
+            ).all()
+        return sorted(rows, key=lambda r: r.id)
+
+    def delete(self, ids: Sequence[int]) -> None:
+        """Delete the rows with these ids (their events are published)."""
+        if ids:
+            with write_transaction(self._engine) as conn:
+                for chunk in _chunks(ids):
+                    conn.execute(delete(self._table).where(self._table.c.id.in_(chunk)))
+
+    def release(self, ids: Sequence[int]) -> None:
+        """Free the rows with these ids for the next claim, whoever holds them."""
+        if ids:
+            with write_transaction(self._engine) as conn:
+                for chunk in _chunks(ids):
+                    conn.execute(
+                        update(self._table)
+                        .where(self._table.c.id.in_(chunk))
+                        .values(claimed_until=None, claimed_by=None)
+                    )
+
+    def release_owners(self, is_gone: Callable[[str], bool]) -> int:
+        """Free every claim whose owner is_gone says is gone; returns how many owners that was."""
+        table = self._table
+        with self._engine.connect() as conn:
+            owners = conn.execute(select(table.c.claimed_by).where(table.c.claimed_by.is_not(None)).distinct())
+            dead = [owner for (owner,) in owners if is_gone(owner)]
+        if dead:
+            with write_transaction(self._engine) as conn:
+                conn.execute(
+                    update(table).where(table.c.claimed_by.in_(dead)).values(claimed_until=None, claimed_by=None)
+                )
+        return len(dead)
+
+    def backlog(self) -> int:
+        """Rows in the table: events accepted and not yet confirmed by the broker."""
+        with self._engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(self._table)).scalar_one())
+
+
+def _chunks(items: Sequence[int]) -> list[Sequence[int]]:
+    return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]

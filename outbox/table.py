@@ -1,0 +1,54 @@
+"""The outbox table and the rows that carry events in it.
+
+A service adds the table to its own metadata (so its store and Alembic's comparison see it) and inserts
+rows in the transaction that changes the state the event describes. The table itself is created by the
+shared `outbox` migration branch (outbox/migrations/).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import BigInteger, Column, Connection, Float, Integer, MetaData, String, Table, Text, insert
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    """The `outbox` table, defined in metadata.
+
+    Columns: id (insertion order, which is publication order), topic, key, event_type (the event model's class
+    name, which picks its codec), payload (the event as JSON), created_at (epoch s), claimed_until (epoch s
+    until which a relay owns the row; NULL = free) and claimed_by (the owner, see outbox.ownership).
+    """
+    return Table(
+        "outbox",
+        metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("topic", String(255), nullable=False),
+        Column("key", String(255), nullable=False),
+        Column("event_type", String(100), nullable=False),
+        Column("payload", Text, nullable=False),
+        Column("created_at", Float, nullable=False),
+        Column("claimed_until", Float, nullable=True, index=True),
+        Column("claimed_by", String(255), nullable=True),
+    )
+
+
+def outbox_row(topic: str, key: str, event: BaseModel) -> dict[str, Any]:
+    """The row that carries event to topic under key; insert it in the transaction that changes the state."""
+    return {
+        "topic": topic,
+        "key": key,
+        "event_type": type(event).__name__,
+        "payload": event.model_dump_json(),
+        "created_at": time.time(),
+        "claimed_until": None,
+        "claimed_by": None,
+    }
+
+
+def add_to_outbox(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert rows (from outbox_row) into table on conn, inside the caller's transaction; none is a no-op."""
+    if rows:
+        conn.execute(insert(table), rows)

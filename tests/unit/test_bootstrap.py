@@ -1,0 +1,106 @@
+"""The composition roots: every part built by name and replaceable by a fake, nothing migrated or started until
+the app's lifespan begins, and the services run without Kafka or the registry (they are only probed)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlalchemy import inspect, select
+
+from contract_models.events import OrderCreated, OrderItem
+from fulfillment_service import store as fulfillment_store
+from fulfillment_service.app import create_app as create_fulfillment_app
+from fulfillment_service.bootstrap import bootstrap as bootstrap_fulfillment
+from fulfillment_service.settings import FulfillmentServiceSettings
+from infra.stack import free_port
+from order_service.app import create_app as create_order_app
+from order_service.settings import OrderServiceSettings
+from tests.unit.fake_shipping import FakeShippingProvider
+
+
+def nowhere() -> dict[str, str]:
+    """Kafka and a registry that are not there: start-up must not need them."""
+    return {
+        "kafka_bootstrap_servers": f"127.0.0.1:{free_port()}",
+        "schema_registry_url": f"http://127.0.0.1:{free_port()}",
+    }
+
+
+def tables(database: Path) -> set[str]:
+    from persistence.engine import make_engine
+
+    engine = make_engine(f"sqlite:///{database}")
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_order_service_migrates_in_its_lifespan_and_serves_health_without_kafka(tmp_path: Path) -> None:
+    database = tmp_path / "orders.db"
+    settings = OrderServiceSettings(database_url=f"sqlite:///{database}", create_topics=False, **nowhere())
+    app = create_order_app(settings)
+    assert "orders" not in tables(database)  # building the app migrates nothing
+    with TestClient(app) as client:
+        assert {"orders", "outbox", "idempotency_keys"} <= tables(database)
+        assert client.get("/health/live").json() == {"status": "ok"}
+        ready = client.get("/health/ready")
+        assert ready.status_code == 200
+        body = ready.json()
+        assert body["status"] == "degraded" and body["dependencies"]["database"]["status"] == "ok"
+        assert body["dependencies"]["kafka"]["status"] == "down" and body["outboxBacklog"] == 0
+
+
+def test_a_fake_provider_given_by_name_is_the_one_the_fulfillment_use_cases_call(tmp_path: Path) -> None:
+    settings = FulfillmentServiceSettings(
+        database_url=f"sqlite:///{tmp_path}/fulfillment.db",
+        provider_database_url=f"sqlite:///{tmp_path}/provider.db",
+        create_topics=False,
+        **nowhere(),
+    )
+    provider = FakeShippingProvider()
+    components = bootstrap_fulfillment(settings, provider=provider)
+    order_id = uuid.uuid4()
+    event = OrderCreated(
+        eventId=uuid.uuid4(),
+        timestamp=datetime.now(UTC),
+        orderId=order_id,
+        customerId="c-1",
+        customerName="Ada",
+        items=[OrderItem(productId="p-1", productName="Lamp", quantity=1, price=Decimal("9.99"))],
+        totalAmount=Decimal("9.99"),
+    )
+
+    async def scenario() -> None:
+        await components.start()  # migrates; a provider without start()/stop() is left to itself
+        try:
+            await components.fulfiller.handle_order_created(event)
+        finally:
+            await components.stop()
+
+    asyncio.run(scenario())
+    assert provider.calls == [str(order_id)]
+    engine = components.engine
+    with engine.connect() as conn:
+        stored = conn.execute(select(fulfillment_store.fulfillments.c.status)).scalars().all()
+        # Shipped, and its events wait in the outbox for Kafka.
+        assert stored == ["Shipped"] and conn.execute(select(fulfillment_store.outbox.c.id)).all()
+    engine.dispose()
+
+
+def test_fulfillment_health_reports_breaker_and_consumer(tmp_path: Path) -> None:
+    settings = FulfillmentServiceSettings(
+        database_url=f"sqlite:///{tmp_path}/fulfillment.db",
+        provider_database_url=f"sqlite:///{tmp_path}/provider.db",
+        create_topics=False,
+        **nowhere(),
+    )
+    with TestClient(create_fulfillment_app(settings, provider=FakeShippingProvider())) as client:
+        body = client.get("/api/fulfillment/health").json()
+    assert body["breaker"] == "closed" and body["inFlight"] == 0 and body["consumerLag"] is None
+    assert body["dependencies"]["database"]["status"] == "ok"

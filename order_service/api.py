@@ -19,6 +19,7 @@ from httpapi.json_body import DecimalJSONResponse
 from httpapi.parameters import JSON_INTEGER, JSON_NUMBER, UUIDParameter
 from httpapi.problems import PROBLEM_JSON, ProblemError
 from messaging.avro_codec import UnencodableEvent
+from order_service import domain
 from order_service.errors import EventTooLarge, IdempotencyKeyReused, InvalidCursor
 from order_service.orders import OrderService
 from order_service.status_waiter import StatusWaiter
@@ -142,7 +143,8 @@ def order_router(service: OrderService, waiter: StatusWaiter) -> APIRouter:
         cursor: Annotated[str | None, Query(min_length=1, max_length=500)] = None,
     ) -> Response:
         try:
-            page = await run_in_threadpool(service.list, customerId, status.value if status else None, limit, cursor)
+            wanted = domain.OrderStatus(status.value) if status else None
+            page = await run_in_threadpool(service.list, customerId, wanted, limit, cursor)
         except InvalidCursor as exc:
             raise ProblemError(
                 422,
@@ -164,17 +166,16 @@ def order_router(service: OrderService, waiter: StatusWaiter) -> APIRouter:
         timeout: Annotated[Decimal, Query(ge=0, le=30), JSON_NUMBER] = 0,  # type: ignore[assignment]
     ) -> Response:
         wanted = {status.value for status in waitFor or ()}
-        order_id = str(orderId)
         deadline = time.monotonic() + (float(timeout) if wanted else 0)
         while True:
-            order = await run_in_threadpool(service.get, order_id)
+            order = await run_in_threadpool(service.get, orderId)
             if order is None:
                 raise ProblemError(
-                    404, "Not Found", f"No order {order_id}.", [{"field": "orderId", "message": "no such order"}]
+                    404, "Not Found", f"No order {orderId}.", [{"field": "orderId", "message": "no such order"}]
                 )
             remaining = deadline - time.monotonic()
             if not wanted or order["status"] in wanted or remaining <= 0:
                 return DecimalJSONResponse(order)
-            await waiter.wait(order_id, min(remaining, _RECHECK_SECONDS))
+            await waiter.wait(orderId, min(remaining, _RECHECK_SECONDS))
 
     return router

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine
@@ -21,39 +17,23 @@ from contracts.order_rules import ValidOrder
 from messaging.avro_codec import WIRE_HEADER_BYTES, AvroBodyWriter
 from messaging.outbox import outbox_row
 from order_service import store
-from order_service.domain import OrderStatus
+from order_service.domain import Order, OrderStatus, accept
 from order_service.errors import EventTooLarge, IdempotencyKeyReused
+from order_service.idempotency import IdempotencyRecord, request_fingerprint
 from persistence.engine import write_transaction
 from persistence.group_commit import GroupCommitter
 
 
-def _now_us() -> int:
-    return time.time_ns() // 1000
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
-def _iso(epoch_us: int | None) -> str | None:
-    if epoch_us is None:
-        return None
-    return datetime.fromtimestamp(epoch_us / 1_000_000, UTC).isoformat().replace("+00:00", "Z")
-
-
-def request_fingerprint(order: ValidOrder) -> str:
-    """What an Idempotency-Key is bound to: the order's values, not their spelling (10.00 and 10, a trimmed
-    and an untrimmed name, a totalAmount sent or left out all describe the same order). Hex SHA-256."""
-    canonical = [
-        order.customer_id,
-        order.customer_name,
-        [[line.product_id, line.product_name, line.quantity, str(line.price)] for line in order.lines],
-    ]
-    return hashlib.sha256(json.dumps(canonical, ensure_ascii=False).encode()).hexdigest()
-
-
-def order_created(order_id: str, accepted_at_us: int, order: ValidOrder) -> OrderCreated:
-    """The OrderCreated event announcing order (accepted at epoch µs accepted_at_us) under order_id."""
+def order_created(order: Order) -> OrderCreated:
+    """The OrderCreated event announcing order, stamped with its acceptance time."""
     return OrderCreated(
         eventId=uuid.uuid4(),
-        timestamp=datetime.fromtimestamp(accepted_at_us / 1_000_000, UTC),
-        orderId=uuid.UUID(order_id),
+        timestamp=order.created_at,
+        orderId=order.order_id,
         customerId=order.customer_id,
         customerName=order.customer_name,
         items=[
@@ -79,7 +59,7 @@ class OrderService:
         self._engine = engine
         self._writer = GroupCommitter(engine, "order-writer")
         self._topic = topic
-        self._idempotency_ttl = idempotency_ttl_seconds
+        self._idempotency_ttl = timedelta(seconds=idempotency_ttl_seconds)
         self._on_committed = on_committed or (lambda: None)
         self._encode = AvroBodyWriter(ORDER_CREATED_SCHEMA)
         self._max_event_bytes = max_event_bytes
@@ -100,41 +80,18 @@ class OrderService:
             replay = await run_in_threadpool(self._replay, idempotency_key, fingerprint)
             if replay is not None:
                 return replay, True
-        order_id = str(uuid.uuid4())
-        now = _now_us()
-        items = [
-            {
-                "productId": line.product_id,
-                "productName": line.product_name,
-                "quantity": line.quantity,
-                "price": line.price,
-            }
-            for line in order.lines
-        ]
-        row = {
-            "order_id": order_id,
-            "customer_id": order.customer_id,
-            "customer_name": order.customer_name,
-            "items": store.items_json(items),
-            "total_amount": str(order.total),
-            "status": OrderStatus.Pending.value,
-            "created_at": now,
-            "updated_at": now,
-            "tracking_number": None,
-            "carrier": None,
-            "estimated_delivery": None,
-            "failure_reason": None,
-            "fulfillment_seq": -1,
-        }
-        event = order_created(order_id, now, order)
-        outbox_entry = outbox_row(self._topic, order_id, event)
+        now = datetime.now(UTC)
+        accepted = accept(uuid.uuid4(), order, now)
+        event = order_created(accepted)
+        outbox_entry = outbox_row(self._topic, str(accepted.order_id), event)
         self._check_publishable(event)
+        key = IdempotencyRecord(idempotency_key, fingerprint, accepted.order_id, now) if idempotency_key else None
 
         def write(conn: Connection) -> None:
-            store.insert_order(conn, row)
+            store.insert_order(conn, accepted)
             conn.execute(store.outbox.insert(), [outbox_entry])
-            if idempotency_key:
-                store.insert_idempotency_key(conn, idempotency_key, fingerprint, order_id, time.time())
+            if key is not None:
+                store.insert_idempotency_key(conn, key)
 
         try:
             await self._writer.submit(write)
@@ -146,7 +103,7 @@ class OrderService:
                     return replay, True
             raise
         self._on_committed()
-        return to_api(row), False
+        return to_api(accepted), False
 
     def _check_publishable(self, event: OrderCreated) -> None:
         """The relay will encode this event (read back from its exact JSON payload: Decimal, UUID and
@@ -160,44 +117,54 @@ class OrderService:
     def _replay(self, key: str, fingerprint: str) -> dict[str, Any] | None:
         with self._engine.connect() as conn:
             found = store.find_idempotency_key(conn, key)
-            if found is None or found["created_at"] < time.time() - self._idempotency_ttl:
+            if found is None or found.expired(datetime.now(UTC), self._idempotency_ttl):
                 return None
-            if found["request_hash"] != fingerprint:
+            if found.request_hash != fingerprint:
                 raise IdempotencyKeyReused(key)
-            order = store.get_order(conn, found["order_id"])
+            order = store.get_order(conn, found.order_id)
         return to_api(order) if order else None
 
-    def get(self, order_id: str) -> dict[str, Any] | None:
+    def get(self, order_id: uuid.UUID) -> dict[str, Any] | None:
         with self._engine.connect() as conn:
-            row = store.get_order(conn, order_id)
-        return to_api(row) if row else None
+            order = store.get_order(conn, order_id)
+        return to_api(order) if order else None
 
-    def list(self, customer_id: str | None, status: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
+    def list(
+        self, customer_id: str | None, status: OrderStatus | None, limit: int, cursor: str | None
+    ) -> dict[str, Any]:
         """One page of orders, newest first: {items: [Order], nextCursor}. Raises InvalidCursor."""
         position = store.decode_cursor(cursor) if cursor is not None else None
         with self._engine.connect() as conn:
-            rows, next_cursor = store.list_orders(conn, customer_id, status, limit, position)
-        return {"items": [to_api(r) for r in rows], "nextCursor": next_cursor}
+            page = store.list_orders(conn, customer_id, status, limit, position)
+        return {"items": [to_api(order) for order in page.orders], "nextCursor": page.next_cursor}
 
     def purge_expired_keys(self) -> int:
         with write_transaction(self._engine) as conn:
-            return store.purge_idempotency_keys(conn, time.time() - self._idempotency_ttl)
+            return store.purge_idempotency_keys(conn, datetime.now(UTC) - self._idempotency_ttl)
 
 
-def to_api(row: dict[str, Any]) -> dict[str, Any]:
-    """The stored order as the API's Order document."""
-    estimated = row["estimated_delivery"]
+def to_api(order: Order) -> dict[str, Any]:
+    """The order as the API's Order document."""
+    fulfillment = order.fulfillment
     return {
-        "orderId": row["order_id"],
-        "customerId": row["customer_id"],
-        "customerName": row["customer_name"],
-        "items": store.items_from_json(row["items"]),
-        "totalAmount": Decimal(row["total_amount"]),
-        "status": row["status"],
-        "createdAt": _iso(row["created_at"]),
-        "updatedAt": _iso(row["updated_at"]),
-        "trackingNumber": row["tracking_number"],
-        "carrier": row["carrier"],
-        "estimatedDelivery": _iso(estimated * 1000) if estimated is not None else None,
-        "failureReason": row["failure_reason"],
+        "orderId": str(order.order_id),
+        "customerId": order.customer_id,
+        "customerName": order.customer_name,
+        "items": [
+            {
+                "productId": line.product_id,
+                "productName": line.product_name,
+                "quantity": line.quantity,
+                "price": line.price,
+            }
+            for line in order.lines
+        ],
+        "totalAmount": order.total,
+        "status": order.status.value,
+        "createdAt": _iso(order.created_at),
+        "updatedAt": _iso(order.updated_at),
+        "trackingNumber": fulfillment.tracking_number,
+        "carrier": fulfillment.carrier,
+        "estimatedDelivery": _iso(fulfillment.estimated_delivery),
+        "failureReason": fulfillment.failure_reason,
     }

@@ -12,6 +12,7 @@ import io
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +30,7 @@ from httpapi.problems import ProblemError, install_problem_handlers
 from messaging.avro_codec import AvroBodyWriter, UnencodableEvent
 from order_service import store
 from order_service.api import order_router, parse_order_request
+from order_service.domain import accept
 from order_service.orders import OrderService, order_created
 from order_service.status_waiter import StatusWaiter
 from persistence.engine import make_engine
@@ -74,7 +76,7 @@ def problem(response, status: int, field: str | None = None) -> dict[str, Any]:
 
 def round_trip(order: ValidOrder) -> dict[str, Any]:
     """The OrderCreated the service would publish for order, written and read back with the Avro schema."""
-    event = order_created(str(uuid.uuid4()), time.time_ns() // 1000, order)
+    event = order_created(accept(uuid.uuid4(), order, datetime.now(UTC)))
     return fastavro.schemaless_reader(io.BytesIO(WRITER(event.model_dump())), READER, READER)
 
 
@@ -262,7 +264,7 @@ def test_an_order_whose_event_would_not_fit_the_stream_is_413(tmp_path):
 def test_the_publishability_check_is_the_relays_encoding(tmp_path):
     service = OrderService(make_engine(f"sqlite:///{tmp_path}/orders.db"), "order-events", 86_400)
     order = parse_order_request(body(), "application/json")
-    event = order_created(str(uuid.uuid4()), time.time_ns() // 1000, order)
+    event = order_created(accept(uuid.uuid4(), order, datetime.now(UTC)))
     service._check_publishable(event)
     with pytest.raises(UnencodableEvent, match="Scale"):
         service._check_publishable(

@@ -28,10 +28,11 @@ from messaging.registry import registry_client
 from messaging.topics import create_topics_in_background
 from order_service import store
 from order_service.api import order_router
-from order_service.orders import OrderService
 from order_service.projection import FulfillmentProjection
 from order_service.settings import OrderServiceSettings
 from order_service.status_waiter import StatusWaiter
+from order_service.unit_of_work import SqlOrderUnitOfWork
+from order_service.use_cases import OrderService
 from persistence.engine import make_engine
 from persistence.migrations import upgrade_to_head
 
@@ -48,13 +49,8 @@ def create_app(settings: OrderServiceSettings | None = None) -> FastAPI:
     waiter = StatusWaiter()
     producer = make_producer(settings, "order-service-outbox")
     relay = OutboxRelay(engine, store.outbox, producer, {"OrderCreated": order_codec})
-    service = OrderService(
-        engine,
-        settings.order_events_topic,
-        settings.idempotency_key_ttl_seconds,
-        on_committed=relay.wake,
-        max_event_bytes=settings.max_event_bytes,
-    )
+    uow = SqlOrderUnitOfWork(engine, settings.order_events_topic, on_event_written=relay.wake)
+    service = OrderService(uow, waiter, settings.idempotency_key_ttl_seconds, max_event_bytes=settings.max_event_bytes)
     projection = BatchConsumerWorker(
         functools.partial(make_consumer, settings, settings.consumer_group, "order-service-projection"),
         settings.fulfillment_events_topic,
@@ -78,7 +74,7 @@ def create_app(settings: OrderServiceSettings | None = None) -> FastAPI:
         finally:
             stopping.set()
             janitor.cancel()
-            await service.stop()
+            await uow.stop()
             await run_in_threadpool(projection.stop)
             await run_in_threadpool(relay.stop)
             engine.dispose()
@@ -86,7 +82,7 @@ def create_app(settings: OrderServiceSettings | None = None) -> FastAPI:
     app = contract_app(
         "Order Service", "order-service", lifespan, max_body_bytes=settings.max_body_bytes, asyncapi=True
     )
-    app.include_router(order_router(service, waiter))
+    app.include_router(order_router(service))
 
     @app.get("/health/live", response_model=Health, response_model_exclude_none=True, operation_id="live")
     async def live() -> dict[str, Any]:
@@ -116,7 +112,7 @@ def create_app(settings: OrderServiceSettings | None = None) -> FastAPI:
 async def _purge_keys_periodically(service: OrderService, every_seconds: float = 600.0) -> None:
     while True:
         try:
-            await run_in_threadpool(service.purge_expired_keys)
+            await service.purge_expired_keys()
         except Exception:
             log.exception("purging idempotency keys failed")
         await asyncio.sleep(every_seconds)

@@ -28,6 +28,7 @@ from order_service.unit_of_work import SqlOrderUnitOfWork
 from order_service.use_cases import OrderService
 from persistence.engine import make_engine
 from persistence.migrations import upgrade_to_head
+from tests.unit.manual_clock import ManualClock
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "order_service" / "migrations"
 TOPIC = "order-events"
@@ -37,25 +38,12 @@ TTL = timedelta(days=1)
 ETA = datetime(2030, 1, 2, 12, 30, 0, 123_000, tzinfo=UTC)  # timestamp-millis: whole milliseconds
 
 
-class Clock:
-    """The time the use cases and the projection see; moves only when told."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
-
-
 @dataclass
 class World:
     service: OrderService
     projection: FulfillmentProjection
     waiter: StatusWaiter
-    clock: Clock
+    clock: ManualClock
     engine: Engine
     wakes: list[None] = field(default_factory=list)
     changed: list[list[uuid.UUID]] = field(default_factory=list)
@@ -108,7 +96,7 @@ def run(tmp_path) -> Iterator[Callable[..., None]]:
 
     def go(scenario: Scenario, *, max_event_bytes: int = 990_000) -> None:
         async def main() -> None:
-            clock = Clock()
+            clock = ManualClock(T0)
             waiter = StatusWaiter()
             waiter.bind(asyncio.get_running_loop())
             wakes: list[None] = []

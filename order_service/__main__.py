@@ -8,6 +8,7 @@ from order_service.settings import OrderServiceSettings
 
 
 def main() -> None:
+    """Serve the Order Service on HOST:PORT with the settings from the environment."""
     settings = OrderServiceSettings()
     serve(create_app(settings), settings.host, settings.port, settings.log_level, graceful_seconds=10)
 

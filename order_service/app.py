@@ -36,6 +36,6 @@ def create_app(settings: OrderServiceSettings | None = None, **overrides: Any) -
         max_body_bytes=components.settings.max_body_bytes,
         asyncapi=True,
     )
-    app.include_router(order_router(components.service, components.waiter))
+    app.include_router(order_router(components.service))
     app.include_router(health_router(components.engine, components.probes, components.relay.backlog))
     return app

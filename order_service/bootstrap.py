@@ -28,10 +28,11 @@ from messaging.consumer.runtime import ConsumerRuntime
 from messaging.health import CachedProbe, dependency_probes
 from messaging.registry import registry_client
 from order_service import store
-from order_service.orders import OrderService
 from order_service.projection import FulfillmentProjection
 from order_service.settings import OrderServiceSettings
 from order_service.status_waiter import StatusWaiter
+from order_service.unit_of_work import OrderUnitOfWork, SqlOrderUnitOfWork
+from order_service.use_cases import OrderService
 from outbox.relay import OutboxRelay
 from persistence.engine import make_engine
 from persistence.migrations import upgrade_to_head
@@ -52,11 +53,12 @@ def migrate(engine: Engine) -> None:
 
 @dataclass
 class Components:
-    """The Order Service's parts, wired: the use cases (service) and what the HTTP edge reads, the outbox
+    """The Order Service's parts, wired: the use cases (service), their unit of work, the outbox
     relay, the fulfillment projection (a batch consumer) and the probes health reports."""
 
     settings: OrderServiceSettings
     engine: Engine
+    uow: OrderUnitOfWork
     service: OrderService
     waiter: StatusWaiter
     relay: OutboxRelay
@@ -81,7 +83,7 @@ class Components:
         self._stopping.set()
         if self._janitor is not None:
             self._janitor.cancel()
-        await self.service.stop()
+        await self.uow.stop()
         await self.projection.stop(PROJECTION_STOP_GRACE)
         await run_in_threadpool(self.relay.stop)
         self.engine.dispose()
@@ -94,8 +96,9 @@ def bootstrap(
     registry: SchemaRegistryClient | None = None,
     producer: Producer | None = None,
     relay: OutboxRelay | None = None,
-    service: OrderService | None = None,
+    uow: OrderUnitOfWork | None = None,
     waiter: StatusWaiter | None = None,
+    service: OrderService | None = None,
     projection: ConsumerRuntime | None = None,
     probes: dict[str, CachedProbe] | None = None,
 ) -> Components:
@@ -112,16 +115,14 @@ def bootstrap(
         producer = make_producer(settings, "order-service-outbox")
     if relay is None:
         relay = publisher(settings, ORDER_EVENTS, engine, store.outbox, registry, producer)
-    if service is None:
-        service = OrderService(
-            engine,
-            settings.topic(ORDER_EVENTS).name,
-            settings.idempotency_key_ttl_seconds,
-            on_committed=relay.wake,
-            max_event_bytes=settings.max_event_bytes,
-        )
+    if uow is None:
+        uow = SqlOrderUnitOfWork(engine, settings.topic(ORDER_EVENTS).name, on_event_written=relay.wake)
     if waiter is None:
         waiter = StatusWaiter()
+    if service is None:
+        service = OrderService(
+            uow, waiter, settings.idempotency_key_ttl_seconds, max_event_bytes=settings.max_event_bytes
+        )
     if projection is None:
         projection = subscriber(
             settings,
@@ -135,13 +136,13 @@ def bootstrap(
         )
     if probes is None:
         probes = dependency_probes(producer, settings.topic(ORDER_EVENTS).name, settings.schema_registry_url)
-    return Components(settings, engine, service, waiter, relay, projection, probes)
+    return Components(settings, engine, uow, service, waiter, relay, projection, probes)
 
 
 async def _purge_keys_periodically(service: OrderService, every_seconds: float = KEY_PURGE_INTERVAL) -> None:
     while True:
         try:
-            await run_in_threadpool(service.purge_expired_keys)
+            await service.purge_expired_keys()
         except Exception:
             log.exception("purging idempotency keys failed")
         await asyncio.sleep(every_seconds)

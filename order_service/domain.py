@@ -1,14 +1,24 @@
-"""The order's status state machine, free of I/O (the rules an order must keep: contracts/order_rules.py)."""
+"""An order and its status state machine, free of I/O (the rules an order must keep: contracts/order_rules.py).
+
+Times are timezone-aware UTC datetimes throughout; the store, the API representation and the Avro codec
+convert at their edges. Money is `Decimal` at the contract's scale of 2.
+"""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 
 from contract_models.events import FulfillmentStatus
+from contracts.order_rules import OrderLine, ValidOrder
 
 
 class OrderStatus(StrEnum):
+    """Where an order stands; the value is what the store and the API hold."""
+
     Pending = "Pending"
     Processing = "Processing"
     Fulfilled = "Fulfilled"
@@ -27,14 +37,59 @@ _FROM_FULFILLMENT = {
 
 @dataclass(frozen=True)
 class FulfillmentView:
-    """What the order knows of its fulfillment."""
+    """What the order knows of its fulfillment: its status, the sequence number of the last fulfillment
+    event applied (-1: none yet) and the shipment's details."""
 
     status: OrderStatus
     sequence: int
     tracking_number: str | None = None
     carrier: str | None = None
-    estimated_delivery_ms: int | None = None
+    estimated_delivery: datetime | None = None
     failure_reason: str | None = None
+
+
+NOT_STARTED = FulfillmentView(status=OrderStatus.Pending, sequence=-1)
+
+
+@dataclass(frozen=True)
+class Order:
+    """An accepted order: what was ordered, when (created_at; updated_at: its last status change), and
+    what it knows of its fulfillment."""
+
+    order_id: uuid.UUID
+    customer_id: str
+    customer_name: str
+    lines: tuple[OrderLine, ...]
+    total: Decimal
+    created_at: datetime
+    updated_at: datetime
+    fulfillment: FulfillmentView = NOT_STARTED
+
+    @property
+    def status(self) -> OrderStatus:
+        """The order's status, which follows its fulfillment."""
+        return self.fulfillment.status
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    """One page of orders, newest first, and the cursor of the next page (None on the last one)."""
+
+    orders: list[Order]
+    next_cursor: str | None
+
+
+def accept(order_id: uuid.UUID, request: ValidOrder, now: datetime) -> Order:
+    """The order request as an accepted order under order_id: Pending, created and updated at now."""
+    return Order(
+        order_id=order_id,
+        customer_id=request.customer_id,
+        customer_name=request.customer_name,
+        lines=request.lines,
+        total=request.total,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def apply_fulfillment(
@@ -43,7 +98,7 @@ def apply_fulfillment(
     sequence: int,
     tracking_number: str | None,
     carrier: str | None,
-    estimated_delivery_ms: int | None,
+    estimated_delivery: datetime | None,
     reason: str | None,
 ) -> FulfillmentView | None:
     """The order after a fulfillment change, or None when the change is stale and changes nothing.
@@ -65,6 +120,6 @@ def apply_fulfillment(
         sequence=max(sequence, current.sequence),
         tracking_number=tracking_number or current.tracking_number,
         carrier=carrier or current.carrier,
-        estimated_delivery_ms=estimated_delivery_ms or current.estimated_delivery_ms,
+        estimated_delivery=estimated_delivery or current.estimated_delivery,
         failure_reason=reason if target == OrderStatus.Failed else current.failure_reason,
     )

@@ -1,18 +1,32 @@
-"""What the Order Service's use cases raise when a request cannot be served; the API maps each to a
-problem+json answer (order_service/api.py)."""
+"""What the Order Service's use cases raise when a request cannot be served. Each is an `OrderServiceError`;
+the HTTP edge maps them to problem+json answers (order_service/api/problems.py)."""
 
 from __future__ import annotations
 
+import uuid
 
-class IdempotencyKeyReused(Exception):
+
+class OrderServiceError(Exception):
+    """A request the use cases refuse; the message says why."""
+
+
+class OrderNotFound(OrderServiceError):
+    """No order has order_id."""
+
+    def __init__(self, order_id: uuid.UUID) -> None:
+        super().__init__(f"no order {order_id}")
+        self.order_id = order_id
+
+
+class IdempotencyKeyReused(OrderServiceError):
     """The Idempotency-Key was used before with a different order."""
 
 
-class InvalidCursor(ValueError):
+class InvalidCursor(OrderServiceError, ValueError):
     """A page cursor this service did not hand out."""
 
 
-class EventTooLarge(Exception):
+class EventTooLarge(OrderServiceError):
     """The order's OrderCreated event would exceed what the event stream takes.
 
     size and limit: bytes of the encoded event and the most the service publishes.
@@ -22,3 +36,8 @@ class EventTooLarge(Exception):
         super().__init__(f"the order's event would be {size} bytes; at most {limit} bytes can be published")
         self.size = size
         self.limit = limit
+
+
+class EventNotEncodable(OrderServiceError):
+    """The order's OrderCreated event does not encode with the committed Avro schema, so it could never be
+    published; the message is the encoder's."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import defaultdict
 
 
@@ -15,21 +16,23 @@ class StatusWaiter:
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._waiters: dict[uuid.UUID, set[asyncio.Event]] = defaultdict(set)
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Deliver wake-ups on loop, the one the waiting requests run on; until then notify does nothing."""
         self._loop = loop
 
-    def notify_threadsafe(self, order_ids: list[str]) -> None:
+    def notify_threadsafe(self, order_ids: list[uuid.UUID]) -> None:
+        """Wake the requests waiting for any of order_ids; callable from any thread."""
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._notify, order_ids)
 
-    def _notify(self, order_ids: list[str]) -> None:
+    def _notify(self, order_ids: list[uuid.UUID]) -> None:
         for order_id in order_ids:
             for event in self._waiters.get(order_id, ()):
                 event.set()
 
-    async def wait(self, order_id: str, timeout: float) -> None:
+    async def wait(self, order_id: uuid.UUID, timeout: float) -> None:
         """Return when the order changed or timeout seconds passed."""
         event = asyncio.Event()
         self._waiters[order_id].add(event)

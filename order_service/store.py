@@ -1,10 +1,21 @@
-"""Durable order state: tables and the queries the service runs (SQLAlchemy Core)."""
+"""Durable order state (SQLAlchemy Core): the orders and idempotency_keys tables, the outbox, and every query
+on them.
+
+Rows cross this boundary as domain `Order`s, `FulfillmentView`s and `IdempotencyRecord`s, whose times are
+UTC datetimes and whose money is `Decimal`. The columns keep their units: epoch microseconds (integer) for
+an order's created_at and updated_at, epoch milliseconds (integer) for estimated_delivery, epoch seconds
+(float) for an idempotency key's created_at, decimal strings for money; they are converted here and nowhere
+else. The page cursor is the keyset position in those units: created_at in µs and the order id.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
 import re
+import uuid
+from collections.abc import Collection
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +27,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    RowMapping,
     String,
     Table,
     Text,
@@ -28,8 +40,10 @@ from sqlalchemy import (
     update,
 )
 
-from order_service.domain import FulfillmentView, OrderStatus
+from contracts.order_rules import OrderLine
+from order_service.domain import FulfillmentView, Order, OrderPage, OrderStatus
 from order_service.errors import InvalidCursor
+from order_service.idempotency import IdempotencyRecord
 from outbox.table import outbox_table
 
 metadata = MetaData()
@@ -61,44 +75,117 @@ idempotency_keys = Table(
     Column("key", String(200), primary_key=True),
     Column("request_hash", String(64), nullable=False),
     Column("order_id", String(36), nullable=False),
-    Column("created_at", Float, nullable=False, index=True),
+    Column("created_at", Float, nullable=False, index=True),  # epoch seconds, UTC
 )
 
 outbox = outbox_table(metadata)
 
-
-def insert_order(conn: Connection, row: dict[str, Any]) -> None:
-    conn.execute(insert(orders), [row])
-
-
-def get_order(conn: Connection, order_id: str) -> dict[str, Any] | None:
-    found = conn.execute(select(orders).where(orders.c.order_id == order_id)).mappings().first()
-    return dict(found) if found else None
-
-
-def get_orders(conn: Connection, order_ids: list[str]) -> dict[str, dict[str, Any]]:
-    rows = conn.execute(select(orders).where(orders.c.order_id.in_(order_ids))).mappings().all()
-    return {row["order_id"]: dict(row) for row in rows}
-
-
-def find_idempotency_key(conn: Connection, key: str) -> dict[str, Any] | None:
-    found = conn.execute(select(idempotency_keys).where(idempotency_keys.c.key == key)).mappings().first()
-    return dict(found) if found else None
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_MILLISECOND = timedelta(milliseconds=1)
+_FULFILLMENT_COLUMNS = (
+    orders.c.order_id,
+    orders.c.status,
+    orders.c.fulfillment_seq,
+    orders.c.tracking_number,
+    orders.c.carrier,
+    orders.c.estimated_delivery,
+    orders.c.failure_reason,
+)
 
 
-def insert_idempotency_key(conn: Connection, key: str, request_hash: str, order_id: str, now: float) -> None:
+def insert_order(conn: Connection, order: Order) -> None:
+    """Insert a new order. Raises sqlalchemy's IntegrityError when its id is taken."""
+    conn.execute(insert(orders), [_order_columns(order)])
+
+
+def get_order(conn: Connection, order_id: uuid.UUID) -> Order | None:
+    """The order, or None when there is none with order_id."""
+    found = conn.execute(select(orders).where(orders.c.order_id == str(order_id))).mappings().first()
+    return _order(found) if found else None
+
+
+def fulfillment_views(conn: Connection, order_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, FulfillmentView]:
+    """What each of the orders knows of its fulfillment, by order id; orders that do not exist are left out."""
+    query = select(*_FULFILLMENT_COLUMNS).where(orders.c.order_id.in_(sorted(str(i) for i in order_ids)))
+    return {uuid.UUID(row["order_id"]): _fulfillment_view(row) for row in conn.execute(query).mappings()}
+
+
+_SAVE_VIEW = (
+    update(orders)
+    .where(orders.c.order_id == bindparam("b_order_id"))
+    .values(
+        status=bindparam("b_status"),
+        fulfillment_seq=bindparam("b_seq"),
+        tracking_number=bindparam("b_tracking"),
+        carrier=bindparam("b_carrier"),
+        estimated_delivery=bindparam("b_eta"),
+        failure_reason=bindparam("b_reason"),
+        updated_at=bindparam("b_now"),
+    )
+)
+
+
+def save_fulfillment_views(conn: Connection, views: dict[uuid.UUID, FulfillmentView], now: datetime) -> None:
+    """Write each order's fulfillment view, updated at now: one prepared UPDATE for them all (executemany)."""
+    if not views:
+        return
+    updated_at = _micros(now)
     conn.execute(
-        insert(idempotency_keys),
-        [{"key": key, "request_hash": request_hash, "order_id": order_id, "created_at": now}],
+        _SAVE_VIEW,
+        [
+            {
+                "b_order_id": str(order_id),
+                "b_status": view.status.value,
+                "b_seq": view.sequence,
+                "b_tracking": view.tracking_number,
+                "b_carrier": view.carrier,
+                "b_eta": _millis(view.estimated_delivery),
+                "b_reason": view.failure_reason,
+                "b_now": updated_at,
+            }
+            for order_id, view in views.items()
+        ],
     )
 
 
-def purge_idempotency_keys(conn: Connection, older_than: float) -> int:
-    return conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < older_than)).rowcount
+def find_idempotency_key(conn: Connection, key: str) -> IdempotencyRecord | None:
+    """The record of key, expired or not, or None when the key was never used (or was purged)."""
+    found = conn.execute(select(idempotency_keys).where(idempotency_keys.c.key == key)).mappings().first()
+    if found is None:
+        return None
+    return IdempotencyRecord(
+        key=found["key"],
+        request_hash=found["request_hash"],
+        order_id=uuid.UUID(found["order_id"]),
+        created_at=datetime.fromtimestamp(found["created_at"], UTC),
+    )
 
 
-def encode_cursor(created_at: int, order_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{created_at}:{order_id}".encode()).decode().rstrip("=")
+def insert_idempotency_key(conn: Connection, record: IdempotencyRecord) -> None:
+    """Insert record. Raises sqlalchemy's IntegrityError when its key is in use (expired keys too, until purged)."""
+    conn.execute(
+        insert(idempotency_keys),
+        [
+            {
+                "key": record.key,
+                "request_hash": record.request_hash,
+                "order_id": str(record.order_id),
+                "created_at": record.created_at.timestamp(),
+            }
+        ],
+    )
+
+
+def purge_idempotency_keys(conn: Connection, older_than: datetime) -> int:
+    """Delete the keys created before older_than; returns how many."""
+    return conn.execute(delete(idempotency_keys).where(idempotency_keys.c.created_at < older_than.timestamp())).rowcount
+
+
+def encode_cursor(created_at_us: int, order_id: str) -> str:
+    """The cursor of the page after the order created at created_at_us (epoch µs) with order_id:
+    unpadded URL-safe base64 of "<created_at_us>:<order_id>"."""
+    return base64.urlsafe_b64encode(f"{created_at_us}:{order_id}".encode()).decode().rstrip("=")
 
 
 _CURSOR = re.compile(r"(0|[1-9][0-9]{0,18}):([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
@@ -121,17 +208,22 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
 
 
 def list_orders(
-    conn: Connection, customer_id: str | None, status: str | None, limit: int, cursor: tuple[int, str] | None
-) -> tuple[list[dict[str, Any]], str | None]:
-    """Newest first, after cursor (created_at µs, order id) when given; keyset pagination on
-    (created_at, order_id) so pages stay stable under inserts. Returns the rows and the next page's cursor."""
+    conn: Connection,
+    customer_id: str | None,
+    status: OrderStatus | None,
+    limit: int,
+    after: tuple[int, str] | None,
+) -> OrderPage:
+    """Up to limit orders, newest first, of customer_id and in status when given, after the keyset position
+    after (decode_cursor's (created_at µs, order id)) when given. Keyset pagination on (created_at, order_id)
+    keeps pages stable under inserts; the page's cursor names the position of its last order."""
     query = select(orders)
     if customer_id is not None:
         query = query.where(orders.c.customer_id == customer_id)
     if status is not None:
-        query = query.where(orders.c.status == status)
-    if cursor is not None:
-        created_at, order_id = cursor
+        query = query.where(orders.c.status == status.value)
+    if after is not None:
+        created_at, order_id = after
         query = query.where(
             or_(
                 orders.c.created_at < created_at,
@@ -139,67 +231,81 @@ def list_orders(
             )
         )
     query = query.order_by(orders.c.created_at.desc(), orders.c.order_id.desc()).limit(limit + 1)
-    rows = [dict(r) for r in conn.execute(query).mappings().all()]
+    rows = conn.execute(query).mappings().all()
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["order_id"])
-    return rows, next_cursor
+    return OrderPage([_order(row) for row in rows], next_cursor)
 
 
-def fulfillment_view(row: dict[str, Any]) -> FulfillmentView:
+def _order_columns(order: Order) -> dict[str, Any]:
+    view = order.fulfillment
+    return {
+        "order_id": str(order.order_id),
+        "customer_id": order.customer_id,
+        "customer_name": order.customer_name,
+        "items": _items_json(order.lines),
+        "total_amount": str(order.total),
+        "status": view.status.value,
+        "created_at": _micros(order.created_at),
+        "updated_at": _micros(order.updated_at),
+        "tracking_number": view.tracking_number,
+        "carrier": view.carrier,
+        "estimated_delivery": _millis(view.estimated_delivery),
+        "failure_reason": view.failure_reason,
+        "fulfillment_seq": view.sequence,
+    }
+
+
+def _order(row: RowMapping) -> Order:
+    return Order(
+        order_id=uuid.UUID(row["order_id"]),
+        customer_id=row["customer_id"],
+        customer_name=row["customer_name"],
+        lines=_lines(row["items"]),
+        total=Decimal(row["total_amount"]),
+        created_at=_EPOCH + row["created_at"] * _MICROSECOND,
+        updated_at=_EPOCH + row["updated_at"] * _MICROSECOND,
+        fulfillment=_fulfillment_view(row),
+    )
+
+
+def _fulfillment_view(row: RowMapping) -> FulfillmentView:
+    estimated = row["estimated_delivery"]
     return FulfillmentView(
         status=OrderStatus(row["status"]),
         sequence=row["fulfillment_seq"],
         tracking_number=row["tracking_number"],
         carrier=row["carrier"],
-        estimated_delivery_ms=row["estimated_delivery"],
+        estimated_delivery=None if estimated is None else _EPOCH + estimated * _MILLISECOND,
         failure_reason=row["failure_reason"],
     )
 
 
-_SAVE_VIEW = (
-    update(orders)
-    .where(orders.c.order_id == bindparam("b_order_id"))
-    .values(
-        status=bindparam("b_status"),
-        fulfillment_seq=bindparam("b_seq"),
-        tracking_number=bindparam("b_tracking"),
-        carrier=bindparam("b_carrier"),
-        estimated_delivery=bindparam("b_eta"),
-        failure_reason=bindparam("b_reason"),
-        updated_at=bindparam("b_now"),
-    )
-)
+def _items_json(lines: tuple[OrderLine, ...]) -> str:
+    items = [
+        {
+            "productId": line.product_id,
+            "productName": line.product_name,
+            "quantity": line.quantity,
+            "price": str(line.price),
+        }
+        for line in lines
+    ]
+    return json.dumps(items, separators=(",", ":"), ensure_ascii=False)
 
 
-def save_fulfillment_views(conn: Connection, views: dict[str, FulfillmentView], now_us: int) -> None:
-    """One prepared UPDATE for the whole batch (executemany)."""
-    if not views:
-        return
-    conn.execute(
-        _SAVE_VIEW,
-        [
-            {
-                "b_order_id": order_id,
-                "b_status": view.status.value,
-                "b_seq": view.sequence,
-                "b_tracking": view.tracking_number,
-                "b_carrier": view.carrier,
-                "b_eta": view.estimated_delivery_ms,
-                "b_reason": view.failure_reason,
-                "b_now": now_us,
-            }
-            for order_id, view in views.items()
-        ],
+def _lines(items_json: str) -> tuple[OrderLine, ...]:
+    return tuple(
+        OrderLine(item["productId"], item["productName"], item["quantity"], Decimal(item["price"]))
+        for item in json.loads(items_json)
     )
 
 
-def items_json(items: list[dict[str, Any]]) -> str:
-    return json.dumps(
-        [{**item, "price": str(item["price"])} for item in items], separators=(",", ":"), ensure_ascii=False
-    )
+def _micros(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MICROSECOND
 
 
-def items_from_json(text: str) -> list[dict[str, Any]]:
-    return [{**item, "price": Decimal(item["price"])} for item in json.loads(text)]
+def _millis(moment: datetime | None) -> int | None:
+    return None if moment is None else (moment - _EPOCH) // _MILLISECOND

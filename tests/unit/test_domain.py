@@ -1,3 +1,4 @@
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -7,6 +8,7 @@ from contracts.order_rules import order_total
 from order_service.domain import FulfillmentView, OrderStatus, apply_fulfillment
 
 NEW = FulfillmentView(status=OrderStatus.Pending, sequence=-1)
+ETA = datetime(2030, 1, 2, 12, 30, tzinfo=UTC)
 
 
 def apply(view, status, seq, **details):
@@ -23,7 +25,7 @@ def test_total_is_exact_decimal_sum():
 def test_pickup_then_shipped_then_delivered():
     picked = apply(NEW, FulfillmentStatus.Pending, 0)
     assert picked.status == OrderStatus.Processing
-    shipped = apply(picked, FulfillmentStatus.Shipped, 1, tracking="SHIP-1", carrier="MockCarrier", eta=5)
+    shipped = apply(picked, FulfillmentStatus.Shipped, 1, tracking="SHIP-1", carrier="MockCarrier", eta=ETA)
     assert (shipped.status, shipped.tracking_number, shipped.carrier) == (
         OrderStatus.Fulfilled,
         "SHIP-1",
@@ -31,7 +33,7 @@ def test_pickup_then_shipped_then_delivered():
     )
     delivered = apply(shipped, FulfillmentStatus.Delivered, 2)
     assert delivered.status == OrderStatus.Fulfilled
-    assert delivered.tracking_number == "SHIP-1"
+    assert (delivered.tracking_number, delivered.estimated_delivery) == ("SHIP-1", ETA)
 
 
 def test_redelivered_event_changes_nothing():

@@ -25,6 +25,7 @@ from persistence.engine import make_engine
 from persistence.group_commit import GroupCommitter
 from persistence.migrations import upgrade_to_head
 from tests.unit.fake_shipping import HANG, FakeShippingProvider, Gate
+from tests.unit.manual_clock import ManualClock
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "fulfillment_service" / "migrations"
 TOPIC = "fulfillment-events"
@@ -33,26 +34,13 @@ RETRY_DELAY = timedelta(seconds=1)  # BackoffPolicy(initial=1, maximum=1) always
 LEASE = timedelta(seconds=30)
 
 
-class Clock:
-    """The time the use cases and the unit of work see; moves only when told."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
-
-
 @dataclass
 class World:
     fulfiller: Fulfiller
     uow: SqlUnitOfWork
     provider: FakeShippingProvider
     breaker: CircuitBreaker
-    clock: Clock
+    clock: ManualClock
     engine: Engine
     wakes: list[None] = field(default_factory=list)
 
@@ -114,7 +102,7 @@ def run(tmp_path) -> Iterator[Callable[..., None]]:
     ) -> None:
         async def main() -> None:
             committer = GroupCommitter(engine, "test-fulfillment-db")
-            clock = Clock()
+            clock = ManualClock(T0)
             wakes: list[None] = []
             uow = SqlUnitOfWork(committer, TOPIC, lambda: wakes.append(None), clock)
             breaker = CircuitBreaker(breaker_threshold, reset_seconds=60)

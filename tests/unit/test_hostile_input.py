@@ -13,6 +13,7 @@ import io
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,11 +28,16 @@ from contract_models.events import ORDER_CREATED_SCHEMA, OrderCreated
 from contracts.order_rules import ValidOrder
 from httpapi.body_limit import BodyLimitMiddleware
 from httpapi.problems import ProblemError, install_problem_handlers
-from messaging.avro_codec import AvroBodyWriter, UnencodableEvent
+from messaging.avro_codec import AvroBodyWriter
 from order_service import store
-from order_service.api import order_router, parse_order_request
-from order_service.orders import OrderService, order_created
+from order_service.api import order_router
+from order_service.api.order_request import parse_order_request
+from order_service.domain import accept
+from order_service.errors import EventNotEncodable
+from order_service.publishing import PublishableCheck, order_created
 from order_service.status_waiter import StatusWaiter
+from order_service.unit_of_work import SqlOrderUnitOfWork
+from order_service.use_cases import OrderService
 from persistence.engine import make_engine
 
 CPU_BOUND_SECONDS = 0.1  # per request body of at most 1 MiB
@@ -47,7 +53,7 @@ def client(tmp_path):
     app = FastAPI()
     app.add_middleware(BodyLimitMiddleware, max_bytes=1_048_576)
     install_problem_handlers(app)
-    app.include_router(order_router(OrderService(engine, "order-events", 86_400), StatusWaiter()))
+    app.include_router(order_router(OrderService(SqlOrderUnitOfWork(engine, "order-events"), StatusWaiter(), 86_400)))
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
 
@@ -75,7 +81,7 @@ def problem(response, status: int, field: str | None = None) -> dict[str, Any]:
 
 def round_trip(order: ValidOrder) -> dict[str, Any]:
     """The OrderCreated the service would publish for order, written and read back with the Avro schema."""
-    event = order_created(str(uuid.uuid4()), time.time_ns() // 1000, order)
+    event = order_created(accept(uuid.uuid4(), order, datetime.now(UTC)))
     return fastavro.schemaless_reader(io.BytesIO(WRITER(event.model_dump())), READER, READER)
 
 
@@ -259,7 +265,8 @@ def test_an_order_whose_event_would_not_fit_the_stream_is_413(tmp_path):
     store.metadata.create_all(engine)
     app = FastAPI()
     install_problem_handlers(app)
-    app.include_router(order_router(OrderService(engine, "order-events", 86_400, max_event_bytes=200), StatusWaiter()))
+    service = OrderService(SqlOrderUnitOfWork(engine, "order-events"), StatusWaiter(), 86_400, max_event_bytes=200)
+    app.include_router(order_router(service))
     items = ",".join(f'{{"productId":"p{i}","productName":"{"n" * 150}","quantity":1,"price":1}}' for i in range(3))
     with TestClient(app) as test_client:
         small = test_client.post("/api/orders", content=body(), headers=JSON)
@@ -272,15 +279,13 @@ def test_an_order_whose_event_would_not_fit_the_stream_is_413(tmp_path):
         assert len(conn.execute(store.outbox.select()).all()) == 1
 
 
-def test_the_publishability_check_is_the_relays_encoding(tmp_path):
-    service = OrderService(make_engine(f"sqlite:///{tmp_path}/orders.db"), "order-events", 86_400)
-    order = parse_order_request(body(), "application/json")
-    event = order_created(str(uuid.uuid4()), time.time_ns() // 1000, order)
-    service._check_publishable(event)
-    with pytest.raises(UnencodableEvent, match="Scale"):
-        service._check_publishable(
-            OrderCreated.model_validate_json(event.model_dump_json().replace('"19.99"', '"19.990"'))
-        )
+def test_the_publishability_check_is_the_relays_encoding():
+    check = PublishableCheck(990_000)
+    event = order_created(accept(uuid.uuid4(), parse_order_request(body(), "application/json"), datetime.now(UTC)))
+    check(event)
+    relayed = OrderCreated.model_validate_json(event.model_dump_json().replace('"19.99"', '"19.990"'))
+    with pytest.raises(EventNotEncodable, match="Scale"):
+        check(relayed)
 
 
 @pytest.mark.parametrize("limit", [" 5", "5 ", "+5", "05", "1_0", "\uff15", "0x5", "5.5", "true", "1e400000"])

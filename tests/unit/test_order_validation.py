@@ -11,8 +11,9 @@ from httpapi.body_limit import BodyLimitMiddleware
 from httpapi.problems import install_problem_handlers
 from order_service import store
 from order_service.api import order_router
-from order_service.orders import OrderService
 from order_service.status_waiter import StatusWaiter
+from order_service.unit_of_work import SqlOrderUnitOfWork
+from order_service.use_cases import OrderService
 from persistence.engine import make_engine
 
 
@@ -23,7 +24,7 @@ def env(tmp_path):
     app = FastAPI()
     app.add_middleware(BodyLimitMiddleware, max_bytes=1_048_576)
     install_problem_handlers(app)
-    app.include_router(order_router(OrderService(engine, "order-events", 86_400), StatusWaiter()))
+    app.include_router(order_router(OrderService(SqlOrderUnitOfWork(engine, "order-events"), StatusWaiter(), 86_400)))
     with TestClient(app) as client:
         yield client, engine
 

@@ -1,0 +1,51 @@
+"""The Order Service's event edge: the OrderCreated event announcing an accepted order, and the proof that it
+can be published before the order is accepted (the Avro codec converts the event's datetimes and Decimals)."""
+
+from __future__ import annotations
+
+import uuid
+
+from contract_models.events import ORDER_CREATED_SCHEMA, OrderCreated
+from contract_models.events import OrderItem as EventItem
+from messaging.avro_codec import WIRE_HEADER_BYTES, AvroBodyWriter, UnencodableEvent
+from order_service.domain import Order
+from order_service.errors import EventNotEncodable, EventTooLarge
+
+
+def order_created(order: Order) -> OrderCreated:
+    """The OrderCreated event announcing order, stamped with its acceptance time (a new event id each call)."""
+    return OrderCreated(
+        eventId=uuid.uuid4(),
+        timestamp=order.created_at,
+        orderId=order.order_id,
+        customerId=order.customer_id,
+        customerName=order.customer_name,
+        items=[
+            EventItem(
+                productId=line.product_id, productName=line.product_name, quantity=line.quantity, price=line.price
+            )
+            for line in order.lines
+        ],
+        totalAmount=order.total,
+    )
+
+
+class PublishableCheck:
+    """Proves an event can be published: the outbox relay will encode the event (read back from its exact
+    JSON payload: Decimal, UUID and datetime survive that unchanged) with the committed schema, so that must
+    succeed, and the record must fit the max_event_bytes the producer sends."""
+
+    def __init__(self, max_event_bytes: int) -> None:
+        self._encode = AvroBodyWriter(ORDER_CREATED_SCHEMA)
+        self.max_event_bytes = max_event_bytes
+
+    def __call__(self, event: OrderCreated) -> None:
+        """Return if event can be published. Raises EventNotEncodable (the committed schema refuses it) or
+        EventTooLarge (the record, wire-format header included, exceeds max_event_bytes)."""
+        try:
+            body = self._encode(event.model_dump())
+        except UnencodableEvent as exc:
+            raise EventNotEncodable(str(exc)) from exc
+        size = WIRE_HEADER_BYTES + len(body)
+        if size > self.max_event_bytes:
+            raise EventTooLarge(size, self.max_event_bytes)

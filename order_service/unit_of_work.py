@@ -1,0 +1,150 @@
+"""The unit of work: where the order use cases read and record orders, off the event loop.
+
+A new order, its OrderCreated event (in the outbox) and its Idempotency-Key are written in one transaction,
+through the group committer, so concurrent requests share commits. Reads and the key purge run on a pool of
+reader threads. Use cases see no connection, SQL or outbox table, only domain objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Protocol, TypeVar
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from contract_models.events import OrderCreated
+from order_service import store
+from order_service.domain import Order, OrderPage, OrderStatus
+from order_service.idempotency import IdempotencyRecord
+from outbox.table import add_to_outbox, outbox_row
+from persistence.engine import write_transaction
+from persistence.group_commit import GroupCommitter
+
+T = TypeVar("T")
+# Threads that read at once: as many as the request thread pool that ran these reads before offered.
+READ_THREADS = 40
+
+
+class IdempotencyKeyTaken(Exception):
+    """The order's Idempotency-Key was stored by another request first; nothing was written."""
+
+
+class OrderUnitOfWork(Protocol):
+    """Where the order use cases read and record orders."""
+
+    async def add(self, order: Order, event: OrderCreated, key: IdempotencyRecord | None) -> None:
+        """Record a new order, its event and the key it was placed with (if any) in one transaction.
+        Raises IdempotencyKeyTaken when the key is in use already, writing nothing."""
+        ...
+
+    async def find_key(self, key: str) -> tuple[IdempotencyRecord, Order | None] | None:
+        """The record of an Idempotency-Key (expired or not) and the order it created, read together;
+        None when the key is not in use."""
+        ...
+
+    async def get(self, order_id: uuid.UUID) -> Order | None:
+        """The order, or None when there is none with order_id."""
+        ...
+
+    async def list_orders(
+        self, customer_id: str | None, status: OrderStatus | None, limit: int, cursor: str | None
+    ) -> OrderPage:
+        """Up to limit orders, newest first, of customer_id and in status when given, after the position cursor
+        names (a next_cursor of an earlier page). Raises InvalidCursor for a cursor no page handed out."""
+        ...
+
+    async def purge_keys(self, older_than: datetime) -> int:
+        """Forget the Idempotency-Keys created before older_than; returns how many."""
+        ...
+
+    async def stop(self) -> None:
+        """Finish the writes under way; nothing is accepted after."""
+        ...
+
+
+class SqlOrderUnitOfWork:
+    """The OrderUnitOfWork on the service's database (engine).
+
+    Events go to the outbox for topic, keyed by order id; on_event_written is called after each transaction
+    that carried one (to wake the relay). read_threads bound the reads that run at once. stop() when done.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        topic: str,
+        on_event_written: Callable[[], None] = lambda: None,
+        *,
+        read_threads: int = READ_THREADS,
+    ) -> None:
+        self._engine = engine
+        self._topic = topic
+        self._on_event_written = on_event_written
+        self._writer = GroupCommitter(engine, "order-writer")
+        self._readers = ThreadPoolExecutor(max_workers=read_threads, thread_name_prefix="order-reader")
+
+    async def add(self, order: Order, event: OrderCreated, key: IdempotencyRecord | None) -> None:
+        """See OrderUnitOfWork.add. Raises sqlalchemy's IntegrityError for a conflict without a key."""
+        row = outbox_row(self._topic, str(order.order_id), event)
+        try:
+            await self._writer.submit(functools.partial(self._add, order, row, key))
+        except IntegrityError as exc:
+            if key is None:
+                raise
+            raise IdempotencyKeyTaken(key.key) from exc
+        self._on_event_written()
+
+    async def find_key(self, key: str) -> tuple[IdempotencyRecord, Order | None] | None:
+        """See OrderUnitOfWork.find_key."""
+        return await self._read(functools.partial(_find_key, key))
+
+    async def get(self, order_id: uuid.UUID) -> Order | None:
+        """See OrderUnitOfWork.get."""
+        return await self._read(functools.partial(store.get_order, order_id=order_id))
+
+    async def list_orders(
+        self, customer_id: str | None, status: OrderStatus | None, limit: int, cursor: str | None
+    ) -> OrderPage:
+        """See OrderUnitOfWork.list_orders."""
+        after = store.decode_cursor(cursor) if cursor is not None else None
+        return await self._read(
+            functools.partial(store.list_orders, customer_id=customer_id, status=status, limit=limit, after=after)
+        )
+
+    async def purge_keys(self, older_than: datetime) -> int:
+        """See OrderUnitOfWork.purge_keys."""
+        return await asyncio.get_running_loop().run_in_executor(self._readers, self._purge, older_than)
+
+    async def stop(self) -> None:
+        """Finish the queued writes and release the threads."""
+        await self._writer.stop()
+        self._readers.shutdown(wait=False)
+
+    @staticmethod
+    def _add(order: Order, outbox_entry: dict[str, object], key: IdempotencyRecord | None, conn: Connection) -> None:
+        store.insert_order(conn, order)
+        add_to_outbox(conn, store.outbox, [outbox_entry])
+        if key is not None:
+            store.insert_idempotency_key(conn, key)
+
+    async def _read(self, query: Callable[[Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._readers, self._in_connection, query)
+
+    def _in_connection(self, query: Callable[[Connection], T]) -> T:
+        with self._engine.connect() as conn:
+            return query(conn)
+
+    def _purge(self, older_than: datetime) -> int:
+        with write_transaction(self._engine) as conn:
+            return store.purge_idempotency_keys(conn, older_than)
+
+
+def _find_key(key: str, conn: Connection) -> tuple[IdempotencyRecord, Order | None] | None:
+    record = store.find_idempotency_key(conn, key)
+    return None if record is None else (record, store.get_order(conn, record.order_id))

@@ -1,0 +1,121 @@
+"""The order use cases: place an order, read one (or wait for its status), list them, forget old keys.
+
+They orchestrate; the rules are the domain's and the order rules' (contracts/order_rules.py). Each is a
+coroutine that returns domain objects and raises the domain exceptions of order_service/errors.py; the
+unit of work does the I/O off the event loop. Nothing here waits for Kafka or the registry: an accepted order
+and its OrderCreated event are stored in one transaction (outbox) and published later.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+import uuid
+from collections.abc import Callable, Collection
+from datetime import UTC, datetime, timedelta
+
+from contracts.order_rules import ValidOrder
+from order_service.domain import Order, OrderPage, OrderStatus, accept
+from order_service.errors import IdempotencyKeyReused, OrderNotFound
+from order_service.idempotency import IdempotencyRecord, request_fingerprint
+from order_service.publishing import PublishableCheck, order_created
+from order_service.status_waiter import StatusWaiter
+from order_service.unit_of_work import IdempotencyKeyTaken, OrderUnitOfWork
+
+# A waiting read re-reads the order this often (seconds): changes applied by other replicas' projections
+# wake no one here.
+RECHECK_SECONDS = 0.5
+MAX_EVENT_BYTES = 990_000
+
+
+class OrderService:
+    """The use cases of one service instance.
+
+    Idempotency-Keys replay their order for idempotency_ttl_seconds. An order is accepted only if its
+    OrderCreated event encodes and fits max_event_bytes. waiter wakes reads waiting for a status change;
+    clock gives the current UTC time.
+    """
+
+    def __init__(
+        self,
+        uow: OrderUnitOfWork,
+        waiter: StatusWaiter,
+        idempotency_ttl_seconds: int,
+        *,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+        clock: Callable[[], datetime] = functools.partial(datetime.now, UTC),
+    ) -> None:
+        self._uow = uow
+        self._waiter = waiter
+        self._idempotency_ttl = timedelta(seconds=idempotency_ttl_seconds)
+        self._publishable = PublishableCheck(max_event_bytes)
+        self._clock = clock
+
+    async def place(self, request: ValidOrder, idempotency_key: str | None) -> tuple[Order, bool]:
+        """Accept the order: store it and its OrderCreated event in one transaction, then return it.
+
+        Returns the order and whether it is the replay of an earlier request with the same key (the same
+        order, by value): then nothing is stored. Raises IdempotencyKeyReused (the key was used with another
+        order), EventNotEncodable or EventTooLarge (the event could never be published, so the order is
+        not accepted).
+        """
+        fingerprint = request_fingerprint(request) if idempotency_key else ""
+        if idempotency_key:
+            replay = await self._replay(idempotency_key, fingerprint)
+            if replay is not None:
+                return replay, True
+        now = self._clock()
+        order = accept(uuid.uuid4(), request, now)
+        event = order_created(order)
+        self._publishable(event)
+        key = IdempotencyRecord(idempotency_key, fingerprint, order.order_id, now) if idempotency_key else None
+        try:
+            await self._uow.add(order, event, key)
+        except IdempotencyKeyTaken:
+            # A concurrent request with the same key won the race: answer as its replay.
+            assert idempotency_key is not None
+            replay = await self._replay(idempotency_key, fingerprint)
+            if replay is not None:
+                return replay, True
+            raise
+        return order, False
+
+    async def get(
+        self, order_id: uuid.UUID, wait_for: Collection[OrderStatus] = (), timeout_seconds: float = 0.0
+    ) -> Order:
+        """The order; with wait_for, once its status is one of them or timeout_seconds passed, whichever
+        comes first (a long poll: woken by this instance's projection, re-reading every RECHECK_SECONDS).
+        Raises OrderNotFound."""
+        deadline = time.monotonic() + (timeout_seconds if wait_for else 0)
+        while True:
+            order = await self._uow.get(order_id)
+            if order is None:
+                raise OrderNotFound(order_id)
+            remaining = deadline - time.monotonic()
+            if not wait_for or order.status in wait_for or remaining <= 0:
+                return order
+            await self._waiter.wait(order_id, min(remaining, RECHECK_SECONDS))
+
+    async def list_orders(
+        self, customer_id: str | None, status: OrderStatus | None, limit: int, cursor: str | None
+    ) -> OrderPage:
+        """Up to limit orders, newest first, of customer_id and in status when given, after cursor (the
+        next_cursor of an earlier page) when given. Raises InvalidCursor for a cursor no page handed out."""
+        return await self._uow.list_orders(customer_id, status, limit, cursor)
+
+    async def purge_expired_keys(self) -> int:
+        """Forget the Idempotency-Keys older than their time to live; returns how many."""
+        return await self._uow.purge_keys(self._clock() - self._idempotency_ttl)
+
+    async def _replay(self, key: str, fingerprint: str) -> Order | None:
+        """The order an earlier request with key created, if the key is alive. Raises IdempotencyKeyReused
+        when that request was another order."""
+        found = await self._uow.find_key(key)
+        if found is None:
+            return None
+        record, order = found
+        if record.expired(self._clock(), self._idempotency_ttl):
+            return None
+        if record.request_hash != fingerprint:
+            raise IdempotencyKeyReused(key)
+        return order

@@ -1,0 +1,322 @@
+"""The order use cases and the fulfillment projection with the real unit of work on a temporary SQLite
+database: what is returned, what is stored (in the columns' units), and which events go to the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from contract_models.events import FulfillmentStatus, FulfillmentStatusChanged, OrderCreated
+from contracts.order_rules import OrderLine, ValidOrder
+from order_service import store
+from order_service.api.representation import order_document
+from order_service.domain import Order, OrderStatus
+from order_service.errors import EventTooLarge, IdempotencyKeyReused, InvalidCursor, OrderNotFound
+from order_service.projection import FulfillmentProjection
+from order_service.status_waiter import StatusWaiter
+from order_service.unit_of_work import SqlOrderUnitOfWork
+from order_service.use_cases import OrderService
+from persistence.engine import make_engine
+from persistence.migrations import upgrade_to_head
+from tests.unit.manual_clock import ManualClock
+
+MIGRATIONS = Path(__file__).resolve().parents[2] / "order_service" / "migrations"
+TOPIC = "order-events"
+T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+T0_MICROS = 1_740_830_400_000_000  # T0 in the orders table's unit
+TTL = timedelta(days=1)
+ETA = datetime(2030, 1, 2, 12, 30, 0, 123_000, tzinfo=UTC)  # timestamp-millis: whole milliseconds
+
+
+@dataclass
+class World:
+    service: OrderService
+    projection: FulfillmentProjection
+    waiter: StatusWaiter
+    clock: ManualClock
+    engine: Engine
+    wakes: list[None] = field(default_factory=list)
+    changed: list[list[uuid.UUID]] = field(default_factory=list)
+
+    def events(self) -> list[OrderCreated]:
+        """The events in the outbox, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(store.outbox).order_by(store.outbox.c.id)).mappings().all()
+        assert all((r["topic"], r["event_type"]) == (TOPIC, "OrderCreated") for r in rows)
+        assert all(r["key"] == r["payload"].split('"orderId":"')[1][:36] for r in rows)  # keyed by order id
+        return [OrderCreated.model_validate_json(r["payload"]) for r in rows]
+
+    def count_orders(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(store.orders)).scalar_one()
+
+    def columns(self, order_id: uuid.UUID) -> dict:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(store.orders).where(store.orders.c.order_id == str(order_id))).mappings().one()
+        return dict(row)
+
+    async def apply(self, *events: FulfillmentStatusChanged) -> None:
+        """Hand events to the projection as the consumer does: one batch, on another thread."""
+        await asyncio.to_thread(self.projection, list(events))
+
+
+def request(customer: str = "c-1", price: str = "19.99", quantity: int = 2) -> ValidOrder:
+    return ValidOrder(
+        customer_id=customer,
+        customer_name="Ada Lovelace",
+        lines=(OrderLine("p-1", "Lamp", quantity, Decimal(price)),),
+        total=Decimal(price) * quantity,
+    )
+
+
+def status_changed(order_id: uuid.UUID, status: FulfillmentStatus, sequence: int, **fields) -> FulfillmentStatusChanged:
+    return FulfillmentStatusChanged(
+        eventId=uuid.uuid4(), orderId=order_id, status=status, sequence=sequence, timestamp=T0, **fields
+    )
+
+
+Scenario = Callable[[World], Awaitable[None]]
+
+
+@pytest.fixture
+def run(tmp_path) -> Iterator[Callable[..., None]]:
+    """run(scenario, **options) runs scenario against a fresh service and database."""
+    engine = make_engine(f"sqlite:///{tmp_path}/orders.db")
+    upgrade_to_head(engine, MIGRATIONS)
+
+    def go(scenario: Scenario, *, max_event_bytes: int = 990_000) -> None:
+        async def main() -> None:
+            clock = ManualClock(T0)
+            waiter = StatusWaiter()
+            waiter.bind(asyncio.get_running_loop())
+            wakes: list[None] = []
+            changed: list[list[uuid.UUID]] = []
+            uow = SqlOrderUnitOfWork(engine, TOPIC, lambda: wakes.append(None))
+            service = OrderService(uow, waiter, int(TTL.total_seconds()), max_event_bytes=max_event_bytes, clock=clock)
+
+            def on_changed(order_ids: list[uuid.UUID]) -> None:
+                changed.append(order_ids)
+                waiter.notify_threadsafe(order_ids)
+
+            projection = FulfillmentProjection(engine, on_changed, clock)
+            try:
+                await scenario(World(service, projection, waiter, clock, engine, wakes, changed))
+            finally:
+                await uow.stop()
+
+        asyncio.run(main())
+
+    yield go
+    engine.dispose()
+
+
+def test_a_new_order_is_stored_with_its_event_in_the_columns_units(run):
+    async def scenario(w: World) -> None:
+        order, replayed = await w.service.place(request(), None)
+        assert replayed is False
+        assert (order.status, order.created_at, order.updated_at, order.total) == (
+            OrderStatus.Pending,
+            T0,
+            T0,
+            Decimal("39.98"),
+        )
+        assert order.lines == (OrderLine("p-1", "Lamp", 2, Decimal("19.99")),)
+        assert await w.service.get(order.order_id) == order  # the store gives back what was accepted
+        columns = w.columns(order.order_id)
+        assert (columns["created_at"], columns["updated_at"], columns["fulfillment_seq"]) == (T0_MICROS, T0_MICROS, -1)
+        assert (columns["total_amount"], columns["status"], columns["estimated_delivery"]) == ("39.98", "Pending", None)
+        assert columns["items"] == '[{"productId":"p-1","productName":"Lamp","quantity":2,"price":"19.99"}]'
+        (event,) = w.events()
+        assert (event.orderId, event.timestamp, event.customerId, event.totalAmount) == (
+            order.order_id,
+            T0,
+            "c-1",
+            Decimal("39.98"),
+        )
+        assert [(i.productId, i.quantity, i.price) for i in event.items] == [("p-1", 2, Decimal("19.99"))]
+        assert len(w.wakes) == 1  # the relay is told at once
+
+    run(scenario)
+
+
+def test_the_same_key_with_the_same_order_replays_it_and_stores_nothing(run):
+    async def scenario(w: World) -> None:
+        first, replayed = await w.service.place(request(), "key-1")
+        assert replayed is False
+        w.clock.advance(timedelta(hours=23))
+        again, replayed = await w.service.place(request(), "key-1")
+        assert (again, replayed) == (first, True)
+        assert (w.count_orders(), len(w.events()), len(w.wakes)) == (1, 1, 1)
+        other, replayed = await w.service.place(request(), "key-2")
+        assert (other.order_id != first.order_id, replayed, w.count_orders()) == (True, False, 2)
+
+    run(scenario)
+
+
+def test_the_same_key_with_another_order_is_refused(run):
+    async def scenario(w: World) -> None:
+        await w.service.place(request(), "key-1")
+        with pytest.raises(IdempotencyKeyReused):
+            await w.service.place(request(price="20.00"), "key-1")
+        assert (w.count_orders(), len(w.events())) == (1, 1)
+
+    run(scenario)
+
+
+def test_expired_keys_are_purged_and_then_free_for_a_new_order(run):
+    async def scenario(w: World) -> None:
+        first, _ = await w.service.place(request(), "key-1")
+        assert await w.service.purge_expired_keys() == 0
+        w.clock.advance(TTL + timedelta(seconds=1))
+        assert await w.service.purge_expired_keys() == 1
+        second, replayed = await w.service.place(request(), "key-1")
+        assert (second.order_id != first.order_id, replayed, second.created_at) == (True, False, w.clock.now)
+
+    run(scenario)
+
+
+def test_an_order_whose_event_would_not_fit_the_stream_is_not_accepted(run):
+    large = ValidOrder("c-1", "Ada", tuple(OrderLine(f"p-{n}", "n" * 150, 1, Decimal(1)) for n in range(3)), Decimal(3))
+
+    async def scenario(w: World) -> None:
+        with pytest.raises(EventTooLarge) as refused:
+            await w.service.place(large, "key-1")
+        assert (refused.value.limit, refused.value.size > 450) == (200, True)
+        assert (w.count_orders(), w.events(), w.wakes) == (0, [], [])
+        _, replayed = await w.service.place(request(), "key-1")  # the key was not taken
+        assert (replayed, w.count_orders()) == (False, 1)
+
+    run(scenario, max_event_bytes=200)
+
+
+def test_an_unknown_order_is_not_found(run):
+    async def scenario(w: World) -> None:
+        missing = uuid.uuid4()
+        with pytest.raises(OrderNotFound) as not_found:
+            await w.service.get(missing)
+        assert not_found.value.order_id == missing
+
+    run(scenario)
+
+
+def test_pages_run_newest_first_and_cursors_keep_their_format(run):
+    async def scenario(w: World) -> None:
+        placed: list[Order] = []
+        for n in range(5):
+            placed.append((await w.service.place(request(customer="c-1" if n != 2 else "c-2"), None))[0])
+            if n != 3:  # the fourth and fifth share a creation time: the order id breaks the tie
+                w.clock.advance(timedelta(microseconds=1))
+        newest_first = sorted(placed, key=lambda o: (o.created_at, str(o.order_id)), reverse=True)
+
+        seen: list[Order] = []
+        cursor = None
+        while True:
+            page = await w.service.list_orders(None, None, 2, cursor)
+            seen += page.orders
+            if page.next_cursor is None:
+                break
+            last = page.orders[-1]
+            micros = (last.created_at - T0) // timedelta(microseconds=1) + T0_MICROS
+            assert page.next_cursor == base64.urlsafe_b64encode(f"{micros}:{last.order_id}".encode()).decode().rstrip(
+                "="
+            )
+            cursor = page.next_cursor
+        assert seen == newest_first
+
+        of_c1 = await w.service.list_orders("c-1", OrderStatus.Pending, 10, None)
+        assert (of_c1.orders, of_c1.next_cursor) == ([o for o in newest_first if o.customer_id == "c-1"], None)
+        assert (await w.service.list_orders(None, OrderStatus.Fulfilled, 10, None)).orders == []
+        for cursor in ("not-a-cursor", base64.urlsafe_b64encode(b"12:not-an-id").decode()):
+            with pytest.raises(InvalidCursor):
+                await w.service.list_orders(None, None, 2, cursor)
+
+    run(scenario)
+
+
+def test_the_order_follows_its_fulfillment_once_per_event_and_never_back(run):
+    async def scenario(w: World) -> None:
+        order, _ = await w.service.place(request(), None)
+        shipped_at = T0 + timedelta(seconds=3)
+        w.clock.now = shipped_at
+        shipped = status_changed(
+            order.order_id, FulfillmentStatus.Shipped, 1, trackingNumber="SHIP-1", carrier="MockCarrier",
+            estimatedDelivery=ETA,
+        )  # fmt: skip
+        await w.apply(
+            status_changed(order.order_id, FulfillmentStatus.Pending, 0),
+            shipped,
+            status_changed(uuid.uuid4(), FulfillmentStatus.Pending, 0),  # not an order of this service
+        )
+        fulfilled = await w.service.get(order.order_id)
+        assert (fulfilled.status, fulfilled.updated_at, fulfilled.created_at) == (OrderStatus.Fulfilled, shipped_at, T0)
+        view = fulfilled.fulfillment
+        assert (view.sequence, view.tracking_number, view.carrier, view.estimated_delivery) == (
+            1,
+            "SHIP-1",
+            "MockCarrier",
+            ETA,
+        )
+        assert w.columns(order.order_id)["estimated_delivery"] == 1_893_587_400_123  # epoch ms
+        assert w.changed == [[order.order_id]]
+
+        w.clock.advance(timedelta(seconds=1))
+        late = status_changed(order.order_id, FulfillmentStatus.Failed, 1, reason="late and contradicting")
+        await w.apply(shipped, status_changed(order.order_id, FulfillmentStatus.Pending, 0), late)
+        assert await w.service.get(order.order_id) == fulfilled  # not even updated_at moved
+        assert w.changed == [[order.order_id]]
+
+    run(scenario)
+
+
+def test_a_waiting_read_returns_when_the_status_arrives_or_the_time_is_up(run):
+    async def scenario(w: World) -> None:
+        order, _ = await w.service.place(request(), None)
+        unchanged = await w.service.get(order.order_id, {OrderStatus.Fulfilled}, timeout_seconds=0.05)
+        assert unchanged.status is OrderStatus.Pending
+        waiting = asyncio.create_task(w.service.get(order.order_id, {OrderStatus.Fulfilled, OrderStatus.Failed}, 30))
+        while order.order_id not in w.waiter._waiters:  # until the read waits for a change
+            await asyncio.sleep(0.001)
+        await w.apply(status_changed(order.order_id, FulfillmentStatus.Failed, 1, reason="address unknown"))
+        failed = await asyncio.wait_for(waiting, 30)
+        assert (failed.status, failed.fulfillment.failure_reason) == (OrderStatus.Failed, "address unknown")
+
+    run(scenario)
+
+
+def test_the_api_representation_of_a_stored_order(run):
+    async def scenario(w: World) -> None:
+        order, _ = await w.service.place(request(price="0.10", quantity=3), None)
+        w.clock.advance(timedelta(microseconds=250))
+        await w.apply(
+            status_changed(
+                order.order_id, FulfillmentStatus.Shipped, 1, trackingNumber="S", carrier="C", estimatedDelivery=ETA
+            )
+        )
+        document = order_document(await w.service.get(order.order_id))
+        expected = {
+            "orderId": str(order.order_id),
+            "customerId": "c-1",
+            "customerName": "Ada Lovelace",
+            "items": [{"productId": "p-1", "productName": "Lamp", "quantity": 3, "price": Decimal("0.10")}],
+            "totalAmount": Decimal("0.30"),
+            "status": "Fulfilled",
+            "createdAt": "2025-03-01T12:00:00Z",
+            "updatedAt": "2025-03-01T12:00:00.000250Z",
+            "trackingNumber": "S",
+            "carrier": "C",
+            "estimatedDelivery": "2030-01-02T12:30:00.123000Z",
+            "failureReason": None,
+        }
+        assert list(document.items()) == list(expected.items())  # the fields in the contract's order, too
+        assert str(document["totalAmount"]) == "0.30"  # exact, at the contract's scale
+
+    run(scenario)

@@ -46,6 +46,10 @@ from order_service.errors import InvalidCursor
 from order_service.idempotency import IdempotencyRecord
 from outbox.table import outbox_table
 
+# A page of orders stops once its stored items and names hold this many characters (about 1 MiB of JSON).
+PAGE_BUDGET_CHARACTERS = 1_000_000
+_PAGE_READ_BATCH = 16
+
 metadata = MetaData()
 
 orders = Table(
@@ -216,7 +220,12 @@ def list_orders(
 ) -> OrderPage:
     """Up to limit orders, newest first, of customer_id and in status when given, after the keyset position
     after (decode_cursor's (created_at µs, order id)) when given. Keyset pagination on (created_at, order_id)
-    keeps pages stable under inserts; the page's cursor names the position of its last order."""
+    keeps pages stable under inserts; the page's cursor names the position of its last order.
+
+    A page ends early, with a cursor, once its orders' stored items and names reach PAGE_BUDGET_CHARACTERS
+    (it always holds at least one order), so a page of the largest orders costs about as much to read and
+    send as one large order, not a hundred. Rows are read one batch at a time and the rest left unread.
+    """
     query = select(orders)
     if customer_id is not None:
         query = query.where(orders.c.customer_id == customer_id)
@@ -231,11 +240,17 @@ def list_orders(
             )
         )
     query = query.order_by(orders.c.created_at.desc(), orders.c.order_id.desc()).limit(limit + 1)
-    rows = conn.execute(query).mappings().all()
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["order_id"])
+    rows: list[RowMapping] = []
+    characters = 0
+    more = False
+    with conn.execution_options(yield_per=_PAGE_READ_BATCH).execute(query) as result:
+        for row in result.mappings():
+            characters += len(row["items"]) + len(row["customer_name"]) + len(row["customer_id"])
+            if len(rows) == limit or (rows and characters > PAGE_BUDGET_CHARACTERS):
+                more = True
+                break
+            rows.append(row)
+    next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["order_id"]) if more else None
     return OrderPage([_order(row) for row in rows], next_cursor)
 
 

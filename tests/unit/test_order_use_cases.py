@@ -242,6 +242,32 @@ def test_pages_run_newest_first_and_cursors_keep_their_format(run):
     run(scenario)
 
 
+def test_a_page_of_large_orders_ends_early_with_a_cursor_and_misses_none(run):
+    async def scenario(w: World) -> None:
+        line = OrderLine("p-1", "x" * 200, 1, Decimal("1.00"))
+        large = ValidOrder("c-1", "Ada", (line,) * 1000, Decimal("1000.00"))  # about 250,000 stored characters
+        placed = []
+        for _ in range(9):
+            placed.append((await w.service.place(large, None))[0])
+            w.clock.advance(timedelta(microseconds=1))
+        placed.append((await w.service.place(request(), None))[0])
+
+        sizes, seen, cursor = [], [], None
+        while True:
+            page = await w.service.list_orders(None, None, 100, cursor)
+            sizes.append(len(page.orders))
+            seen += page.orders
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        # Every page within the budget (at least one order each), together every order once, newest first.
+        assert max(sizes) * 250_000 <= store.PAGE_BUDGET_CHARACTERS + 250_000 and min(sizes) >= 1
+        assert len(sizes) > 1
+        assert [o.order_id for o in seen] == [o.order_id for o in reversed(placed)]
+
+    run(scenario)
+
+
 def test_the_order_follows_its_fulfillment_once_per_event_and_never_back(run):
     async def scenario(w: World) -> None:
         order, _ = await w.service.place(request(), None)

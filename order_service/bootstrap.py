@@ -118,7 +118,7 @@ def bootstrap(
     if uow is None:
         uow = SqlOrderUnitOfWork(engine, settings.topic(ORDER_EVENTS).name, on_event_written=relay.wake)
     if waiter is None:
-        waiter = StatusWaiter()
+        waiter = StatusWaiter(uow.get_many)
     if service is None:
         service = OrderService(
             uow, waiter, settings.idempotency_key_ttl_seconds, max_event_bytes=settings.max_event_bytes

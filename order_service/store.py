@@ -109,6 +109,12 @@ def get_order(conn: Connection, order_id: uuid.UUID) -> Order | None:
     return _order(found) if found else None
 
 
+def get_orders(conn: Connection, order_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Order]:
+    """The orders of order_ids that exist, by order id."""
+    found = conn.execute(select(orders).where(orders.c.order_id.in_(sorted(str(i) for i in order_ids))))
+    return {order.order_id: order for order in map(_order, found.mappings())}
+
+
 def fulfillment_views(conn: Connection, order_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, FulfillmentView]:
     """What each of the orders knows of its fulfillment, by order id; orders that do not exist are left out."""
     query = select(*_FULFILLMENT_COLUMNS).where(orders.c.order_id.in_(sorted(str(i) for i in order_ids)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Protocol, TypeVar
@@ -50,6 +50,10 @@ class OrderUnitOfWork(Protocol):
 
     async def get(self, order_id: uuid.UUID) -> Order | None:
         """The order, or None when there is none with order_id."""
+        ...
+
+    async def get_many(self, order_ids: Collection[uuid.UUID]) -> Mapping[uuid.UUID, Order]:
+        """The orders of order_ids that exist, by order id."""
         ...
 
     async def list_orders(
@@ -107,6 +111,10 @@ class SqlOrderUnitOfWork:
     async def get(self, order_id: uuid.UUID) -> Order | None:
         """See OrderUnitOfWork.get."""
         return await self._read(functools.partial(store.get_order, order_id=order_id))
+
+    async def get_many(self, order_ids: Collection[uuid.UUID]) -> Mapping[uuid.UUID, Order]:
+        """See OrderUnitOfWork.get_many."""
+        return await self._read(functools.partial(store.get_orders, order_ids=order_ids))
 
     async def list_orders(
         self, customer_id: str | None, status: OrderStatus | None, limit: int, cursor: str | None

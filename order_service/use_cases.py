@@ -9,7 +9,6 @@ and its OrderCreated event are stored in one transaction (outbox) and published 
 from __future__ import annotations
 
 import functools
-import time
 import uuid
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
@@ -22,9 +21,6 @@ from order_service.publishing import PublishableCheck, order_created
 from order_service.status_waiter import StatusWaiter
 from order_service.unit_of_work import IdempotencyKeyTaken, OrderUnitOfWork
 
-# A waiting read re-reads the order this often (seconds): changes applied by other replicas' projections
-# wake no one here.
-RECHECK_SECONDS = 0.5
 MAX_EVENT_BYTES = 990_000
 
 
@@ -84,17 +80,14 @@ class OrderService:
         self, order_id: uuid.UUID, wait_for: Collection[OrderStatus] = (), timeout_seconds: float = 0.0
     ) -> Order:
         """The order; with wait_for, once its status is one of them or timeout_seconds passed, whichever
-        comes first (a long poll: woken by this instance's projection, re-reading every RECHECK_SECONDS).
-        Raises OrderNotFound."""
-        deadline = time.monotonic() + (timeout_seconds if wait_for else 0)
-        while True:
-            order = await self._uow.get(order_id)
-            if order is None:
-                raise OrderNotFound(order_id)
-            remaining = deadline - time.monotonic()
-            if not wait_for or order.status in wait_for or remaining <= 0:
-                return order
-            await self._waiter.wait(order_id, min(remaining, RECHECK_SECONDS))
+        comes first (a long poll, see StatusWaiter: at the timeout the order as last read, at most about a
+        second old). Raises OrderNotFound."""
+        order = await self._uow.get(order_id)
+        if order is None:
+            raise OrderNotFound(order_id)
+        if not wait_for or order.status in wait_for or timeout_seconds <= 0:
+            return order
+        return await self._waiter.wait_for(order, wait_for, timeout_seconds)
 
     async def list_orders(
         self, customer_id: str | None, status: OrderStatus | None, limit: int, cursor: str | None

@@ -93,14 +93,14 @@ def run(tmp_path) -> Iterator[Callable[..., None]]:
     engine = make_engine(f"sqlite:///{tmp_path}/orders.db")
     upgrade_to_head(engine, MIGRATIONS)
 
-    def go(scenario: Scenario, *, max_event_bytes: int = 990_000) -> None:
+    def go(scenario: Scenario, *, max_event_bytes: int = 990_000, recheck_seconds: float = 1.0) -> None:
         async def main() -> None:
             clock = ManualClock(T0)
-            waiter = StatusWaiter()
-            waiter.bind(asyncio.get_running_loop())
             wakes: list[None] = []
             changed: list[list[uuid.UUID]] = []
             uow = SqlOrderUnitOfWork(engine, TOPIC, lambda: wakes.append(None))
+            waiter = StatusWaiter(uow.get_many, recheck_seconds=recheck_seconds)
+            waiter.bind(asyncio.get_running_loop())
             service = OrderService(uow, waiter, int(TTL.total_seconds()), max_event_bytes=max_event_bytes, clock=clock)
 
             def on_changed(order_ids: list[uuid.UUID]) -> None:
@@ -309,7 +309,7 @@ def test_a_waiting_read_returns_when_the_status_arrives_or_the_time_is_up(run):
         unchanged = await w.service.get(order.order_id, {OrderStatus.Fulfilled}, timeout_seconds=0.05)
         assert unchanged.status is OrderStatus.Pending
         waiting = asyncio.create_task(w.service.get(order.order_id, {OrderStatus.Fulfilled, OrderStatus.Failed}, 30))
-        while order.order_id not in w.waiter._waiters:  # until the read waits for a change
+        while not w.waiter.waiting:  # until the read waits for a change
             await asyncio.sleep(0.001)
         await w.apply(status_changed(order.order_id, FulfillmentStatus.Failed, 1, reason="address unknown"))
         failed = await asyncio.wait_for(waiting, 30)
@@ -346,3 +346,69 @@ def test_the_api_representation_of_a_stored_order(run):
         assert str(document["totalAmount"]) == "0.30"  # exact, at the contract's scale
 
     run(scenario)
+
+
+def test_a_long_poll_returns_when_this_instance_applies_the_status(run):
+    async def scenario(w: World) -> None:
+        order, _ = await w.service.place(request(), None)
+        waiting = asyncio.create_task(w.service.get(order.order_id, {OrderStatus.Fulfilled}, 30))
+        await asyncio.sleep(0)  # let it start waiting
+        await w.apply(status_changed(order.order_id, FulfillmentStatus.Shipped, 1, trackingNumber="SHIP-1"))
+        found = await asyncio.wait_for(waiting, 5)  # woken by the projection, not by the 60 s re-read
+        assert found.status is OrderStatus.Fulfilled
+
+    run(scenario, recheck_seconds=60)
+
+
+def test_a_long_poll_sees_another_replicas_change_and_returns_the_last_read_at_its_timeout(run):
+    async def scenario(w: World) -> None:
+        order, _ = await w.service.place(request(), None)
+        other_replica = FulfillmentProjection(w.engine, on_changed=None, clock=w.clock)  # wakes no one here
+        waiting = asyncio.create_task(w.service.get(order.order_id, {OrderStatus.Fulfilled, OrderStatus.Failed}, 30))
+        await asyncio.sleep(0)
+        await asyncio.to_thread(other_replica, [status_changed(order.order_id, FulfillmentStatus.Failed, 1)])
+        await w.apply(status_changed(order.order_id, FulfillmentStatus.Pending, 0))  # changes nothing: stale
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert (await asyncio.wait_for(waiting, 5)).status is OrderStatus.Failed  # found by the shared re-read
+        assert loop.time() - started < 1.0
+
+        second, _ = await w.service.place(request(), None)
+        await asyncio.to_thread(other_replica, [status_changed(second.order_id, FulfillmentStatus.Pending, 0)])
+        started = loop.time()
+        processing = await w.service.get(second.order_id, {OrderStatus.Fulfilled}, 0.5)
+        assert processing.status is OrderStatus.Processing  # as last read, not as first read
+        assert 0.5 <= loop.time() - started < 1.0
+
+    run(scenario, recheck_seconds=0.1)
+
+
+def test_many_long_polls_share_one_read_and_keep_their_timeouts(tmp_path):
+    async def main() -> None:
+        engine = make_engine(f"sqlite:///{tmp_path}/orders.db")
+        upgrade_to_head(engine, MIGRATIONS)
+        uow = SqlOrderUnitOfWork(engine, TOPIC)
+        reads: list[int] = []
+
+        async def counting_reader(order_ids):
+            reads.append(len(order_ids))
+            return await uow.get_many(order_ids)
+
+        waiter = StatusWaiter(counting_reader, recheck_seconds=0.2)
+        waiter.bind(asyncio.get_running_loop())
+        service = OrderService(uow, waiter, 86_400)
+        orders = [(await service.place(request(), None))[0] for _ in range(300)]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        polls = [service.get(order.order_id, {OrderStatus.Fulfilled}, 1.0 + n % 3) for n, order in enumerate(orders)]
+        answered = await asyncio.gather(*polls)
+        took = loop.time() - started
+        await uow.stop()
+        engine.dispose()
+        assert all(order.status is OrderStatus.Pending for order in answered)
+        assert 3.0 <= took < 4.0  # the longest timeout, 3 s, honoured to within a second
+        assert waiter.waiting == 0
+        # One shared read of every waited order per re-check (~15 in 3 s), not one per poll per re-check.
+        assert len(reads) <= 20 and max(reads) <= 300
+
+    asyncio.run(main())

@@ -68,12 +68,16 @@ class Fulfiller:
     async def handle_order_created(self, event: OrderCreated) -> None:
         """Pick the order up (durably, reported by a Pending event) and make its first provider attempt.
 
-        A redelivered event finds the order already picked up: a finished order is left alone (the
-        provider is not called), an unfinished one is attempted again unless it is running here already.
+        A redelivered (or republished) event finds the order already picked up: a finished order is not
+        attempted again, but its current state is reported again, in case the Order Service missed it; an
+        unfinished one is attempted again unless it is running here already.
         """
         now = self._clock()
         fulfillment, new = await self._uow.add(pick_up(event.orderId, event.timestamp, now, now + self._lease))
-        if fulfillment.status.is_terminal or fulfillment.order_id in self._active:
+        if fulfillment.status.is_terminal:
+            await self._uow.publish(fulfillment.report(now))
+            return
+        if fulfillment.order_id in self._active:
             return
         await self.attempt(fulfillment, first=new)
 

@@ -34,6 +34,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    func,
     insert,
     or_,
     select,
@@ -68,9 +69,12 @@ orders = Table(
     Column("estimated_delivery", BigInteger),  # epoch milliseconds, UTC
     Column("failure_reason", Text),
     Column("fulfillment_seq", Integer, nullable=False, default=-1),
+    Column("republish_count", Integer, nullable=False, server_default="0"),  # OrderCreated published again
+    Column("republish_due_at", BigInteger),  # epoch microseconds, UTC: not published again before
     Index("ix_orders_created", "created_at", "order_id"),
     Index("ix_orders_customer_created", "customer_id", "created_at", "order_id"),
     Index("ix_orders_status_created", "status", "created_at", "order_id"),
+    Index("ix_orders_status_updated", "status", "updated_at"),
 )
 
 idempotency_keys = Table(
@@ -157,6 +161,58 @@ def save_fulfillment_views(conn: Connection, views: dict[uuid.UUID, FulfillmentV
             for order_id, view in views.items()
         ],
     )
+
+
+_UNFINISHED = (OrderStatus.Pending.value, OrderStatus.Processing.value)
+
+
+def stale_orders(conn: Connection, changed_before: datetime, now: datetime, limit: int) -> list[Order]:
+    """Up to limit unfinished orders (Pending or Processing) last changed before changed_before whose next
+    republication is due at now, least recently changed first; those whose OrderCreated still waits in the
+    outbox are left out (publishing it again would heal nothing)."""
+    query = (
+        select(orders)
+        .where(
+            orders.c.status.in_(_UNFINISHED),
+            orders.c.updated_at < _micros(changed_before),
+            or_(orders.c.republish_due_at.is_(None), orders.c.republish_due_at <= _micros(now)),
+        )
+        .order_by(orders.c.updated_at)
+        .limit(limit)
+    )
+    rows = conn.execute(query).mappings().all()
+    if not rows:
+        return []
+    ids = [row["order_id"] for row in rows]
+    in_outbox = set(conn.execute(select(outbox.c.key).where(outbox.c.key.in_(ids))).scalars())
+    return [_order(row) for row in rows if row["order_id"] not in in_outbox]
+
+
+def schedule_next_republish(
+    conn: Connection, order_ids: Collection[uuid.UUID], now: datetime, first_interval: timedelta, cap: timedelta
+) -> None:
+    """Count one more republication of each order and make the next due after an interval that doubles with
+    each (first_interval, then twice that, ...), at most cap."""
+    query = select(orders.c.order_id, orders.c.republish_count).where(
+        orders.c.order_id.in_([str(i) for i in order_ids])
+    )
+    for order_id, count in conn.execute(query).all():
+        interval = min(first_interval * 2 ** min(count, 20), cap)
+        conn.execute(
+            update(orders)
+            .where(orders.c.order_id == order_id)
+            .values(republish_count=count + 1, republish_due_at=_micros(now + interval))
+        )
+
+
+def stale_summary(conn: Connection, changed_before: datetime) -> tuple[int, datetime | None]:
+    """How many unfinished orders were last changed before changed_before, and the oldest such change."""
+    count, oldest = conn.execute(
+        select(func.count(), func.min(orders.c.updated_at)).where(
+            orders.c.status.in_(_UNFINISHED), orders.c.updated_at < _micros(changed_before)
+        )
+    ).one()
+    return count, None if oldest is None else _EPOCH + oldest * _MICROSECOND
 
 
 def find_idempotency_key(conn: Connection, key: str) -> IdempotencyRecord | None:

@@ -9,6 +9,7 @@ and its OrderCreated event are stored in one transaction (outbox) and published 
 from __future__ import annotations
 
 import functools
+import time
 import uuid
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
@@ -82,12 +83,14 @@ class OrderService:
         """The order; with wait_for, once its status is one of them or timeout_seconds passed, whichever
         comes first (a long poll, see StatusWaiter: at the timeout the order as last read, at most about a
         second old). Raises OrderNotFound."""
+        started = time.monotonic()
         order = await self._uow.get(order_id)
         if order is None:
             raise OrderNotFound(order_id)
-        if not wait_for or order.status in wait_for or timeout_seconds <= 0:
+        remaining = timeout_seconds - (time.monotonic() - started)  # the read counts against the timeout
+        if not wait_for or order.status in wait_for or remaining <= 0:
             return order
-        return await self._waiter.wait_for(order, wait_for, timeout_seconds)
+        return await self._waiter.wait_for(order, wait_for, remaining)
 
     async def list_orders(
         self, customer_id: str | None, status: OrderStatus | None, limit: int, cursor: str | None
@@ -95,6 +98,21 @@ class OrderService:
         """Up to limit orders, newest first, of customer_id and in status when given, after cursor (the
         next_cursor of an earlier page) when given. Raises InvalidCursor for a cursor no page handed out."""
         return await self._uow.list_orders(customer_id, status, limit, cursor)
+
+    async def republish_stale_orders(self, stale_after: timedelta, max_interval: timedelta, limit: int = 500) -> int:
+        """Publish OrderCreated again for up to limit unfinished orders without fulfillment progress for
+        stale_after; returns how many. An order is published again at most after stale_after, then after
+        twice that, and so on up to max_interval. Consumers are idempotent, so this only heals: a skipped
+        offset, a recreated topic, a lost registry or a dead-lettered valid record."""
+        now = self._clock()
+        return await self._uow.republish_stale(now - stale_after, now, limit, stale_after, max_interval)
+
+    async def stale_orders(self, stale_after: timedelta) -> tuple[int, timedelta | None]:
+        """How many unfinished orders had no fulfillment progress for stale_after, and the longest time
+        without progress among them (None when there are none)."""
+        now = self._clock()
+        count, oldest = await self._uow.stale_summary(now - stale_after)
+        return count, None if oldest is None else now - oldest
 
     async def purge_expired_keys(self) -> int:
         """Forget the Idempotency-Keys older than their time to live; returns how many."""

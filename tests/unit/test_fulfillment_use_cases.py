@@ -205,14 +205,19 @@ def test_while_the_breaker_is_open_orders_wait_without_a_call_or_an_attempt(run)
     run(scenario, FakeShippingProvider(ProviderError("503")), breaker_threshold=1)
 
 
-def test_a_redelivered_order_that_shipped_calls_nothing_and_publishes_nothing(run):
+def test_a_redelivered_order_that_shipped_calls_nothing_and_reports_its_state_again(run):
     async def scenario(w: World) -> None:
         event = order_created()
         await w.fulfiller.handle_order_created(event)
-        before = (w.stored(event.orderId), w.history(event.orderId))
-        await w.fulfiller.handle_order_created(event)
+        stored, shipped = w.stored(event.orderId), w.events(event.orderId)[-1]
+        await w.fulfiller.handle_order_created(event)  # redelivered, or published again by the Order Service
         assert (w.provider.calls, w.provider.lookups) == ([str(event.orderId)], [])
-        assert (w.stored(event.orderId), w.history(event.orderId)) == before
+        assert w.stored(event.orderId) == stored
+        again = w.events(event.orderId)[-1]
+        assert again.eventId != shipped.eventId
+        same_report = {"eventId", "timestamp"}
+        assert again.model_dump(exclude=same_report) == shipped.model_dump(exclude=same_report)
+        assert len(w.events(event.orderId)) == 3  # Pending, Shipped, Shipped again
 
     run(scenario, FakeShippingProvider())
 

@@ -1,7 +1,8 @@
 """Avro encoding in Confluent wire format (magic byte 0, 4-byte schema id, Avro body) via the registry.
 
-Writers register the committed schema under the topic's subject; readers resolve every writer version
-against their own (generated) reader schema, so old records read with defaults filled in.
+Writers register the committed schema under the topic's subject (confluent-kafka's AvroSerializer); readers
+resolve every writer version against their own (generated) reader schema with fastavro, so old records read
+with defaults filled in, after checking the writer schema is safe to decode with (messaging.avro_safety).
 """
 
 from __future__ import annotations
@@ -13,11 +14,18 @@ from typing import Any, Generic, TypeVar
 
 import fastavro
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from pydantic import BaseModel
 
-from messaging.avro_safety import UnsafeWriterSchema, check_writer_schema, use_bounded_decimals
+from messaging.avro_safety import (
+    IncompatibleDecimal,
+    UnsafeWriterSchema,
+    check_decimals,
+    check_writer_schema,
+    reader_decimals,
+    use_bounded_decimals,
+)
 from messaging.registry import is_registry_unavailable, set_compatibility
 
 M = TypeVar("M", bound=BaseModel)
@@ -68,6 +76,8 @@ class EventCodec(Generic[M]):
     schema: the Avro schema text writers register and readers resolve every writer version against; model: the
     pydantic model of the event. rules: checks a decoded event must pass before anyone acts on it; it raises
     ValueError for an event that breaks them, which decode() reports as a PoisonRecord of kind "InvalidEvent".
+    key_of: the record key every event must be written under (a record under another key is an InvalidEvent
+    too: its partition, and so its order with the other events of the same entity, would be wrong).
     subject: the registry subject writers register under (default: the serializer's, `<topic>-value`);
     compatibility: the level set on that subject before the first write (default: left as the registry has it).
     """
@@ -82,6 +92,7 @@ class EventCodec(Generic[M]):
         *,
         subject: str | None = None,
         compatibility: str | None = None,
+        key_of: Callable[[M], str] | None = None,
     ) -> None:
         if compatibility is not None and subject is None:
             raise ValueError("a compatibility level needs the subject it is set on")
@@ -96,9 +107,12 @@ class EventCodec(Generic[M]):
         if subject is not None:
             conf["subject.name.strategy"] = lambda _context, _record_name: subject
         self._serializer = AvroSerializer(client, schema, conf=conf)
-        self._deserializer = AvroDeserializer(client, schema)
+        self._reader = fastavro.parse_schema(json.loads(schema))
+        self._writers: dict[int, Any] = {}  # schema id -> parsed writer schema
+        self._key_of = key_of
         self._compatibility_set = compatibility is None
         self._record_names = {_record_name(schema)}
+        self._reader_decimals = reader_decimals(schema)
         self._writer_checked: dict[int, str | None] = {}  # schema id -> why it is unsafe (None: safe)
         use_bounded_decimals()
 
@@ -116,13 +130,21 @@ class EventCodec(Generic[M]):
                 raise RegistryUnavailable(str(exc)) from exc
             raise
 
-    def decode(self, data: bytes | None) -> M:
-        """Deserialize with the reader schema; PoisonRecord for records that will never decode."""
+    def decode(self, data: bytes | None, key: bytes | None = None) -> M:
+        """Deserialize with the reader schema; PoisonRecord for records that will never decode.
+
+        The body must end where the Avro value ends (trailing bytes are a writer's error, not padding), and
+        when the codec has a key_of and key is given, key must be the event's key.
+        """
         if data is None:
             raise PoisonRecord("EmptyValue", "record has no value")
         try:
-            self._check_writer(data)
-            record = self._deserializer(data, self._context)
+            writer = self._writer_schema(data)
+            body = io.BytesIO(data)
+            body.seek(WIRE_HEADER_BYTES)
+            record = fastavro.schemaless_reader(body, writer, self._reader)
+            if body.tell() != len(data):
+                raise PoisonRecord("UndecodableRecord", f"{len(data) - body.tell()} bytes after the Avro value")
         except PoisonRecord:
             raise
         except Exception as exc:
@@ -135,24 +157,35 @@ class EventCodec(Generic[M]):
                 self._rules(event)
         except Exception as exc:
             raise PoisonRecord("InvalidEvent", str(exc)) from exc
+        if self._key_of is not None and key is not None and key != self._key_of(event).encode():
+            shown = key[:60].decode("utf-8", "replace")
+            raise PoisonRecord("InvalidEvent", f"record key {shown!r} is not the event's key {self._key_of(event)}")
         return event
 
-    def _check_writer(self, data: bytes) -> None:
-        """Raises PoisonRecord("UnsafeWriterSchema") unless the record's writer schema is safe to decode
-        with (messaging.avro_safety); checked once per schema id. Registry errors propagate."""
-        if len(data) < 5 or data[0] != 0:
-            return  # not the wire format: the deserializer says so
-        schema_id = int.from_bytes(data[1:5], "big")
+    def _writer_schema(self, data: bytes) -> Any:
+        """The parsed writer schema the record names, checked to be safe to decode with (messaging.avro_safety)
+        and to agree with the reader on every decimal; fetched and checked once per schema id. Raises
+        PoisonRecord for a record not in the wire format or with an unsafe or incompatible writer schema;
+        registry errors propagate."""
+        if len(data) < WIRE_HEADER_BYTES or data[0] != 0:
+            raise PoisonRecord("InvalidWireFormat", "not the Confluent wire format (magic byte 0, schema id)")
+        schema_id = int.from_bytes(data[1:WIRE_HEADER_BYTES], "big")
         if schema_id not in self._writer_checked:
             writer = self._client.get_schema(schema_id)
             try:
                 check_writer_schema(writer.schema_str, self._record_names)
+                check_decimals(writer.schema_str, self._reader_decimals)
+                self._writers[schema_id] = fastavro.parse_schema(json.loads(writer.schema_str))
                 self._writer_checked[schema_id] = None
+            except IncompatibleDecimal as exc:
+                self._writer_checked[schema_id] = f"IncompatibleWriterSchema:{exc}"
             except UnsafeWriterSchema as exc:
-                self._writer_checked[schema_id] = str(exc)
+                self._writer_checked[schema_id] = f"UnsafeWriterSchema:{exc}"
         reason = self._writer_checked[schema_id]
         if reason is not None:
-            raise PoisonRecord("UnsafeWriterSchema", f"writer schema {schema_id}: {reason}")
+            kind, _, detail = reason.partition(":")
+            raise PoisonRecord(kind, f"writer schema {schema_id}: {detail}")
+        return self._writers[schema_id]
 
 
 def _record_name(schema: str) -> str:

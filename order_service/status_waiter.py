@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from observability.throttled_log import ThrottledLog
@@ -29,10 +29,27 @@ ReadOrders = Callable[[Collection[uuid.UUID]], Awaitable[Mapping[uuid.UUID, Orde
 
 
 @dataclass(eq=False)
-class _Watch:
-    latest: Order
+class Watch:
+    """One waiting request: the statuses it waits for, and the order as last read (None until read)."""
+
     wanted: frozenset[OrderStatus]
+    latest: Order | None = None
     reached: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def offer(self, order: Order) -> None:
+        """The order as the request read it itself; kept unless the shared re-read already gave a newer one."""
+        if self.latest is None:
+            self._update(order)
+
+    async def wait(self, timeout_seconds: float) -> None:
+        """Return once the order's status is wanted, or when timeout_seconds passed."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.reached.wait(), timeout_seconds)
+
+    def _update(self, order: Order) -> None:
+        self.latest = order
+        if order.status in self.wanted:
+            self.reached.set()
 
 
 class StatusWaiter:
@@ -46,7 +63,7 @@ class StatusWaiter:
         self._read_orders = read_orders
         self._recheck = recheck_seconds
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._watches: dict[uuid.UUID, set[_Watch]] = {}
+        self._watches: dict[uuid.UUID, set[Watch]] = {}
         self._changed: set[uuid.UUID] = set()
         self._kick = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
@@ -66,23 +83,25 @@ class StatusWaiter:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._mark_changed, order_ids)
 
-    async def wait_for(self, order: Order, wanted: Collection[OrderStatus], timeout_seconds: float) -> Order:
-        """order as it is once its status is one of wanted, or as last read when timeout_seconds passed."""
-        watch = _Watch(order, frozenset(wanted))
-        self._watches.setdefault(order.order_id, set()).add(watch)
+    @contextlib.contextmanager
+    def watching(self, order_id: uuid.UUID, wanted: Collection[OrderStatus]) -> Iterator[Watch]:
+        """Register a request waiting for order_id to reach a status of wanted, for the duration of the block.
+
+        Register first, then read the order and offer() it: a change applied between the two is then seen
+        (it marks the order for the shared re-read), not missed until the next full re-read.
+        """
+        watch = Watch(frozenset(wanted))
+        self._watches.setdefault(order_id, set()).add(watch)
         if self._reader is None or self._reader.done():
             self._reader = asyncio.create_task(self._read_while_waited())
         try:
-            await asyncio.wait_for(watch.reached.wait(), timeout_seconds)
-        except TimeoutError:
-            pass
+            yield watch
         finally:
-            watches = self._watches.get(order.order_id)
+            watches = self._watches.get(order_id)
             if watches is not None:
                 watches.discard(watch)
                 if not watches:
-                    del self._watches[order.order_id]
-        return watch.latest
+                    del self._watches[order_id]
 
     def _mark_changed(self, order_ids: list[uuid.UUID]) -> None:
         waited = [order_id for order_id in order_ids if order_id in self._watches]
@@ -115,6 +134,4 @@ class StatusWaiter:
             found = await self._read_orders(ids[start : start + READ_BATCH])
             for order_id, order in found.items():
                 for watch in self._watches.get(order_id, ()):
-                    watch.latest = order
-                    if order.status in watch.wanted:
-                        watch.reached.set()
+                    watch._update(order)

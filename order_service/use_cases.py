@@ -83,14 +83,22 @@ class OrderService:
         """The order; with wait_for, once its status is one of them or timeout_seconds passed, whichever
         comes first (a long poll, see StatusWaiter: at the timeout the order as last read, at most about a
         second old). Raises OrderNotFound."""
-        started = time.monotonic()
-        order = await self._uow.get(order_id)
-        if order is None:
-            raise OrderNotFound(order_id)
-        remaining = timeout_seconds - (time.monotonic() - started)  # the read counts against the timeout
-        if not wait_for or order.status in wait_for or remaining <= 0:
+        if not wait_for or timeout_seconds <= 0:
+            order = await self._uow.get(order_id)
+            if order is None:
+                raise OrderNotFound(order_id)
             return order
-        return await self._waiter.wait_for(order, wait_for, remaining)
+        started = time.monotonic()
+        with self._waiter.watching(order_id, wait_for) as watch:
+            order = await self._uow.get(order_id)
+            if order is None:
+                raise OrderNotFound(order_id)
+            watch.offer(order)
+            remaining = timeout_seconds - (time.monotonic() - started)  # the read counts against the timeout
+            if remaining > 0:
+                await watch.wait(remaining)
+            assert watch.latest is not None
+            return watch.latest
 
     async def list_orders(
         self, customer_id: str | None, status: OrderStatus | None, limit: int, cursor: str | None

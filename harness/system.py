@@ -20,10 +20,14 @@ class Stack(Protocol):
     """Where the services find Kafka and the registry (``infra.stack.LocalStack`` or anything alike)."""
 
     @property
-    def bootstrap_servers(self) -> str: ...
+    def bootstrap_servers(self) -> str:
+        """Kafka's bootstrap list, "host:port[,host:port...]"."""
+        ...
 
     @property
-    def registry_url(self) -> str: ...
+    def registry_url(self) -> str:
+        """The registry's Confluent-compatible base URL (Apicurio: ``.../apis/ccompat/v7``)."""
+        ...
 
 
 @dataclass

@@ -17,7 +17,7 @@ from fulfillment_service import store as fulfillment_store
 from fulfillment_service.app import create_app as create_fulfillment_app
 from fulfillment_service.bootstrap import bootstrap as bootstrap_fulfillment
 from fulfillment_service.settings import FulfillmentServiceSettings
-from infra.stack import free_port
+from infra.ports import free_port
 from order_service.app import create_app as create_order_app
 from order_service.settings import OrderServiceSettings
 from tests.unit.fake_shipping import FakeShippingProvider
@@ -104,3 +104,20 @@ def test_fulfillment_health_reports_breaker_and_consumer(tmp_path: Path) -> None
         body = client.get("/api/fulfillment/health").json()
     assert body["breaker"] == "closed" and body["inFlight"] == 0 and body["consumerLag"] is None
     assert body["dependencies"]["database"]["status"] == "ok"
+
+
+def test_the_breaker_frees_a_lost_probe_20_s_after_the_provider_call_timeout(tmp_path: Path) -> None:
+    settings = FulfillmentServiceSettings(
+        database_url=f"sqlite:///{tmp_path}/fulfillment.db",
+        provider_database_url=f"sqlite:///{tmp_path}/provider.db",
+        provider_timeout_seconds=7.5,
+        create_topics=False,
+        **nowhere(),
+    )
+    components = bootstrap_fulfillment(settings, provider=FakeShippingProvider())
+    try:
+        # Not the breaker's own default of 60 s: a probe that outlived its call timeout by the lease margin
+        # lost its caller, and half-open must not wait longer than that for it.
+        assert components.breaker.probe_timeout_seconds == 27.5
+    finally:
+        components.engine.dispose()

@@ -70,6 +70,13 @@ class System:
         target = service or self.fulfillment
         return httpx.get(target.url + "/api/fulfillment/health", timeout=timeout).json()
 
+    def set_provider(self, timeout: float = 10.0, **changes: float) -> dict[str, Any]:
+        """Change the mock provider's behaviour at run time (PUT /admin/provider, PROVIDER_CONTROL_ENABLED), e.g.
+        failureRate=1.0; no changes reads it. Returns the behaviour now in force; httpx.HTTPStatusError if refused."""
+        response = httpx.put(self.fulfillment.url + "/admin/provider", json=changes, timeout=timeout)
+        response.raise_for_status()
+        return response.json()
+
 
 def make_system(
     bootstrap_servers: str, registry_url: str, data_dir: Path, prefix: str | None = None, **extra: str

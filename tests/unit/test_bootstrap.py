@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, select
 
-from contract_models.events import OrderCreated, OrderItem
 from fulfillment_service import store as fulfillment_store
 from fulfillment_service.app import create_app as create_fulfillment_app
 from fulfillment_service.bootstrap import bootstrap as bootstrap_fulfillment
@@ -20,6 +17,7 @@ from fulfillment_service.settings import FulfillmentServiceSettings
 from infra.ports import free_port
 from order_service.app import create_app as create_order_app
 from order_service.settings import OrderServiceSettings
+from tests.sample_events import order_created
 from tests.unit.fake_shipping import FakeShippingProvider
 
 
@@ -66,15 +64,7 @@ def test_a_fake_provider_given_by_name_is_the_one_the_fulfillment_use_cases_call
     provider = FakeShippingProvider()
     components = bootstrap_fulfillment(settings, provider=provider)
     order_id = uuid.uuid4()
-    event = OrderCreated(
-        eventId=uuid.uuid4(),
-        timestamp=datetime.now(UTC),
-        orderId=order_id,
-        customerId="c-1",
-        customerName="Ada",
-        items=[OrderItem(productId="p-1", productName="Lamp", quantity=1, price=Decimal("9.99"))],
-        totalAmount=Decimal("9.99"),
-    )
+    event = order_created(orderId=order_id)
 
     async def scenario() -> None:
         await components.start()  # migrates; a provider without start()/stop() is left to itself

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, select
@@ -111,3 +112,24 @@ def test_the_breaker_frees_a_lost_probe_20_s_after_the_provider_call_timeout(tmp
         assert components.breaker.probe_timeout_seconds == 27.5
     finally:
         components.engine.dispose()
+
+
+def test_python_m_each_service_serves_the_app_built_from_the_environment_settings(monkeypatch) -> None:
+    import fulfillment_service.__main__ as fulfillment_main
+    import order_service.__main__ as order_main
+
+    monkeypatch.setenv("HOST", "127.0.0.9")
+    monkeypatch.setenv("PORT", "6123")
+    monkeypatch.setenv("LOG_LEVEL", "warning")
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///from-the-environment.db")
+    monkeypatch.setenv("SHUTDOWN_GRACE_SECONDS", "7")
+    for module in (order_main, fulfillment_main):
+        built: list[Any] = []
+        served: list[tuple[Any, ...]] = []
+        monkeypatch.setattr(module, "create_app", lambda settings, built=built: built.append(settings) or "app")
+        monkeypatch.setattr(module, "serve", lambda *args, served=served, **kwargs: served.append(args))
+        module.main()
+        (settings,) = built
+        assert settings.database_url == "sqlite:///from-the-environment.db"
+        assert served[0][:4] == ("app", "127.0.0.9", 6123, "warning")
+    assert served[0][4] == 7 + 5  # the Fulfillment Service drains in-flight orders before uvicorn gives up

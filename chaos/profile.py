@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from harness.load import LoadSpec
+from harness.orders import PICKUP_SLA_S
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class Profile:
     poison_records: int
     poison_spread_s: float
     pause_s: float
-    pickup_sla_s: float = 5.0
+    pickup_sla_s: float = PICKUP_SLA_S
 
 
 FULL = Profile(

@@ -3,6 +3,8 @@
 Rows cross this boundary as domain `Fulfillment`s, whose times are UTC datetimes. The columns keep their
 units: epoch seconds (float) for next_attempt_at, deliver_at, picked_up_at and updated_at, epoch
 milliseconds (integer) for estimated_delivery and order_timestamp; they are converted here and nowhere else.
+
+Every function runs on the caller's Connection, inside the caller's transaction; SQLAlchemy's errors propagate.
 """
 
 from __future__ import annotations

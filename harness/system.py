@@ -20,10 +20,14 @@ class Stack(Protocol):
     """Where the services find Kafka and the registry (``infra.stack.LocalStack`` or anything alike)."""
 
     @property
-    def bootstrap_servers(self) -> str: ...
+    def bootstrap_servers(self) -> str:
+        """Kafka's bootstrap list, "host:port[,host:port...]"."""
+        ...
 
     @property
-    def registry_url(self) -> str: ...
+    def registry_url(self) -> str:
+        """The registry's Confluent-compatible base URL (Apicurio: ``.../apis/ccompat/v7``)."""
+        ...
 
 
 @dataclass
@@ -65,6 +69,13 @@ class System:
         """A Fulfillment Service's health body (breaker, consumerLag, inFlight); by default this system's one."""
         target = service or self.fulfillment
         return httpx.get(target.url + "/api/fulfillment/health", timeout=timeout).json()
+
+    def set_provider(self, timeout: float = 10.0, **changes: float) -> dict[str, Any]:
+        """Change the mock provider's behaviour at run time (PUT /admin/provider, PROVIDER_CONTROL_ENABLED), e.g.
+        failureRate=1.0; no changes reads it. Returns the behaviour now in force; httpx.HTTPStatusError if refused."""
+        response = httpx.put(self.fulfillment.url + "/admin/provider", json=changes, timeout=timeout)
+        response.raise_for_status()
+        return response.json()
 
 
 def make_system(

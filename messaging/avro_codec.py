@@ -1,4 +1,5 @@
-"""Avro encoding in Confluent wire format (magic byte 0, 4-byte schema id, Avro body) via the registry.
+"""Avro encoding in Confluent wire format (magic byte 0, 4-byte big-endian schema id, Avro body; Schema
+Registry docs, "Wire format") via the registry.
 
 Writers register the committed schema under the topic's subject (confluent-kafka's AvroSerializer); readers
 resolve every writer version against their own (generated) reader schema with fastavro, so old records read
@@ -117,7 +118,9 @@ class EventCodec(Generic[M]):
         use_bounded_decimals()
 
     def encode(self, event: M | dict[str, Any]) -> bytes:
-        """Serialize; raises RegistryUnavailable while the schema cannot be registered or looked up."""
+        """The record value in wire format. Raises RegistryUnavailable while the schema cannot be registered or
+        looked up; any other error (a value the schema cannot hold, a schema the registry refuses) propagates
+        as the serializer raised it."""
         record = event.model_dump() if isinstance(event, BaseModel) else event
         try:
             if not self._compatibility_set:
@@ -131,10 +134,13 @@ class EventCodec(Generic[M]):
             raise
 
     def decode(self, data: bytes | None, key: bytes | None = None) -> M:
-        """Deserialize with the reader schema; PoisonRecord for records that will never decode.
+        """The event of a wire-format value, resolved to the reader schema and checked by the rules.
 
         The body must end where the Avro value ends (trailing bytes are a writer's error, not padding), and
-        when the codec has a key_of and key is given, key must be the event's key.
+        when the codec has a key_of and key is given, key must be the event's key. Raises PoisonRecord for a
+        record that will never decode (kind: EmptyValue, InvalidWireFormat, UnknownSchemaId,
+        IncompatibleWriterSchema, UnsafeWriterSchema, InvalidEvent or UndecodableRecord), and
+        RegistryUnavailable while its writer schema cannot be fetched (the record is fine: read it again later).
         """
         if data is None:
             raise PoisonRecord("EmptyValue", "record has no value")

@@ -44,4 +44,5 @@ class GroupLag:
             return None
 
     def close(self) -> None:
+        """Close the broker connection; the instance is unusable afterwards."""
         self._consumer.close()

@@ -6,6 +6,8 @@ UTC datetimes and whose money is `Decimal`. The columns keep their units: epoch 
 an order's created_at and updated_at, epoch milliseconds (integer) for estimated_delivery, epoch seconds
 (float) for an idempotency key's created_at, decimal strings for money; they are converted here and nowhere
 else. The page cursor is the keyset position in those units: created_at in µs and the order id.
+
+Every function runs on the caller's Connection, inside the caller's transaction; SQLAlchemy's errors propagate.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 They orchestrate; the rules are the domain's and the order rules' (contracts/order_rules.py). Each is a
 coroutine that returns domain objects and raises the domain exceptions of order_service/errors.py; the
 unit of work does the I/O off the event loop. Nothing here waits for Kafka or the registry: an accepted order
-and its OrderCreated event are stored in one transaction (outbox) and published later.
+and its OrderCreated event are stored in one transaction (outbox) and published later. Errors of the database
+(SQLAlchemy's) propagate unchanged; the HTTP edge answers a storage outage with 503 (httpapi/error_boundary.py).
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ class OrderService:
     async def place(self, request: ValidOrder, idempotency_key: str | None) -> tuple[Order, bool]:
         """Accept the order: store it and its OrderCreated event in one transaction, then return it.
 
-        Returns the order and whether it is the replay of an earlier request with the same key (the same
-        order, by value): then nothing is stored. Raises IdempotencyKeyReused (the key was used with another
+        Returns (order, replayed): replayed is True when an earlier request with the same key placed the same
+        order (by value), and then nothing is stored. Raises IdempotencyKeyReused (the key was used with another
         order), EventNotEncodable or EventTooLarge (the event could never be published, so the order is
         not accepted).
         """

@@ -91,7 +91,8 @@ class ConsumerRuntime:
     # -- public -------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Subscribe and start consuming on the running event loop."""
+        """Subscribe and start consuming on the running event loop (RuntimeError without one). Errors of the
+        loop are logged and the loop goes on; none reaches the caller."""
         self._loop = asyncio.get_running_loop()
         self._main = self._loop.create_task(self._run())
 
@@ -115,7 +116,10 @@ class ConsumerRuntime:
         return total
 
     async def stop(self, grace: float) -> None:
-        """Stop fetching, let work under way finish for up to grace seconds, commit, leave the group."""
+        """Stop fetching, let work under way finish for up to grace seconds, commit, leave the group.
+
+        A failed final commit is logged, not raised: the group then re-reads from the last commit.
+        """
         self._stopping = True
         self._dispatcher.stop()
         if self._main is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 import time
 from decimal import Decimal
 from types import SimpleNamespace
@@ -14,6 +13,7 @@ import pytest
 
 from contract_models.events import FULFILLMENT_STATUS_CHANGED_SCHEMA, ORDER_CREATED_SCHEMA
 from events.codecs import order_created_codec
+from harness.records import avro_body, wire_value, zigzag
 from messaging.avro_codec import PoisonRecord
 from messaging.avro_safety import UnsafeWriterSchema, check_writer_schema, max_decimal_bytes, use_bounded_decimals
 
@@ -26,16 +26,6 @@ def order_schema_with(field: dict, position: int = 0) -> dict:
     fields = schema["fields"]
     fields.insert(position if position >= 0 else len(fields) + 1 + position, field)
     return schema
-
-
-def zigzag(n: int) -> bytes:
-    n <<= 1
-    out = b""
-    while True:
-        low, n = n & 0x7F, n >> 7
-        if not n:
-            return out + bytes([low])
-        out += bytes([low | 0x80])
 
 
 def test_the_projects_own_schemas_and_compatible_evolutions_are_safe():
@@ -108,7 +98,7 @@ def test_a_zero_size_array_of_2_62_items_is_poison_at_once():
     codec = order_created_codec(_Registry({7: json.dumps(writer)}), "order-events")  # type: ignore[arg-type]
     started = time.process_time()
     with pytest.raises(PoisonRecord) as raised:
-        codec.decode(b"\x00" + struct.pack(">I", 7) + zigzag(2**62) + zigzag(0))
+        codec.decode(wire_value(7, zigzag(2**62) + zigzag(0)))
     assert raised.value.kind == "UnsafeWriterSchema"
     assert time.process_time() - started < 0.1
 
@@ -128,12 +118,11 @@ def test_a_decimal_longer_than_its_precision_is_refused_before_conversion():
         "items": [{"productId": "p", "productName": "n", "quantity": 1, "price": b"\x7f" * 400_000}],
         "totalAmount": b"\x01",
     }
-    body = io.BytesIO()
-    fastavro.schemaless_writer(body, fastavro.parse_schema(plain), record)
+    body = avro_body(plain, record)
     reader = fastavro.parse_schema(json.loads(ORDER_CREATED_SCHEMA))
     started = time.process_time()
     with pytest.raises(ValueError, match="exceeds its precision"):
-        fastavro.schemaless_reader(io.BytesIO(body.getvalue()), reader, reader)
+        fastavro.schemaless_reader(io.BytesIO(body), reader, reader)
     assert time.process_time() - started < 0.1
 
 
@@ -158,10 +147,8 @@ def _record(**changes) -> dict:
 def _wire(schema: dict | str, record: dict, schema_id: int = 7) -> tuple[object, bytes]:
     text = schema if isinstance(schema, str) else json.dumps(schema)
     plain = json.loads(text.replace('{"type":"bytes","logicalType":"decimal","precision":12,"scale":2}', '"bytes"'))
-    body = io.BytesIO()
-    fastavro.schemaless_writer(body, fastavro.parse_schema(plain), record)
     codec = order_created_codec(_Registry({schema_id: text}), "order-events")  # type: ignore[arg-type]
-    return codec, b"\x00" + struct.pack(">I", schema_id) + body.getvalue()
+    return codec, wire_value(schema_id, avro_body(plain, record))
 
 
 def test_a_record_of_the_committed_schema_decodes_and_its_key_must_be_its_order_id():

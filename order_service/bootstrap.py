@@ -25,6 +25,7 @@ from events.wiring import create_topics, publisher, subscriber
 from messaging.clients import make_producer
 from messaging.consumer.dispatch import BatchDispatcher
 from messaging.consumer.runtime import ConsumerRuntime
+from messaging.dead_letter_spool import DeadLetterSpool
 from messaging.health import CachedProbe, dependency_probes
 from messaging.registry import registry_client
 from order_service import store
@@ -47,7 +48,8 @@ KEY_PURGE_INTERVAL = 600.0
 
 
 def migrate(engine: Engine) -> None:
-    """Upgrade the service's database to the newest schema (its own migrations and the outbox branch). Blocking."""
+    """Upgrade the service's database to the newest schema (its own migrations, the outbox and dead-letter spool
+    branches). Blocking."""
     upgrade_to_head(engine, MIGRATIONS)
 
 
@@ -132,6 +134,7 @@ def bootstrap(
             group=settings.consumer_group,
             client_id="order-service-projection",
             dead_letter_client_id="order-service-dlq",
+            spool=DeadLetterSpool(engine, store.dead_letter_spool),
             watermark_interval=None,  # nobody asks this consumer for its lag
         )
     if probes is None:

@@ -17,9 +17,10 @@ WRITER_MAX_MESSAGE_BYTES = 1_048_576
 
 
 def garbage(size: int, seed: int = 0) -> bytes:
-    """size bytes that are not the Confluent wire format (magic byte 1, not 0): InvalidWireFormat to a reader."""
+    """size bytes that are not the Confluent wire format (magic byte 0xff: neither 0 nor the 1 of the GUID
+    format, so no reader asks the registry about them): InvalidWireFormat to a reader."""
     pattern = bytes((seed + i * 31) % 256 for i in range(256))
-    return (b"\x01" + pattern * (size // 256 + 1))[:size]
+    return (b"\xff" + pattern * (size // 256 + 1))[:size]
 
 
 def produce_raw(

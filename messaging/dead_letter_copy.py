@@ -88,7 +88,8 @@ def dead_letter_copy(
     """The copy of message to dead-letter for error_type/error_message, at most max_message_bytes in size.
 
     The key and value are kept byte for byte when the record fits; otherwise the value is cut (and the key
-    too, to half the room, if it alone would not fit) so that key, value and headers fit within
+    too, to what the value leaves or at least half the room, when it is itself huge) so that key, value and
+    headers fit within
     max_message_bytes (librdkafka's `message.max.bytes`, checked on every produce, MSG_SIZE_TOO_LARGE
     otherwise) with SIZE_MARGIN_BYTES to spare. Raises ValueError when not even the headers fit.
     """

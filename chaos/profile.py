@@ -25,6 +25,7 @@ class Profile:
     poison_records: int
     poison_spread_s: float
     pause_s: float
+    oversized_records: int  # dlq-oversize: records too large for a dead-letter copy as they are
     pickup_sla_s: float = PICKUP_SLA_S
 
 
@@ -43,6 +44,7 @@ FULL = Profile(
     poison_records=1000,
     poison_spread_s=10,
     pause_s=20,
+    oversized_records=20,
 )
 
 SMOKE = Profile(
@@ -59,6 +61,7 @@ SMOKE = Profile(
     poison_records=1000,
     poison_spread_s=3,
     pause_s=3,
+    oversized_records=3,
 )
 
 

@@ -44,20 +44,18 @@ class DependencyHealth(BaseModel):
     detail: str | None = None
 
 
-class Health(BaseModel):
-    status: HealthStatus
-    dependencies: dict[str, DependencyHealth] | None = None
-    breaker: str | None = None
+class DeadLetters(BaseModel):
     """
-    State of the circuit breaker around the shipping provider (closed, open, half_open).
+    Records of order-events this instance could never process. Each goes to the dead-letter topic (cut to the producer's size limit when too large); one the topic refuses for good (it cannot be created, writing is not authorised, the record is invalid) is kept in the service's database instead.
     """
-    consumerLag: int | None = None
+
+    published: int
     """
-    Records on order-events not yet processed by this instance's partitions.
+    Copies the dead-letter topic confirmed since this instance started.
     """
-    inFlight: int | None = None
+    spooled: int | None = None
     """
-    Orders being processed right now.
+    Records held in the local dead-letter spool (the service's database); null while the database cannot be asked.
     """
 
 
@@ -77,3 +75,21 @@ class Problem(BaseModel):
     detail: str | None = None
     instance: str | None = None
     errors: list[FieldError] | None = None
+
+
+class Health(BaseModel):
+    status: HealthStatus
+    dependencies: dict[str, DependencyHealth] | None = None
+    breaker: str | None = None
+    """
+    State of the circuit breaker around the shipping provider (closed, open, half_open).
+    """
+    consumerLag: int | None = None
+    """
+    Records on order-events not yet processed by this instance's partitions.
+    """
+    inFlight: int | None = None
+    """
+    Orders being processed right now.
+    """
+    deadLetters: DeadLetters | None = None

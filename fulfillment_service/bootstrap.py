@@ -31,6 +31,7 @@ from fulfillment_service.use_cases import LEASE_MARGIN, Fulfiller
 from messaging.clients import make_producer
 from messaging.consumer.dispatch import KeyOrderedDispatcher
 from messaging.consumer.runtime import ConsumerRuntime
+from messaging.dead_letter_spool import DeadLetterSpool
 from messaging.health import CachedProbe, dependency_probes
 from messaging.registry import registry_client
 from outbox.relay import OutboxRelay
@@ -51,7 +52,8 @@ class _RunsInTheBackground(Protocol):
 
 
 def migrate(engine: Engine) -> None:
-    """Upgrade the service's database to the newest schema (its own migrations and the outbox branch). Blocking."""
+    """Upgrade the service's database to the newest schema (its own migrations, the outbox and dead-letter spool
+    branches). Blocking."""
     upgrade_to_head(engine, MIGRATIONS)
 
 
@@ -186,6 +188,7 @@ def bootstrap(
             group=settings.consumer_group,
             client_id="fulfillment-service",
             dead_letter_client_id="fulfillment-service-dlq",
+            spool=DeadLetterSpool(engine, store.dead_letter_spool),
             max_in_flight=settings.max_in_flight,
         )
     if probes is None:

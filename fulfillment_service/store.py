@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 
 from fulfillment_service.domain import Fulfillment, Status
+from messaging.dead_letter_spool import dead_letter_spool_table
 from outbox.table import outbox_table
 
 metadata = MetaData()
@@ -60,6 +61,7 @@ fulfillments = Table(
 )
 
 outbox = outbox_table(metadata)
+dead_letter_spool = dead_letter_spool_table(metadata)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

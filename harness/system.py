@@ -12,8 +12,10 @@ from typing import Any, Protocol
 
 import httpx
 
+from events.topology import RETENTION_MS
 from infra.ports import free_port
 from infra.services import ServiceProcess, fulfillment_service, order_service, service_env
+from messaging.topics import TopicSpec, ensure_topics
 
 
 class Stack(Protocol):
@@ -50,6 +52,19 @@ class System:
     def fulfillment_topic(self) -> str:
         """The topic FulfillmentStatusChanged events go to."""
         return self.env["order"]["FULFILLMENT_EVENTS_TOPIC"]
+
+    def create_topics(self, *, dead_letters: bool = True) -> None:
+        """Create this system's topics (one partition each) as the services do at start-up unless CREATE_TOPICS
+        is off; dead_letters=False leaves the dead-letter topics out. KafkaException if the broker refuses."""
+        env = self.env["order"]
+        names = ["ORDER_EVENTS_TOPIC", "FULFILLMENT_EVENTS_TOPIC"]
+        if dead_letters:
+            names += ["ORDER_EVENTS_DLQ_TOPIC", "FULFILLMENT_EVENTS_DLQ_TOPIC"]
+        ensure_topics(self.bootstrap_servers, [TopicSpec(env[name], 1, RETENTION_MS) for name in names], timeout=30)
+
+    def dead_letters(self) -> dict[str, Any]:
+        """The Fulfillment Service's dead letters as its health reports them: {"published": n, "spooled": m}."""
+        return self.fulfillment_health()["deadLetters"]
 
     def start(self) -> None:
         """Start the Order Service, then the Fulfillment Service; each returns once healthy."""

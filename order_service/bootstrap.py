@@ -28,6 +28,7 @@ from events.wiring import create_topics, publisher, subscriber
 from messaging.clients import make_producer
 from messaging.consumer.dispatch import BatchDispatcher
 from messaging.consumer.runtime import ConsumerRuntime
+from messaging.dead_letter_spool import DeadLetterSpool
 from messaging.health import CachedProbe, dependency_probes
 from messaging.registry import registry_client
 from observability.throttled_log import ThrottledLog
@@ -53,7 +54,8 @@ REPUBLISH_SCAN_INTERVAL = 15.0
 
 
 def migrate(engine: Engine) -> None:
-    """Upgrade the service's database to the newest schema (its own migrations and the outbox branch). Blocking."""
+    """Upgrade the service's database to the newest schema (its own migrations, the outbox and dead-letter spool
+    branches). Blocking."""
     upgrade_to_head(engine, MIGRATIONS)
 
 
@@ -152,6 +154,7 @@ def bootstrap(
             group=settings.consumer_group,
             client_id="order-service-projection",
             dead_letter_client_id="order-service-dlq",
+            spool=DeadLetterSpool(engine, store.dead_letter_spool),
             watermark_interval=None,  # nobody asks this consumer for its lag
         )
     if probes is None:

@@ -44,6 +44,7 @@ from sqlalchemy import (
 )
 
 from contracts.order_rules import OrderLine
+from messaging.dead_letter_spool import dead_letter_spool_table
 from order_service.domain import FulfillmentView, Order, OrderPage, OrderStatus
 from order_service.errors import InvalidCursor
 from order_service.idempotency import IdempotencyRecord
@@ -89,6 +90,7 @@ idempotency_keys = Table(
 )
 
 outbox = outbox_table(metadata)
+dead_letter_spool = dead_letter_spool_table(metadata)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)

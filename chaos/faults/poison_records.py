@@ -13,6 +13,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from chaos.run import Run
 from chaos.scenario import Scenario
+from events.topology import DEAD_LETTER_HEADERS
 from harness.reconcile import Reconciliation
 from harness.records import poison_records
 from harness.topics import read_to_end
@@ -46,11 +47,11 @@ def verify(run: Run, recon: Reconciliation) -> None:
     for record in read_to_end(run.system.bootstrap_servers, dlq_topic):
         headers = dict(record.headers() or [])
         key = (record.key() or b"").decode(errors="replace")
-        seen.setdefault(key, []).append(headers.get("error.type", b"").decode())
+        seen.setdefault(key, []).append(headers.get(DEAD_LETTER_HEADERS.error_type, b"").decode())
     missing = [k for k in expected if k not in seen]
     run.check(f"all {len(expected)} poison records in the DLQ", not missing, f"{len(missing)} missing")
     wrong = [k for k, error_type in expected.items() if k in seen and error_type not in seen[k]]
-    run.check("each dead-lettered with its cause", not wrong, f"{len(wrong)} with another error.type")
+    run.check("each dead-lettered with its cause", not wrong, f"{len(wrong)} with another error type")
     valid = [k for k in seen if k not in expected]
     run.check("no valid order in the DLQ", not valid, f"{len(valid)} valid records dead-lettered")
     copies = sum(len(v) - 1 for v in seen.values())

@@ -97,6 +97,11 @@ class ConsumerRuntime:
         self._main = self._loop.create_task(self._run())
 
     @property
+    def dead_letters(self) -> DeadLetterPublisher:
+        """Where this consumer's poison records go; its counts() are what health reports."""
+        return self._dead_letters
+
+    @property
     def in_flight(self) -> int:
         """Records fetched whose work has not finished."""
         return self._tracker.in_flight()

@@ -43,13 +43,17 @@ READERS: dict[str, tuple[str, type[BaseModel]]] = {
     "FulfillmentStatusChanged": (FULFILLMENT_STATUS_CHANGED_SCHEMA, FulfillmentStatusChanged),
 }
 RELEASED = sorted(HISTORY.glob("*.avsc"))
+# Kafka Connect's dead-letter context header names, and this project's extras.
 DEAD_LETTER_HEADERS = {
-    "error.type",
-    "error.message",
-    "original.topic",
-    "original.partition",
-    "original.offset",
-    "original.timestamp",
+    "__connect.errors.topic",
+    "__connect.errors.partition",
+    "__connect.errors.offset",
+    "__connect.errors.exception.class.name",
+    "__connect.errors.exception.message",
+    "__orderprocessing.dlq.original.timestamp",
+    "__orderprocessing.dlq.dead-lettered.at",
+    "__orderprocessing.dlq.original.size",
+    "__orderprocessing.dlq.truncated",
 }
 
 
@@ -160,12 +164,14 @@ def test_an_unreadable_writer_schema_is_dead_lettered_and_consumption_goes_on(sy
     (dead,) = [r for r in parked if r.key() == key]
     headers = {name: raw.decode() for name, raw in dead.headers() or []}
     assert headers.keys() >= DEAD_LETTER_HEADERS
-    assert headers["error.type"] == "IncompatibleWriterSchema"
-    assert headers["error.message"]
-    assert headers["original.topic"] == system.order_topic
-    assert headers["original.partition"] == str(produced.partition())
-    assert headers["original.offset"] == str(produced.offset())
-    assert headers["original.timestamp"] == str(timestamp_ms)
+    assert headers["__connect.errors.exception.class.name"] == "IncompatibleWriterSchema"
+    assert headers["__connect.errors.exception.message"]
+    assert headers["__connect.errors.topic"] == system.order_topic
+    assert headers["__connect.errors.partition"] == str(produced.partition())
+    assert headers["__connect.errors.offset"] == str(produced.offset())
+    assert headers["__orderprocessing.dlq.original.timestamp"] == str(timestamp_ms)
+    assert headers["__orderprocessing.dlq.original.size"] == str(len(value))
+    assert headers["__orderprocessing.dlq.truncated"] == "false"
     assert dead.value() == value  # parked byte for byte
 
     # The consumer is not stuck behind the poison record: a new order still goes all the way.

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from events.topology import DEAD_LETTER_HEADERS
 from harness.orders import TERMINAL, post_orders, wait_all_terminal
 from harness.reconcile import ledger_requests, scan_fulfillment_events
 from harness.records import poison_records, produce_records
@@ -131,12 +132,14 @@ def test_poison_records_go_to_the_dlq_and_consumption_goes_on(system):
     assert set(parked) == set(poison)
     for kind, (record, headers) in parked.items():
         assert record.value() == poison[kind]  # bytes untouched
-        assert headers["error.type"].decode() == kind
-        assert headers["error.message"]
-        assert headers["original.topic"].decode() == system.order_topic
-        assert int(headers["original.partition"]) == 0
-        assert int(headers["original.offset"]) >= 0
-        assert int(headers["original.timestamp"]) > 0
+        assert headers[DEAD_LETTER_HEADERS.error_type].decode() == kind
+        assert headers[DEAD_LETTER_HEADERS.error_message]
+        assert headers[DEAD_LETTER_HEADERS.original_topic].decode() == system.order_topic
+        assert int(headers[DEAD_LETTER_HEADERS.original_partition]) == 0
+        assert int(headers[DEAD_LETTER_HEADERS.original_offset]) >= 0
+        assert int(headers[DEAD_LETTER_HEADERS.original_timestamp]) > 0
+        assert int(headers[DEAD_LETTER_HEADERS.original_size]) == len(poison[kind])
+        assert headers[DEAD_LETTER_HEADERS.truncated] == b"false"
     wait_until(
         lambda: system.fulfillment_health()["consumerLag"] == 0,
         30,

@@ -22,6 +22,7 @@ from contract_models.events import (
     FulfillmentStatus,
 )
 from events.codecs import order_created_codec, status_changed_codec
+from events.topology import DEAD_LETTER_HEADERS
 from harness.orders import post_orders, wait_all_terminal
 from harness.records import avro_body, produce_records, wire_value, zigzag
 from harness.topics import read_topic
@@ -29,6 +30,8 @@ from httpapi import strict_json
 from tests.sample_events import order_created, order_line, status_changed
 
 pytestmark = pytest.mark.integration
+
+ERROR_TYPE = DEAD_LETTER_HEADERS.error_type
 
 
 RULE_BREAKING_ORDERS = {
@@ -64,7 +67,7 @@ def test_orders_that_break_the_rules_are_dead_lettered_and_never_shipped(system)
     )
     parked = {record.value(): dict(record.headers()) for record in dlq}
     for name, value in encoded.items():
-        assert name and parked[value]["error.type"].decode() == "InvalidEvent"  # bytes untouched, reason named
+        assert name and parked[value][ERROR_TYPE].decode() == "InvalidEvent"  # bytes untouched, reason named
     with sqlite3.connect(system.data_dir / "shipping-provider.db") as ledger:
         shipped = {key for (key,) in ledger.execute("SELECT idempotency_key FROM shipments")}
     assert not shipped & {str(e.orderId) for e in events.values()}
@@ -91,7 +94,7 @@ def test_status_changes_that_break_the_rules_are_dead_lettered_and_projection_go
         timeout=30,
     )
     assert sorted(r.key().decode() for r in dlq) == sorted(str(e.orderId) for e in broken)
-    assert {dict(r.headers())["error.type"].decode() for r in dlq} == {"InvalidEvent"}
+    assert {dict(r.headers())[ERROR_TYPE].decode() for r in dlq} == {"InvalidEvent"}
 
 
 def _exchange(port: int, request: bytes, timeout: float = 10.0) -> bytes:
@@ -213,7 +216,7 @@ def test_records_that_would_hang_or_crash_the_decoder_are_dead_lettered_on_both_
         (system.env["order"]["FULFILLMENT_EVENTS_DLQ_TOPIC"], status_attacks),
     ):
         parked = read_topic(system.bootstrap_servers, topic, stop=lambda rs, n=len(attacks): len(rs) >= n, timeout=30)
-        kinds = {r.key().decode(): dict(r.headers())["error.type"].decode() for r in parked}
+        kinds = {r.key().decode(): dict(r.headers())[ERROR_TYPE].decode() for r in parked}
         assert set(kinds) == set(attacks)
         assert kinds["zero-size array of 2**62 items"] == kinds["record nested 200,000 deep"] == "UnsafeWriterSchema"
         if "decimal of 400 KB" in kinds:

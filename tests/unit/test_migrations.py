@@ -1,5 +1,5 @@
 """The Alembic migrations build exactly the schema the code uses: on a fresh database, idempotently, and from
-a database at the head released before the outbox became a shared branch."""
+a database at the head released before the outbox became a shared branch (and before the dead-letter spool)."""
 
 from pathlib import Path
 from types import ModuleType

@@ -3,15 +3,15 @@
 republish_count: how often it was published again; republish_due_at (epoch microseconds, UTC): not before
 then. The index on (status, updated_at) finds orders without progress without reading the others.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -58,6 +59,8 @@ class AvroBodyWriter:
         return buffer.getvalue()
 
 
+# How long a schema id the registry does not know is taken as unknown without asking again (seconds).
+UNKNOWN_ID_SECONDS = 60.0
 # Magic byte and 4-byte schema id before the Avro body in every record (Confluent wire format).
 WIRE_HEADER_BYTES = 5
 
@@ -110,6 +113,7 @@ class EventCodec(Generic[M]):
         self._serializer = AvroSerializer(client, schema, conf=conf)
         self._reader = fastavro.parse_schema(json.loads(schema))
         self._writers: dict[int, Any] = {}  # schema id -> parsed writer schema
+        self._unknown_ids: dict[int, float] = {}  # schema id -> when the registry said it has none (monotonic)
         self._key_of = key_of
         self._compatibility_set = compatibility is None
         self._record_names = {_record_name(schema)}
@@ -176,8 +180,19 @@ class EventCodec(Generic[M]):
         if len(data) < WIRE_HEADER_BYTES or data[0] != 0:
             raise PoisonRecord("InvalidWireFormat", "not the Confluent wire format (magic byte 0, schema id)")
         schema_id = int.from_bytes(data[1:WIRE_HEADER_BYTES], "big")
+        unknown_since = self._unknown_ids.get(schema_id)
+        if unknown_since is not None and time.monotonic() - unknown_since < UNKNOWN_ID_SECONDS:
+            raise PoisonRecord("UnknownSchemaId", f"schema id {schema_id} is not in the registry")
         if schema_id not in self._writer_checked:
-            writer = self._client.get_schema(schema_id)
+            try:
+                writer = self._client.get_schema(schema_id)
+            except Exception as exc:
+                if getattr(exc, "http_status_code", None) == 404:
+                    # Remembered for a while: a run of records with made-up ids costs one lookup, not one each.
+                    if len(self._unknown_ids) >= 10_000:
+                        self._unknown_ids.clear()
+                    self._unknown_ids[schema_id] = time.monotonic()
+                raise
             try:
                 check_writer_schema(writer.schema_str, self._record_names)
                 check_decimals(writer.schema_str, self._reader_decimals)

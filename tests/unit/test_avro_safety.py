@@ -190,3 +190,23 @@ def test_bytes_beyond_or_short_of_a_well_formed_value_are_poison(tamper):
     with pytest.raises(PoisonRecord) as raised:
         codec.decode(tamper(data))
     assert raised.value.kind == "UndecodableRecord"
+
+
+class _NotFound(Exception):
+    http_status_code = 404
+
+
+def test_an_unknown_schema_id_is_asked_for_once_per_interval():
+    asked: list[int] = []
+
+    class Registry:
+        def get_schema(self, schema_id: int) -> SimpleNamespace:
+            asked.append(schema_id)
+            raise _NotFound(f"schema {schema_id} not found")
+
+    codec = order_created_codec(Registry(), "order-events")  # type: ignore[arg-type]
+    for _ in range(50):
+        with pytest.raises(PoisonRecord) as raised:
+            codec.decode(wire_value(123_456_789, b"\x00" * 20))
+        assert raised.value.kind == "UnknownSchemaId"
+    assert asked == [123_456_789]

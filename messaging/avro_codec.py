@@ -2,6 +2,11 @@
 
 Writers register the committed schema under the topic's subject; readers resolve every writer version
 against their own (generated) reader schema, so old records read with defaults filled in.
+
+A writer keeps the id the registry gave its schema (confluent-kafka's serializer and client cache it), so it
+checks its registration now and then (`EventCodec.check_registration`): a registry that lost or reassigned the
+id makes it register again and drop those caches; a registry that refuses the schema (409/422) is reported, and
+the codec's next encode asks the registry again instead of writing records with an id the subject disowns.
 """
 
 from __future__ import annotations
@@ -9,22 +14,53 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
 
 import fastavro
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 from pydantic import BaseModel
 
 from messaging.avro_safety import UnsafeWriterSchema, check_writer_schema, use_bounded_decimals
-from messaging.registry import is_registry_unavailable, set_compatibility
+from messaging.registry import (
+    SchemaRefused,
+    SubjectRegistration,
+    is_registry_unavailable,
+    set_compatibility,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
 
 class RegistryUnavailable(Exception):
     """The registry could not be reached; retry later, the record is fine."""
+
+
+@dataclass(frozen=True)
+class RegistrationCheck:
+    """What the registry said about a writer's schema when last asked.
+
+    status: "ok" (registered, schema_id is its id), "refused" (the registry refuses it: detail is the registry's
+    reason, fields the fields it names) or "unknown" (the registry could not be asked: detail says why; writers
+    carry on, failing open). reregistered: the id the writer had cached was unknown to the registry or another
+    schema's there, so it registered again and dropped its caches. checked_at: epoch s.
+    """
+
+    status: Literal["ok", "refused", "unknown"]
+    subject: str
+    checked_at: float
+    schema_id: int | None = None
+    detail: str | None = None
+    fields: tuple[str, ...] = ()
+    reregistered: bool = False
+
+    @classmethod
+    def refusal(cls, exc: SchemaRefused, checked_at: float) -> RegistrationCheck:
+        """The check a refusal amounts to."""
+        return cls("refused", exc.subject, checked_at, detail=str(exc), fields=tuple(exc.fields))
 
 
 class UnencodableEvent(ValueError):
@@ -92,10 +128,15 @@ class EventCodec(Generic[M]):
         self._subject = subject
         self._compatibility = compatibility
         self._context = SerializationContext(topic, MessageField.VALUE)
-        conf: dict[str, Any] = {"auto.register.schemas": True}
+        self._schema = schema
+        self._serializer_conf: dict[str, Any] = {"auto.register.schemas": True}
         if subject is not None:
-            conf["subject.name.strategy"] = lambda _context, _record_name: subject
-        self._serializer = AvroSerializer(client, schema, conf=conf)
+            self._serializer_conf["subject.name.strategy"] = lambda _context, _record_name: subject
+        # The writer's own client: dropping its cached ids (check_registration) leaves the readers' alone.
+        self._writer_client = _client_like(client)
+        self._serializer = AvroSerializer(self._writer_client, schema, conf=self._serializer_conf)
+        self._written_id: int | None = None  # the schema id in the last record written
+        self._registration = _registration(client, subject or f"{topic}-value", schema)
         self._deserializer = AvroDeserializer(client, schema)
         self._compatibility_set = compatibility is None
         self._record_names = {_record_name(schema)}
@@ -103,18 +144,61 @@ class EventCodec(Generic[M]):
         use_bounded_decimals()
 
     def encode(self, event: M | dict[str, Any]) -> bytes:
-        """Serialize; raises RegistryUnavailable while the schema cannot be registered or looked up."""
+        """Serialize in the wire format. Raises RegistryUnavailable while the schema cannot be registered or
+        looked up (retry later), SchemaRefused when the registry refuses the schema (409/422), and
+        UnencodableEvent when the event does not fit the schema (neither will change by waiting)."""
         record = event.model_dump() if isinstance(event, BaseModel) else event
         try:
             if not self._compatibility_set:
                 assert self._subject is not None and self._compatibility is not None
-                set_compatibility(self._client, self._subject, self._compatibility)
+                set_compatibility(self._writer_client, self._subject, self._compatibility)
                 self._compatibility_set = True
-            return self._serializer(record, self._context)
+            value: bytes = self._serializer(record, self._context)
         except Exception as exc:
-            if is_registry_unavailable(exc):
+            status = getattr(exc, "http_status_code", None)
+            if status in (409, 422) and isinstance(exc, SchemaRegistryError):
+                subject = self._registration.subject if self._registration else self.topic
+                raise SchemaRefused(subject, status, exc.error_message) from exc
+            if is_registry_unavailable(exc) or isinstance(exc, SchemaRegistryError):
                 raise RegistryUnavailable(str(exc)) from exc
-            raise
+            raise UnencodableEvent(f"{type(exc).__name__}: {exc}"[:500]) from exc
+        self._written_id = int.from_bytes(value[1:WIRE_HEADER_BYTES], "big")
+        return value
+
+    def check_registration(self, now: float) -> RegistrationCheck:
+        """Ask the registry, past every cache, whether the schema this codec writes is registered under its
+        subject with the id the codec writes (now: epoch s, recorded in the result). Blocking (a few HTTP
+        requests of at most 5 s each); never raises.
+
+        Not registered (the subject was emptied, the registry lost its data): register again, setting the
+        declared compatibility first where the subject has none of its own. Registered with another id than the
+        one written: the caches are dropped, so the next record carries the registry's id. Refused: the caches
+        are dropped too, so encode() asks the registry and raises SchemaRefused instead of writing the old id.
+        """
+        registration = self._registration
+        if registration is None:
+            return RegistrationCheck("unknown", self.topic, now, detail="no registry URL to check against")
+        try:
+            found = registration.registered_id()
+            if found is None:
+                if self._compatibility is not None and not registration.has_compatibility():
+                    set_compatibility(self._writer_client, registration.subject, self._compatibility)
+                found = registration.register()
+        except SchemaRefused as exc:
+            self._reset_writer()
+            return RegistrationCheck.refusal(exc, now)
+        except Exception as exc:
+            return RegistrationCheck("unknown", registration.subject, now, detail=f"{type(exc).__name__}: {exc}"[:300])
+        stale = self._written_id is not None and self._written_id != found
+        if stale:
+            self._reset_writer()
+        return RegistrationCheck("ok", registration.subject, now, schema_id=found, reregistered=stale)
+
+    def _reset_writer(self) -> None:
+        """Forget every id the writer cached: the next encode registers (or looks up) the schema again."""
+        self._writer_client.clear_caches()
+        self._serializer = AvroSerializer(self._writer_client, self._schema, conf=self._serializer_conf)
+        self._written_id = None
 
     def decode(self, data: bytes | None) -> M:
         """Deserialize with the reader schema; PoisonRecord for records that will never decode."""
@@ -153,6 +237,21 @@ class EventCodec(Generic[M]):
         reason = self._writer_checked[schema_id]
         if reason is not None:
             raise PoisonRecord("UnsafeWriterSchema", f"writer schema {schema_id}: {reason}")
+
+
+def _client_like(client: SchemaRegistryClient) -> SchemaRegistryClient:
+    """A client of its own with client's configuration (client itself when it has none to copy, e.g. a fake)."""
+    config = getattr(client, "config", None)
+    conf = config() if callable(config) else None
+    return SchemaRegistryClient(dict(conf)) if isinstance(conf, dict) and conf.get("url") else client
+
+
+def _registration(client: SchemaRegistryClient, subject: str, schema: str) -> SubjectRegistration | None:
+    config = getattr(client, "config", None)
+    conf = config() if callable(config) else None
+    if not isinstance(conf, dict) or not isinstance(conf.get("url"), str):
+        return None
+    return SubjectRegistration(conf["url"], subject, schema, timeout=float(conf.get("timeout", 5)))
 
 
 def _record_name(schema: str) -> str:

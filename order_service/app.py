@@ -37,5 +37,7 @@ def create_app(settings: OrderServiceSettings | None = None, **overrides: Any) -
         asyncapi=True,
     )
     app.include_router(order_router(components.service))
-    app.include_router(health_router(components.engine, components.probes, components.relay.backlog))
+    app.include_router(
+        health_router(components.engine, components.probes, components.relay.health, components.relay.schema_checks)
+    )
     return app

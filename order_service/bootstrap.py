@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,10 +70,13 @@ class Components:
 
     async def start(self) -> None:
         """On the running loop: migrate the database, then start topic creation (in the background, it waits
-        for Kafka), the relay, the projection and the purge of expired idempotency keys."""
+        for Kafka), ask the registry about the event schema (a refusal closes order intake, an unreachable
+        registry does not), start the relay, the projection and the purge of expired idempotency keys."""
         await run_in_threadpool(migrate, self.engine)
         self.waiter.bind(asyncio.get_running_loop())
         create_topics(self.settings, self._stopping)
+        # Before serving: an event schema the registry refuses is known before the first order comes.
+        await run_in_threadpool(self.relay.check_schemas)
         self.relay.start()
         self.projection.start()
         self._janitor = asyncio.create_task(_purge_keys_periodically(self.service))
@@ -121,7 +125,12 @@ def bootstrap(
         waiter = StatusWaiter()
     if service is None:
         service = OrderService(
-            uow, waiter, settings.idempotency_key_ttl_seconds, max_event_bytes=settings.max_event_bytes
+            uow,
+            waiter,
+            settings.idempotency_key_ttl_seconds,
+            max_event_bytes=settings.max_event_bytes,
+            schema_refusal=relay.schema_refusal,
+            retry_after_seconds=max(1, math.ceil(settings.schema_check_interval_seconds)),
         )
     if projection is None:
         projection = subscriber(

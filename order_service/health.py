@@ -13,14 +13,27 @@ from starlette.concurrency import run_in_threadpool
 from contract_models.order_api import Health
 from httpapi.health import dependency_report, overall_status
 from httpapi.json_body import DecimalJSONResponse
+from messaging.avro_codec import RegistrationCheck
 from messaging.health import CachedProbe
+from outbox.parking import OutboxHealth
+
+# The oldest unpublished event may be this old (seconds) before readiness calls the pipeline stalled.
+STALLED_OUTBOX_SECONDS = 60.0
 
 
-def health_router(engine: Engine, probes: Mapping[str, CachedProbe], outbox_backlog: Callable[[], int]) -> APIRouter:
+def health_router(
+    engine: Engine,
+    probes: Mapping[str, CachedProbe],
+    outbox: Callable[[], OutboxHealth],
+    schema_checks: Callable[[], list[RegistrationCheck]] = list,
+) -> APIRouter:
     """GET /health/live (always ok while serving) and GET /health/ready: the database (engine), each probe by
-    name, and outbox_backlog() (blocking; events not yet published, asked only while the database works).
-    Ready answers 503 when the database is down, 200 otherwise (ok, or degraded with Kafka or the registry
-    away)."""
+    name, the outbox (outbox(): blocking, asked only while the database works: backlog, oldest unpublished age,
+    parked rows) and the registry's last word on the event schema (schema_checks()).
+
+    Ready answers 503 (`down`) when the database is down or the registry refuses the event schema (no order
+    is accepted then), 200 otherwise: `degraded` with Kafka or the registry away, events parked, or the oldest
+    unpublished event older than STALLED_OUTBOX_SECONDS; `ok` otherwise."""
     router = APIRouter()
 
     @router.get("/health/live", response_model=Health, response_model_exclude_none=True, operation_id="live")
@@ -36,10 +49,35 @@ def health_router(engine: Engine, probes: Mapping[str, CachedProbe], outbox_back
     async def ready() -> DecimalJSONResponse:
         def check() -> dict[str, Any]:
             deps = dependency_report(engine, dict(probes))
-            backlog = outbox_backlog() if deps["database"]["status"] == "ok" else None
-            return {"status": overall_status(deps), "dependencies": deps, "outboxBacklog": backlog}
+            schema = schema_report(schema_checks())
+            body: dict[str, Any] = {"dependencies": deps, "outboxBacklog": None, "eventSchema": schema}
+            stalled = False
+            if deps["database"]["status"] == "ok":
+                state = outbox()
+                age = None if state.oldest_unpublished_age_s is None else round(state.oldest_unpublished_age_s, 1)
+                body.update(
+                    outboxBacklog=state.backlog,
+                    outboxOldestAgeSeconds=age,
+                    outboxParked=state.parked,
+                    outboxParkedReason=(state.oldest_parked_reason or "")[:500] or None,
+                )
+                stalled = state.parked > 0 or (age is not None and age > STALLED_OUTBOX_SECONDS)
+            status = overall_status(deps, degraded=stalled)
+            if schema["status"] == "refused":
+                status = "down"
+            return {"status": status, **body}
 
         body = await run_in_threadpool(check)
         return DecimalJSONResponse(body, status_code=503 if body["status"] == "down" else 200)
 
     return router
+
+
+def schema_report(checks: list[RegistrationCheck]) -> dict[str, Any]:
+    """The `eventSchema` of readiness from the registry's last answers: a refusal first, then an unanswered
+    check, else ok; `unknown` before the first check."""
+    if not checks:
+        return {"status": "unknown", "detail": "not checked yet", "fields": []}
+    order = {"refused": 0, "unknown": 1, "ok": 2}
+    check = min(checks, key=lambda c: order[c.status])
+    return {"status": check.status, "subject": check.subject, "detail": check.detail, "fields": list(check.fields)}

@@ -6,11 +6,14 @@ from chaos.faults import (
     broker_down,
     broker_paused,
     fulfillment_kill,
+    incompatible_schema,
     order_service_kill,
     poison_records,
     provider_outage,
     rebalance_kill,
+    registry_data_loss,
     registry_down,
+    unpublishable_row,
 )
 from chaos.scenario import Scenario
 
@@ -25,5 +28,8 @@ SCENARIOS: dict[str, Scenario] = {
         poison_records,
         rebalance_kill,
         broker_paused,
+        unpublishable_row,
+        incompatible_schema,
+        registry_data_loss,
     )
 }

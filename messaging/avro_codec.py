@@ -136,6 +136,7 @@ class EventCodec(Generic[M]):
         self._writer_client = _client_like(client)
         self._serializer = AvroSerializer(self._writer_client, schema, conf=self._serializer_conf)
         self._written_id: int | None = None  # the schema id in the last record written
+        self._stale = False  # set by check_registration (any thread), applied by the next encode
         self._registration = _registration(client, subject or f"{topic}-value", schema)
         self._deserializer = AvroDeserializer(client, schema)
         self._compatibility_set = compatibility is None
@@ -148,6 +149,8 @@ class EventCodec(Generic[M]):
         looked up (retry later), SchemaRefused when the registry refuses the schema (409/422), and
         UnencodableEvent when the event does not fit the schema (neither will change by waiting)."""
         record = event.model_dump() if isinstance(event, BaseModel) else event
+        if self._stale:
+            self._apply_reset()
         try:
             if not self._compatibility_set:
                 assert self._subject is not None and self._compatibility is not None
@@ -168,7 +171,8 @@ class EventCodec(Generic[M]):
     def check_registration(self, now: float) -> RegistrationCheck:
         """Ask the registry, past every cache, whether the schema this codec writes is registered under its
         subject with the id the codec writes (now: epoch s, recorded in the result). Blocking (a few HTTP
-        requests of at most 5 s each); never raises.
+        requests of at most the client's timeout each); never raises. May run on another thread than encode():
+        the caches are dropped by the next encode().
 
         Not registered (the subject was emptied, the registry lost its data): register again, setting the
         declared compatibility first where the subject has none of its own. Registered with another id than the
@@ -195,7 +199,11 @@ class EventCodec(Generic[M]):
         return RegistrationCheck("ok", registration.subject, now, schema_id=found, reregistered=stale)
 
     def _reset_writer(self) -> None:
-        """Forget every id the writer cached: the next encode registers (or looks up) the schema again."""
+        """Have the next encode forget every id the writer cached, so it registers (or looks up) the schema."""
+        self._stale = True
+
+    def _apply_reset(self) -> None:
+        self._stale = False
         self._writer_client.clear_caches()
         self._serializer = AvroSerializer(self._writer_client, self._schema, conf=self._serializer_conf)
         self._written_id = None

@@ -86,6 +86,9 @@ class OutboxRelay:
         self._next_check = 0.0  # time.monotonic() of the next registration check; 0 = at once
         self._schema_checks: dict[str, RegistrationCheck] = {}
         self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
+        # Registration checks run beside the relay: a hung registry must not hold up publishing.
+        self._check_now = threading.Event()
+        self._checker = threading.Thread(target=self._check_loop, name="outbox-schema-check", daemon=True)
 
     @property
     def _claims(self) -> OutboxClaims:
@@ -100,6 +103,7 @@ class OutboxRelay:
         if freed:
             log.info("freed outbox claims of %d relay(s) that are gone", freed)
         self._thread.start()
+        self._checker.start()
 
     def wake(self) -> None:
         """Called after a transaction added rows, so they go out without waiting for the next poll."""
@@ -110,6 +114,7 @@ class OutboxRelay:
         free the claims of rows still unconfirmed."""
         self._stop.set()
         self._wake.set()
+        self._check_now.set()
         self._thread.join(timeout + 5)
         self._producer.flush(timeout)
         self._settle()
@@ -125,8 +130,8 @@ class OutboxRelay:
 
     def check_schemas(self) -> list[RegistrationCheck]:
         """Ask the registry about every codec's schema now (blocking: a few requests per codec, 5 s timeout
-        each) and keep the answers for schema_checks(). Call it before start() to know at start-up; the relay's
-        thread calls it afterwards."""
+        each) and keep the answers for schema_checks(). Call it before start() to know at start-up; a thread of
+        the relay's own calls it afterwards, beside the publishing one."""
         now = time.time()
         checks = dict(self._schema_checks)
         for event_type, codec in self._codecs.items():
@@ -163,9 +168,25 @@ class OutboxRelay:
                 self._wake.wait(self._idle)
                 self._wake.clear()
 
+    def _check_loop(self) -> None:
+        while not self._stop.is_set():
+            wait = self._next_check - time.monotonic()
+            if wait > 0:
+                self._check_now.wait(wait)
+                self._check_now.clear()
+                continue
+            try:
+                self.check_schemas()
+            except Exception:
+                log.exception("checking the schema registrations failed")
+                self._next_check = time.monotonic() + _RECHECK_AFTER_REGISTRY_ERROR
+
+    def _check_soon(self) -> None:
+        """A registry error: check the registrations within _RECHECK_AFTER_REGISTRY_ERROR seconds."""
+        self._next_check = min(self._next_check, time.monotonic() + _RECHECK_AFTER_REGISTRY_ERROR)
+        self._check_now.set()
+
     def _cycle(self) -> int:
-        if time.monotonic() >= self._next_check:
-            self.check_schemas()
         self._producer.poll(0)
         self._settle()
         if len(self._in_flight) >= self._max_in_flight:
@@ -212,7 +233,7 @@ class OutboxRelay:
                 self._claims.release([r.id for r in rows[index + 1 :]])
                 self._backoff.failed(first=_UNAVAILABLE_FIRST_DELAY)
                 if isinstance(exc, RegistryUnavailable):
-                    self._next_check = min(self._next_check, time.monotonic() + _RECHECK_AFTER_REGISTRY_ERROR)
+                    self._check_soon()
                 return index
         return len(rows)
 

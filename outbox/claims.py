@@ -40,12 +40,14 @@ class OutboxClaims:
         table = self._table
         free = (table.c.claimed_until.is_(None)) | (table.c.claimed_until < now)
         parked = table.alias("parked")
+        # `parked_at > 0` (parked rows only, few) is what the planner should search by, through its index; the
+        # id comparison is an expression so that SQLite does not scan every row before this one instead.
         behind_parked = exists().where(
-            parked.c.parked_at.is_not(None), parked.c.key == table.c.key, parked.c.id < table.c.id
+            parked.c.parked_at > 0, parked.c.key == table.c.key, (parked.c.id + 0) < table.c.id
         )
         ids = (
             select(table.c.id)
-            .where(free, table.c.parked_at.is_(None), ~behind_parked)
+            .where(free, (table.c.parked_at + 0).is_(None), ~behind_parked)  # an expression: walk by id
             .order_by(table.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)

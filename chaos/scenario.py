@@ -215,6 +215,7 @@ def _drain_and_reconcile(run: Run, scenario: Scenario, load: LoadResult) -> Reco
         drain=drain,
         outbox_left=outbox_left,
         ignore=run.ignored_orders,
+        writer_schemas=run.state.get("writer_schemas"),  # a scenario that made the registry lose its data
     )
     _common_checks(run, scenario, load, recon, drain.drained)
     if scenario.verify is not None:

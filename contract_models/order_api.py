@@ -131,6 +131,35 @@ class DeadLetters(BaseModel):
     """
 
 
+class EventSchemaStatus(StrEnum):
+    """
+    What the Schema Registry says about the event schema this service writes: `ok` (registered), `refused`
+    (incompatible with the subject's versions, or invalid: orders are refused with 503 and readiness is
+    `down`), `unknown` (the registry could not be asked: orders are still accepted).
+
+    """
+
+    ok = "ok"
+    refused = "refused"
+    unknown = "unknown"
+
+
+class EventSchemaHealth(BaseModel):
+    status: EventSchemaStatus
+    subject: str | None = None
+    """
+    The registry subject the schema is registered under.
+    """
+    detail: str | None = None
+    """
+    The registry's reason for a refusal, or why it could not be asked.
+    """
+    fields: list[str] | None = None
+    """
+    The fields the registry names as incompatible.
+    """
+
+
 class FieldError(BaseModel):
     field: str
     """
@@ -157,6 +186,35 @@ class Health(BaseModel):
     dependencies: dict[str, DependencyHealth] | None = None
     outboxBacklog: int | None = None
     """
-    Events accepted but not yet published to Kafka.
+    Events accepted but not yet published to Kafka (parked events not counted).
     """
+    outboxOldestAgeSeconds: float | None = None
+    """
+    Seconds since the oldest event not yet published (and not parked) was accepted; it keeps growing
+    while publishing it fails for a reason that may pass (Kafka or the registry away). Null when none waits.
+
+    """
+    outboxParked: int | None = None
+    """
+    Events set aside because they can never be published as they are (they do not encode, exceed the
+    producer's size limit, or the registry refuses their schema). Each holds back the later events of its
+    order until it is retried or discarded with the outbox repair functions. Readiness is `degraded` while
+    there are any.
+
+    """
+    outboxParkedReason: str | None = None
+    """
+    Why the first event still parked was parked.
+    """
+    eventSchema: EventSchemaHealth | None = None
     deadLetters: DeadLetters | None = None
+    staleOrders: int | None = None
+    """
+    Unfinished orders without fulfillment progress for longer than `STALE_ORDER_SECONDS` (their
+    `OrderCreated` is being published again). Readiness is `degraded` while there are any.
+
+    """
+    oldestStaleOrderSeconds: float | None = None
+    """
+    Seconds the longest-waiting of those orders has been without progress; null when none.
+    """

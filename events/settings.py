@@ -50,6 +50,9 @@ class EventSettings(_TopologyFields):
     topic_retention_ms: int = RETENTION_MS
     # Topics are created at start-up; a deployment that manages topics itself can switch this off.
     create_topics: bool = True
+    # How often a publisher asks the registry whether its event schema is still registered with the id it
+    # writes (seconds): a registry that lost its data or now refuses the schema is noticed within this time.
+    schema_check_interval_seconds: float = 30.0
 
     def topic(self, declaration: TopicDeclaration) -> Topic:
         """declaration with this deployment's topic name, dead-letter topic name and partitions."""

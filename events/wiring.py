@@ -31,9 +31,16 @@ def publisher(
     registry: SchemaRegistryClient,
     producer: Producer,
 ) -> OutboxRelay:
-    """The relay that publishes declaration's events from the outbox table on engine, with producer."""
+    """The relay that publishes declaration's events from the outbox table on engine, with producer; it checks
+    the event schema's registration every SCHEMA_CHECK_INTERVAL_SECONDS."""
     codec = codec_for(registry, declaration, settings.topic(declaration).name)
-    return OutboxRelay(engine, table, producer, {declaration.event.name: codec})
+    return OutboxRelay(
+        engine,
+        table,
+        producer,
+        {declaration.event.name: codec},
+        registration_check_seconds=settings.schema_check_interval_seconds,
+    )
 
 
 def subscriber(

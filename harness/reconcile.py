@@ -13,6 +13,7 @@ duplicated when the provider shipped it more than once or it was given more than
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections import Counter, defaultdict
@@ -24,7 +25,7 @@ from typing import Any, TypeVar
 
 import httpx
 from confluent_kafka import Message
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from events.codecs import order_created_codec, status_changed_codec
 from harness.load import Accepted
@@ -59,9 +60,34 @@ class OrderEventScan:
     undecodable: int = 0  # poison records (dead-lettered by the consumer)
 
 
-def scan_order_events(records: list[Message], registry_url: str, topic: str) -> OrderEventScan:
-    """Scan OrderCreated records of topic (decoded with the registry's schemas)."""
-    codec = order_created_codec(SchemaRegistryClient({"url": registry_url}), topic)
+class KnownSchemasClient(SchemaRegistryClient):
+    """A registry client that resolves some ids from schemas known beforehand (what a registry held before it
+    lost its data) and asks the registry for the others."""
+
+    def __init__(self, url: str, known: Mapping[int, str]) -> None:
+        super().__init__({"url": url})
+        self._known = dict(known)
+
+    def get_schema(self, schema_id: int, *args: Any, **kwargs: Any) -> Schema:
+        """The known schema of schema_id, else the registry's."""
+        if schema_id in self._known:
+            return Schema(self._known[schema_id], "AVRO")
+        return super().get_schema(schema_id, *args, **kwargs)
+
+
+def registry_reader(registry_url: str, writer_schemas: Mapping[int, str] | None, record: str) -> SchemaRegistryClient:
+    """A client for reading one topic: writer_schemas (id -> schema text, e.g. a snapshot of a registry that
+    later lost its data) of the record named record resolve first, so the records written with those ids
+    still decode; only that record's, since a new registry may have given the same ids to other schemas."""
+    known = {i: s for i, s in (writer_schemas or {}).items() if json.loads(s).get("name") == record}
+    return KnownSchemasClient(registry_url, known) if known else SchemaRegistryClient({"url": registry_url})
+
+
+def scan_order_events(
+    records: list[Message], registry_url: str, topic: str, writer_schemas: Mapping[int, str] | None = None
+) -> OrderEventScan:
+    """Scan OrderCreated records of topic (decoded with the registry's schemas, writer_schemas first)."""
+    codec = order_created_codec(registry_reader(registry_url, writer_schemas, "OrderCreated"), topic)
     events, undecodable = decode_all(records, codec)
     scan = OrderEventScan(undecodable=undecodable)
     for event in events:
@@ -82,9 +108,12 @@ class FulfillmentEventScan:
     undecodable: int = 0
 
 
-def scan_fulfillment_events(records: list[Message], registry_url: str, topic: str) -> FulfillmentEventScan:
-    """Scan FulfillmentStatusChanged records of topic (decoded with the registry's schemas)."""
-    codec = status_changed_codec(SchemaRegistryClient({"url": registry_url}), topic)
+def scan_fulfillment_events(
+    records: list[Message], registry_url: str, topic: str, writer_schemas: Mapping[int, str] | None = None
+) -> FulfillmentEventScan:
+    """Scan FulfillmentStatusChanged records of topic (decoded with the registry's schemas, writer_schemas
+    first)."""
+    codec = status_changed_codec(registry_reader(registry_url, writer_schemas, "FulfillmentStatusChanged"), topic)
     events, undecodable = decode_all(records, codec)
     scan = FulfillmentEventScan(undecodable=undecodable)
     for event in events:
@@ -210,10 +239,12 @@ def reconcile(
     drain: DrainOutcome,
     outbox_left: dict[str, int],
     ignore: set[str] | frozenset[str] = frozenset(),
+    writer_schemas: Mapping[int, str] | None = None,
 ) -> Reconciliation:
     """Gather every source and judge: accepted orders by id; ignore: orders created outside the load (probes).
 
-    fault_end is the epoch time the last fault ended (None without faults).
+    fault_end is the epoch time the last fault ended (None without faults); writer_schemas: schemas by id to
+    read records with before asking the registry (those of a registry that lost its data since).
     """
     with httpx.Client(base_url=order_service_url, timeout=30) as client:
         orders = {i: o for i, o in list_orders(client).items() if i not in ignore}
@@ -223,9 +254,9 @@ def reconcile(
             if response.status_code == 200:
                 orders[order_id] = response.json()
 
-    created = scan_order_events(read_to_end(bootstrap_servers, order_topic), registry_url, order_topic)
+    created = scan_order_events(read_to_end(bootstrap_servers, order_topic), registry_url, order_topic, writer_schemas)
     fulfilled = scan_fulfillment_events(
-        read_to_end(bootstrap_servers, fulfillment_topic), registry_url, fulfillment_topic
+        read_to_end(bootstrap_servers, fulfillment_topic), registry_url, fulfillment_topic, writer_schemas
     )
     return judge(
         accepted=accepted,

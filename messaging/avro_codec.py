@@ -4,6 +4,11 @@ Registry docs, "Wire format") via the registry.
 Writers register the committed schema under the topic's subject (confluent-kafka's AvroSerializer); readers
 resolve every writer version against their own (generated) reader schema with fastavro, so old records read
 with defaults filled in, after checking the writer schema is safe to decode with (messaging.avro_safety).
+
+A writer keeps the id the registry gave its schema (confluent-kafka's serializer and client cache it), so it
+checks its registration now and then (`EventCodec.check_registration`): a registry that lost or reassigned the
+id makes it register again and drop those caches; a registry that refuses the schema (409/422) is reported, and
+the codec's next encode asks the registry again instead of writing records with an id the subject disowns.
 """
 
 from __future__ import annotations
@@ -12,11 +17,13 @@ import io
 import json
 import time
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
 
 import fastavro
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 from pydantic import BaseModel
 
@@ -28,13 +35,42 @@ from messaging.avro_safety import (
     reader_decimals,
     use_bounded_decimals,
 )
-from messaging.registry import is_registry_unavailable, set_compatibility
+from messaging.registry import (
+    SchemaRefused,
+    SubjectRegistration,
+    is_registry_unavailable,
+    set_compatibility,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
 
 class RegistryUnavailable(Exception):
     """The registry could not be reached; retry later, the record is fine."""
+
+
+@dataclass(frozen=True)
+class RegistrationCheck:
+    """What the registry said about a writer's schema when last asked.
+
+    status: "ok" (registered, schema_id is its id), "refused" (the registry refuses it: detail is the registry's
+    reason, fields the fields it names) or "unknown" (the registry could not be asked: detail says why; writers
+    carry on, failing open). reregistered: the id the writer had cached was unknown to the registry or another
+    schema's there, so it registered again and dropped its caches. checked_at: epoch s.
+    """
+
+    status: Literal["ok", "refused", "unknown"]
+    subject: str
+    checked_at: float
+    schema_id: int | None = None
+    detail: str | None = None
+    fields: tuple[str, ...] = ()
+    reregistered: bool = False
+
+    @classmethod
+    def refusal(cls, exc: SchemaRefused, checked_at: float) -> RegistrationCheck:
+        """The check a refusal amounts to."""
+        return cls("refused", exc.subject, checked_at, detail=str(exc), fields=tuple(exc.fields))
 
 
 class UnencodableEvent(ValueError):
@@ -107,10 +143,16 @@ class EventCodec(Generic[M]):
         self._subject = subject
         self._compatibility = compatibility
         self._context = SerializationContext(topic, MessageField.VALUE)
-        conf: dict[str, Any] = {"auto.register.schemas": True}
+        self._schema = schema
+        self._serializer_conf: dict[str, Any] = {"auto.register.schemas": True}
         if subject is not None:
-            conf["subject.name.strategy"] = lambda _context, _record_name: subject
-        self._serializer = AvroSerializer(client, schema, conf=conf)
+            self._serializer_conf["subject.name.strategy"] = lambda _context, _record_name: subject
+        # The writer's own client: dropping its cached ids (check_registration) leaves the readers' alone.
+        self._writer_client = _client_like(client)
+        self._serializer = AvroSerializer(self._writer_client, schema, conf=self._serializer_conf)
+        self._written_id: int | None = None  # the schema id in the last record written
+        self._stale = False  # set by check_registration (any thread), applied by the next encode
+        self._registration = _registration(client, subject or f"{topic}-value", schema)
         self._reader = fastavro.parse_schema(json.loads(schema))
         self._writers: dict[int, Any] = {}  # schema id -> parsed writer schema
         self._unknown_ids: dict[int, float] = {}  # schema id -> when the registry said it has none (monotonic)
@@ -122,20 +164,68 @@ class EventCodec(Generic[M]):
         use_bounded_decimals()
 
     def encode(self, event: M | dict[str, Any]) -> bytes:
-        """The record value in wire format. Raises RegistryUnavailable while the schema cannot be registered or
-        looked up; any other error (a value the schema cannot hold, a schema the registry refuses) propagates
-        as the serializer raised it."""
+        """Serialize in the wire format. Raises RegistryUnavailable while the schema cannot be registered or
+        looked up (retry later), SchemaRefused when the registry refuses the schema (409/422), and
+        UnencodableEvent when the event does not fit the schema (neither will change by waiting)."""
         record = event.model_dump() if isinstance(event, BaseModel) else event
+        if self._stale:
+            self._apply_reset()
         try:
             if not self._compatibility_set:
                 assert self._subject is not None and self._compatibility is not None
-                set_compatibility(self._client, self._subject, self._compatibility)
+                set_compatibility(self._writer_client, self._subject, self._compatibility)
                 self._compatibility_set = True
-            return self._serializer(record, self._context)
+            value: bytes = self._serializer(record, self._context)
         except Exception as exc:
-            if is_registry_unavailable(exc):
+            status = getattr(exc, "http_status_code", None)
+            if status in (409, 422) and isinstance(exc, SchemaRegistryError):
+                subject = self._registration.subject if self._registration else self.topic
+                raise SchemaRefused(subject, status, exc.error_message) from exc
+            if is_registry_unavailable(exc) or isinstance(exc, SchemaRegistryError):
                 raise RegistryUnavailable(str(exc)) from exc
-            raise
+            raise UnencodableEvent(f"{type(exc).__name__}: {exc}"[:500]) from exc
+        self._written_id = int.from_bytes(value[1:WIRE_HEADER_BYTES], "big")
+        return value
+
+    def check_registration(self, now: float) -> RegistrationCheck:
+        """Ask the registry, past every cache, whether the schema this codec writes is registered under its
+        subject with the id the codec writes (now: epoch s, recorded in the result). Blocking (a few HTTP
+        requests of at most the client's timeout each); never raises. May run on another thread than encode():
+        the caches are dropped by the next encode().
+
+        Not registered (the subject was emptied, the registry lost its data): register again, setting the
+        declared compatibility first where the subject has none of its own. Registered with another id than the
+        one written: the caches are dropped, so the next record carries the registry's id. Refused: the caches
+        are dropped too, so encode() asks the registry and raises SchemaRefused instead of writing the old id.
+        """
+        registration = self._registration
+        if registration is None:
+            return RegistrationCheck("unknown", self.topic, now, detail="no registry URL to check against")
+        try:
+            found = registration.registered_id()
+            if found is None:
+                if self._compatibility is not None and not registration.has_compatibility():
+                    set_compatibility(self._writer_client, registration.subject, self._compatibility)
+                found = registration.register()
+        except SchemaRefused as exc:
+            self._reset_writer()
+            return RegistrationCheck.refusal(exc, now)
+        except Exception as exc:
+            return RegistrationCheck("unknown", registration.subject, now, detail=f"{type(exc).__name__}: {exc}"[:300])
+        stale = self._written_id is not None and self._written_id != found
+        if stale:
+            self._reset_writer()
+        return RegistrationCheck("ok", registration.subject, now, schema_id=found, reregistered=stale)
+
+    def _reset_writer(self) -> None:
+        """Have the next encode forget every id the writer cached, so it registers (or looks up) the schema."""
+        self._stale = True
+
+    def _apply_reset(self) -> None:
+        self._stale = False
+        self._writer_client.clear_caches()
+        self._serializer = AvroSerializer(self._writer_client, self._schema, conf=self._serializer_conf)
+        self._written_id = None
 
     def decode(self, data: bytes | None, key: bytes | None = None) -> M:
         """The event of a wire-format value, resolved to the reader schema and checked by the rules.
@@ -207,6 +297,21 @@ class EventCodec(Generic[M]):
             kind, _, detail = reason.partition(":")
             raise PoisonRecord(kind, f"writer schema {schema_id}: {detail}")
         return self._writers[schema_id]
+
+
+def _client_like(client: SchemaRegistryClient) -> SchemaRegistryClient:
+    """A client of its own with client's configuration (client itself when it has none to copy, e.g. a fake)."""
+    config = getattr(client, "config", None)
+    conf = config() if callable(config) else None
+    return SchemaRegistryClient(dict(conf)) if isinstance(conf, dict) and conf.get("url") else client
+
+
+def _registration(client: SchemaRegistryClient, subject: str, schema: str) -> SubjectRegistration | None:
+    config = getattr(client, "config", None)
+    conf = config() if callable(config) else None
+    if not isinstance(conf, dict) or not isinstance(conf.get("url"), str):
+        return None
+    return SubjectRegistration(conf["url"], subject, schema, timeout=float(conf.get("timeout", 5)))
 
 
 def _record_name(schema: str) -> str:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any
+from urllib.parse import quote
+
 import httpx
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
@@ -31,3 +36,125 @@ def is_registry_unavailable(exc: BaseException) -> bool:
 def _is_vendored_transport_error(exc: BaseException) -> bool:
     # confluent-kafka ships its own copy of httpx; match its transport errors by name.
     return any(cls.__name__ in {"TransportError", "TimeoutException", "NetworkError"} for cls in type(exc).__mro__)
+
+
+# Confluent's content type for request bodies (Apicurio's ccompat API takes it too).
+_SCHEMA_JSON = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
+# How a registry names the fields it finds incompatible in a 409 body. Apicurio: "list of diff types:
+# [customerName at /fields/5]"; Confluent: "details: [{errorType:'READER_FIELD_MISSING_DEFAULT_VALUE',
+# description:'The field 'x' at path '/fields/3' ...', additionalInfo:'x'}]" (also as JSON).
+_FIELD_PATTERNS = (
+    re.compile(r"([A-Za-z_][\w.]*) at /fields/"),
+    re.compile(r"additionalInfo\W{1,4}([A-Za-z_]\w*)"),
+    re.compile(r"[Ff]ield '([A-Za-z_]\w*)'"),
+)
+
+
+class SchemaRefused(Exception):
+    """The registry refuses a writer schema under its subject (HTTP 409: incompatible with the versions there
+    under the subject's compatibility level; 422: not a valid schema). Waiting will not help; changing the
+    schema or the subject will.
+
+    subject, status (409 or 422), message (the registry's own words) and fields (the field names the message
+    names as incompatible, in order, possibly none).
+    """
+
+    def __init__(self, subject: str, status: int, message: str) -> None:
+        self.subject = subject
+        self.status = status
+        self.message = message
+        self.fields = refused_fields(message)
+        named = f" (fields: {', '.join(self.fields)})" if self.fields else ""
+        super().__init__(f"registry refuses the schema for {subject}: {status} {message[:400]}{named}")
+
+
+def refused_fields(message: str) -> list[str]:
+    """The field names a registry's refusal message names as incompatible (Apicurio's and Confluent's
+    wordings), without repeats, in order of appearance; [] when it names none."""
+    found: list[str] = []
+    for pattern in _FIELD_PATTERNS:
+        for match in pattern.finditer(message):
+            name = match.group(1)
+            if name not in found:
+                found.append(name)
+    return found
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:1000]
+    return str(body.get("message", body)) if isinstance(body, dict) else str(body)
+
+
+def _unavailable(response: httpx.Response) -> SchemaRegistryError:
+    return SchemaRegistryError(response.status_code, -1, _error_message(response))
+
+
+class SubjectRegistration:
+    """The registration of one writer schema under one subject, asked of the registry without any cache
+    (confluent-kafka's client caches ids, so it would never notice a registry that lost them).
+
+    url: the Confluent API base URL. Every call raises SchemaRegistryError (status None or >= 500: the registry
+    is unavailable, see is_registry_unavailable) for what is neither an answer nor a refusal.
+    """
+
+    def __init__(self, url: str, subject: str, schema: str, timeout: float = 5.0) -> None:
+        self.url = url.rstrip("/")
+        self.subject = subject
+        self.schema = schema
+        self._client = httpx.Client(timeout=timeout)
+
+    def registered_id(self) -> int | None:
+        """The id the schema has under the subject, None when it is not registered there (or the subject does
+        not exist): POST /subjects/{subject}, 404 = not there."""
+        response = self._request("POST", f"/subjects/{quote(self.subject, safe='')}", {"schema": self.schema})
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise _unavailable(response)
+        return int(response.json()["id"])
+
+    def register(self) -> int:
+        """Register the schema under the subject (a no-op returning the id if it is there). Raises SchemaRefused
+        on 409/422."""
+        path = f"/subjects/{quote(self.subject, safe='')}/versions"
+        response = self._request("POST", path, {"schema": self.schema})
+        if response.status_code in (409, 422):
+            raise SchemaRefused(self.subject, response.status_code, _error_message(response))
+        if response.status_code != 200:
+            raise _unavailable(response)
+        return int(response.json()["id"])
+
+    def has_compatibility(self) -> bool:
+        """Whether the subject has a compatibility level of its own (GET /config/{subject}; 404 = none)."""
+        response = self._request("GET", f"/config/{quote(self.subject, safe='')}")
+        if response.status_code == 404:
+            return False
+        if response.status_code != 200:
+            raise _unavailable(response)
+        return True
+
+    def knows_id(self, schema_id: int) -> bool:
+        """Whether the registry still resolves schema_id to this schema (GET /schemas/ids/{id}; a 404 or other
+        content means the registry lost or reassigned it)."""
+        response = self._request("GET", f"/schemas/ids/{schema_id}")
+        if response.status_code == 404:
+            return False
+        if response.status_code != 200:
+            raise _unavailable(response)
+        try:
+            return bool(json.loads(response.json()["schema"]) == json.loads(self.schema))
+        except (ValueError, KeyError, TypeError):
+            return False
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._client.close()
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        try:
+            return self._client.request(method, self.url + path, json=body, headers=_SCHEMA_JSON)
+        except httpx.HTTPError as exc:
+            raise SchemaRegistryError(None, -1, f"{type(exc).__name__}: {exc}") from exc  # type: ignore[arg-type]

@@ -4,7 +4,9 @@ the components bootstrap() wired."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -39,7 +41,14 @@ def create_app(settings: OrderServiceSettings | None = None, **overrides: Any) -
     app.include_router(order_router(components.service))
     app.include_router(
         health_router(
-            components.engine, components.probes, components.relay.backlog, components.projection.dead_letters
+            components.engine,
+            components.probes,
+            components.relay.health,
+            components.relay.schema_checks,
+            components.projection.dead_letters,
+            functools.partial(
+                components.service.stale_orders, timedelta(seconds=components.settings.stale_order_seconds)
+            ),
         )
     )
     return app

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -77,11 +78,14 @@ class Components:
 
     async def start(self) -> None:
         """On the running loop: migrate the database, then start topic creation (in the background, it waits
-        for Kafka), the relay, the projection, the purge of expired idempotency keys and the republication
-        of OrderCreated for orders without progress."""
+        for Kafka), ask the registry about the event schema (a refusal closes order intake, an unreachable
+        registry does not), start the relay, the projection, the purge of expired idempotency keys and the
+        republication of OrderCreated for orders without progress."""
         await run_in_threadpool(migrate, self.engine)
         self.waiter.bind(asyncio.get_running_loop())
         create_topics(self.settings, self._stopping)
+        # Before serving: an event schema the registry refuses is known before the first order comes.
+        await run_in_threadpool(self.relay.check_schemas)
         self.relay.start()
         self.projection.start()
         stale_after = timedelta(seconds=self.settings.stale_order_seconds)
@@ -143,7 +147,12 @@ def bootstrap(
         waiter = StatusWaiter(uow.get_many)
     if service is None:
         service = OrderService(
-            uow, waiter, settings.idempotency_key_ttl_seconds, max_event_bytes=settings.max_event_bytes
+            uow,
+            waiter,
+            settings.idempotency_key_ttl_seconds,
+            max_event_bytes=settings.max_event_bytes,
+            schema_refusal=relay.schema_refusal,
+            retry_after_seconds=max(1, math.ceil(settings.schema_check_interval_seconds)),
         )
     if projection is None:
         projection = subscriber(

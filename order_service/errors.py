@@ -38,6 +38,22 @@ class EventTooLarge(OrderServiceError):
         self.limit = limit
 
 
+class EventSchemaRefused(OrderServiceError):
+    """The Schema Registry refuses the schema of the order's event (an incompatible or invalid schema was
+    deployed), so no order can be published: none is accepted until the registry accepts it.
+
+    subject: the registry subject; reason: the registry's words; fields: the fields it names as incompatible;
+    retry_after_seconds: when the registry will be asked again.
+    """
+
+    def __init__(self, subject: str, reason: str, fields: tuple[str, ...], retry_after_seconds: int) -> None:
+        super().__init__(reason)
+        self.subject = subject
+        self.reason = reason
+        self.fields = fields
+        self.retry_after_seconds = retry_after_seconds
+
+
 class EventNotEncodable(OrderServiceError):
     """The order's OrderCreated event does not encode with the committed Avro schema, so it could never be
     published; the message is the encoder's."""

@@ -3,7 +3,9 @@ ready)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter
@@ -13,21 +15,32 @@ from starlette.concurrency import run_in_threadpool
 from contract_models.order_api import Health
 from httpapi.health import dependency_report, overall_status
 from httpapi.json_body import DecimalJSONResponse
+from messaging.avro_codec import RegistrationCheck
 from messaging.dead_letter import DeadLetterCounts, DeadLetterPublisher
 from messaging.health import CachedProbe
+from outbox.parking import OutboxHealth
+
+# The oldest unpublished event may be this old (seconds) before readiness calls the pipeline stalled.
+STALLED_OUTBOX_SECONDS = 60.0
 
 
 def health_router(
     engine: Engine,
     probes: Mapping[str, CachedProbe],
-    outbox_backlog: Callable[[], int],
+    outbox: Callable[[], OutboxHealth],
+    schema_checks: Callable[[], list[RegistrationCheck]] = list,
     dead_letters: DeadLetterPublisher | None = None,
+    stale_orders: Callable[[], Awaitable[tuple[int, timedelta | None]]] | None = None,
 ) -> APIRouter:
     """GET /health/live (always ok while serving) and GET /health/ready: the database (engine), each probe by
-    name, outbox_backlog() (blocking; events not yet published, asked only while the database works) and the
-    projection's dead_letters (copies published since start, records in the local spool, counted only while the
-    database works). Ready answers 503 when the database is down, 200 otherwise (ok, or degraded with Kafka or
-    the registry away)."""
+    name, the outbox (outbox(): blocking, asked only while the database works: backlog, oldest unpublished age,
+    parked rows), the registry's last word on the event schema (schema_checks()) and the projection's
+    dead_letters (copies published since start, records in the local spool, counted only while the database
+    works) and stale_orders() (unfinished orders without fulfillment progress: how many, the longest wait).
+
+    Ready answers 503 (`down`) when the database is down or the registry refuses the event schema (no order
+    is accepted then), 200 otherwise: `degraded` with Kafka or the registry away, events parked, the oldest
+    unpublished event older than STALLED_OUTBOX_SECONDS, or orders without progress; `ok` otherwise."""
     router = APIRouter()
 
     @router.get("/health/live", response_model=Health, response_model_exclude_none=True, operation_id="live")
@@ -41,20 +54,53 @@ def health_router(
         responses={200: {"model": Health}, 503: {"model": Health}},
     )
     async def ready() -> DecimalJSONResponse:
+        stale: tuple[int, timedelta | None] | None = None
+        if stale_orders is not None:
+            with contextlib.suppress(Exception):  # the database is away: reported as such below
+                stale = await stale_orders()
+
         def check() -> dict[str, Any]:
             deps = dependency_report(engine, dict(probes))
+            schema = schema_report(schema_checks())
+            body: dict[str, Any] = {"dependencies": deps, "outboxBacklog": None, "eventSchema": schema}
+            stalled = False
             database_ok = deps["database"]["status"] == "ok"
-            body = {
-                "status": overall_status(deps),
-                "dependencies": deps,
-                "outboxBacklog": outbox_backlog() if database_ok else None,
-            }
+            if database_ok:
+                state = outbox()
+                age = None if state.oldest_unpublished_age_s is None else round(state.oldest_unpublished_age_s, 1)
+                body.update(
+                    outboxBacklog=state.backlog,
+                    outboxOldestAgeSeconds=age,
+                    outboxParked=state.parked,
+                    outboxParkedReason=(state.oldest_parked_reason or "")[:500] or None,
+                )
+                stalled = state.parked > 0 or (age is not None and age > STALLED_OUTBOX_SECONDS)
             if dead_letters is not None:
                 counts = dead_letters.counts() if database_ok else DeadLetterCounts(dead_letters.published, None)
                 body["deadLetters"] = counts.to_json()
-            return body
+            if stale is not None:
+                count, oldest = stale
+                body.update(
+                    staleOrders=count,
+                    oldestStaleOrderSeconds=None if oldest is None else round(oldest.total_seconds(), 1),
+                )
+                stalled = stalled or count > 0
+            status = overall_status(deps, degraded=stalled)
+            if schema["status"] == "refused":
+                status = "down"
+            return {"status": status, **body}
 
         body = await run_in_threadpool(check)
         return DecimalJSONResponse(body, status_code=503 if body["status"] == "down" else 200)
 
     return router
+
+
+def schema_report(checks: list[RegistrationCheck]) -> dict[str, Any]:
+    """The `eventSchema` of readiness from the registry's last answers: a refusal first, then an unanswered
+    check, else ok; `unknown` before the first check."""
+    if not checks:
+        return {"status": "unknown", "detail": "not checked yet", "fields": []}
+    order = {"refused": 0, "unknown": 1, "ok": 2}
+    check = min(checks, key=lambda c: order[c.status])
+    return {"status": check.status, "subject": check.subject, "detail": check.detail, "fields": list(check.fields)}

@@ -16,8 +16,9 @@ from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 
 from contracts.order_rules import ValidOrder
+from messaging.avro_codec import RegistrationCheck
 from order_service.domain import Order, OrderPage, OrderStatus, accept
-from order_service.errors import IdempotencyKeyReused, OrderNotFound
+from order_service.errors import EventSchemaRefused, IdempotencyKeyReused, OrderNotFound
 from order_service.idempotency import IdempotencyRecord, request_fingerprint
 from order_service.publishing import PublishableCheck, order_created
 from order_service.status_waiter import StatusWaiter
@@ -30,7 +31,9 @@ class OrderService:
     """The use cases of one service instance.
 
     Idempotency-Keys replay their order for idempotency_ttl_seconds. An order is accepted only if its
-    OrderCreated event encodes and fits max_event_bytes. waiter wakes reads waiting for a status change;
+    OrderCreated event encodes and fits max_event_bytes, and while the registry does not refuse its schema:
+    schema_refusal() gives the registry's refusal (None while there is none; the relay keeps it current) and
+    retry_after_seconds is when a refused client may try again. waiter wakes reads waiting for a status change;
     clock gives the current UTC time.
     """
 
@@ -41,12 +44,16 @@ class OrderService:
         idempotency_ttl_seconds: int,
         *,
         max_event_bytes: int = MAX_EVENT_BYTES,
+        schema_refusal: Callable[[], RegistrationCheck | None] = lambda: None,
+        retry_after_seconds: int = 30,
         clock: Callable[[], datetime] = functools.partial(datetime.now, UTC),
     ) -> None:
         self._uow = uow
         self._waiter = waiter
         self._idempotency_ttl = timedelta(seconds=idempotency_ttl_seconds)
         self._publishable = PublishableCheck(max_event_bytes)
+        self._schema_refusal = schema_refusal
+        self._retry_after = retry_after_seconds
         self._clock = clock
 
     async def place(self, request: ValidOrder, idempotency_key: str | None) -> tuple[Order, bool]:
@@ -55,13 +62,17 @@ class OrderService:
         Returns (order, replayed): replayed is True when an earlier request with the same key placed the same
         order (by value), and then nothing is stored. Raises IdempotencyKeyReused (the key was used with another
         order), EventNotEncodable or EventTooLarge (the event could never be published, so the order is
-        not accepted).
+        not accepted), EventSchemaRefused (the registry refuses the event's schema: nothing is stored, since
+        the event could not be published; the replay of an order stored before is still answered).
         """
         fingerprint = request_fingerprint(request) if idempotency_key else ""
         if idempotency_key:
             replay = await self._replay(idempotency_key, fingerprint)
             if replay is not None:
                 return replay, True
+        refusal = self._schema_refusal()
+        if refusal is not None:
+            raise EventSchemaRefused(refusal.subject, refusal.detail or "refused", refusal.fields, self._retry_after)
         now = self._clock()
         order = accept(uuid.uuid4(), request, now)
         event = order_created(order)

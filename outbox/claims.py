@@ -3,6 +3,9 @@
 A claim is a lease: `claimed_until` (epoch s) and `claimed_by` (the owner, see outbox.ownership). Rows are
 claimed in id order with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so relays sharing a table never claim the
 same row; a lease that runs out frees its row for anyone. Every write is its own short transaction.
+
+A parked row (`parked_at` set: publishing it can never succeed) is never claimed, nor is any later row with
+its key, so the events of one key never overtake each other; the rows of other keys go on.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, Table, delete, func, select, update
+from sqlalchemy import Engine, Table, delete, exists, func, select, update
 
 from persistence.engine import write_transaction
 
@@ -28,16 +31,23 @@ class OutboxClaims:
         self._owner = owner
 
     def claim(self, limit: int, lease_seconds: float) -> list[Any]:
-        """Claim up to limit free rows (never claimed, or their lease ran out) for lease_seconds.
+        """Claim up to limit free rows (never claimed, or their lease ran out) for lease_seconds: not parked,
+        and with no parked row of the same key before them.
 
         Returns rows with id, topic, key, event_type and payload, in id order.
         """
         now = time.time()
         table = self._table
         free = (table.c.claimed_until.is_(None)) | (table.c.claimed_until < now)
+        parked = table.alias("parked")
+        # `parked_at > 0` (parked rows only, few) is what the planner should search by, through its index; the
+        # id comparison is an expression so that SQLite does not scan every row before this one instead.
+        behind_parked = exists().where(
+            parked.c.parked_at > 0, parked.c.key == table.c.key, (parked.c.id + 0) < table.c.id
+        )
         ids = (
             select(table.c.id)
-            .where(free)
+            .where(free, (table.c.parked_at + 0).is_(None), ~behind_parked)  # an expression: walk by id
             .order_by(table.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
@@ -59,16 +69,36 @@ class OutboxClaims:
                 for chunk in _chunks(ids):
                     conn.execute(delete(self._table).where(self._table.c.id.in_(chunk)))
 
-    def release(self, ids: Sequence[int]) -> None:
-        """Free the rows with these ids for the next claim, whoever holds them."""
+    def release(self, ids: Sequence[int], failure: str | None = None) -> None:
+        """Free the rows with these ids for the next claim, whoever holds them.
+
+        failure: why publishing them failed this time (a transient failure, they are retried): counted in their
+        attempts and kept as their failure_reason, with first_failed_at set on the first one.
+        """
         if ids:
+            table = self._table
+            values: dict[str, Any] = {"claimed_until": None, "claimed_by": None}
+            if failure is not None:
+                values.update(_failed_once(table, failure))
             with write_transaction(self._engine) as conn:
                 for chunk in _chunks(ids):
-                    conn.execute(
-                        update(self._table)
-                        .where(self._table.c.id.in_(chunk))
-                        .values(claimed_until=None, claimed_by=None)
-                    )
+                    conn.execute(update(table).where(table.c.id.in_(chunk)).values(**values))
+
+    def park(self, ids: Sequence[int], reason: str) -> None:
+        """Set the rows with these ids aside for good (reason: why they can never be published): they are
+        freed and counted as failed, and neither they nor later rows of their keys are claimed again until
+        outbox.parking retries or discards them."""
+        if ids:
+            table = self._table
+            values = {
+                "claimed_until": None,
+                "claimed_by": None,
+                "parked_at": time.time(),
+                **_failed_once(table, reason),
+            }
+            with write_transaction(self._engine) as conn:
+                for chunk in _chunks(ids):
+                    conn.execute(update(table).where(table.c.id.in_(chunk)).values(**values))
 
     def release_owners(self, is_gone: Callable[[str], bool]) -> int:
         """Free every claim whose owner is_gone says is gone; returns how many owners that was."""
@@ -84,9 +114,21 @@ class OutboxClaims:
         return len(dead)
 
     def backlog(self) -> int:
-        """Rows in the table: events accepted and not yet confirmed by the broker."""
+        """Rows waiting to be published: events accepted, not yet confirmed by the broker, and not parked."""
+        table = self._table
         with self._engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(self._table)).scalar_one())
+            return int(
+                conn.execute(select(func.count()).select_from(table).where(table.c.parked_at.is_(None))).scalar_one()
+            )
+
+
+def _failed_once(table: Table, reason: str) -> dict[str, Any]:
+    """The column values that count one more failed attempt with reason."""
+    return {
+        "attempts": table.c.attempts + 1,
+        "first_failed_at": func.coalesce(table.c.first_failed_at, time.time()),
+        "failure_reason": reason[:1000],
+    }
 
 
 def _chunks(items: Sequence[int]) -> list[Sequence[int]]:

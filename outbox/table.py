@@ -20,6 +20,11 @@ def outbox_table(metadata: MetaData) -> Table:
     Columns: id (insertion order, which is publication order), topic, key, event_type (the event model's class
     name, which picks its codec), payload (the event as JSON), created_at (epoch s), claimed_until (epoch s
     until which a relay owns the row; NULL = free) and claimed_by (the owner, see outbox.ownership).
+
+    Failures (outbox.failures classifies them): attempts (failed publication attempts), first_failed_at (epoch s
+    of the first), failure_reason (the last one's cause) and parked_at (epoch s when the row was set aside
+    because publishing it can never succeed; NULL = not parked). A parked row is never claimed, and neither
+    is a later row with its key, until it is retried or discarded (outbox.parking).
     """
     return Table(
         "outbox",
@@ -32,6 +37,10 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("created_at", Float, nullable=False),
         Column("claimed_until", Float, nullable=True, index=True),
         Column("claimed_by", String(255), nullable=True),
+        Column("attempts", Integer, nullable=False, server_default="0"),
+        Column("first_failed_at", Float, nullable=True),
+        Column("failure_reason", Text, nullable=True),
+        Column("parked_at", Float, nullable=True, index=True),
     )
 
 
@@ -45,6 +54,7 @@ def outbox_row(topic: str, key: str, event: BaseModel) -> dict[str, Any]:
         "created_at": time.time(),
         "claimed_until": None,
         "claimed_by": None,
+        "attempts": 0,
     }
 
 

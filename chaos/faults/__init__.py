@@ -8,11 +8,14 @@ from chaos.faults import (
     dlq_missing,
     dlq_oversize,
     fulfillment_kill,
+    incompatible_schema,
     order_service_kill,
     poison_records,
     provider_outage,
     rebalance_kill,
+    registry_data_loss,
     registry_down,
+    unpublishable_row,
 )
 from chaos.scenario import Scenario
 
@@ -29,5 +32,8 @@ SCENARIOS: dict[str, Scenario] = {
         broker_paused,
         dlq_oversize,
         dlq_missing,
+        unpublishable_row,
+        incompatible_schema,
+        registry_data_loss,
     )
 }

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from httpapi.problems import ProblemError
+from starlette.responses import Response
+
+from httpapi.problems import ProblemError, problem_response
 from order_service.errors import (
     EventNotEncodable,
+    EventSchemaRefused,
     EventTooLarge,
     IdempotencyKeyReused,
     InvalidCursor,
@@ -44,3 +47,23 @@ def problem_for(error: OrderServiceError) -> ProblemError:
             [{"field": "cursor", "message": "invalid cursor"}],
         )
     raise TypeError(f"no problem document for {type(error).__name__}")
+
+
+def schema_refused_response(error: EventSchemaRefused, path: str) -> Response:
+    """503 with Retry-After for an order refused because the registry refuses its event's schema; `errors`
+    names each field the registry calls incompatible (or the subject, when it names none)."""
+    if error.fields:
+        errors = [
+            {"field": field, "message": f"incompatible with the registry's {error.subject}"} for field in error.fields
+        ]
+    else:
+        errors = [{"field": "body", "message": error.reason[:500]}]
+    return problem_response(
+        503,
+        "Service Unavailable",
+        f"The schema registry refuses the event schema of {error.subject}, so no order can be published: "
+        f"{error.reason[:500]}",
+        errors,
+        path,
+        headers={"Retry-After": str(error.retry_after_seconds)},
+    )

@@ -17,9 +17,9 @@ from httpapi.parameters import JSON_INTEGER, JSON_NUMBER, UUIDParameter
 from httpapi.problems import PROBLEM_JSON
 from order_service import domain
 from order_service.api.order_request import parse_order_request
-from order_service.api.problems import problem_for
+from order_service.api.problems import problem_for, schema_refused_response
 from order_service.api.representation import order_document, page_document
-from order_service.errors import OrderServiceError
+from order_service.errors import EventSchemaRefused, OrderServiceError
 from order_service.use_cases import OrderService
 
 PROBLEM = {"model": Problem, "content": {PROBLEM_JSON: {}}}
@@ -52,7 +52,7 @@ def order_router(service: OrderService) -> APIRouter:
         "/api/orders",
         status_code=201,
         response_model=None,
-        responses={201: {"model": Order}, 400: PROBLEM, 413: PROBLEM, 415: PROBLEM, 422: PROBLEM},
+        responses={201: {"model": Order}, 400: PROBLEM, 413: PROBLEM, 415: PROBLEM, 422: PROBLEM, 503: PROBLEM},
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -73,6 +73,8 @@ def order_router(service: OrderService) -> APIRouter:
             order_request = parse_order_request(body, content_type)
         try:
             order, replayed = await service.place(order_request, idempotency_key)
+        except EventSchemaRefused as exc:
+            return schema_refused_response(exc, request.url.path)
         except OrderServiceError as exc:
             raise problem_for(exc) from exc
         headers = {"Location": f"/api/orders/{order.order_id}"}

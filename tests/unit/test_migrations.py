@@ -78,8 +78,10 @@ def upgrade_from_released_head(engine: Engine, fresh: Engine, service: ModuleTyp
         service.migrate(engine)
         assert heads(engine) == heads(fresh)
         with engine.connect() as conn:
-            claimed = conn.execute(select(outbox.c.key, outbox.c.claimed_by)).all()
-        assert [tuple(row) for row in claimed] == [("k", "h:1:1")]
+            claimed = conn.execute(
+                select(outbox.c.key, outbox.c.claimed_by, outbox.c.attempts, outbox.c.parked_at)
+            ).all()
+        assert [tuple(row) for row in claimed] == [("k", "h:1:1", 0, None)]
         assert schema_differences(engine, metadata) == []
 
 

@@ -11,16 +11,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
 
 from contract_models.events import FulfillmentStatus, FulfillmentStatusChanged, OrderCreated
 from contracts.order_rules import OrderLine, ValidOrder
+from messaging.avro_codec import RegistrationCheck
 from order_service import store
 from order_service.api.representation import order_document
 from order_service.domain import Order, OrderStatus
-from order_service.errors import EventTooLarge, IdempotencyKeyReused, InvalidCursor, OrderNotFound
+from order_service.errors import (
+    EventSchemaRefused,
+    EventTooLarge,
+    IdempotencyKeyReused,
+    InvalidCursor,
+    OrderNotFound,
+)
 from order_service.projection import FulfillmentProjection
 from order_service.status_waiter import StatusWaiter
 from order_service.unit_of_work import SqlOrderUnitOfWork
@@ -93,7 +101,13 @@ def run(tmp_path) -> Iterator[Callable[..., None]]:
     engine = make_engine(f"sqlite:///{tmp_path}/orders.db")
     upgrade_to_head(engine, MIGRATIONS)
 
-    def go(scenario: Scenario, *, max_event_bytes: int = 990_000, recheck_seconds: float = 1.0) -> None:
+    def go(
+        scenario: Scenario,
+        *,
+        max_event_bytes: int = 990_000,
+        recheck_seconds: float = 1.0,
+        schema_refusal: Callable[[], Any] = lambda: None,
+    ) -> None:
         async def main() -> None:
             clock = ManualClock(T0)
             wakes: list[None] = []
@@ -101,7 +115,15 @@ def run(tmp_path) -> Iterator[Callable[..., None]]:
             uow = SqlOrderUnitOfWork(engine, TOPIC, lambda: wakes.append(None))
             waiter = StatusWaiter(uow.get_many, recheck_seconds=recheck_seconds)
             waiter.bind(asyncio.get_running_loop())
-            service = OrderService(uow, waiter, int(TTL.total_seconds()), max_event_bytes=max_event_bytes, clock=clock)
+            service = OrderService(
+                uow,
+                waiter,
+                int(TTL.total_seconds()),
+                max_event_bytes=max_event_bytes,
+                schema_refusal=schema_refusal,
+                retry_after_seconds=30,
+                clock=clock,
+            )
 
             def on_changed(order_ids: list[uuid.UUID]) -> None:
                 changed.append(order_ids)
@@ -196,6 +218,27 @@ def test_an_order_whose_event_would_not_fit_the_stream_is_not_accepted(run):
         assert (replayed, w.count_orders()) == (False, 1)
 
     run(scenario, max_event_bytes=200)
+
+
+def test_while_the_registry_refuses_the_event_schema_no_order_is_stored_but_replays_are_answered(run):
+    refusal: list[RegistrationCheck] = []
+
+    async def scenario(w: World) -> None:
+        first, _ = await w.service.place(request(), "key-1")
+        refusal.append(
+            RegistrationCheck("refused", "order-events-value", 0.0, detail="409 incompatible", fields=("customerName",))
+        )
+        with pytest.raises(EventSchemaRefused) as refused:
+            await w.service.place(request(customer="c-2"), "key-2")
+        assert (refused.value.fields, refused.value.retry_after_seconds) == (("customerName",), 30)
+        assert (w.count_orders(), len(w.events())) == (1, 1)  # nothing stored that could not be published
+        replay, replayed = await w.service.place(request(), "key-1")  # stored before: still answered
+        assert (replay.order_id, replayed) == (first.order_id, True)
+        refusal.clear()  # the registry accepts the schema again
+        await w.service.place(request(customer="c-2"), "key-2")
+        assert w.count_orders() == 2
+
+    run(scenario, schema_refusal=lambda: refusal[0] if refusal else None)
 
 
 def test_an_unknown_order_is_not_found(run):

@@ -1,0 +1,252 @@
+"""A row that can never be published is parked with its reason and holds back only the later rows of its own
+key; transient failures are retried; the repair functions list, retry and discard parked rows.
+
+The relay runs against librdkafka's built-in mock cluster (a real producer, so a record over message.max.bytes
+is refused as librdkafka refuses it) and a temporary SQLite outbox; the codec is a stand-in without registry.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from pydantic import BaseModel
+from sqlalchemy import Engine, MetaData, Table, insert, select
+
+from harness.waiting import wait_until
+from messaging.avro_codec import RegistryUnavailable, UnencodableEvent
+from messaging.registry import SchemaRefused, refused_fields
+from outbox.claims import OutboxClaims
+from outbox.failures import classify, classify_delivery
+from outbox.parking import discard_parked, list_parked, outbox_health, retry_parked
+from outbox.relay import OutboxRelay
+from outbox.table import outbox_table
+from persistence.engine import make_engine
+
+TOPIC = "events"
+APICURIO_409 = (
+    "io.apicurio.registry.rules.RuleViolationException: Incompatible artifact: order-events-value [AVRO], "
+    "num of incompatible diffs: {1}, list of diff types: [customerName at /fields/5]"
+)
+CONFLUENT_409 = (
+    'Schema being registered is incompatible with an earlier schema for subject "order-events-value", details: '
+    "[{errorType:'READER_FIELD_MISSING_DEFAULT_VALUE', description:'The field 'loyaltyTier' at path "
+    "'/fields/8' in the new schema has no default value and is missing in the old schema', "
+    "additionalInfo:'loyaltyTier'}]"
+)
+
+
+# -- classification ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("exc", "permanent"),
+    [
+        (RegistryUnavailable("connection refused"), False),
+        (BufferError("Local: Queue full"), False),
+        (KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT)), False),
+        (KafkaException(KafkaError(KafkaError._TRANSPORT)), False),
+        (KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART)), False),
+        (TimeoutError("slow"), False),
+        (UnencodableEvent("ValueError: not a decimal"), True),
+        (SchemaRefused("order-events-value", 409, APICURIO_409), True),
+        (SchemaRefused("order-events-value", 422, "Invalid schema"), True),
+        (KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE)), True),
+        (KafkaException(KafkaError(KafkaError.RECORD_LIST_TOO_LARGE)), True),
+        (KafkaException(KafkaError(KafkaError.INVALID_RECORD)), True),
+    ],
+)
+def test_failures_are_permanent_only_when_waiting_cannot_cure_them(exc: BaseException, permanent: bool) -> None:
+    failure = classify(exc)
+    assert failure.permanent is permanent
+    assert failure.reason.startswith(type(exc).__name__.replace("Exception", "Error"))
+
+
+def test_delivery_reports_are_classified_by_their_error_code() -> None:
+    too_large = classify_delivery(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+    assert too_large.permanent and "MSG_SIZE_TOO_LARGE" in too_large.reason
+    assert not classify_delivery(KafkaError(KafkaError._MSG_TIMED_OUT)).permanent
+
+
+def test_registry_refusals_name_their_fields_in_either_registrys_wording() -> None:
+    assert refused_fields(APICURIO_409) == ["customerName"]
+    assert refused_fields(CONFLUENT_409) == ["loyaltyTier"]
+    assert refused_fields("Invalid schema") == []
+    assert SchemaRefused("s", 409, APICURIO_409).fields == ["customerName"]
+
+
+# -- the relay -------------------------------------------------------------------------------------
+
+
+class Event(BaseModel):
+    """The stand-in event: its text is what the codec writes."""
+
+    text: str
+
+
+class StandInCodec:
+    """Encodes Event.text as bytes; "unencodable" never encodes, "registry-down" fails while down is set."""
+
+    model = Event
+
+    def __init__(self) -> None:
+        self.registry_down = False
+
+    def encode(self, event: Event) -> bytes:
+        if event.text == "unencodable":
+            raise UnencodableEvent("ValueError: the value fits no Avro type")
+        if event.text == "registry-down" and self.registry_down:
+            raise RegistryUnavailable("registry unreachable")
+        return event.text.encode()
+
+    def check_registration(self, now: float) -> Any:
+        from messaging.avro_codec import RegistrationCheck
+
+        return RegistrationCheck("ok", f"{TOPIC}-value", now, schema_id=1)
+
+
+@pytest.fixture
+def outbox(tmp_path) -> tuple[Engine, Table]:
+    engine = make_engine(f"sqlite:///{tmp_path}/outbox.sqlite")
+    metadata = MetaData()
+    table = outbox_table(metadata)
+    metadata.create_all(engine)
+    return engine, table
+
+
+@pytest.fixture
+def mock_cluster() -> Iterator[str]:
+    """librdkafka's mock cluster, kept alive by a producer; yields its bootstrap servers."""
+    holder = Producer({"test.mock.num.brokers": 1})
+    servers = holder.list_topics(timeout=10).orig_broker_name.split("/")[0]
+    yield servers
+    holder.flush(5)
+
+
+def add(engine: Engine, table: Table, key: str, text: str, created_at: float = 1.0) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            insert(table).values(
+                topic=TOPIC,
+                key=key,
+                event_type="Event",
+                payload=json.dumps({"text": text}),
+                created_at=created_at,
+            )
+        )
+
+
+def published(servers: str, count: int) -> list[tuple[str, str]]:
+    consumer = Consumer({"bootstrap.servers": servers, "group.id": uuid.uuid4().hex, "auto.offset.reset": "earliest"})
+    consumer.subscribe([TOPIC])
+    seen: list[tuple[str, str]] = []
+
+    def enough() -> bool:
+        message = consumer.poll(0.2)
+        if message is not None and message.error() is None:
+            seen.append((message.key().decode(), message.value()[:40].decode()))
+        return len(seen) >= count
+
+    try:
+        wait_until(enough, 30, interval=0, message=f"{count} records")
+    finally:
+        consumer.close()
+    return seen
+
+
+def remaining(engine: Engine, table: Table) -> list[tuple[str, str, bool]]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(table.c.key, table.c.payload, table.c.parked_at).order_by(table.c.id)).all()
+    return [(r.key, json.loads(r.payload)["text"][:20], r.parked_at is not None) for r in rows]
+
+
+def make_relay(engine: Engine, table: Table, servers: str, codec: StandInCodec) -> OutboxRelay:
+    producer = Producer({"bootstrap.servers": servers, "enable.idempotence": True, "linger.ms": 5, "log_level": 0})
+    return OutboxRelay(engine, table, producer, {"Event": codec}, batch_size=50, idle_poll_seconds=0.05)  # type: ignore[dict-item]
+
+
+def test_unpublishable_rows_are_parked_and_hold_back_only_their_own_key(outbox, mock_cluster) -> None:
+    engine, table = outbox
+    big = "x" * 1_200_000  # over the producer's message.max.bytes (1,000,000): librdkafka refuses it
+    add(engine, table, "a", "unencodable")
+    add(engine, table, "b", big)
+    add(engine, table, "a", "a-second")  # behind a's parked row: must wait, not overtake it
+    for i in range(18):
+        add(engine, table, f"k{i}", f"ok-{i}")
+    add(engine, table, "b", "b-second")
+    relay = make_relay(engine, table, mock_cluster, StandInCodec())
+    relay.start()
+    try:
+        assert sorted(published(mock_cluster, 18)) == sorted((f"k{i}", f"ok-{i}") for i in range(18))
+        wait_until(lambda: relay.backlog() == 2, 10, message="only the rows behind the parked ones to wait")
+        assert remaining(engine, table) == [
+            ("a", "unencodable", True),
+            ("b", "x" * 20, True),
+            ("a", "a-second", False),
+            ("b", "b-second", False),
+        ]
+        parked = list_parked(engine, table)
+        assert [(p.key, p.rows_behind, p.attempts) for p in parked] == [("a", 1, 1), ("b", 1, 1)]
+        assert parked[0].failure_reason is not None and parked[0].failure_reason.startswith("UnencodableEvent")
+        assert parked[1].failure_reason is not None and "MSG_SIZE_TOO_LARGE" in parked[1].failure_reason
+        health = relay.health()
+        assert (health.backlog, health.parked) == (2, 2)
+        assert health.oldest_parked_reason == parked[0].failure_reason
+
+        # Retried without a fix: parked again, one more attempt on record.
+        assert retry_parked(engine, table, parked[0].id)
+        wait_until(
+            lambda: [p.attempts for p in list_parked(engine, table)] == [2, 1], 10, message="the retry to fail again"
+        )
+        assert not retry_parked(engine, table, 10_000)  # no such parked row
+
+        # Discarded: the rows behind it go out, in their order.
+        for row in parked:
+            discarded = discard_parked(engine, table, row.id)
+            assert discarded is not None and discarded.key == row.key
+        assert discard_parked(engine, table, parked[0].id) is None
+        everything = published(mock_cluster, 20)
+        assert {("a", "a-second"), ("b", "b-second")} <= set(everything) and len(set(everything)) == 20
+        wait_until(lambda: remaining(engine, table) == [], 10, message="the outbox to empty")
+    finally:
+        relay.stop()
+
+
+def test_transient_failures_retry_with_their_attempts_counted_and_age_shown(outbox, mock_cluster) -> None:
+    engine, table = outbox
+    codec = StandInCodec()
+    codec.registry_down = True
+    add(engine, table, "r", "registry-down", created_at=1.0)
+    add(engine, table, "s", "after-it", created_at=2.0)
+    relay = make_relay(engine, table, mock_cluster, codec)
+    relay.start()
+    try:
+
+        def attempts() -> int:
+            with engine.connect() as conn:
+                return int(conn.execute(select(table.c.attempts).where(table.c.key == "r")).scalar_one())
+
+        wait_until(lambda: attempts() >= 2, 15, message="the row to be tried again")
+        health = outbox_health(engine, table, clock=lambda: 101.0)
+        assert (health.backlog, health.parked, health.oldest_unpublished_age_s) == (2, 0, 100.0)
+        assert all(not parked for _key, _text, parked in remaining(engine, table))
+        codec.registry_down = False
+        assert sorted(published(mock_cluster, 2)) == [("r", "registry-down"), ("s", "after-it")]
+        wait_until(lambda: relay.backlog() == 0, 10, message="the outbox to empty")
+    finally:
+        relay.stop()
+
+
+def test_claims_skip_parked_rows_and_the_later_rows_of_their_key_only(outbox) -> None:
+    engine, table = outbox
+    for key in ("a", "b", "a", "c", "a"):
+        add(engine, table, key, key)
+    claims = OutboxClaims(engine, table, "me:1:1.00")
+    claims.park([3], "KafkaError MSG_SIZE_TOO_LARGE")  # a's second row; its first (id 1) came before it
+    assert [row.id for row in claims.claim(limit=10, lease_seconds=30)] == [1, 2, 4]
+    assert claims.backlog() == 4
+    assert outbox_health(engine, table).oldest_parked_reason == "KafkaError MSG_SIZE_TOO_LARGE"

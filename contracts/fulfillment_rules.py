@@ -18,15 +18,32 @@ MAX_LABEL_LENGTH = 200  # tracking number, carrier
 MAX_REASON_LENGTH = 2_000
 
 
+INT32_MAX = 2**31 - 1
+# The position of each status in an order's fulfillment history: picked up, then shipped or failed, then
+# delivered (the sequence the Fulfillment Service's domain gives each event).
+SEQUENCE_OF = {
+    FulfillmentStatus.Pending: 0,
+    FulfillmentStatus.Shipped: 1,
+    FulfillmentStatus.Failed: 1,
+    FulfillmentStatus.Delivered: 2,
+}
+
+
 def check_status_changed(event: FulfillmentStatusChanged) -> None:
-    """Raises RuleViolation naming each broken rule."""
+    """Raises RuleViolation naming each broken rule (field and message of each)."""
     errors: list[FieldError] = []
     for name in ("eventId", "orderId"):
         if getattr(event, name).int == 0:
             errors.append({"field": name, "message": "must not be the nil UUID"})
     for name in ("sequence", "attempts"):
-        if getattr(event, name) < 0:
-            errors.append({"field": name, "message": "must not be negative"})
+        if not 0 <= getattr(event, name) <= INT32_MAX:
+            # An Avro int is 32 bits; fastavro reads a longer varint for it without complaint.
+            errors.append({"field": name, "message": f"must be within 0..{INT32_MAX}"})
+    if event.sequence != SEQUENCE_OF[event.status]:
+        # A sequence out of place would make every later, real change of the order look stale.
+        errors.append(
+            {"field": "sequence", "message": f"must be {SEQUENCE_OF[event.status]} when status is {event.status.value}"}
+        )
     required = {
         FulfillmentStatus.Shipped: ("trackingNumber", "carrier"),
         FulfillmentStatus.Delivered: ("trackingNumber", "carrier"),

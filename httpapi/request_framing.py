@@ -5,7 +5,8 @@
 * `Transfer-Encoding` with a coding other than `chunked`: 501 (RFC 9112 §6.1);
 * a path or query whose percent-escapes do not decode to UTF-8 (RFC 3986 §2.5; `%FF` would otherwise become
   U+FFFD and match nothing by accident): 400;
-* a query parameter given more than once, or a request header of SINGLE_HEADERS given more than once: 400.
+* more than MAX_QUERY_PARAMETERS query parameters, a query parameter given more than once, or a request
+  header of SINGLE_HEADERS given more than once: 400.
   Every parameter of the API documents is a single value (arrays are `explode: false`, one comma-separated
   value), and frameworks silently take the last or the first copy (`limit=1&limit=100`), so two copies are
   a request whose meaning is a guess.
@@ -21,6 +22,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from httpapi.problems import problem_response
 
+# No operation of the API documents takes more than a handful of query parameters.
+MAX_QUERY_PARAMETERS = 50
 # Request headers that carry one value (RFC 9110 §5.3: a field may repeat only if its definition allows a list).
 SINGLE_HEADERS = frozenset({b"content-type", b"content-length", b"idempotency-key", b"authorization", b"host"})
 
@@ -63,8 +66,12 @@ def _refusal(scope: Scope) -> tuple[int, str, str, str] | None:
             unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
         except UnicodeDecodeError:
             return 400, "Bad Request", part, "percent-escapes must decode to UTF-8"
-    names = [name for name, _ in parse_qsl((scope.get("query_string") or b"").decode(), keep_blank_values=True)]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        return 400, "Bad Request", f"query.{repeated[0]}", f"the query parameter {repeated[0]} is given more than once"
+    query = (scope.get("query_string") or b"").decode()
+    if query.count("&") >= MAX_QUERY_PARAMETERS:
+        return 400, "Bad Request", "query", f"more than {MAX_QUERY_PARAMETERS} query parameters"
+    seen_names: set[str] = set()
+    for name, _ in parse_qsl(query, keep_blank_values=True):
+        if name in seen_names:
+            return 400, "Bad Request", f"query.{name}", f"the query parameter {name} is given more than once"
+        seen_names.add(name)
     return None

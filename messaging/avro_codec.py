@@ -95,6 +95,11 @@ class AvroBodyWriter:
         return buffer.getvalue()
 
 
+class _NoKey:
+    """The key argument was left out: the caller does not know the record's key."""
+
+
+NO_KEY = _NoKey()
 # How long a schema id the registry does not know is taken as unknown without asking again (seconds).
 UNKNOWN_ID_SECONDS = 60.0
 # Magic byte and 4-byte schema id before the Avro body in every record (Confluent wire format).
@@ -227,13 +232,13 @@ class EventCodec(Generic[M]):
         self._serializer = AvroSerializer(self._writer_client, self._schema, conf=self._serializer_conf)
         self._written_id = None
 
-    def decode(self, data: bytes | None, key: bytes | None = None) -> M:
+    def decode(self, data: bytes | None, key: bytes | _NoKey | None = NO_KEY) -> M:
         """The event of a wire-format value, resolved to the reader schema and checked by the rules.
 
         The body must end where the Avro value ends (trailing bytes are a writer's error, not padding), and
-        when the codec has a key_of and key is given, key must be the event's key. Raises PoisonRecord for a
-        record that will never decode (kind: EmptyValue, InvalidWireFormat, UnknownSchemaId,
-        IncompatibleWriterSchema, UnsafeWriterSchema, InvalidEvent or UndecodableRecord), and
+        when the codec has a key_of and key is given (None: the record has no key), key must be the event's
+        key. Raises PoisonRecord for a record that will never decode (kind: EmptyValue, InvalidWireFormat,
+        UnknownSchemaId, IncompatibleWriterSchema, UnsafeWriterSchema, InvalidEvent or UndecodableRecord), and
         RegistryUnavailable while its writer schema cannot be fetched (the record is fine: read it again later).
         """
         if data is None:
@@ -257,8 +262,8 @@ class EventCodec(Generic[M]):
                 self._rules(event)
         except Exception as exc:
             raise PoisonRecord("InvalidEvent", str(exc)) from exc
-        if self._key_of is not None and key is not None and key != self._key_of(event).encode():
-            shown = key[:60].decode("utf-8", "replace")
+        if self._key_of is not None and not isinstance(key, _NoKey) and key != self._key_of(event).encode():
+            shown = "no key" if key is None else key[:60].decode("utf-8", "replace")
             raise PoisonRecord("InvalidEvent", f"record key {shown!r} is not the event's key {self._key_of(event)}")
         return event
 

@@ -9,26 +9,40 @@ can be made to hang, crash the process or burn CPU by schemas and bytes that are
 * a `decimal` of hundreds of kilobytes converts in quadratic time (the int-to-Decimal conversion behind
   CVE-2020-10735): 400 KB cost 17 s of CPU;
 * a writer `decimal` of another scale than the reader's is read with the writer's scale: 19.99 written as
-  decimal(12, 0) 1999 would read as 1999.00 (the specification says such schemas do not match).
+  decimal(12, 0) 1999 would read as 1999.00 (the specification says such schemas do not match);
+* named types that nest each other tenfold, eight deep, ask for 10**8 reads of a few bytes (no recursion,
+  no arrays needed), holding the interpreter lock for minutes.
 
 So a writer schema is checked once per schema id, and rejected (the record is poison) unless its top level
-is one of the records the consumer reads, no named type refers to itself, no array holds zero-size items,
-and types nest at most `MAX_DEPTH` deep; each of its decimals must have the precision and scale of the
-reader's at the same place (`check_decimals`). And decimals are read by `bounded_decimal_reader`, which refuses
-bytes longer than the schema's precision can need, before converting them; `use_bounded_decimals()`
-installs it through fastavro's documented hook for logical types (`fastavro.read.LOGICAL_READERS`).
+is one of the records the consumer reads, no named type refers to itself (names resolved by fastavro's own
+parser), no array or map holds zero-size items or items that ask for more than `MAX_READS_PER_BYTE` reads per
+byte, a record takes at most `MAX_RECORD_READS` reads, and types nest at most `MAX_DEPTH` deep; each of its
+decimals must have the precision and scale of the reader's at the same place (`check_decimals`). And
+decimals are read by `bounded_decimal_reader`, which refuses bytes longer than the schema's precision can
+need, before converting them; `use_bounded_decimals()` installs it through fastavro's documented hook for
+logical types (`fastavro.read.LOGICAL_READERS`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
+import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
+import fastavro
 from fastavro.read import LOGICAL_READERS
 
 MAX_DEPTH = 32
+# Values a record may take to decode, counted from its schema (a named type used ten times counts ten times,
+# so types nesting each other tenfold cannot ask for 10**8 reads from a few bytes); the project's events take
+# under 100.
+MAX_RECORD_READS = 10_000
+# Values one byte of an array or map item may ask to decode.
+MAX_READS_PER_BYTE = 16
 _PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
 
 
@@ -45,94 +59,121 @@ class IncompatibleDecimal(ValueError):
 def check_writer_schema(schema_text: str, accepted_names: Iterable[str]) -> None:
     """Raises UnsafeWriterSchema unless schema_text (Avro JSON) is safe to decode with (see above) and its
     top level is a record named one of accepted_names (full names, e.g. orderprocessing.events.OrderCreated).
+
+    Names are resolved by fastavro's own parser (the decoder's resolution, so a dotted name with a namespace
+    attribute means what it means to the decoder), after the JSON nesting is bounded so that parsing cannot
+    recurse deeply itself.
     """
     try:
         schema = json.loads(schema_text)
-    except ValueError as exc:
-        raise UnsafeWriterSchema(f"not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise UnsafeWriterSchema(f"not JSON: {str(exc)[:100]}") from exc
     if not isinstance(schema, dict) or schema.get("type") != "record":
         raise UnsafeWriterSchema("the top level is not a record")
-    name = _full_name(schema, "")
-    if name not in set(accepted_names):
-        raise UnsafeWriterSchema(f"record {name} is not one this consumer reads")
-    _Walker().walk(schema, "", 0, ())
+    if _json_depth(schema) > 4 * MAX_DEPTH:
+        raise UnsafeWriterSchema(f"types nest deeper than {MAX_DEPTH}")
+    try:
+        parsed = fastavro.parse_schema(schema)
+    except Exception as exc:  # fastavro raises SchemaParseException, UnknownType, ValueError...
+        raise UnsafeWriterSchema(f"not a valid Avro schema: {str(exc)[:200]}") from exc
+    if parsed.get("name") not in set(accepted_names):
+        raise UnsafeWriterSchema(f"record {parsed.get('name')} is not one this consumer reads")
+    cost = _Walker().walk(parsed, 0, ()).cost
+    if cost > MAX_RECORD_READS:
+        raise UnsafeWriterSchema(f"a record takes {cost} reads to decode, more than {MAX_RECORD_READS}")
 
 
-def _full_name(schema: dict[str, Any], namespace: str) -> str:
-    name = str(schema.get("name", ""))
-    if "." in name:
-        return name
-    space = schema.get("namespace", namespace) or ""
-    return f"{space}.{name}" if space else name
+def _json_depth(value: Any) -> int:
+    """How deep lists and objects nest in value, counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What decoding one value of a type costs: at least min_bytes of input, and cost reads (values decoded,
+    counting each field, branch and element header; the items of arrays and maps are paid for by their bytes)."""
+
+    min_bytes: int
+    cost: int
+
+
+_PRIMITIVE_BYTES = {"null": 0, "boolean": 1, "int": 1, "long": 1, "float": 4, "double": 8, "bytes": 1, "string": 1}
 
 
 class _Walker:
-    """One pass over a schema: defines named types, checks references, depth and zero-size array items."""
+    """One pass over a schema parsed by fastavro (full names everywhere): checks references, depth, and the
+    decode work each byte of input can ask for."""
 
     def __init__(self) -> None:
-        self.zero_size: dict[str, bool] = {}  # named type -> takes zero bytes
+        self.named: dict[str, _Shape] = {}
 
-    def walk(self, schema: Any, namespace: str, depth: int, defining: tuple[str, ...]) -> bool:
-        """Checks schema; returns whether its values take zero bytes."""
+    def walk(self, schema: Any, depth: int, defining: tuple[str, ...]) -> _Shape:
+        """Checks schema; returns its shape. Raises UnsafeWriterSchema."""
         if depth > MAX_DEPTH:
             raise UnsafeWriterSchema(f"types nest deeper than {MAX_DEPTH}")
         if isinstance(schema, str):
-            return self._reference(schema, namespace, defining)
-        if isinstance(schema, list):  # a union: the branch index takes at least a byte
-            for branch in schema:
-                self.walk(branch, namespace, depth + 1, defining)
-            return False
+            return self._reference(schema, defining)
+        if isinstance(schema, list):  # a union: the branch index, then one branch
+            shapes = [self.walk(branch, depth + 1, defining) for branch in schema]
+            if not shapes:
+                raise UnsafeWriterSchema("an empty union")
+            return _Shape(1 + min(x.min_bytes for x in shapes), 1 + max(x.cost for x in shapes))
         if not isinstance(schema, dict):
             raise UnsafeWriterSchema(f"not a schema: {str(schema)[:50]}")
         kind = schema.get("type")
         if kind in ("record", "error"):
-            name = _full_name(schema, namespace)
-            inner = (schema.get("namespace") or name.rpartition(".")[0]) if "." in name else namespace
-            fields = schema.get("fields", [])
-            # Every field is walked (a list, not all() over a generator, which would stop at the first field
-            # that takes bytes and leave the rest unchecked).
-            sizes = [
-                self.walk(field.get("type"), inner, depth + 1, (*defining, name))
-                for field in fields
+            name = str(schema.get("name"))
+            shapes = [
+                self.walk(field.get("type"), depth + 1, (*defining, name))
+                for field in schema.get("fields", [])
                 if isinstance(field, dict)
             ]
-            zero = all(sizes)
-            self.zero_size[name] = zero
-            return zero
+            shape = _Shape(sum(x.min_bytes for x in shapes), 1 + sum(x.cost for x in shapes))
+            self.named[name] = shape
+            return shape
         if kind == "enum":
-            self.zero_size[_full_name(schema, namespace)] = False
-            return False
+            self.named[str(schema.get("name"))] = _Shape(1, 1)
+            return _Shape(1, 1)
         if kind == "fixed":
-            zero = schema.get("size") == 0
-            self.zero_size[_full_name(schema, namespace)] = zero
-            return zero
-        if kind == "array":
-            if self.walk(schema.get("items"), namespace, depth + 1, defining):
-                raise UnsafeWriterSchema("an array holds items that take zero bytes")
-            return False
-        if kind == "map":
-            self.walk(schema.get("values"), namespace, depth + 1, defining)
-            return False  # every entry has a string key
-        return self.walk(kind, namespace, depth + 1, defining)  # {"type": "long", "logicalType": ...}
+            shape = _Shape(int(schema.get("size", 0)), 1)
+            self.named[str(schema.get("name"))] = shape
+            return shape
+        if kind in ("array", "map"):
+            item = self.walk(schema.get("items" if kind == "array" else "values"), depth + 1, defining)
+            if kind == "map":
+                item = _Shape(item.min_bytes + 1, item.cost + 1)  # every entry has a string key
+            if item.min_bytes == 0:
+                raise UnsafeWriterSchema(f"an {kind} holds items that take zero bytes")
+            if item.cost > MAX_READS_PER_BYTE * item.min_bytes:
+                raise UnsafeWriterSchema(
+                    f"an {kind} item takes {item.cost} reads for {item.min_bytes} bytes (at most "
+                    f"{MAX_READS_PER_BYTE} per byte)"
+                )
+            return _Shape(1, 1)
+        return self.walk(kind, depth + 1, defining)  # {"type": "long", "logicalType": ...}
 
-    def _reference(self, name: str, namespace: str, defining: tuple[str, ...]) -> bool:
-        if name in _PRIMITIVES:
-            return name == "null"
-        candidates = [name] if "." in name else [f"{namespace}.{name}" if namespace else name, name]
-        for candidate in candidates:
-            if candidate in defining:
-                raise UnsafeWriterSchema(f"type {candidate} refers to itself")
-            if candidate in self.zero_size:
-                return self.zero_size[candidate]
+    def _reference(self, name: str, defining: tuple[str, ...]) -> _Shape:
+        if name in _PRIMITIVE_BYTES:
+            return _Shape(_PRIMITIVE_BYTES[name], 1)
+        if name in defining:
+            raise UnsafeWriterSchema(f"type {name} refers to itself")
+        if name in self.named:
+            return self.named[name]
         raise UnsafeWriterSchema(f"unknown type {name}")
 
 
 def reader_decimals(schema_text: str) -> dict[str, tuple[int, int]]:
     """{place: (precision, scale)} of every decimal in schema_text (Avro JSON); a place is the full name of
     the record and the field, with `[]` for array items and `{}` for map values (e.g.
-    `orderprocessing.events.OrderItem.price`)."""
+    `orderprocessing.events.OrderItem.price`). Names are resolved by fastavro's parser."""
     found: dict[str, tuple[int, int]] = {}
-    _collect_decimals(json.loads(schema_text), "", "", found)
+    _collect_decimals(fastavro.parse_schema(json.loads(schema_text)), "", found)
     return found
 
 
@@ -146,10 +187,10 @@ def check_decimals(schema_text: str, reader: dict[str, tuple[int, int]]) -> None
             )
 
 
-def _collect_decimals(schema: Any, namespace: str, place: str, found: dict[str, tuple[int, int]]) -> None:
+def _collect_decimals(schema: Any, place: str, found: dict[str, tuple[int, int]]) -> None:
     if isinstance(schema, list):
         for branch in schema:
-            _collect_decimals(branch, namespace, place, found)
+            _collect_decimals(branch, place, found)
         return
     if not isinstance(schema, dict):
         return
@@ -157,17 +198,15 @@ def _collect_decimals(schema: Any, namespace: str, place: str, found: dict[str, 
     if schema.get("logicalType") == "decimal" and kind in ("bytes", "fixed"):
         found[place] = (int(schema.get("precision", 0)), int(schema.get("scale", 0)))
     elif kind in ("record", "error"):
-        name = _full_name(schema, namespace)
-        inner = name.rpartition(".")[0]
         for field in schema.get("fields", []):
             if isinstance(field, dict):
-                _collect_decimals(field.get("type"), inner, f"{name}.{field.get('name')}", found)
+                _collect_decimals(field.get("type"), f"{schema.get('name')}.{field.get('name')}", found)
     elif kind == "array":
-        _collect_decimals(schema.get("items"), namespace, f"{place}[]", found)
+        _collect_decimals(schema.get("items"), f"{place}[]", found)
     elif kind == "map":
-        _collect_decimals(schema.get("values"), namespace, f"{place}{{}}", found)
+        _collect_decimals(schema.get("values"), f"{place}{{}}", found)
     elif isinstance(kind, dict | list):
-        _collect_decimals(kind, namespace, place, found)
+        _collect_decimals(kind, place, found)
 
 
 def max_decimal_bytes(precision: int) -> int:
@@ -192,8 +231,22 @@ def bounded_decimal_reader(
     return read_bounded
 
 
+_UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def strict_uuid_reader(data: Any, writer_schema: Any = None, reader_schema: Any = None) -> uuid.UUID:
+    """The `uuid` logical type as the Avro specification defines it: text in the RFC 4122 form (8-4-4-4-12
+    hexadecimal digits). fastavro hands the text to uuid.UUID, which also takes `urn:uuid:`, braces and
+    32 bare digits; a record key that names the same entity would then no longer equal the field's text."""
+    if not isinstance(data, str) or not _UUID_TEXT.fullmatch(data):
+        raise ValueError(f"not a UUID in RFC 4122 text form: {str(data)[:60]!r}")
+    return uuid.UUID(data)
+
+
 def use_bounded_decimals() -> None:
-    """Install bounded_decimal_reader for fastavro's bytes and fixed decimals (idempotent)."""
+    """Install bounded_decimal_reader for fastavro's bytes and fixed decimals, and strict_uuid_reader for
+    its uuid strings (idempotent)."""
     for key in ("bytes-decimal", "fixed-decimal"):
         if not getattr(LOGICAL_READERS[key], "bounded", False):
             LOGICAL_READERS[key] = bounded_decimal_reader(LOGICAL_READERS[key])
+    LOGICAL_READERS["string-uuid"] = strict_uuid_reader

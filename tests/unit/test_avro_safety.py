@@ -61,7 +61,7 @@ def test_the_projects_own_schemas_and_compatible_evolutions_are_safe():
             ),
             "refers to itself",
         ),
-        (order_schema_with({"name": "j", "type": "Unknown"}), "unknown type"),
+        (order_schema_with({"name": "j", "type": "Unknown"}), "not a valid Avro schema"),
         ({**json.loads(ORDER_CREATED_SCHEMA), "name": "Other"}, "not one this consumer reads"),
         ({"type": "array", "items": "long"}, "not a record"),
     ],
@@ -210,3 +210,57 @@ def test_an_unknown_schema_id_is_asked_for_once_per_interval():
             codec.decode(wire_value(123_456_789, b"\x00" * 20))
         assert raised.value.kind == "UnknownSchemaId"
     assert asked == [123_456_789]
+
+
+def test_a_self_reference_hidden_by_a_dotted_name_and_a_namespace_is_refused():
+    # "x.Foo" with namespace "a": its fields' namespace is "x" (the dotted name wins), so "Foo" in it is
+    # x.Foo itself, not the decoy a.Foo defined before.
+    schema = json.loads(ORDER_CREATED_SCHEMA)
+    decoy = {"type": "record", "name": "Foo", "namespace": "a", "fields": [{"name": "v", "type": "int"}]}
+    recursive = {
+        "type": "record",
+        "name": "x.Foo",
+        "namespace": "a",
+        "fields": [{"name": "n", "type": ["null", "Foo"]}],
+    }
+    schema["fields"] += [{"name": "decoy", "type": decoy}, {"name": "x", "type": recursive}]
+    with pytest.raises(UnsafeWriterSchema, match="refers to itself"):
+        check_writer_schema(json.dumps(schema), [ORDER])
+
+
+def test_types_that_multiply_the_decode_work_are_refused():
+    previous: object = "null"
+    defined = None
+    for level in range(8):  # each level a record of ten fields of the level below: 10**8 reads of no bytes
+        record = {
+            "type": "record",
+            "name": f"L{level}",
+            "fields": [{"name": f"f{i}", "type": previous} for i in range(10)],
+        }
+        if defined is not None:
+            record["fields"][0]["type"] = defined
+        defined, previous = record, f"L{level}"
+    with pytest.raises(UnsafeWriterSchema, match="reads"):
+        check_writer_schema(json.dumps(order_schema_with({"name": "x", "type": defined}, -1)), [ORDER])
+    wide_items = {"type": "array", "items": {"type": "record", "name": "W", "fields": [
+        {"name": f"n{i}", "type": "null"} for i in range(100)] + [{"name": "b", "type": "boolean"}]}}  # fmt: skip
+    with pytest.raises(UnsafeWriterSchema, match="per byte"):
+        check_writer_schema(json.dumps(order_schema_with({"name": "x", "type": wide_items}, -1)), [ORDER])
+
+
+@pytest.mark.parametrize(
+    "order_id",
+    [
+        "urn:uuid:6f1f0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e60",
+        "{6f1f0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e60}",
+        "6f1f0c2e5a3b4c1d9e8f0a1b2c3d4e60",
+    ],
+)
+def test_a_uuid_in_another_text_form_or_a_record_without_key_is_poison(order_id):
+    codec, data = _wire(ORDER_CREATED_SCHEMA, _record(orderId=order_id))
+    with pytest.raises(PoisonRecord) as raised:
+        codec.decode(data, b"6f1f0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e60")
+    assert raised.value.kind == "UndecodableRecord" and "RFC 4122" in raised.value.message
+    codec, data = _wire(ORDER_CREATED_SCHEMA, _record())
+    with pytest.raises(PoisonRecord, match="no key"):
+        codec.decode(data, None)

@@ -118,3 +118,20 @@ def test_the_codecs_turn_a_broken_rule_into_an_invalid_event_poison_record():
     status = status_changed_codec(_Registry(FULFILLMENT_STATUS_CHANGED_SCHEMA), "fulfillment-events")  # type: ignore[arg-type]
     with pytest.raises(PoisonRecord, match="reason"):
         status.decode(_wire(FULFILLMENT_STATUS_CHANGED_SCHEMA, status_changed(FulfillmentStatus.Failed)))
+
+
+@pytest.mark.parametrize(
+    ("status", "sequence"),
+    [
+        (FulfillmentStatus.Pending, 2**40),
+        (FulfillmentStatus.Pending, 2**31 - 1),
+        (FulfillmentStatus.Pending, 1),
+        (FulfillmentStatus.Shipped, 0),
+        (FulfillmentStatus.Delivered, 1),
+    ],
+)
+def test_a_sequence_out_of_its_status_place_is_refused(status, sequence):
+    extra = {"trackingNumber": "SHIP-1", "carrier": "c"} if status is not FulfillmentStatus.Pending else {}
+    with pytest.raises(RuleViolation) as raised:
+        check_status_changed(status_changed(status, sequence=sequence, **extra))
+    assert "sequence" in [error["field"] for error in raised.value.errors]

@@ -17,6 +17,7 @@ from events.topology import DEAD_LETTER_HEADERS, TopicDeclaration
 from messaging.clients import make_consumer, make_producer
 from messaging.consumer.dispatch import Dispatcher
 from messaging.consumer.runtime import ConsumerRuntime
+from messaging.consumer.topic_ids import TopicIds
 from messaging.dead_letter import DeadLetterPublisher
 from messaging.topics import create_topics_in_background
 from outbox.relay import OutboxRelay
@@ -48,8 +49,10 @@ def subscriber(
 ) -> ConsumerRuntime:
     """A consumer of declaration's topic in group, handing its events to dispatcher; records it can never
     decode go to the topic's dead-letter topic. The client ids name the consumer and the dead-letter producer
-    to the broker. options: the ConsumerRuntime's (max_in_flight, watermark_interval...)."""
+    to the broker. options: the ConsumerRuntime's (max_in_flight, watermark_interval...); topic ids are looked
+    up on the same brokers unless options name another lookup."""
     topic = settings.topic(declaration)
+    options.setdefault("topic_ids", TopicIds(settings.kafka_bootstrap_servers))
     return ConsumerRuntime(
         functools.partial(make_consumer, settings, group, client_id),
         topic.name,

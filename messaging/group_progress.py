@@ -65,7 +65,8 @@ class ProgressReport:
 class GroupProgress:
     """Reads the group's lag (read(): a LagReading, raising when the broker cannot tell) at most every
     max_age seconds and tracks the progress of each partition's committed offset. Thread-safe; a call
-    while another is reading answers with the last report instead of waiting."""
+    while another is reading answers with the last report instead of waiting. close: releases what read
+    uses (e.g. GroupLag.close), called by close()."""
 
     def __init__(
         self,
@@ -75,8 +76,10 @@ class GroupProgress:
         stall_seconds: float,
         max_age: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        close: Callable[[], None] | None = None,
     ) -> None:
         self._read = read
+        self._close = close
         self._topic = topic
         self._group = group
         self._stall_seconds = stall_seconds
@@ -101,6 +104,12 @@ class GroupProgress:
             return self._aged(self._clock())
         finally:
             self._lock.release()
+
+    def close(self) -> None:
+        """Release the broker client (blocking)."""
+        if self._close is not None:
+            with self._lock:
+                self._close()
 
     def _fresh(self, now: float) -> bool:
         return self._report is not None and self._read_at is not None and now - self._read_at < self._max_age

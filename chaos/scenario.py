@@ -211,6 +211,7 @@ def _drain_and_reconcile(run: Run, scenario: Scenario, load: LoadResult) -> Reco
         drain=drain,
         outbox_left=outbox_left,
         ignore=run.ignored_orders,
+        earlier_order_events=run.order_events_before,
     )
     _common_checks(run, scenario, load, recon, drain.drained)
     if scenario.verify is not None:

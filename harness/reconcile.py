@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -210,10 +210,12 @@ def reconcile(
     drain: DrainOutcome,
     outbox_left: dict[str, int],
     ignore: set[str] | frozenset[str] = frozenset(),
+    earlier_order_events: Sequence[Message] = (),
 ) -> Reconciliation:
     """Gather every source and judge: accepted orders by id; ignore: orders created outside the load (probes).
 
-    fault_end is the epoch time the last fault ended (None without faults).
+    fault_end is the epoch time the last fault ended (None without faults). earlier_order_events: records of
+    an earlier incarnation of order_topic (read before it was deleted and recreated), scanned with it.
     """
     with httpx.Client(base_url=order_service_url, timeout=30) as client:
         orders = {i: o for i, o in list_orders(client).items() if i not in ignore}
@@ -223,7 +225,8 @@ def reconcile(
             if response.status_code == 200:
                 orders[order_id] = response.json()
 
-    created = scan_order_events(read_to_end(bootstrap_servers, order_topic), registry_url, order_topic)
+    order_records = [*earlier_order_events, *read_to_end(bootstrap_servers, order_topic)]
+    created = scan_order_events(order_records, registry_url, order_topic)
     fulfilled = scan_fulfillment_events(
         read_to_end(bootstrap_servers, fulfillment_topic), registry_url, fulfillment_topic
     )

@@ -11,6 +11,7 @@ from chaos.faults import (
     provider_outage,
     rebalance_kill,
     registry_down,
+    topic_recreated,
 )
 from chaos.scenario import Scenario
 
@@ -25,5 +26,6 @@ SCENARIOS: dict[str, Scenario] = {
         poison_records,
         rebalance_kill,
         broker_paused,
+        topic_recreated,
     )
 }

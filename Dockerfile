@@ -34,6 +34,7 @@ COPY messaging ./messaging
 COPY outbox ./outbox
 COPY persistence ./persistence
 COPY httpapi ./httpapi
+COPY observability ./observability
 COPY order_service ./order_service
 COPY fulfillment_service ./fulfillment_service
 

@@ -68,6 +68,6 @@ schema-check: install fetch
 	$(PY) -m tools.schema_check --seed-history
 	$(PY) -m tools.openapi_diff
 
-# The nine chaos scenarios, full length, each on a fresh stack; tables land in chaos/results/.
+# The eleven chaos scenarios, full length, each on a fresh stack; tables land in chaos/results/.
 chaos: install fetch
 	$(PY) -m chaos

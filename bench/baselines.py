@@ -26,13 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, TopicPartition
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from harness.waiting import poll
 from messaging.clients import make_consumer, make_producer
 from messaging.settings import KafkaSettings
+from messaging.topics import TopicSpec, ensure_topics
 
 # -- framework ceiling -------------------------------------------------------------------------------
 
@@ -68,17 +69,7 @@ def serve() -> None:
 # -- messaging ceiling ---------------------------------------------------------------------------------
 
 _STAMP = struct.Struct(">qd")  # sequence number, intended send time (epoch s)
-
-
-def create_topic(bootstrap_servers: str, topic: str, timeout: float = 15.0) -> None:
-    """Create topic with one partition (an existing one is fine); timeout in seconds."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
-    for future in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
-        try:
-            future.result(timeout=timeout)
-        except KafkaException as exc:
-            if exc.args[0].code() != 36:  # TOPIC_ALREADY_EXISTS
-                raise
+_ROUND_TRIP_RETENTION_MS = 3_600_000  # a round-trip topic is read within the run: an hour is plenty
 
 
 def kafka_round_trip(
@@ -90,7 +81,9 @@ def kafka_round_trip(
     fetch.wait.max.ms 50), so only the services' own work separates this from pickup.
     """
     topic = topic or f"bench-roundtrip-{uuid.uuid4().hex[:8]}"
-    create_topic(bootstrap_servers, topic)
+    ensure_topics(
+        bootstrap_servers, [TopicSpec(topic, partitions=1, retention_ms=_ROUND_TRIP_RETENTION_MS)], timeout=15
+    )
     settings = KafkaSettings(kafka_bootstrap_servers=bootstrap_servers)
     producer = make_producer(settings, "bench-baseline-producer", log_level=4)  # no notice at close
     consumer: Consumer = make_consumer(settings, f"bench-baseline-{uuid.uuid4().hex[:8]}", "bench-baseline-consumer")
@@ -123,9 +116,7 @@ def kafka_round_trip(
     for i in range(warmup):
         producer.produce(topic, value=_STAMP.pack(-1 - i, time.time()) + padding)
     producer.flush(10)
-    deadline = time.monotonic() + 20
-    while len(warm_seen) < warmup and time.monotonic() < deadline:
-        time.sleep(0.05)
+    poll(lambda: len(warm_seen) >= warmup, 20, interval=0.05)
 
     started = time.time()
     t0 = time.monotonic()
@@ -137,9 +128,7 @@ def kafka_round_trip(
         producer.produce(topic, value=_STAMP.pack(i, started + i / rate) + padding)
         producer.poll(0)
     producer.flush(30)
-    deadline = time.monotonic() + 30
-    while received[0] < n and time.monotonic() < deadline:
-        time.sleep(0.05)
+    poll(lambda: received[0] >= n, 30, interval=0.05)  # what has not arrived by then counts as lost
     stop.set()
     reader.join(5)
     consumer.close()

@@ -41,9 +41,13 @@ class BenchRun(Protocol):
     profile: Profile
     stack: LocalStack
 
-    def start_profilers(self, env: Environment, label: str, seconds: float) -> list[Profiler]: ...
+    def start_profilers(self, env: Environment, label: str, seconds: float) -> list[Profiler]:
+        """Profilers on both services for seconds, their output named by label; [] when the run does not profile."""
+        ...
 
-    def profile_files(self, env: Environment, label: str) -> dict[str, str]: ...
+    def profile_files(self, env: Environment, label: str) -> dict[str, str]:
+        """The profile output paths written for label, by service name ({} when none)."""
+        ...
 
 
 @dataclass

@@ -22,8 +22,8 @@ from messaging.avro_codec import EventCodec
 
 log = logging.getLogger("bench")
 
-# The Fulfillment Service's own terminal statuses.
-TERMINAL = frozenset(status.value for status in Status if status.is_terminal)
+# The Fulfillment Service's own terminal statuses (not the Order Service's: harness.orders.TERMINAL).
+FULFILLMENT_TERMINAL = frozenset(status.value for status in Status if status.is_terminal)
 
 
 @dataclass
@@ -121,7 +121,7 @@ class EventCollector:
         ts = event.timestamp.timestamp()
         if status == "Pending" and event.sequence == 0:
             times.picked.setdefault(order_id, ts)
-        elif status in TERMINAL and order_id not in times.terminal:
+        elif status in FULFILLMENT_TERMINAL and order_id not in times.terminal:
             times.terminal[order_id] = (ts, status)
 
 

@@ -10,10 +10,10 @@ from dataclasses import asdict
 from typing import Any
 
 from bench.events import EventTimes
-from bench.profile import PICKUP_SLA_S
 from bench.samplers import MACHINE, LagSampler, ProcessSampler
 from bench.series import judge_lag, percentile_series, rate_series, share_within
 from harness.load import LoadResult, LoadSpec
+from harness.orders import PICKUP_SLA_S
 from harness.percentiles import latency_summary
 
 

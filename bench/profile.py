@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 # The mock provider every scenario runs against: 100-500 ms, 10 % failures (the services' defaults, pinned).
 PROVIDER = {"PROVIDER_MIN_LATENCY_MS": "100", "PROVIDER_MAX_LATENCY_MS": "500", "PROVIDER_FAILURE_RATE": "0.10"}
-PICKUP_SLA_S = 5.0
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,7 @@ class ProcessSampler(threading.Thread):
             self._sample_one(name)
 
     def run(self) -> None:
+        """The thread's body: sample every interval seconds until stop()."""
         while not self._stop_event.wait(self.interval):
             self.sample_now()
 
@@ -184,6 +185,7 @@ class LagSampler(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
+        """The thread's body: one row every interval seconds (less the sample's own time) until stop()."""
         while not self._stop_event.is_set():
             started = time.monotonic()
             self.sample()

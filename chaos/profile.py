@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from harness.load import LoadSpec
+from harness.orders import PICKUP_SLA_S
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class Profile:
     poison_records: int
     poison_spread_s: float
     pause_s: float
-    pickup_sla_s: float = 5.0
+    oversized_records: int  # dlq-oversize: records too large for a dead-letter copy as they are
+    pickup_sla_s: float = PICKUP_SLA_S
 
 
 FULL = Profile(
@@ -42,6 +44,7 @@ FULL = Profile(
     poison_records=1000,
     poison_spread_s=10,
     pause_s=20,
+    oversized_records=20,
 )
 
 SMOKE = Profile(
@@ -58,6 +61,7 @@ SMOKE = Profile(
     poison_records=1000,
     poison_spread_s=3,
     pause_s=3,
+    oversized_records=3,
 )
 
 

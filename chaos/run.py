@@ -25,6 +25,7 @@ from harness.load import BackgroundLoad
 from harness.order_bodies import order_body
 from harness.orders import TERMINAL, wait_drained, wait_terminal
 from harness.system import System
+from harness.topics import read_to_end
 from harness.waiting import poll
 from infra.services import ServiceProcess
 from infra.stack import LocalStack
@@ -142,6 +143,15 @@ class Run:
         """Check that the fulfillment group commits past everything on order-events within timeout seconds."""
         caught_up = self.poll(lambda: self.fulfillment_group_lag() == 0, timeout=timeout, interval=0.5)
         self.check(name, bool(caught_up), "" if caught_up else f"lag {self.fulfillment_group_lag()}")
+
+    def dead_letters(self) -> dict[str, list[dict[str, str]]]:
+        """The Fulfillment Service's dead-letter topic read to its end: each record's headers (as text) by its key."""
+        seen: dict[str, list[dict[str, str]]] = {}
+        topic = self.system.env["fulfillment"]["ORDER_EVENTS_DLQ_TOPIC"]
+        for record in read_to_end(self.system.bootstrap_servers, topic):
+            headers = {name: (value or b"").decode(errors="replace") for name, value in record.headers() or []}
+            seen.setdefault((record.key() or b"").decode(errors="replace"), []).append(headers)
+        return seen
 
     def partitions(self, topic: str) -> int:
         """How many partitions topic has."""

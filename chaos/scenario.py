@@ -29,7 +29,7 @@ from chaos.stacks import StackPool
 from harness.load import BackgroundLoad, LoadResult
 from harness.orders import wait_drained
 from harness.reconcile import Reconciliation, reconcile, sqlite_path, wait_outboxes_empty
-from harness.system import make_system
+from harness.system import System, make_system
 from infra.stack import LocalStack
 
 log = logging.getLogger("chaos")
@@ -52,6 +52,8 @@ class Scenario:
     # True where the fault is the Order Service itself: failed POSTs are expected there (and retried).
     order_service_faulted: bool = False
     verify: Callable[[Run, Reconciliation], None] | None = None
+    # Runs once the system is made, before its services start (e.g. topics made by hand under CREATE_TOPICS=false).
+    prepare: Callable[[System], None] | None = None
 
 
 @dataclass
@@ -116,6 +118,8 @@ def run_scenario(
         log.info("stack up after %.1fs", time.monotonic() - started)
         env = {**BASE_ENV, **scenario.env}
         system = make_system(stack.bootstrap_servers, stack.registry_url, directory, prefix="", **env)
+        if scenario.prepare is not None:
+            scenario.prepare(system)
         run = Run(profile, stack, system)
         with ThreadPoolExecutor(2) as pool:  # both at once: start-up is most of a smoke run's overhead
             list(pool.map(lambda service: service.start(), run.services))

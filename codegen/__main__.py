@@ -131,6 +131,7 @@ def check() -> int:
 
 
 def main() -> int:
+    """``make codegen`` writes the generated package and AsyncAPI document; ``--check`` exits 1 when they drifted."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail when the committed output has drifted")
     args = parser.parse_args()

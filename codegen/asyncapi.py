@@ -67,7 +67,9 @@ def _dead_letter_message(name: str, topic: TopicDeclaration) -> dict[str, Any]:
         "payload": {
             "type": "string",
             "format": "binary",
-            "description": f"The original record's value, byte for byte (usually Avro of {source_topic}).",
+            "description": f"The original record's value, byte for byte (usually Avro of {source_topic}); cut to "
+            f"fit the producer's message.max.bytes when too large, with `{DEAD_LETTER_HEADERS.truncated}` `true` "
+            f"and the original size in `{DEAD_LETTER_HEADERS.original_size}`.",
         },
         "bindings": {"kafka": {"key": _key(topic), "bindingVersion": KAFKA_BINDING}},
     }

@@ -86,6 +86,21 @@ class ConsumerProgress(BaseModel):
     """
 
 
+class DeadLetters(BaseModel):
+    """
+    Records of order-events this instance could never process. Each goes to the dead-letter topic (cut to the producer's size limit when too large); one the topic refuses for good (it cannot be created, writing is not authorised, the record is invalid) is kept in the service's database instead.
+    """
+
+    published: int
+    """
+    Copies the dead-letter topic confirmed since this instance started.
+    """
+    spooled: int | None = None
+    """
+    Records held in the local dead-letter spool (the service's database); null while the database cannot be asked.
+    """
+
+
 class FieldError(BaseModel):
     field: str
     message: str
@@ -124,3 +139,4 @@ class Health(BaseModel):
     """
     Why status is not ok, one sentence each; empty while it is ok.
     """
+    deadLetters: DeadLetters | None = None

@@ -116,12 +116,18 @@ class DependencyHealth(BaseModel):
     detail: str | None = None
 
 
-class Health(BaseModel):
-    status: HealthStatus
-    dependencies: dict[str, DependencyHealth] | None = None
-    outboxBacklog: int | None = None
+class DeadLetters(BaseModel):
     """
-    Events accepted but not yet published to Kafka.
+    Records of fulfillment-events this instance could never process. Each goes to the dead-letter topic (cut to the producer's size limit when too large); one the topic refuses for good (it cannot be created, writing is not authorised, the record is invalid) is kept in the service's database instead.
+    """
+
+    published: int
+    """
+    Copies the dead-letter topic confirmed since this instance started.
+    """
+    spooled: int | None = None
+    """
+    Records held in the local dead-letter spool (the service's database); null while the database cannot be asked.
     """
 
 
@@ -144,3 +150,13 @@ class Problem(BaseModel):
     detail: str | None = None
     instance: str | None = None
     errors: list[FieldError] | None = None
+
+
+class Health(BaseModel):
+    status: HealthStatus
+    dependencies: dict[str, DependencyHealth] | None = None
+    outboxBacklog: int | None = None
+    """
+    Events accepted but not yet published to Kafka.
+    """
+    deadLetters: DeadLetters | None = None

@@ -18,8 +18,9 @@ from messaging.avro_codec import EventCodec
 def codec_for(registry: SchemaRegistryClient, declaration: TopicDeclaration, topic: str) -> EventCodec[Any]:
     """The codec of declaration's event on topic (this deployment's name for it).
 
-    A decoded event that breaks the event's rules is a PoisonRecord of kind InvalidEvent; the first write
-    sets the declared compatibility on the topic's subject.
+    A decoded event that breaks the event's rules, or came under another key than the declared key field's,
+    is a PoisonRecord of kind InvalidEvent; the first write sets the declared compatibility on the topic's
+    subject.
     """
     event = declaration.event
     return EventCodec(
@@ -30,6 +31,7 @@ def codec_for(registry: SchemaRegistryClient, declaration: TopicDeclaration, top
         rules=_rules(event.rules),
         subject=declaration.subject(topic),
         compatibility=declaration.compatibility,
+        key_of=declaration.key_of,
     )
 
 

@@ -124,22 +124,32 @@ FULFILLMENT_EVENTS = TopicDeclaration(
 # Every topic, in the order they are created and documented.
 TOPICS: tuple[TopicDeclaration, ...] = (ORDER_EVENTS, FULFILLMENT_EVENTS)
 
+# Kafka Connect's dead-letter header names (`errors.deadletterqueue.context.headers.enable`) for what Connect
+# has a name for, so its tools and anyone who knows the convention read them; this project's extras under
+# DEAD_LETTER_EXTRAS_PREFIX.
+CONNECT_ERRORS_PREFIX = "__connect.errors."
+DEAD_LETTER_EXTRAS_PREFIX = "__orderprocessing.dlq."
 DEAD_LETTER_HEADERS = DeadLetterHeaders(
-    error_type="error.type",
-    error_message="error.message",
-    original_topic="original.topic",
-    original_partition="original.partition",
-    original_offset="original.offset",
-    original_timestamp="original.timestamp",
-    dead_lettered_at="dead-lettered.at",
+    original_topic=f"{CONNECT_ERRORS_PREFIX}topic",
+    original_partition=f"{CONNECT_ERRORS_PREFIX}partition",
+    original_offset=f"{CONNECT_ERRORS_PREFIX}offset",
+    error_type=f"{CONNECT_ERRORS_PREFIX}exception.class.name",
+    error_message=f"{CONNECT_ERRORS_PREFIX}exception.message",
+    original_timestamp=f"{DEAD_LETTER_EXTRAS_PREFIX}original.timestamp",
+    dead_lettered_at=f"{DEAD_LETTER_EXTRAS_PREFIX}dead-lettered.at",
+    original_size=f"{DEAD_LETTER_EXTRAS_PREFIX}original.size",
+    truncated=f"{DEAD_LETTER_EXTRAS_PREFIX}truncated",
 )
 DEAD_LETTER_HEADER_DOCS = {
-    DEAD_LETTER_HEADERS.error_type: "Why the record could not be processed, e.g. IncompatibleWriterSchema, "
-    "UnknownSchemaId, InvalidWireFormat, InvalidEvent.",
-    DEAD_LETTER_HEADERS.error_message: "The error in detail (at most 2,000 characters).",
     DEAD_LETTER_HEADERS.original_topic: "Topic the record was read from.",
     DEAD_LETTER_HEADERS.original_partition: "Its partition, in decimal.",
     DEAD_LETTER_HEADERS.original_offset: "Its offset, in decimal.",
+    DEAD_LETTER_HEADERS.error_type: "Why the record could not be processed, e.g. IncompatibleWriterSchema, "
+    "UnknownSchemaId, InvalidWireFormat, InvalidEvent.",
+    DEAD_LETTER_HEADERS.error_message: "The error in detail (at most 2,000 characters).",
     DEAD_LETTER_HEADERS.original_timestamp: "Its timestamp, epoch milliseconds in decimal.",
     DEAD_LETTER_HEADERS.dead_lettered_at: "When it was dead-lettered, epoch milliseconds in decimal.",
+    DEAD_LETTER_HEADERS.original_size: "The size of the original record's value in bytes, in decimal.",
+    DEAD_LETTER_HEADERS.truncated: "`true` when the value (or key) was cut so the copy fits the producer's "
+    "message.max.bytes; the original is the record at topic, partition and offset. `false` otherwise.",
 }

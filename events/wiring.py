@@ -18,8 +18,9 @@ from messaging.clients import make_consumer, make_producer
 from messaging.consumer.dispatch import Dispatcher
 from messaging.consumer.runtime import ConsumerRuntime
 from messaging.consumer.topic_ids import TopicIds
-from messaging.dead_letter import DeadLetterPublisher
-from messaging.topics import create_topics_in_background
+from messaging.dead_letter import PRODUCER_MAX_MESSAGE_BYTES, DeadLetterPublisher
+from messaging.dead_letter_spool import DeadLetterSpool
+from messaging.topics import TopicSpec, create_topics_in_background, ensure_topics
 from outbox.relay import OutboxRelay
 
 
@@ -45,21 +46,41 @@ def subscriber(
     group: str,
     client_id: str,
     dead_letter_client_id: str,
+    spool: DeadLetterSpool,
     **options: Any,
 ) -> ConsumerRuntime:
-    """A consumer of declaration's topic in group, handing its events to dispatcher; records it can never
-    decode go to the topic's dead-letter topic. The client ids name the consumer and the dead-letter producer
-    to the broker. options: the ConsumerRuntime's (max_in_flight, watermark_interval...); topic ids are looked
-    up on the same brokers unless options name another lookup."""
+    """A consumer of declaration's topic in group, handing its events to dispatcher. Records it can never
+    decode go to the topic's dead-letter topic (created from its spec when missing, whatever CREATE_TOPICS
+    says), or to spool when that topic refuses them for good. The client ids name the consumer and the
+    dead-letter producer to the broker. options: the ConsumerRuntime's (max_in_flight, watermark_interval...);
+    topic ids are looked up on the same brokers unless options name another lookup."""
     topic = settings.topic(declaration)
     options.setdefault("topic_ids", TopicIds(settings.kafka_bootstrap_servers))
     return ConsumerRuntime(
         functools.partial(make_consumer, settings, group, client_id),
         topic.name,
         codec_for(registry, declaration, topic.name),
-        DeadLetterPublisher(make_producer(settings, dead_letter_client_id), topic.dead_letter, DEAD_LETTER_HEADERS),
+        dead_letter_publisher(settings, declaration, dead_letter_client_id, spool),
         dispatcher,
         **options,
+    )
+
+
+def dead_letter_publisher(
+    settings: EventSettings, declaration: TopicDeclaration, client_id: str, spool: DeadLetterSpool
+) -> DeadLetterPublisher:
+    """The publisher of declaration's dead-letter copies: a producer at librdkafka's default message.max.bytes
+    (stated, so the copies are cut to the limit the producer really has), topic creation from the topology's
+    spec, and spool for what the topic refuses for good."""
+    topic = settings.topic(declaration)
+    spec = TopicSpec(topic.dead_letter, declaration.dead_letter_partitions, settings.topic_retention_ms)
+    return DeadLetterPublisher(
+        make_producer(settings, client_id, **{"message.max.bytes": PRODUCER_MAX_MESSAGE_BYTES}),
+        topic.dead_letter,
+        DEAD_LETTER_HEADERS,
+        max_message_bytes=PRODUCER_MAX_MESSAGE_BYTES,
+        create_topic=functools.partial(ensure_topics, settings.kafka_bootstrap_servers, [spec]),
+        spool=spool,
     )
 
 

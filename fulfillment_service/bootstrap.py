@@ -27,10 +27,11 @@ from fulfillment_service.scheduler import RetryScheduler
 from fulfillment_service.settings import FulfillmentServiceSettings
 from fulfillment_service.shipping import MockShippingProvider, ProviderBehaviour, ShippingProvider
 from fulfillment_service.unit_of_work import SqlUnitOfWork, UnitOfWork
-from fulfillment_service.use_cases import Fulfiller
+from fulfillment_service.use_cases import LEASE_MARGIN, Fulfiller
 from messaging.clients import make_producer
 from messaging.consumer.dispatch import KeyOrderedDispatcher
 from messaging.consumer.runtime import ConsumerRuntime
+from messaging.dead_letter_spool import DeadLetterSpool
 from messaging.group_lag import GroupLag
 from messaging.group_progress import GroupProgress
 from messaging.health import CachedProbe, dependency_probes
@@ -53,8 +54,18 @@ class _RunsInTheBackground(Protocol):
 
 
 def migrate(engine: Engine) -> None:
-    """Upgrade the service's database to the newest schema (its own migrations and the outbox branch). Blocking."""
+    """Upgrade the service's database to the newest schema (its own migrations, the outbox and dead-letter spool
+    branches). Blocking."""
     upgrade_to_head(engine, MIGRATIONS)
+
+
+def probe_timeout_seconds(settings: FulfillmentServiceSettings) -> float:
+    """How long the breaker's half-open probe may go unreported before it counts as failed (seconds).
+
+    A probe is one provider call, bounded by PROVIDER_TIMEOUT_SECONDS; one that has not reported by the time its
+    order would be due again (the call timeout plus the use cases' LEASE_MARGIN of 20 s) lost its caller.
+    """
+    return settings.provider_timeout_seconds + LEASE_MARGIN.total_seconds()
 
 
 @dataclass
@@ -148,7 +159,11 @@ def bootstrap(
     if provider is None:
         provider = MockShippingProvider(make_engine(settings.provider_database_url), behaviour)
     if breaker is None:
-        breaker = CircuitBreaker(settings.breaker_failure_threshold, settings.breaker_reset_seconds)
+        breaker = CircuitBreaker(
+            settings.breaker_failure_threshold,
+            settings.breaker_reset_seconds,
+            probe_timeout_seconds=probe_timeout_seconds(settings),
+        )
     if retry_policy is None:
         retry_policy = BackoffPolicy(
             settings.retry_max_attempts,
@@ -180,6 +195,7 @@ def bootstrap(
             group=settings.consumer_group,
             client_id="fulfillment-service",
             dead_letter_client_id="fulfillment-service-dlq",
+            spool=DeadLetterSpool(engine, store.dead_letter_spool),
             max_in_flight=settings.max_in_flight,
         )
     if probes is None:

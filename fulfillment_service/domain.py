@@ -175,6 +175,11 @@ class Fulfillment:
         self._require(Status.Shipped, "deliver")
         return self._change(now, status=Status.Delivered, sequence=SEQ_DELIVERED, deliver_at=None, updated_at=now)
 
+    def report(self, now: datetime) -> FulfillmentStatusChanged:
+        """The event reporting the current state again (same status, sequence and details, a new event id),
+        for an order whose OrderCreated came again: its consumer may have missed the first report."""
+        return status_changed(self, now)
+
     def _require(self, status: Status, action: str) -> None:
         if self.status is not status:
             raise InvalidTransition(f"cannot {action} order {self.order_id}: it is {self.status}, not {status}")

@@ -15,6 +15,7 @@ from fulfillment_service.resilience import CircuitBreaker
 from httpapi.health import dependency_report, overall_status
 from httpapi.json_body import DecimalJSONResponse
 from messaging.consumer.runtime import ConsumerRuntime
+from messaging.dead_letter import DeadLetterCounts
 from messaging.group_progress import GroupProgress, ProgressReport
 from messaging.health import CachedProbe
 
@@ -27,10 +28,11 @@ def health_router(
     progress: GroupProgress,
 ) -> APIRouter:
     """GET /api/fulfillment/health: the database (engine) and each probe by name, the breaker's state, the
-    intake consumer's in-flight orders, and the intake group's lag and progress read from the broker
-    (progress: at most a second old, independent of the consumer thread). 503 when the database is down;
-    degraded while the breaker is not closed, a probe fails, or the group is stalled (a partition with
-    records waiting whose committed offset has not moved for CONSUMER_STALL_SECONDS); reasons says why."""
+    intake consumer's in-flight orders and its dead letters (published since start, held in the local spool),
+    and the intake group's lag and progress read from the broker (progress: at most a second old, independent
+    of the consumer thread). 503 when the database is down; degraded while the breaker is not closed, a probe
+    fails, or the group is stalled (a partition with records waiting whose committed offset has not moved for
+    CONSUMER_STALL_SECONDS); reasons says why."""
     router = APIRouter()
 
     @router.get(
@@ -41,6 +43,11 @@ def health_router(
     )
     async def health() -> DecimalJSONResponse:
         deps = await run_in_threadpool(dependency_report, engine, dict(probes))
+        dead_letters = intake.dead_letters
+        if deps["database"]["status"] == "ok":
+            counts = await run_in_threadpool(dead_letters.counts)
+        else:  # the spool is in the database: not asked while it fails
+            counts = DeadLetterCounts(dead_letters.published, None)
         report = await run_in_threadpool(progress.report)
         assigned = sorted(partition for _topic, partition in intake.assignment)
         reasons = [_dependency_reason(name, dep) for name, dep in deps.items() if dep["status"] != "ok"]
@@ -55,6 +62,7 @@ def health_router(
             "breaker": breaker.state.value,
             "consumerLag": _assigned_lag(report, assigned),
             "inFlight": intake.in_flight,
+            "deadLetters": counts.to_json(),
             "consumer": _consumer(report, assigned),
             "reasons": reasons,
         }

@@ -3,6 +3,8 @@
 Rows cross this boundary as domain `Fulfillment`s, whose times are UTC datetimes. The columns keep their
 units: epoch seconds (float) for next_attempt_at, deliver_at, picked_up_at and updated_at, epoch
 milliseconds (integer) for estimated_delivery and order_timestamp; they are converted here and nowhere else.
+
+Every function runs on the caller's Connection, inside the caller's transaction; SQLAlchemy's errors propagate.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from sqlalchemy import (
 )
 
 from fulfillment_service.domain import Fulfillment, Status
+from messaging.dead_letter_spool import dead_letter_spool_table
 from outbox.table import outbox_table
 
 metadata = MetaData()
@@ -58,6 +61,7 @@ fulfillments = Table(
 )
 
 outbox = outbox_table(metadata)
+dead_letter_spool = dead_letter_spool_table(metadata)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

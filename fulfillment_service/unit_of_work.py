@@ -16,6 +16,7 @@ from typing import Protocol
 
 from sqlalchemy import Connection
 
+from contract_models.events import FulfillmentStatusChanged
 from fulfillment_service import store
 from fulfillment_service.domain import Fulfillment, Transition
 from outbox.table import add_to_outbox, outbox_row
@@ -33,6 +34,10 @@ class UnitOfWork(Protocol):
     async def apply(self, transition: Transition) -> bool:
         """Write the transition's changed fields and its event, if the stored status is still the one the
         transition expects; False when it is not (another worker moved the order on), writing nothing."""
+        ...
+
+    async def publish(self, event: FulfillmentStatusChanged) -> None:
+        """Publish event (through the outbox) without changing any state."""
         ...
 
     async def claim_due_for_retry(self, lease: timedelta, limit: int, busy: Collection[uuid.UUID]) -> list[Fulfillment]:
@@ -80,6 +85,12 @@ class SqlUnitOfWork:
         applied = await self._committer.submit(functools.partial(self._apply, transition))
         self._after(transition)
         return applied
+
+    async def publish(self, event: FulfillmentStatusChanged) -> None:
+        """See UnitOfWork.publish."""
+        row = outbox_row(self._topic, str(event.orderId), event)
+        await self._committer.submit(lambda conn: add_to_outbox(conn, store.outbox, [row]))
+        self._on_event_written()
 
     async def claim_due_for_retry(self, lease: timedelta, limit: int, busy: Collection[uuid.UUID]) -> list[Fulfillment]:
         """See UnitOfWork.claim_due_for_retry."""

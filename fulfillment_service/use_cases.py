@@ -4,7 +4,8 @@ They orchestrate; the rules are the domain's. Each step asks the domain for a tr
 the unit of work, which records the state change and the event reporting it in one transaction (outbox).
 The provider is called with the order id as idempotency key, and before any retry or redelivered
 attempt it is asked whether it already shipped the order, so no order ships twice and no second
-tracking number appears.
+tracking number appears. A provider failure or timeout is an outcome (a retry or Failed), never an exception;
+errors of the database propagate, and the consumer runtime retries the record (messaging/consumer/dispatch.py).
 """
 
 from __future__ import annotations
@@ -68,12 +69,17 @@ class Fulfiller:
     async def handle_order_created(self, event: OrderCreated) -> None:
         """Pick the order up (durably, reported by a Pending event) and make its first provider attempt.
 
-        A redelivered event finds the order already picked up: a finished order is left alone (the
-        provider is not called), an unfinished one is attempted again unless it is running here already.
+        A redelivered (or republished) event finds the order already picked up: a finished order is not
+        attempted again, but its current state is reported again, in case the Order Service missed it; an
+        unfinished one is attempted again unless it is running here already. Returns once the attempt's
+        outcome is durable; raises only what the unit of work raises.
         """
         now = self._clock()
         fulfillment, new = await self._uow.add(pick_up(event.orderId, event.timestamp, now, now + self._lease))
-        if fulfillment.status.is_terminal or fulfillment.order_id in self._active:
+        if fulfillment.status.is_terminal:
+            await self._uow.publish(fulfillment.report(now))
+            return
+        if fulfillment.order_id in self._active:
             return
         await self.attempt(fulfillment, first=new)
 
@@ -83,7 +89,9 @@ class Fulfiller:
         Unless first (the order's very first attempt), ask the provider first whether it already shipped
         the order (a call that succeeded just before a crash): then record that shipment, call nothing.
         While the breaker is open the order waits, picked up and not failed. Returns at once when the
-        order is being attempted here already.
+        order is being attempted here already. ProviderError and a call over provider_timeout_seconds are
+        recorded as a failed attempt; any other exception of the call (or of the unit of work) propagates,
+        after the breaker counted the call as failed.
         """
         order_id = fulfillment.order_id
         if order_id in self._active:
@@ -116,7 +124,8 @@ class Fulfiller:
             self._active.discard(order_id)
 
     async def deliver(self, fulfillment: Fulfillment) -> None:
-        """Record the simulated delivery of a Shipped order, reported by a Delivered event (once)."""
+        """Record the simulated delivery of a Shipped order, reported by a Delivered event (once; a second call
+        for the same order records nothing). Raises InvalidTransition (the domain's) for an order not Shipped."""
         await self._record(fulfillment.deliver(self._clock()))
 
     async def _record(self, transition: Transition) -> None:

@@ -20,6 +20,9 @@ from order_service.domain import TERMINAL, OrderStatus
 OPEN_STATUSES: tuple[str, ...] = tuple(status.value for status in OrderStatus if status not in TERMINAL)
 # `waitFor` of GET /api/orders/{id}: answer as soon as the order is terminal.
 WAIT_FOR_TERMINAL = ",".join(status.value for status in OrderStatus if status in TERMINAL)
+# The target for fulfillment to pick an accepted order up (seconds from OrderCreated to the first Pending event):
+# the benchmark reports the share of orders within it, fault runs check that no order misses it.
+PICKUP_SLA_S = 5.0
 
 
 def post_orders(base_url: str, count: int, timeout: float = 5.0) -> list[str]:

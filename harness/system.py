@@ -12,18 +12,24 @@ from typing import Any, Protocol
 
 import httpx
 
+from events.topology import RETENTION_MS
 from infra.ports import free_port
 from infra.services import ServiceProcess, fulfillment_service, order_service, service_env
+from messaging.topics import TopicSpec, ensure_topics
 
 
 class Stack(Protocol):
     """Where the services find Kafka and the registry (``infra.stack.LocalStack`` or anything alike)."""
 
     @property
-    def bootstrap_servers(self) -> str: ...
+    def bootstrap_servers(self) -> str:
+        """Kafka's bootstrap list, "host:port[,host:port...]"."""
+        ...
 
     @property
-    def registry_url(self) -> str: ...
+    def registry_url(self) -> str:
+        """The registry's Confluent-compatible base URL (Apicurio: ``.../apis/ccompat/v7``)."""
+        ...
 
 
 @dataclass
@@ -47,6 +53,19 @@ class System:
         """The topic FulfillmentStatusChanged events go to."""
         return self.env["order"]["FULFILLMENT_EVENTS_TOPIC"]
 
+    def create_topics(self, *, dead_letters: bool = True) -> None:
+        """Create this system's topics (one partition each) as the services do at start-up unless CREATE_TOPICS
+        is off; dead_letters=False leaves the dead-letter topics out. KafkaException if the broker refuses."""
+        env = self.env["order"]
+        names = ["ORDER_EVENTS_TOPIC", "FULFILLMENT_EVENTS_TOPIC"]
+        if dead_letters:
+            names += ["ORDER_EVENTS_DLQ_TOPIC", "FULFILLMENT_EVENTS_DLQ_TOPIC"]
+        ensure_topics(self.bootstrap_servers, [TopicSpec(env[name], 1, RETENTION_MS) for name in names], timeout=30)
+
+    def dead_letters(self) -> dict[str, Any]:
+        """The Fulfillment Service's dead letters as its health reports them: {"published": n, "spooled": m}."""
+        return self.fulfillment_health()["deadLetters"]
+
     def start(self) -> None:
         """Start the Order Service, then the Fulfillment Service; each returns once healthy."""
         self.orders.start()
@@ -65,6 +84,13 @@ class System:
         """A Fulfillment Service's health body (breaker, consumerLag, inFlight); by default this system's one."""
         target = service or self.fulfillment
         return httpx.get(target.url + "/api/fulfillment/health", timeout=timeout).json()
+
+    def set_provider(self, timeout: float = 10.0, **changes: float) -> dict[str, Any]:
+        """Change the mock provider's behaviour at run time (PUT /admin/provider, PROVIDER_CONTROL_ENABLED), e.g.
+        failureRate=1.0; no changes reads it. Returns the behaviour now in force; httpx.HTTPStatusError if refused."""
+        response = httpx.put(self.fulfillment.url + "/admin/provider", json=changes, timeout=timeout)
+        response.raise_for_status()
+        return response.json()
 
 
 def make_system(

@@ -24,6 +24,11 @@ def contract_app(
     max_body_bytes: int,
     asyncapi: bool = False,
 ) -> FastAPI:
+    """A FastAPI app serving schemas/openapi/<contract>.yaml (and the AsyncAPI document when asyncapi).
+
+    Bodies over max_body_bytes get 413, framing the service refuses 400/415/501, every error problem+json,
+    and JSON responses keep Decimal exact; lifespan is the service's start-up and shutdown.
+    """
     # No redirect to the slash-less path: it would echo the client's Host header into Location.
     app = FastAPI(
         title=title,

@@ -8,7 +8,7 @@ from httpapi.problems import problem_response
 
 
 class BodyTooLarge(Exception):
-    pass
+    """Raised into the app by the limited receive once a streamed body passes max_bytes; answered with 413."""
 
 
 class BodyLimitMiddleware:

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import threading
-import time
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
@@ -29,6 +27,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from httpapi.problems import problem_response
+from observability.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
 
@@ -40,30 +39,6 @@ def is_storage_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, OperationalError):
         return True
     return isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS
-
-
-class ThrottledLog:
-    """Logs each kind of failure with its traceback at most once per interval (seconds); counts the rest."""
-
-    def __init__(self, logger: logging.Logger, interval: float = 60.0) -> None:
-        self._logger = logger
-        self._interval = interval
-        self._lock = threading.Lock()
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def error(self, kind: str, message: str, exc: BaseException) -> bool:
-        """Log message with exc's traceback unless kind was logged within the interval; True if logged."""
-        now = time.monotonic()
-        with self._lock:
-            if now - self._last.get(kind, -self._interval) < self._interval:
-                self._suppressed[kind] = self._suppressed.get(kind, 0) + 1
-                return False
-            self._last[kind] = now
-            suppressed = self._suppressed.pop(kind, 0)
-        repeats = f" ({suppressed} more since the last report)" if suppressed else ""
-        self._logger.error("%s%s", message, repeats, exc_info=exc)
-        return True
 
 
 class ErrorBoundary:

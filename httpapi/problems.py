@@ -37,6 +37,11 @@ def problem_response(
     instance: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
+    """An application/problem+json response (RFC 9457) with status, title and the optional members.
+
+    ``type`` is always ``about:blank`` (RFC 9457 section 4.2.1: the title then is the status's own phrase);
+    errors is this project's extension, one ``{"field", "message"}`` per offending field.
+    """
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     if detail is not None:
         body["detail"] = detail

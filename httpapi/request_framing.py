@@ -4,18 +4,25 @@
   as JSON, or a plain body that claims to be gzip, would be a guess: 415 (RFC 9110 §8.4.1, §15.5.16);
 * `Transfer-Encoding` with a coding other than `chunked`: 501 (RFC 9112 §6.1);
 * a path or query whose percent-escapes do not decode to UTF-8 (RFC 3986 §2.5; `%FF` would otherwise become
-  U+FFFD and match nothing by accident): 400.
+  U+FFFD and match nothing by accident): 400;
+* a query parameter given more than once, or a request header of SINGLE_HEADERS given more than once: 400.
+  Every parameter of the API documents is a single value (arrays are `explode: false`, one comma-separated
+  value), and frameworks silently take the last or the first copy (`limit=1&limit=100`), so two copies are
+  a request whose meaning is a guess.
 
 Every refusal is problem+json naming the header or part of the URL.
 """
 
 from __future__ import annotations
 
-from urllib.parse import unquote_to_bytes
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from httpapi.problems import problem_response
+
+# Request headers that carry one value (RFC 9110 §5.3: a field may repeat only if its definition allows a list).
+SINGLE_HEADERS = frozenset({b"content-type", b"content-length", b"idempotency-key", b"authorization", b"host"})
 
 
 class RequestFraming:
@@ -36,7 +43,13 @@ class RequestFraming:
 
 
 def _refusal(scope: Scope) -> tuple[int, str, str, str] | None:
+    seen: set[bytes] = set()
     for name, value in scope.get("headers", ()):
+        if name in SINGLE_HEADERS:
+            if name in seen:
+                header = name.decode("latin-1")
+                return 400, "Bad Request", header, f"the {header} header is given more than once"
+            seen.add(name)
         if name == b"content-encoding":
             codings = {c.strip().lower() for c in value.split(b",")} - {b"identity", b""}
             if codings:
@@ -50,4 +63,8 @@ def _refusal(scope: Scope) -> tuple[int, str, str, str] | None:
             unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
         except UnicodeDecodeError:
             return 400, "Bad Request", part, "percent-escapes must decode to UTF-8"
+    names = [name for name, _ in parse_qsl((scope.get("query_string") or b"").decode(), keep_blank_values=True)]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        return 400, "Bad Request", f"query.{repeated[0]}", f"the query parameter {repeated[0]} is given more than once"
     return None

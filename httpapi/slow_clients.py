@@ -56,6 +56,7 @@ class _BoundedProtocol(HttpToolsProtocol):
     _request_started = False
     _reading_body = False
     _head_bytes = 0
+    _parsed_head = 0
     _body_until = 0.0
     _lingering = False
 
@@ -81,10 +82,23 @@ class _BoundedProtocol(HttpToolsProtocol):
         if head_incomplete and self._head_bytes > self.max_head_bytes and not self.transport.is_closing():
             self._refuse(431, f"The request head exceeds {self.max_head_bytes} bytes.")
 
+    def on_url(self, url: bytes) -> None:
+        # Counted from the parser's callbacks too: a head that arrives in one chunk is parsed whole before
+        # data_received could look at its size.
+        self._parsed_head += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._parsed_head += len(name) + len(value) + 4  # ": " and CRLF
+        super().on_header(name, value)
+
     def send_400_response(self, msg: str) -> None:
         self._refuse(400, f"The request is not valid HTTP/1.1: {msg}")
 
     def on_headers_complete(self) -> None:
+        if self._parsed_head > self.max_head_bytes:
+            self._refuse(431, f"The request head exceeds {self.max_head_bytes} bytes.")
+            return
         if len(self.connections) > self.max_connections:
             self._refuse(503, f"More than {self.max_connections} connections are open; try again shortly.")
             return
@@ -102,6 +116,7 @@ class _BoundedProtocol(HttpToolsProtocol):
         self._reading_body = False
         self._request_started = False
         self._head_bytes = 0
+        self._parsed_head = 0
         self._disarm()
 
     def on_response_complete(self) -> None:

@@ -16,13 +16,19 @@ class Supervised(Protocol):
     """A process the supervisor watches: a JVM of the stack or a service."""
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """What the supervisor calls it in a report ("kafka", "order-service", ...)."""
+        ...
 
     @property
-    def running(self) -> bool: ...
+    def running(self) -> bool:
+        """Whether the process is alive now."""
+        ...
 
     @property
-    def log_file(self) -> Path: ...
+    def log_file(self) -> Path:
+        """The file its stdout and stderr go to; its end is printed when the process dies."""
+        ...
 
 
 def log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:

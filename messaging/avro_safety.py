@@ -7,11 +7,14 @@ can be made to hang, crash the process or burn CPU by schemas and bytes that are
   for ever without reading a byte (AVRO-4300, apache/avro#3865);
 * a recursive record nested 200,000 deep overflows the C stack: the process dies (AVRO-4328);
 * a `decimal` of hundreds of kilobytes converts in quadratic time (the int-to-Decimal conversion behind
-  CVE-2020-10735): 400 KB cost 17 s of CPU.
+  CVE-2020-10735): 400 KB cost 17 s of CPU;
+* a writer `decimal` of another scale than the reader's is read with the writer's scale: 19.99 written as
+  decimal(12, 0) 1999 would read as 1999.00 (the specification says such schemas do not match).
 
 So a writer schema is checked once per schema id, and rejected (the record is poison) unless its top level
 is one of the records the consumer reads, no named type refers to itself, no array holds zero-size items,
-and types nest at most `MAX_DEPTH` deep. And decimals are read by `bounded_decimal_reader`, which refuses
+and types nest at most `MAX_DEPTH` deep; each of its decimals must have the precision and scale of the
+reader's at the same place (`check_decimals`). And decimals are read by `bounded_decimal_reader`, which refuses
 bytes longer than the schema's precision can need, before converting them; `use_bounded_decimals()`
 installs it through fastavro's documented hook for logical types (`fastavro.read.LOGICAL_READERS`).
 """
@@ -31,6 +34,12 @@ _PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "st
 
 class UnsafeWriterSchema(ValueError):
     """A writer schema the consumer will not decode with; the message says why."""
+
+
+class IncompatibleDecimal(ValueError):
+    """A writer's decimal has another precision or scale than the reader's at the same place: the Avro
+    specification's schema resolution ("Logical Types": two decimals match only if their scales and
+    precisions match) refuses it; fastavro would read the writer's scale and change the value's meaning."""
 
 
 def check_writer_schema(schema_text: str, accepted_names: Iterable[str]) -> None:
@@ -80,11 +89,14 @@ class _Walker:
             name = _full_name(schema, namespace)
             inner = (schema.get("namespace") or name.rpartition(".")[0]) if "." in name else namespace
             fields = schema.get("fields", [])
-            zero = all(
+            # Every field is walked (a list, not all() over a generator, which would stop at the first field
+            # that takes bytes and leave the rest unchecked).
+            sizes = [
                 self.walk(field.get("type"), inner, depth + 1, (*defining, name))
                 for field in fields
                 if isinstance(field, dict)
-            )
+            ]
+            zero = all(sizes)
             self.zero_size[name] = zero
             return zero
         if kind == "enum":
@@ -115,6 +127,49 @@ class _Walker:
         raise UnsafeWriterSchema(f"unknown type {name}")
 
 
+def reader_decimals(schema_text: str) -> dict[str, tuple[int, int]]:
+    """{place: (precision, scale)} of every decimal in schema_text (Avro JSON); a place is the full name of
+    the record and the field, with `[]` for array items and `{}` for map values (e.g.
+    `orderprocessing.events.OrderItem.price`)."""
+    found: dict[str, tuple[int, int]] = {}
+    _collect_decimals(json.loads(schema_text), "", "", found)
+    return found
+
+
+def check_decimals(schema_text: str, reader: dict[str, tuple[int, int]]) -> None:
+    """Raises IncompatibleDecimal when a decimal of the writer schema_text has another precision or scale
+    than the reader's decimal at the same place (reader: reader_decimals() of the reader schema)."""
+    for place, writer in reader_decimals(schema_text).items():
+        if place in reader and reader[place] != writer:
+            raise IncompatibleDecimal(
+                f"{place} is decimal{writer} in the writer schema, decimal{reader[place]} in the reader's"
+            )
+
+
+def _collect_decimals(schema: Any, namespace: str, place: str, found: dict[str, tuple[int, int]]) -> None:
+    if isinstance(schema, list):
+        for branch in schema:
+            _collect_decimals(branch, namespace, place, found)
+        return
+    if not isinstance(schema, dict):
+        return
+    kind = schema.get("type")
+    if schema.get("logicalType") == "decimal" and kind in ("bytes", "fixed"):
+        found[place] = (int(schema.get("precision", 0)), int(schema.get("scale", 0)))
+    elif kind in ("record", "error"):
+        name = _full_name(schema, namespace)
+        inner = name.rpartition(".")[0]
+        for field in schema.get("fields", []):
+            if isinstance(field, dict):
+                _collect_decimals(field.get("type"), inner, f"{name}.{field.get('name')}", found)
+    elif kind == "array":
+        _collect_decimals(schema.get("items"), namespace, f"{place}[]", found)
+    elif kind == "map":
+        _collect_decimals(schema.get("values"), namespace, f"{place}{{}}", found)
+    elif isinstance(kind, dict | list):
+        _collect_decimals(kind, namespace, place, found)
+
+
 def max_decimal_bytes(precision: int) -> int:
     """Bytes of the two's complement of the largest unscaled value with precision digits."""
     return math.ceil((precision * math.log2(10) + 1) / 8)
@@ -127,6 +182,8 @@ def bounded_decimal_reader(
 
     def read_bounded(data: Any, writer_schema: Any = None, reader_schema: Any = None) -> Any:
         precision = int((writer_schema or {}).get("precision", 38))
+        if not data:  # no two's complement is zero bytes long; the Java reference decoder refuses it too
+            raise ValueError("a decimal of zero bytes")
         if len(data) > max_decimal_bytes(min(precision, 38)):
             raise ValueError(f"a decimal of {len(data)} bytes exceeds its precision of {precision} digits")
         return read(data, writer_schema, reader_schema)

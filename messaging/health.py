@@ -12,6 +12,8 @@ from confluent_kafka import Producer
 
 @dataclass
 class ProbeResult:
+    """One probe's answer: ok, and when not ok a one-line reason shown in the health body."""
+
     ok: bool
     detail: str | None = None
 
@@ -34,6 +36,11 @@ class CachedProbe:
 
 
 def broker_probe(producer: Producer, topic: str, timeout: float = 1.0) -> CachedProbe:
+    """Kafka is up when a metadata request for topic (timeout in seconds) names at least one broker.
+
+    Never raises: an error becomes a not-ok ProbeResult.
+    """
+
     def probe() -> ProbeResult:
         try:
             metadata = producer.list_topics(topic, timeout=timeout)
@@ -47,6 +54,10 @@ def broker_probe(producer: Producer, topic: str, timeout: float = 1.0) -> Cached
 
 
 def registry_probe(url: str, timeout: float = 1.0) -> CachedProbe:
+    """The registry at url (Confluent API base) is up when GET /subjects answers below 500 within timeout seconds.
+
+    Never raises: an unreachable registry or a 5xx becomes a not-ok ProbeResult.
+    """
     client = httpx.Client(timeout=timeout)  # one client: building one per call costs milliseconds of CPU
 
     def probe() -> ProbeResult:

@@ -37,5 +37,9 @@ def create_app(settings: OrderServiceSettings | None = None, **overrides: Any) -
         asyncapi=True,
     )
     app.include_router(order_router(components.service))
-    app.include_router(health_router(components.engine, components.probes, components.relay.backlog))
+    app.include_router(
+        health_router(
+            components.engine, components.probes, components.relay.backlog, components.projection.dead_letters
+        )
+    )
     return app

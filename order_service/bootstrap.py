@@ -10,9 +10,12 @@ Components.start() migrates the database and starts the workers; Components.stop
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from confluent_kafka import Producer
@@ -25,8 +28,10 @@ from events.wiring import create_topics, publisher, subscriber
 from messaging.clients import make_producer
 from messaging.consumer.dispatch import BatchDispatcher
 from messaging.consumer.runtime import ConsumerRuntime
+from messaging.dead_letter_spool import DeadLetterSpool
 from messaging.health import CachedProbe, dependency_probes
 from messaging.registry import registry_client
+from observability.throttled_log import ThrottledLog
 from order_service import store
 from order_service.projection import FulfillmentProjection
 from order_service.settings import OrderServiceSettings
@@ -44,10 +49,13 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 PROJECTION_STOP_GRACE = 10.0
 # How often expired idempotency keys are deleted (seconds).
 KEY_PURGE_INTERVAL = 600.0
+# Orders without progress are looked for at least this often (seconds), and four times per stale time.
+REPUBLISH_SCAN_INTERVAL = 15.0
 
 
 def migrate(engine: Engine) -> None:
-    """Upgrade the service's database to the newest schema (its own migrations and the outbox branch). Blocking."""
+    """Upgrade the service's database to the newest schema (its own migrations, the outbox and dead-letter spool
+    branches). Blocking."""
     upgrade_to_head(engine, MIGRATIONS)
 
 
@@ -65,24 +73,38 @@ class Components:
     projection: ConsumerRuntime
     probes: dict[str, CachedProbe]
     _stopping: threading.Event = field(default_factory=threading.Event)
-    _janitor: asyncio.Task[None] | None = None
+    _jobs: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start(self) -> None:
         """On the running loop: migrate the database, then start topic creation (in the background, it waits
-        for Kafka), the relay, the projection and the purge of expired idempotency keys."""
+        for Kafka), the relay, the projection, the purge of expired idempotency keys and the republication
+        of OrderCreated for orders without progress."""
         await run_in_threadpool(migrate, self.engine)
         self.waiter.bind(asyncio.get_running_loop())
         create_topics(self.settings, self._stopping)
         self.relay.start()
         self.projection.start()
-        self._janitor = asyncio.create_task(_purge_keys_periodically(self.service))
+        stale_after = timedelta(seconds=self.settings.stale_order_seconds)
+        max_interval = timedelta(seconds=self.settings.republish_max_interval_seconds)
+        self._jobs = [
+            asyncio.create_task(
+                _every(KEY_PURGE_INTERVAL, "purging idempotency keys", self.service.purge_expired_keys)
+            ),
+            asyncio.create_task(
+                _every(
+                    min(self.settings.stale_order_seconds / 4, REPUBLISH_SCAN_INTERVAL),
+                    "republishing orders without progress",
+                    functools.partial(self.service.republish_stale_orders, stale_after, max_interval),
+                )
+            ),
+        ]
 
     async def stop(self) -> None:
         """Stop taking work, finish the writes and the projection's batch under way, publish what the relay
         has in flight, and close the database."""
         self._stopping.set()
-        if self._janitor is not None:
-            self._janitor.cancel()
+        for job in self._jobs:
+            job.cancel()
         await self.uow.stop()
         await self.projection.stop(PROJECTION_STOP_GRACE)
         await run_in_threadpool(self.relay.stop)
@@ -118,7 +140,7 @@ def bootstrap(
     if uow is None:
         uow = SqlOrderUnitOfWork(engine, settings.topic(ORDER_EVENTS).name, on_event_written=relay.wake)
     if waiter is None:
-        waiter = StatusWaiter()
+        waiter = StatusWaiter(uow.get_many)
     if service is None:
         service = OrderService(
             uow, waiter, settings.idempotency_key_ttl_seconds, max_event_bytes=settings.max_event_bytes
@@ -132,6 +154,7 @@ def bootstrap(
             group=settings.consumer_group,
             client_id="order-service-projection",
             dead_letter_client_id="order-service-dlq",
+            spool=DeadLetterSpool(engine, store.dead_letter_spool),
             watermark_interval=None,  # nobody asks this consumer for its lag
         )
     if probes is None:
@@ -139,10 +162,12 @@ def bootstrap(
     return Components(settings, engine, uow, service, waiter, relay, projection, probes)
 
 
-async def _purge_keys_periodically(service: OrderService, every_seconds: float = KEY_PURGE_INTERVAL) -> None:
+async def _every(seconds: float, what: str, job: Callable[[], Awaitable[object]]) -> None:
+    """Run job every seconds until cancelled; a failure is logged (once per interval) and the next run comes."""
+    failures = ThrottledLog(log)
     while True:
+        await asyncio.sleep(seconds)
         try:
-            await service.purge_expired_keys()
-        except Exception:
-            log.exception("purging idempotency keys failed")
-        await asyncio.sleep(every_seconds)
+            await job()
+        except Exception as exc:
+            failures.error(type(exc).__name__, f"{what} failed", exc)

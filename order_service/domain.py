@@ -118,8 +118,8 @@ def apply_fulfillment(
     return FulfillmentView(
         status=target,
         sequence=max(sequence, current.sequence),
-        tracking_number=tracking_number or current.tracking_number,
-        carrier=carrier or current.carrier,
-        estimated_delivery=estimated_delivery or current.estimated_delivery,
+        tracking_number=current.tracking_number if tracking_number is None else tracking_number,
+        carrier=current.carrier if carrier is None else carrier,
+        estimated_delivery=current.estimated_delivery if estimated_delivery is None else estimated_delivery,
         failure_reason=reason if target == OrderStatus.Failed else current.failure_reason,
     )

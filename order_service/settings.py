@@ -19,4 +19,8 @@ class OrderServiceSettings(EventSettings):
     # Largest OrderCreated record accepted (bytes): below the producer's message.max.bytes (librdkafka's
     # default, 1,000,000) with room for the key and headers, so every accepted order can be published.
     max_event_bytes: int = 990_000
+    # An unfinished order without fulfillment progress for this long (seconds) counts as stuck in health, and
+    # its OrderCreated is published again, then after twice as long, and so on up to the max interval.
+    stale_order_seconds: float = 60.0
+    republish_max_interval_seconds: float = 3600.0
     log_level: str = "info"

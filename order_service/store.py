@@ -6,6 +6,8 @@ UTC datetimes and whose money is `Decimal`. The columns keep their units: epoch 
 an order's created_at and updated_at, epoch milliseconds (integer) for estimated_delivery, epoch seconds
 (float) for an idempotency key's created_at, decimal strings for money; they are converted here and nowhere
 else. The page cursor is the keyset position in those units: created_at in µs and the order id.
+
+Every function runs on the caller's Connection, inside the caller's transaction; SQLAlchemy's errors propagate.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    func,
     insert,
     or_,
     select,
@@ -41,10 +44,15 @@ from sqlalchemy import (
 )
 
 from contracts.order_rules import OrderLine
+from messaging.dead_letter_spool import dead_letter_spool_table
 from order_service.domain import FulfillmentView, Order, OrderPage, OrderStatus
 from order_service.errors import InvalidCursor
 from order_service.idempotency import IdempotencyRecord
 from outbox.table import outbox_table
+
+# A page of orders stops once its stored items and names hold this many characters (about 1 MiB of JSON).
+PAGE_BUDGET_CHARACTERS = 1_000_000
+_PAGE_READ_BATCH = 16
 
 metadata = MetaData()
 
@@ -64,9 +72,12 @@ orders = Table(
     Column("estimated_delivery", BigInteger),  # epoch milliseconds, UTC
     Column("failure_reason", Text),
     Column("fulfillment_seq", Integer, nullable=False, default=-1),
+    Column("republish_count", Integer, nullable=False, server_default="0"),  # OrderCreated published again
+    Column("republish_due_at", BigInteger),  # epoch microseconds, UTC: not published again before
     Index("ix_orders_created", "created_at", "order_id"),
     Index("ix_orders_customer_created", "customer_id", "created_at", "order_id"),
     Index("ix_orders_status_created", "status", "created_at", "order_id"),
+    Index("ix_orders_status_updated", "status", "updated_at"),
 )
 
 idempotency_keys = Table(
@@ -79,6 +90,7 @@ idempotency_keys = Table(
 )
 
 outbox = outbox_table(metadata)
+dead_letter_spool = dead_letter_spool_table(metadata)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -103,6 +115,12 @@ def get_order(conn: Connection, order_id: uuid.UUID) -> Order | None:
     """The order, or None when there is none with order_id."""
     found = conn.execute(select(orders).where(orders.c.order_id == str(order_id))).mappings().first()
     return _order(found) if found else None
+
+
+def get_orders(conn: Connection, order_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Order]:
+    """The orders of order_ids that exist, by order id."""
+    found = conn.execute(select(orders).where(orders.c.order_id.in_(sorted(str(i) for i in order_ids))))
+    return {order.order_id: order for order in map(_order, found.mappings())}
 
 
 def fulfillment_views(conn: Connection, order_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, FulfillmentView]:
@@ -147,6 +165,58 @@ def save_fulfillment_views(conn: Connection, views: dict[uuid.UUID, FulfillmentV
             for order_id, view in views.items()
         ],
     )
+
+
+_UNFINISHED = (OrderStatus.Pending.value, OrderStatus.Processing.value)
+
+
+def stale_orders(conn: Connection, changed_before: datetime, now: datetime, limit: int) -> list[Order]:
+    """Up to limit unfinished orders (Pending or Processing) last changed before changed_before whose next
+    republication is due at now, least recently changed first; those whose OrderCreated still waits in the
+    outbox are left out (publishing it again would heal nothing)."""
+    query = (
+        select(orders)
+        .where(
+            orders.c.status.in_(_UNFINISHED),
+            orders.c.updated_at < _micros(changed_before),
+            or_(orders.c.republish_due_at.is_(None), orders.c.republish_due_at <= _micros(now)),
+        )
+        .order_by(orders.c.updated_at)
+        .limit(limit)
+    )
+    rows = conn.execute(query).mappings().all()
+    if not rows:
+        return []
+    ids = [row["order_id"] for row in rows]
+    in_outbox = set(conn.execute(select(outbox.c.key).where(outbox.c.key.in_(ids))).scalars())
+    return [_order(row) for row in rows if row["order_id"] not in in_outbox]
+
+
+def schedule_next_republish(
+    conn: Connection, order_ids: Collection[uuid.UUID], now: datetime, first_interval: timedelta, cap: timedelta
+) -> None:
+    """Count one more republication of each order and make the next due after an interval that doubles with
+    each (first_interval, then twice that, ...), at most cap."""
+    query = select(orders.c.order_id, orders.c.republish_count).where(
+        orders.c.order_id.in_([str(i) for i in order_ids])
+    )
+    for order_id, count in conn.execute(query).all():
+        interval = min(first_interval * 2 ** min(count, 20), cap)
+        conn.execute(
+            update(orders)
+            .where(orders.c.order_id == order_id)
+            .values(republish_count=count + 1, republish_due_at=_micros(now + interval))
+        )
+
+
+def stale_summary(conn: Connection, changed_before: datetime) -> tuple[int, datetime | None]:
+    """How many unfinished orders were last changed before changed_before, and the oldest such change."""
+    count, oldest = conn.execute(
+        select(func.count(), func.min(orders.c.updated_at)).where(
+            orders.c.status.in_(_UNFINISHED), orders.c.updated_at < _micros(changed_before)
+        )
+    ).one()
+    return count, None if oldest is None else _EPOCH + oldest * _MICROSECOND
 
 
 def find_idempotency_key(conn: Connection, key: str) -> IdempotencyRecord | None:
@@ -216,7 +286,12 @@ def list_orders(
 ) -> OrderPage:
     """Up to limit orders, newest first, of customer_id and in status when given, after the keyset position
     after (decode_cursor's (created_at µs, order id)) when given. Keyset pagination on (created_at, order_id)
-    keeps pages stable under inserts; the page's cursor names the position of its last order."""
+    keeps pages stable under inserts; the page's cursor names the position of its last order.
+
+    A page ends early, with a cursor, once its orders' stored items and names reach PAGE_BUDGET_CHARACTERS
+    (it always holds at least one order), so a page of the largest orders costs about as much to read and
+    send as one large order, not a hundred. Rows are read one batch at a time and the rest left unread.
+    """
     query = select(orders)
     if customer_id is not None:
         query = query.where(orders.c.customer_id == customer_id)
@@ -231,11 +306,17 @@ def list_orders(
             )
         )
     query = query.order_by(orders.c.created_at.desc(), orders.c.order_id.desc()).limit(limit + 1)
-    rows = conn.execute(query).mappings().all()
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["order_id"])
+    rows: list[RowMapping] = []
+    characters = 0
+    more = False
+    with conn.execution_options(yield_per=_PAGE_READ_BATCH).execute(query) as result:
+        for row in result.mappings():
+            characters += len(row["items"]) + len(row["customer_name"]) + len(row["customer_id"])
+            if len(rows) == limit or (rows and characters > PAGE_BUDGET_CHARACTERS):
+                more = True
+                break
+            rows.append(row)
+    next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["order_id"]) if more else None
     return OrderPage([_order(row) for row in rows], next_cursor)
 
 

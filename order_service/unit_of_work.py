@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine
@@ -22,6 +22,7 @@ from contract_models.events import OrderCreated
 from order_service import store
 from order_service.domain import Order, OrderPage, OrderStatus
 from order_service.idempotency import IdempotencyRecord
+from order_service.publishing import order_created
 from outbox.table import add_to_outbox, outbox_row
 from persistence.engine import write_transaction
 from persistence.group_commit import GroupCommitter
@@ -52,6 +53,10 @@ class OrderUnitOfWork(Protocol):
         """The order, or None when there is none with order_id."""
         ...
 
+    async def get_many(self, order_ids: Collection[uuid.UUID]) -> Mapping[uuid.UUID, Order]:
+        """The orders of order_ids that exist, by order id."""
+        ...
+
     async def list_orders(
         self, customer_id: str | None, status: OrderStatus | None, limit: int, cursor: str | None
     ) -> OrderPage:
@@ -61,6 +66,18 @@ class OrderUnitOfWork(Protocol):
 
     async def purge_keys(self, older_than: datetime) -> int:
         """Forget the Idempotency-Keys created before older_than; returns how many."""
+        ...
+
+    async def republish_stale(
+        self, changed_before: datetime, now: datetime, limit: int, first_interval: timedelta, cap: timedelta
+    ) -> int:
+        """Publish OrderCreated again, in one transaction, for up to limit unfinished orders last changed
+        before changed_before and due for it at now (see store.stale_orders), and schedule their next time
+        (store.schedule_next_republish); returns how many."""
+        ...
+
+    async def stale_summary(self, changed_before: datetime) -> tuple[int, datetime | None]:
+        """How many unfinished orders were last changed before changed_before, and the oldest such change."""
         ...
 
     async def stop(self) -> None:
@@ -108,6 +125,10 @@ class SqlOrderUnitOfWork:
         """See OrderUnitOfWork.get."""
         return await self._read(functools.partial(store.get_order, order_id=order_id))
 
+    async def get_many(self, order_ids: Collection[uuid.UUID]) -> Mapping[uuid.UUID, Order]:
+        """See OrderUnitOfWork.get_many."""
+        return await self._read(functools.partial(store.get_orders, order_ids=order_ids))
+
     async def list_orders(
         self, customer_id: str | None, status: OrderStatus | None, limit: int, cursor: str | None
     ) -> OrderPage:
@@ -121,6 +142,21 @@ class SqlOrderUnitOfWork:
         """See OrderUnitOfWork.purge_keys."""
         return await asyncio.get_running_loop().run_in_executor(self._readers, self._purge, older_than)
 
+    async def republish_stale(
+        self, changed_before: datetime, now: datetime, limit: int, first_interval: timedelta, cap: timedelta
+    ) -> int:
+        """See OrderUnitOfWork.republish_stale."""
+        republished = await self._writer.submit(
+            functools.partial(self._republish, changed_before, now, limit, first_interval, cap)
+        )
+        if republished:
+            self._on_event_written()
+        return republished
+
+    async def stale_summary(self, changed_before: datetime) -> tuple[int, datetime | None]:
+        """See OrderUnitOfWork.stale_summary."""
+        return await self._read(functools.partial(store.stale_summary, changed_before=changed_before))
+
     async def stop(self) -> None:
         """Finish the queued writes and release the threads."""
         await self._writer.stop()
@@ -132,6 +168,22 @@ class SqlOrderUnitOfWork:
         add_to_outbox(conn, store.outbox, [outbox_entry])
         if key is not None:
             store.insert_idempotency_key(conn, key)
+
+    def _republish(
+        self,
+        changed_before: datetime,
+        now: datetime,
+        limit: int,
+        first_interval: timedelta,
+        cap: timedelta,
+        conn: Connection,
+    ) -> int:
+        stale = store.stale_orders(conn, changed_before, now, limit)
+        if stale:
+            rows = [outbox_row(self._topic, str(order.order_id), order_created(order)) for order in stale]
+            add_to_outbox(conn, store.outbox, rows)
+            store.schedule_next_republish(conn, [order.order_id for order in stale], now, first_interval, cap)
+        return len(stale)
 
     async def _read(self, query: Callable[[Connection], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._readers, self._in_connection, query)

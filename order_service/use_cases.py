@@ -3,7 +3,8 @@
 They orchestrate; the rules are the domain's and the order rules' (contracts/order_rules.py). Each is a
 coroutine that returns domain objects and raises the domain exceptions of order_service/errors.py; the
 unit of work does the I/O off the event loop. Nothing here waits for Kafka or the registry: an accepted order
-and its OrderCreated event are stored in one transaction (outbox) and published later.
+and its OrderCreated event are stored in one transaction (outbox) and published later. Errors of the database
+(SQLAlchemy's) propagate unchanged; the HTTP edge answers a storage outage with 503 (httpapi/error_boundary.py).
 """
 
 from __future__ import annotations
@@ -22,9 +23,6 @@ from order_service.publishing import PublishableCheck, order_created
 from order_service.status_waiter import StatusWaiter
 from order_service.unit_of_work import IdempotencyKeyTaken, OrderUnitOfWork
 
-# A waiting read re-reads the order this often (seconds): changes applied by other replicas' projections
-# wake no one here.
-RECHECK_SECONDS = 0.5
 MAX_EVENT_BYTES = 990_000
 
 
@@ -54,8 +52,8 @@ class OrderService:
     async def place(self, request: ValidOrder, idempotency_key: str | None) -> tuple[Order, bool]:
         """Accept the order: store it and its OrderCreated event in one transaction, then return it.
 
-        Returns the order and whether it is the replay of an earlier request with the same key (the same
-        order, by value): then nothing is stored. Raises IdempotencyKeyReused (the key was used with another
+        Returns (order, replayed): replayed is True when an earlier request with the same key placed the same
+        order (by value), and then nothing is stored. Raises IdempotencyKeyReused (the key was used with another
         order), EventNotEncodable or EventTooLarge (the event could never be published, so the order is
         not accepted).
         """
@@ -84,17 +82,24 @@ class OrderService:
         self, order_id: uuid.UUID, wait_for: Collection[OrderStatus] = (), timeout_seconds: float = 0.0
     ) -> Order:
         """The order; with wait_for, once its status is one of them or timeout_seconds passed, whichever
-        comes first (a long poll: woken by this instance's projection, re-reading every RECHECK_SECONDS).
-        Raises OrderNotFound."""
-        deadline = time.monotonic() + (timeout_seconds if wait_for else 0)
-        while True:
+        comes first (a long poll, see StatusWaiter: at the timeout the order as last read, at most about a
+        second old). Raises OrderNotFound."""
+        if not wait_for or timeout_seconds <= 0:
             order = await self._uow.get(order_id)
             if order is None:
                 raise OrderNotFound(order_id)
-            remaining = deadline - time.monotonic()
-            if not wait_for or order.status in wait_for or remaining <= 0:
-                return order
-            await self._waiter.wait(order_id, min(remaining, RECHECK_SECONDS))
+            return order
+        started = time.monotonic()
+        with self._waiter.watching(order_id, wait_for) as watch:
+            order = await self._uow.get(order_id)
+            if order is None:
+                raise OrderNotFound(order_id)
+            watch.offer(order)
+            remaining = timeout_seconds - (time.monotonic() - started)  # the read counts against the timeout
+            if remaining > 0:
+                await watch.wait(remaining)
+            assert watch.latest is not None
+            return watch.latest
 
     async def list_orders(
         self, customer_id: str | None, status: OrderStatus | None, limit: int, cursor: str | None
@@ -102,6 +107,21 @@ class OrderService:
         """Up to limit orders, newest first, of customer_id and in status when given, after cursor (the
         next_cursor of an earlier page) when given. Raises InvalidCursor for a cursor no page handed out."""
         return await self._uow.list_orders(customer_id, status, limit, cursor)
+
+    async def republish_stale_orders(self, stale_after: timedelta, max_interval: timedelta, limit: int = 500) -> int:
+        """Publish OrderCreated again for up to limit unfinished orders without fulfillment progress for
+        stale_after; returns how many. An order is published again at most after stale_after, then after
+        twice that, and so on up to max_interval. Consumers are idempotent, so this only heals: a skipped
+        offset, a recreated topic, a lost registry or a dead-lettered valid record."""
+        now = self._clock()
+        return await self._uow.republish_stale(now - stale_after, now, limit, stale_after, max_interval)
+
+    async def stale_orders(self, stale_after: timedelta) -> tuple[int, timedelta | None]:
+        """How many unfinished orders had no fulfillment progress for stale_after, and the longest time
+        without progress among them (None when there are none)."""
+        now = self._clock()
+        count, oldest = await self._uow.stale_summary(now - stale_after)
+        return count, None if oldest is None else now - oldest
 
     async def purge_expired_keys(self) -> int:
         """Forget the Idempotency-Keys older than their time to live; returns how many."""

@@ -75,7 +75,10 @@ class OutboxRelay:
         return self._claims_of
 
     def start(self) -> None:
-        """Free the claims of relays on this host that are gone, then start relaying."""
+        """Free the claims of relays on this host that are gone, then start relaying (once per instance).
+
+        Raises the database's error if the claims cannot be freed, RuntimeError when started twice.
+        """
         freed = self._claims.release_owners(owner_is_gone)
         if freed:
             log.info("freed outbox claims of %d relay(s) that are gone", freed)
@@ -87,7 +90,8 @@ class OutboxRelay:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop claiming, give in-flight records up to timeout seconds to be confirmed, record the outcome, and
-        free the claims of rows still unconfirmed."""
+        free the claims of rows still unconfirmed. Blocks up to about 2 * timeout + 5 seconds (the thread's
+        current cycle, then the producer's flush); rows left unconfirmed go out on the next start."""
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout + 5)
@@ -96,7 +100,8 @@ class OutboxRelay:
         self._claims.release(list(self._in_flight))
 
     def backlog(self) -> int:
-        """Rows waiting in the outbox (accepted events not yet confirmed by the broker). Blocking."""
+        """Rows waiting in the outbox (accepted events not yet confirmed by the broker). Blocking; raises the
+        database's error."""
         return self._claims.backlog()
 
     # -- loop ---------------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ def make_engine(url: str, sqlite_synchronous: str = "NORMAL") -> Engine:
 
 
 def is_postgres(engine: Engine) -> bool:
+    """True for a PostgreSQL engine (row locks, advisory locks), False for SQLite."""
     return engine.dialect.name == "postgresql"
 
 

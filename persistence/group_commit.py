@@ -34,10 +34,19 @@ class GroupCommitter:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        """Start the batching task on the running event loop (submit starts it on first use).
+
+        Raises RuntimeError when no event loop is running.
+        """
         self._wake = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def submit(self, op: Callable[[Connection], T]) -> T:
+        """Queue op(conn) for the next shared transaction and return what op returned once it committed.
+
+        Raises what op raised (it is then retried alone first, so a neighbour's failure never fails it), or the
+        database error of its own commit.
+        """
         if self._task is None:
             self.start()
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -51,6 +60,7 @@ class GroupCommitter:
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._one, op)
 
     async def stop(self) -> None:
+        """Let the queued operations commit, then end the batching task and the writer thread."""
         if self._task is not None:
             while self._queue:
                 await asyncio.sleep(0.01)

@@ -258,6 +258,10 @@ def _number(value: Any) -> Decimal:
 
 
 def load(path: Path) -> dict[str, Any]:
+    """An OpenAPI YAML file as JSON data: the round trip turns YAML's integer keys (response codes) into strings.
+
+    Raises OSError, yaml.YAMLError, or TypeError for a YAML value JSON cannot hold (a date, say).
+    """
     return json.loads(json.dumps(yaml.safe_load(path.read_text())))
 
 
@@ -274,6 +278,7 @@ def compare_all(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line; exit status 0 when no released spec is broken, 1 on a breaking change or no released spec."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--released", type=Path, default=RELEASED_DIR, help="directory of released specs")
     parser.add_argument("--current", type=Path, default=OPENAPI_DIR, help="directory of current specs")

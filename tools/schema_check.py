@@ -118,6 +118,7 @@ class Registry:
         self._http = httpx.Client(timeout=30, headers=_CONTENT_TYPE)
 
     def versions(self, subject: str) -> list[int]:
+        """The subject's registered version numbers, [] for an unknown subject; httpx.HTTPStatusError otherwise."""
         response = self._http.get(f"{self.url}/subjects/{subject}/versions")
         if response.status_code == 404:
             return []
@@ -125,6 +126,10 @@ class Registry:
         return list(response.json())
 
     def compatibility_level(self, subject: str) -> str:
+        """The subject's compatibility level, or the global one when the subject has none (registry answers 404).
+
+        Raises httpx.HTTPStatusError on any other error answer.
+        """
         response = self._http.get(f"{self.url}/config/{subject}")
         if response.status_code == 404:
             response = self._http.get(f"{self.url}/config")
@@ -133,9 +138,11 @@ class Registry:
         return str(body.get("compatibilityLevel") or body.get("compatibility"))
 
     def set_compatibility_level(self, subject: str, level: str) -> None:
+        """Set the subject's level (e.g. BACKWARD_TRANSITIVE); httpx.HTTPStatusError if refused."""
         self._http.put(f"{self.url}/config/{subject}", json={"compatibility": level}).raise_for_status()
 
     def register(self, subject: str, schema: str) -> httpx.Response:
+        """POST schema (Avro JSON text) as a new version; the raw answer, so a 409 (incompatible) can be reported."""
         return self._http.post(f"{self.url}/subjects/{subject}/versions", json={"schema": schema})
 
     def is_compatible(self, subject: str, schema: str) -> tuple[bool, list[str]]:
@@ -150,6 +157,7 @@ class Registry:
         return bool(body["is_compatible"]), [str(m) for m in body.get("messages") or []]
 
     def close(self) -> None:
+        """Close the HTTP client."""
         self._http.close()
 
 
@@ -249,6 +257,7 @@ def _registry(url: str | None) -> Iterator[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line (``--registry``, ``--local-only``, ``--seed-history``); exit status 0 when all is compatible."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--registry", default=os.environ.get("SCHEMA_REGISTRY_URL"), help="Confluent API base URL")
     parser.add_argument("--local-only", action="store_true", help="skip the registry; local check only")

@@ -5,6 +5,8 @@ from __future__ import annotations
 from chaos.faults import (
     broker_down,
     broker_paused,
+    dlq_missing,
+    dlq_oversize,
     fulfillment_kill,
     order_service_kill,
     poison_records,
@@ -26,6 +28,8 @@ SCENARIOS: dict[str, Scenario] = {
         poison_records,
         rebalance_kill,
         broker_paused,
+        dlq_oversize,
+        dlq_missing,
         topic_recreated,
     )
 }

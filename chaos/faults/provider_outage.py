@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import httpx
-
 from chaos.run import Run
 from chaos.scenario import Scenario
 
 
 def inject(run: Run) -> None:
     """Set the provider's failure rate to 100 % (PUT /admin/provider), hold, restore it."""
-    url = run.system.fulfillment.url + "/admin/provider"
-    normal = httpx.put(url, json={}, timeout=10).json()  # an empty change answers the current behaviour
+    normal = run.system.set_provider()
 
     def breaker() -> str | None:
         state = run.system.fulfillment_health()["breaker"]
         return f"breaker {state}" if state != "closed" else None
 
     with run.fault(f"shipping provider failing 100% for {run.profile.provider_outage_s:g}s") as fault:
-        httpx.put(url, json={"failureRate": 1.0}, timeout=10).raise_for_status()
+        run.system.set_provider(failureRate=1.0)
         fault.evidence += run.hold(run.profile.provider_outage_s, breaker)
         # Healthy again means its normal behaviour, random failures included.
-        httpx.put(url, json={"failureRate": normal["failureRate"]}, timeout=10).raise_for_status()
+        run.system.set_provider(failureRate=normal["failureRate"])
     run.check("the circuit breaker opened during the outage", any("open" in e for e in fault.evidence))
 
 

@@ -33,6 +33,7 @@ from harness.load.http import Connection, Pool, ReadingConnection, build_request
 from harness.load.records import CONNECTION_ERROR, DROPPED, NOT_DONE, TIMEOUT, Accepted, Failure, LoadResult, LoadSpec
 from harness.load.schedule import arrival_offsets, due_until
 from harness.order_bodies import order_body
+from messaging.backoff import Backoff
 
 # Answers after which an order is sent again with its key; any other 4xx is definite.
 _RETRY_STATUSES = {408, 429}
@@ -203,7 +204,7 @@ class LoadRun:
         first_sent = time.time()
         deadline = intended + self.spec.timeout
         attempts = 0
-        delay = 0.1
+        backoff = Backoff(first=0.1, maximum=2.0)
         try:
             while True:
                 answer = await self._attempt(payload, deadline)
@@ -221,11 +222,11 @@ class LoadRun:
                 self.result.failures.append(Failure(key, time.time(), status, error, attempts))
                 # Another 4xx is a definite answer: sending the same request again cannot change it.
                 retry = status is None or status >= 500 or status in _RETRY_STATUSES
+                delay = backoff.failed()
                 if not retry or _now() + delay > deadline:
                     self.result.gave_up.append(key)
                     return
                 await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-                delay = min(delay * 2, 2.0)
         finally:
             self.outstanding -= 1
 

@@ -35,9 +35,11 @@ class Connection(asyncio.Protocol):
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """asyncio: the socket is open; keep its transport for send."""
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        """asyncio: feed response bytes to the parser; a malformed response fails the request and closes."""
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -45,11 +47,13 @@ class Connection(asyncio.Protocol):
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """asyncio: the socket closed; an outstanding request fails with ConnectionError."""
         self.closed = True
         self._fail(ConnectionError(str(exc) if exc else "connection closed"))
 
     # httptools callback
     def on_message_complete(self) -> None:
+        """httptools: a whole response arrived; resolve the request with its status, close unless keep-alive."""
         self._keep_alive = self._parser.should_keep_alive()
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
@@ -86,17 +90,21 @@ class ReadingConnection(Connection):
         self._chunks: list[bytes] = []
 
     def on_message_begin(self) -> None:
+        """httptools: a new response starts; forget the last one's body and replay flag."""
         self._chunks = []
         self.replayed = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        """httptools: one response header; only Idempotent-Replayed is kept."""
         if name.lower() == b"idempotent-replayed":
             self.replayed = value.strip().lower() == b"true"
 
     def on_body(self, body: bytes) -> None:
+        """httptools: one chunk of the response body."""
         self._chunks.append(body)
 
     def on_message_complete(self) -> None:
+        """httptools: the response is whole; keep its body, then resolve the request as Connection does."""
         self.body = b"".join(self._chunks)
         super().on_message_complete()
 

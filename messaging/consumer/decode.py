@@ -43,7 +43,7 @@ def decode_batch(
     again: list[Message] = []
     for index, message in enumerate(messages):
         try:
-            event = codec.decode(message.value())
+            event = codec.decode(message.value(), message.key())
         except PoisonRecord as exc:
             poison.append((message, exc.kind, exc.message))
             done.append(Decoded(message, None))

@@ -112,7 +112,8 @@ class ConsumerRuntime:
     # -- public -------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Subscribe and start consuming on the running event loop."""
+        """Subscribe and start consuming on the running event loop (RuntimeError without one). Errors of the
+        loop are logged and the loop goes on; none reaches the caller."""
         self._loop = asyncio.get_running_loop()
         self._main = self._loop.create_task(self._run())
 
@@ -120,6 +121,11 @@ class ConsumerRuntime:
     def assignment(self) -> list[Partition]:
         """The (topic, partition) pairs assigned to this instance, as of the last rebalance callback."""
         return list(self._assignment)
+
+    @property
+    def dead_letters(self) -> DeadLetterPublisher:
+        """Where this consumer's poison records go; its counts() are what health reports."""
+        return self._dead_letters
 
     @property
     def in_flight(self) -> int:
@@ -141,7 +147,10 @@ class ConsumerRuntime:
         return total
 
     async def stop(self, grace: float) -> None:
-        """Stop fetching, let work under way finish for up to grace seconds, commit, leave the group."""
+        """Stop fetching, let work under way finish for up to grace seconds, commit, leave the group.
+
+        A failed final commit is logged, not raised: the group then re-reads from the last commit.
+        """
         self._stopping = True
         self._dispatcher.stop()
         if self._main is not None:

@@ -21,7 +21,7 @@ from referencing.jsonschema import DRAFT7
 
 from codegen import asyncapi
 from events.topology import DEAD_LETTER_HEADERS, TOPICS, TopicDeclaration
-from messaging.dead_letter import dead_letter_headers
+from messaging.dead_letter_copy import dead_letter_headers
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENT = ROOT / "schemas/asyncapi/asyncapi.yaml"
@@ -103,6 +103,9 @@ class AnyRecord:
     def timestamp(self) -> tuple[int, int]:
         return (1, 0)
 
+    def value(self) -> bytes:
+        return b"value"
+
 
 def test_dead_letter_messages_document_the_headers_the_code_writes(document: dict[str, Any]) -> None:
     written = [name for name, _ in dead_letter_headers(DEAD_LETTER_HEADERS, AnyRecord(), "type", "message")]  # type: ignore[arg-type]
@@ -110,13 +113,17 @@ def test_dead_letter_messages_document_the_headers_the_code_writes(document: dic
         headers = document["components"]["messages"][name]["headers"]
         assert list(headers["properties"]) == written
         assert headers["required"] == written
-    assert written[:6] == [
-        "error.type",
-        "error.message",
-        "original.topic",
-        "original.partition",
-        "original.offset",
-        "original.timestamp",
+    # Kafka Connect's dead-letter context headers first, under their Connect names; this project's extras after.
+    assert written == [
+        "__connect.errors.topic",
+        "__connect.errors.partition",
+        "__connect.errors.offset",
+        "__connect.errors.exception.class.name",
+        "__connect.errors.exception.message",
+        "__orderprocessing.dlq.original.timestamp",
+        "__orderprocessing.dlq.dead-lettered.at",
+        "__orderprocessing.dlq.original.size",
+        "__orderprocessing.dlq.truncated",
     ]
 
 

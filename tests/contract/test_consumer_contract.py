@@ -14,14 +14,10 @@ import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-import fastavro
 import pytest
-from confluent_kafka import KafkaError, Message, Producer
-from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -33,10 +29,10 @@ from contract_models.events import (
     FulfillmentStatusChanged,
     OrderCreated,
 )
-from harness.orders import post_orders, wait_all_terminal
+from harness.orders import TERMINAL, post_orders, wait_all_terminal
+from harness.records import avro_body, produce_records, wire_value
 from harness.system import System
 from harness.topics import read_topic
-from harness.waiting import wait_until
 from messaging.avro_codec import EventCodec
 
 pytestmark = pytest.mark.integration
@@ -47,13 +43,17 @@ READERS: dict[str, tuple[str, type[BaseModel]]] = {
     "FulfillmentStatusChanged": (FULFILLMENT_STATUS_CHANGED_SCHEMA, FulfillmentStatusChanged),
 }
 RELEASED = sorted(HISTORY.glob("*.avsc"))
+# Kafka Connect's dead-letter context header names, and this project's extras.
 DEAD_LETTER_HEADERS = {
-    "error.type",
-    "error.message",
-    "original.topic",
-    "original.partition",
-    "original.offset",
-    "original.timestamp",
+    "__connect.errors.topic",
+    "__connect.errors.partition",
+    "__connect.errors.offset",
+    "__connect.errors.exception.class.name",
+    "__connect.errors.exception.message",
+    "__orderprocessing.dlq.original.timestamp",
+    "__orderprocessing.dlq.dead-lettered.at",
+    "__orderprocessing.dlq.original.size",
+    "__orderprocessing.dlq.truncated",
 }
 
 
@@ -143,23 +143,6 @@ def unresolvable_writer() -> dict[str, Any]:
     return writer
 
 
-def produce(bootstrap_servers: str, topic: str, key: bytes, value: bytes, timestamp_ms: int) -> Message:
-    delivered: list[tuple[KafkaError | None, Message]] = []
-    producer = Producer({"bootstrap.servers": bootstrap_servers, "acks": "all"})
-    producer.produce(
-        topic, key=key, value=value, timestamp=timestamp_ms, on_delivery=lambda e, m: delivered.append((e, m))
-    )
-    assert producer.flush(30) == 0, "record not delivered"
-    error, message = delivered[0]
-    assert error is None, error
-    return message
-
-
-def wait_for_topic(bootstrap_servers: str, topic: str) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
-    wait_until(lambda: topic in admin.list_topics(timeout=5).topics, 60, message=f"topic {topic}")
-
-
 def test_an_unreadable_writer_schema_is_dead_lettered_and_consumption_goes_on(system: System) -> None:
     registry = SchemaRegistryClient({"url": system.registry_url})
     writer = unresolvable_writer()
@@ -167,14 +150,13 @@ def test_an_unreadable_writer_schema_is_dead_lettered_and_consumption_goes_on(sy
     # the record names it by id, as a misconfigured producer would.
     schema_id = registry.register_schema(f"stray-{uuid.uuid4().hex[:8]}-value", Schema(json.dumps(writer), "AVRO"))
     record = sample(writer)
-    body = BytesIO()
-    fastavro.schemaless_writer(body, fastavro.parse_schema(writer), record)
-    value = struct.pack(">bI", 0, schema_id) + body.getvalue()
+    value = wire_value(schema_id, avro_body(writer, record))
     key = str(record["orderId"]).encode()
     timestamp_ms = int(time.time() * 1000) - 5_000
-    wait_for_topic(system.bootstrap_servers, system.order_topic)
 
-    produced = produce(system.bootstrap_servers, system.order_topic, key, value, timestamp_ms)
+    (produced,) = produce_records(
+        system.bootstrap_servers, system.order_topic, [(key, value)], timestamp_ms=timestamp_ms, timeout=60
+    )
 
     dlq = system.env["fulfillment"]["ORDER_EVENTS_DLQ_TOPIC"]
     assert dlq == system.order_topic + ".dlq"
@@ -182,15 +164,17 @@ def test_an_unreadable_writer_schema_is_dead_lettered_and_consumption_goes_on(sy
     (dead,) = [r for r in parked if r.key() == key]
     headers = {name: raw.decode() for name, raw in dead.headers() or []}
     assert headers.keys() >= DEAD_LETTER_HEADERS
-    assert headers["error.type"] == "IncompatibleWriterSchema"
-    assert headers["error.message"]
-    assert headers["original.topic"] == system.order_topic
-    assert headers["original.partition"] == str(produced.partition())
-    assert headers["original.offset"] == str(produced.offset())
-    assert headers["original.timestamp"] == str(timestamp_ms)
+    assert headers["__connect.errors.exception.class.name"] == "IncompatibleWriterSchema"
+    assert headers["__connect.errors.exception.message"]
+    assert headers["__connect.errors.topic"] == system.order_topic
+    assert headers["__connect.errors.partition"] == str(produced.partition())
+    assert headers["__connect.errors.offset"] == str(produced.offset())
+    assert headers["__orderprocessing.dlq.original.timestamp"] == str(timestamp_ms)
+    assert headers["__orderprocessing.dlq.original.size"] == str(len(value))
+    assert headers["__orderprocessing.dlq.truncated"] == "false"
     assert dead.value() == value  # parked byte for byte
 
     # The consumer is not stuck behind the poison record: a new order still goes all the way.
     (order_id,) = post_orders(system.orders.url, 1)
     final = wait_all_terminal(system.orders.url, [order_id], timeout=90)
-    assert final[order_id]["status"] in {"Fulfilled", "Failed"}
+    assert final[order_id]["status"] in TERMINAL

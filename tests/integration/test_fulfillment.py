@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import struct
+import random
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from confluent_kafka import Producer
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from harness.orders import post_orders, wait_all_terminal
+from events.topology import DEAD_LETTER_HEADERS
+from harness.orders import TERMINAL, post_orders, wait_all_terminal
 from harness.reconcile import ledger_requests, scan_fulfillment_events
+from harness.records import poison_records, produce_records
 from harness.system import running_system
 from harness.topics import read_topic
 from harness.waiting import wait_until
@@ -44,15 +45,6 @@ def assert_exactly_once(system, final: dict[str, dict]) -> None:
     assert all(final[i]["trackingNumber"] in announced[i] for i in shipped)
 
 
-def set_provider(system, **behaviour) -> None:
-    response = httpx.put(f"{system.fulfillment.url}/admin/provider", json=behaviour, timeout=10)
-    assert response.status_code == 200, response.text
-
-
-def fulfillment_health(url: str) -> dict:
-    return httpx.get(f"{url}/api/fulfillment/health", timeout=10).json()
-
-
 @pytest.fixture
 def lossy_system(stack, tmp_path):
     with running_system(
@@ -65,7 +57,7 @@ def test_500_orders_with_failing_provider_all_end_exactly_once(lossy_system):
     system = lossy_system
     ids = post_orders(system.orders.url, 500)
     final = wait_all_terminal(system.orders.url, ids, timeout=180)
-    assert not [o for o in final.values() if o["status"] not in ("Fulfilled", "Failed")]
+    assert not [o for o in final.values() if o["status"] not in TERMINAL]
     assert sum(o["status"] == "Fulfilled" for o in final.values()) > 450  # retries rescue most failures
     for order in final.values():
         if order["status"] == "Failed":
@@ -96,49 +88,37 @@ def test_provider_outage_opens_breaker_orders_wait_then_ship(stack, tmp_path):
         RETRY_INITIAL_DELAY_SECONDS="0.2",
         RETRY_MAX_DELAY_SECONDS="1",
     ) as system:
-        set_provider(system, failureRate=1.0)
+        system.set_provider(failureRate=1.0)
         ids = post_orders(system.orders.url, 60)
         opened = wait_until(
-            lambda: fulfillment_health(system.fulfillment.url)["breaker"] != "closed", 30, message="the breaker to open"
+            lambda: system.fulfillment_health()["breaker"] != "closed", 30, message="the breaker to open"
         )
         assert opened
-        health = fulfillment_health(system.fulfillment.url)
+        health = system.fulfillment_health()
         assert health["status"] == "degraded"
         orders = httpx.get(f"{system.orders.url}/api/orders", params={"limit": 100}).json()["items"]
-        assert not [o for o in orders if o["status"] in ("Fulfilled", "Failed")]  # waiting, not failed
-        set_provider(system, failureRate=0.0)
+        assert not [o for o in orders if o["status"] in TERMINAL]  # waiting, not failed
+        system.set_provider(failureRate=0.0)
         final = wait_all_terminal(system.orders.url, ids, timeout=120)
         assert {o["status"] for o in final.values()} == {"Fulfilled"}
         wait_until(
-            lambda: fulfillment_health(system.fulfillment.url)["breaker"] == "closed",
+            lambda: system.fulfillment_health()["breaker"] == "closed",
             30,
             message="the breaker to close",
         )
         assert_exactly_once(system, final)
 
 
-def poison_records(system) -> dict[str, bytes]:
+def one_poison_of_each_kind(system) -> dict[str, bytes]:
+    """The value of one poison record by the error type it must be dead-lettered with."""
     registry = SchemaRegistryClient({"url": system.registry_url})
-    # Same record name, but orderId is a long: the reader's uuid string cannot resolve from it.
-    incompatible = (
-        '{"type":"record","name":"OrderCreated","namespace":"orderprocessing.events",'
-        '"fields":[{"name":"orderId","type":"long"}]}'
-    )
-    schema_id = registry.register_schema(f"poison-{uuid.uuid4().hex[:6]}-value", Schema(incompatible, "AVRO"))
-    return {
-        "InvalidWireFormat": b"\x01garbage that is not avro",
-        "UnknownSchemaId": struct.pack(">bI", 0, 987_654) + b"\x02",
-        "IncompatibleWriterSchema": struct.pack(">bI", 0, schema_id) + b"\x02",
-    }
+    made = poison_records(registry, 3, random.Random(7), subject=f"poison-{uuid.uuid4().hex[:6]}-value")
+    return {record.error_type: record.value for record in made}
 
 
 def test_poison_records_go_to_the_dlq_and_consumption_goes_on(system):
-    poison = poison_records(system)
-    producer = Producer({"bootstrap.servers": system.bootstrap_servers})
-    wait_until(lambda: system.order_topic in producer.list_topics(timeout=5).topics, 30, message="topic")
-    for kind, value in poison.items():
-        producer.produce(system.order_topic, key=kind.encode(), value=value)
-    assert producer.flush(10) == 0
+    poison = one_poison_of_each_kind(system)
+    produce_records(system.bootstrap_servers, system.order_topic, poison.items())  # keyed by error type
     ids = post_orders(system.orders.url, 5)
     wait_all_terminal(system.orders.url, ids, timeout=60)
 
@@ -152,14 +132,16 @@ def test_poison_records_go_to_the_dlq_and_consumption_goes_on(system):
     assert set(parked) == set(poison)
     for kind, (record, headers) in parked.items():
         assert record.value() == poison[kind]  # bytes untouched
-        assert headers["error.type"].decode() == kind
-        assert headers["error.message"]
-        assert headers["original.topic"].decode() == system.order_topic
-        assert int(headers["original.partition"]) == 0
-        assert int(headers["original.offset"]) >= 0
-        assert int(headers["original.timestamp"]) > 0
+        assert headers[DEAD_LETTER_HEADERS.error_type].decode() == kind
+        assert headers[DEAD_LETTER_HEADERS.error_message]
+        assert headers[DEAD_LETTER_HEADERS.original_topic].decode() == system.order_topic
+        assert int(headers[DEAD_LETTER_HEADERS.original_partition]) == 0
+        assert int(headers[DEAD_LETTER_HEADERS.original_offset]) >= 0
+        assert int(headers[DEAD_LETTER_HEADERS.original_timestamp]) > 0
+        assert int(headers[DEAD_LETTER_HEADERS.original_size]) == len(poison[kind])
+        assert headers[DEAD_LETTER_HEADERS.truncated] == b"false"
     wait_until(
-        lambda: fulfillment_health(system.fulfillment.url)["consumerLag"] == 0,
+        lambda: system.fulfillment_health()["consumerLag"] == 0,
         30,
         message="the consumer to commit past the poison records",
     )
@@ -177,7 +159,7 @@ def test_two_instances_share_the_work_and_survive_a_kill(stack, tmp_path):
         second = fulfillment_service(free_port(), system.env["fulfillment"], tmp_path / "logs")
         second.start()
         try:
-            wait_until(lambda: fulfillment_health(second.url)["consumerLag"] is not None, 30, message="assignment")
+            wait_until(lambda: system.fulfillment_health(second)["consumerLag"] is not None, 30, message="assignment")
             with ThreadPoolExecutor(1) as pool:
                 posting = pool.submit(post_orders, system.orders.url, 400)
                 wait_until(lambda: len(ledger(system)) > 50, 60, interval=0.05, message="shipments under way")
@@ -195,7 +177,7 @@ def test_graceful_shutdown_drains_and_exits_zero(stack, tmp_path):
     ) as system:
         ids = post_orders(system.orders.url, 30)
         wait_until(
-            lambda: fulfillment_health(system.fulfillment.url)["inFlight"] > 0,
+            lambda: system.fulfillment_health()["inFlight"] > 0,
             30,
             interval=0.05,
             message="orders in flight",
@@ -211,7 +193,7 @@ def test_broker_loss_degrades_then_resumes_by_itself(private_stack, tmp_path):
         wait_all_terminal(system.orders.url, post_orders(system.orders.url, 3), timeout=60)
         private_stack.broker.stop()
         degraded = wait_until(
-            lambda: (h := fulfillment_health(system.fulfillment.url))["status"] == "degraded" and h,
+            lambda: (h := system.fulfillment_health())["status"] == "degraded" and h,
             30,
             message="health to say degraded",
         )
@@ -221,7 +203,7 @@ def test_broker_loss_degrades_then_resumes_by_itself(private_stack, tmp_path):
         assert probe.status_code == 404  # still answering
         private_stack.broker.start()
         wait_all_terminal(system.orders.url, ids, timeout=120)
-        wait_until(lambda: fulfillment_health(system.fulfillment.url)["status"] == "ok", 30, message="recovery")
+        wait_until(lambda: system.fulfillment_health()["status"] == "ok", 30, message="recovery")
 
 
 def test_simulated_delivery_follows_shipping(stack, tmp_path):

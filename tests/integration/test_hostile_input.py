@@ -4,87 +4,58 @@ dead-lettered and never acted on, and no request leaves a connection without an 
 from __future__ import annotations
 
 import base64
-import io
 import json
 import socket
 import sqlite3
-import struct
 import threading
 import time
 import uuid
-from datetime import UTC, datetime
 from decimal import Decimal
 
-import fastavro
 import httpx
 import pytest
-from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from contract_models.events import (
     FULFILLMENT_STATUS_CHANGED_SCHEMA,
     ORDER_CREATED_SCHEMA,
     FulfillmentStatus,
-    FulfillmentStatusChanged,
-    OrderCreated,
-    OrderItem,
 )
 from events.codecs import order_created_codec, status_changed_codec
+from events.topology import DEAD_LETTER_HEADERS
 from harness.orders import post_orders, wait_all_terminal
+from harness.records import avro_body, produce_records, wire_value, zigzag
 from harness.topics import read_topic
-from harness.waiting import wait_until
 from httpapi import strict_json
+from tests.sample_events import order_created, order_line, status_changed
 
 pytestmark = pytest.mark.integration
 
-
-def _item(**overrides) -> OrderItem:
-    fields = {"productId": "p", "productName": "Lamp", "quantity": 1, "price": Decimal("1.00"), **overrides}
-    return OrderItem(**fields)
-
-
-def _order_created(**overrides) -> OrderCreated:
-    fields = {
-        "eventId": uuid.uuid4(),
-        "timestamp": datetime.now(UTC),
-        "orderId": uuid.uuid4(),
-        "customerId": "c-1",
-        "customerName": "Ada",
-        "items": [_item()],
-        "totalAmount": Decimal("1.00"),
-        **overrides,
-    }
-    return OrderCreated(**fields)
+ERROR_TYPE = DEAD_LETTER_HEADERS.error_type
 
 
 RULE_BREAKING_ORDERS = {
-    "negative quantity": {"items": [_item(quantity=-5)], "totalAmount": Decimal("-5.00")},
-    "zero quantity": {"items": [_item(quantity=0)], "totalAmount": Decimal("0.00")},
+    "negative quantity": {"items": [order_line(quantity=-5)], "totalAmount": Decimal("-5.00")},
+    "zero quantity": {"items": [order_line(quantity=0)], "totalAmount": Decimal("0.00")},
     "no items": {"items": [], "totalAmount": Decimal("0.00")},
     "total not the sum": {"totalAmount": Decimal("999.00")},
-    "negative price": {"items": [_item(price=Decimal("-1.00"))], "totalAmount": Decimal("-1.00")},
-    "price above the limit": {"items": [_item(price=Decimal("2000000.00"))], "totalAmount": Decimal("2000000.00")},
+    "negative price": {"items": [order_line(price=Decimal("-1.00"))], "totalAmount": Decimal("-1.00")},
+    "price above the limit": {"items": [order_line(price=Decimal("2000000.00"))], "totalAmount": Decimal("2000000.00")},
     "other event type": {"eventType": "OrderShipped"},
     "empty customer id": {"customerId": ""},
-    "empty product id": {"items": [_item(productId="")]},
+    "empty product id": {"items": [order_line(productId="")]},
     "nil order id": {"orderId": uuid.UUID(int=0)},
 }
 
 
-def _produce(bootstrap_servers: str, topic: str, records: list[tuple[str, bytes]]) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap_servers})
-    wait_until(lambda: topic in producer.list_topics(timeout=5).topics, 30, message=f"topic {topic}")
-    for key, value in records:
-        producer.produce(topic, key=key.encode(), value=value)
-    assert producer.flush(10) == 0
-
-
 def test_orders_that_break_the_rules_are_dead_lettered_and_never_shipped(system):
     codec = order_created_codec(SchemaRegistryClient({"url": system.registry_url}), system.order_topic)
-    events = {name: _order_created(**overrides) for name, overrides in RULE_BREAKING_ORDERS.items()}
+    events = {name: order_created(**overrides) for name, overrides in RULE_BREAKING_ORDERS.items()}
     # encode() registers and serializes with the real registry: every record is valid Avro.
     encoded = {name: codec.encode(event) for name, event in events.items()}
-    _produce(system.bootstrap_servers, system.order_topic, [(str(events[n].orderId), v) for n, v in encoded.items()])
+    produce_records(
+        system.bootstrap_servers, system.order_topic, [(str(events[n].orderId), v) for n, v in encoded.items()]
+    )
     valid = post_orders(system.orders.url, 3)
     wait_all_terminal(system.orders.url, valid, timeout=60)
 
@@ -96,7 +67,7 @@ def test_orders_that_break_the_rules_are_dead_lettered_and_never_shipped(system)
     )
     parked = {record.value(): dict(record.headers()) for record in dlq}
     for name, value in encoded.items():
-        assert name and parked[value]["error.type"].decode() == "InvalidEvent"  # bytes untouched, reason named
+        assert name and parked[value][ERROR_TYPE].decode() == "InvalidEvent"  # bytes untouched, reason named
     with sqlite3.connect(system.data_dir / "shipping-provider.db") as ledger:
         shipped = {key for (key,) in ledger.execute("SELECT idempotency_key FROM shipments")}
     assert not shipped & {str(e.orderId) for e in events.values()}
@@ -108,24 +79,12 @@ def test_orders_that_break_the_rules_are_dead_lettered_and_never_shipped(system)
 def test_status_changes_that_break_the_rules_are_dead_lettered_and_projection_goes_on(system):
     codec = status_changed_codec(SchemaRegistryClient({"url": system.registry_url}), system.fulfillment_topic)
     broken = [
-        FulfillmentStatusChanged(
-            eventId=uuid.uuid4(),
-            orderId=uuid.uuid4(),
-            status=FulfillmentStatus.Shipped,
-            sequence=1,
-            trackingNumber="S" * 500,
-            carrier="MockCarrier",
-            timestamp=datetime.now(UTC),
-        ),
-        FulfillmentStatusChanged(
-            eventId=uuid.uuid4(),
-            orderId=uuid.uuid4(),
-            status=FulfillmentStatus.Failed,
-            sequence=1,
-            timestamp=datetime.now(UTC),
-        ),
+        status_changed(FulfillmentStatus.Shipped, trackingNumber="S" * 500, carrier="MockCarrier"),
+        status_changed(FulfillmentStatus.Failed),  # without a reason
     ]
-    _produce(system.bootstrap_servers, system.fulfillment_topic, [(str(e.orderId), codec.encode(e)) for e in broken])
+    produce_records(
+        system.bootstrap_servers, system.fulfillment_topic, [(str(e.orderId), codec.encode(e)) for e in broken]
+    )
     valid = post_orders(system.orders.url, 3)
     wait_all_terminal(system.orders.url, valid, timeout=60)
     dlq = read_topic(
@@ -135,7 +94,7 @@ def test_status_changes_that_break_the_rules_are_dead_lettered_and_projection_go
         timeout=30,
     )
     assert sorted(r.key().decode() for r in dlq) == sorted(str(e.orderId) for e in broken)
-    assert {dict(r.headers())["error.type"].decode() for r in dlq} == {"InvalidEvent"}
+    assert {dict(r.headers())[ERROR_TYPE].decode() for r in dlq} == {"InvalidEvent"}
 
 
 def _exchange(port: int, request: bytes, timeout: float = 10.0) -> bytes:
@@ -209,16 +168,6 @@ def test_every_hostile_request_gets_an_http_answer_and_others_are_served_meanwhi
     assert live_times and max(live_times) < 1.0, max(live_times)
 
 
-def _zigzag(n: int) -> bytes:
-    n <<= 1
-    out = b""
-    while True:
-        low, n = n & 0x7F, n >> 7
-        if not n:
-            return out + bytes([low])
-        out += bytes([low | 0x80])
-
-
 def _decoder_attacks(registry: SchemaRegistryClient, schema: str, valid_body: bytes) -> dict[str, bytes]:
     """Records that are valid Avro for a writer schema the registry holds, but would hang the decoder, crash
     the process or burn seconds of CPU (see messaging/avro_safety.py for the public reports)."""
@@ -232,16 +181,8 @@ def _decoder_attacks(registry: SchemaRegistryClient, schema: str, valid_body: by
         f"attack-{uuid.uuid4().hex[:8]}-value", Schema(json.dumps(recursive), "AVRO")
     )
     return {
-        "zero-size array of 2**62 items": b"\x00"
-        + struct.pack(">I", array_id)
-        + _zigzag(2**62)
-        + _zigzag(0)
-        + valid_body,
-        "record nested 200,000 deep": b"\x00"
-        + struct.pack(">I", recursive_id)
-        + b"\x02" * 200_000
-        + b"\x00"
-        + valid_body,
+        "zero-size array of 2**62 items": wire_value(array_id, zigzag(2**62) + zigzag(0) + valid_body),
+        "record nested 200,000 deep": wire_value(recursive_id, b"\x02" * 200_000 + b"\x00" + valid_body),
     }
 
 
@@ -249,26 +190,22 @@ def test_records_that_would_hang_or_crash_the_decoder_are_dead_lettered_on_both_
     registry = SchemaRegistryClient({"url": system.registry_url})
     order_codec = order_created_codec(registry, system.order_topic)
     status_codec = status_changed_codec(registry, system.fulfillment_topic)
-    valid_order = order_codec.encode(_order_created())[5:]
-    valid_status = status_codec.encode(
-        FulfillmentStatusChanged(
-            eventId=uuid.uuid4(), orderId=uuid.uuid4(), status=FulfillmentStatus.Pending, timestamp=datetime.now(UTC)
-        )
-    )[5:]
+    valid_order = order_codec.encode(order_created())[5:]
+    valid_status = status_codec.encode(status_changed(FulfillmentStatus.Pending))[5:]
     order_attacks = _decoder_attacks(registry, ORDER_CREATED_SCHEMA, valid_order)
     # The project's own schema id, with a price decimal of 400 KB: quadratic to convert.
     plain = ORDER_CREATED_SCHEMA.replace('{"type":"bytes","logicalType":"decimal","precision":12,"scale":2}', '"bytes"')
-    record = {**_order_created().model_dump(mode="json"), "timestamp": 0}
+    record = {**order_created().model_dump(mode="json"), "timestamp": 0}
     record["items"] = [{**record["items"][0], "price": b"\x7f" * 400_000}]
     record["totalAmount"] = b"\x01"
-    body = io.BytesIO()
-    fastavro.schemaless_writer(body, fastavro.parse_schema(json.loads(plain)), record)
     own_id = registry.get_latest_version(f"{system.order_topic}-value").schema_id
-    order_attacks["decimal of 400 KB"] = b"\x00" + struct.pack(">I", own_id) + body.getvalue()
+    order_attacks["decimal of 400 KB"] = wire_value(own_id, avro_body(plain, record))
     status_attacks = _decoder_attacks(registry, FULFILLMENT_STATUS_CHANGED_SCHEMA, valid_status)
 
-    _produce(system.bootstrap_servers, system.order_topic, [(name, value) for name, value in order_attacks.items()])
-    _produce(system.bootstrap_servers, system.fulfillment_topic, list(status_attacks.items()))
+    produce_records(
+        system.bootstrap_servers, system.order_topic, [(name, value) for name, value in order_attacks.items()]
+    )
+    produce_records(system.bootstrap_servers, system.fulfillment_topic, list(status_attacks.items()))
     valid = post_orders(system.orders.url, 3)
     wait_all_terminal(system.orders.url, valid, timeout=60)
     for url in (f"{system.orders.url}/health/ready", f"{system.fulfillment.url}/api/fulfillment/health"):
@@ -279,7 +216,7 @@ def test_records_that_would_hang_or_crash_the_decoder_are_dead_lettered_on_both_
         (system.env["order"]["FULFILLMENT_EVENTS_DLQ_TOPIC"], status_attacks),
     ):
         parked = read_topic(system.bootstrap_servers, topic, stop=lambda rs, n=len(attacks): len(rs) >= n, timeout=30)
-        kinds = {r.key().decode(): dict(r.headers())["error.type"].decode() for r in parked}
+        kinds = {r.key().decode(): dict(r.headers())[ERROR_TYPE].decode() for r in parked}
         assert set(kinds) == set(attacks)
         assert kinds["zero-size array of 2**62 items"] == kinds["record nested 200,000 deep"] == "UnsafeWriterSchema"
         if "decimal of 400 KB" in kinds:

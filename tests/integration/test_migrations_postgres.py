@@ -13,10 +13,12 @@ pytestmark = pytest.mark.integration
 
 
 def test_databases_at_the_released_head_upgrade_cleanly_on_postgres(postgres):
-    for name, migrate, metadata in [
-        ("orders", order_bootstrap.migrate, order_store.metadata),
-        ("fulfillment", fulfillment_bootstrap.migrate, fulfillment_store.metadata),
+    for name, service, metadata in [
+        ("orders", order_bootstrap, order_store.metadata),
+        ("fulfillment", fulfillment_bootstrap, fulfillment_store.metadata),
     ]:
         engine = make_engine(postgres.create_database(name))
-        upgrade_from_released_head(engine, migrate, metadata)
+        fresh = make_engine(postgres.create_database(f"{name}_fresh"))
+        upgrade_from_released_head(engine, fresh, service, metadata)
         engine.dispose()
+        fresh.dispose()

@@ -9,14 +9,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
+from harness.records import produce_records
 from infra.broker import Broker
 from infra.jvm import PortInUseError, StackError
 from infra.ports import HOST, free_port
 from infra.stack import LocalStack
+from messaging.topics import TopicSpec, ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -37,14 +39,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 
 def _create_topic(bootstrap: str, name: str) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})  # must outlive the future
-    admin.create_topics([NewTopic(name, 1, 1)])[name].result(timeout=15)
-
-
-def _produce(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
-    producer.produce(topic, key=key, value=value)
-    assert producer.flush(15) == 0, "record was not delivered"
+    ensure_topics(bootstrap, [TopicSpec(name, partitions=1, retention_ms=3_600_000)], timeout=15)
 
 
 def _consume_one(bootstrap: str, topic: str, group: str, timeout: float = 20.0) -> Message:
@@ -102,7 +97,7 @@ def _committed_offset(bootstrap: str, topic: str, group: str, timeout: float = 3
 def test_produce_and_consume(stack: LocalStack) -> None:
     topic = f"probe-{uuid.uuid4().hex[:8]}"
     _create_topic(stack.bootstrap_servers, topic)
-    _produce(stack.bootstrap_servers, topic, b"k1", b"hello")
+    produce_records(stack.bootstrap_servers, topic, [(b"k1", b"hello")], timeout=15)
 
     message = _consume_one(stack.bootstrap_servers, topic, group="probe")
 
@@ -125,7 +120,7 @@ def test_schema_survives_registry_restart(stack: LocalStack) -> None:
 def test_topic_offsets_and_records_survive_broker_restart(stack: LocalStack) -> None:
     topic = f"durable-{uuid.uuid4().hex[:8]}"
     _create_topic(stack.bootstrap_servers, topic)
-    _produce(stack.bootstrap_servers, topic, b"k1", b"kept")
+    produce_records(stack.bootstrap_servers, topic, [(b"k1", b"kept")], timeout=15)
     _consume_one(stack.bootstrap_servers, topic, group="durable")
 
     stack.broker.stop()

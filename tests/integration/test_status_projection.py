@@ -7,18 +7,19 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from contract_models.events import FulfillmentStatus, FulfillmentStatusChanged
+from contract_models.events import FulfillmentStatus
 from events.codecs import status_changed_codec
 from harness.order_bodies import order_body
+from harness.records import produce_records
 from harness.system import make_system
 from harness.waiting import wait_until
 from infra.ports import free_port
 from infra.services import order_service
 from messaging.topics import ensure_topics
 from order_service.settings import OrderServiceSettings
+from tests.sample_events import status_changed
 
 pytestmark = pytest.mark.integration
 
@@ -37,19 +38,10 @@ def orders_only(stack, tmp_path):
 
 def publisher(system):
     codec = status_changed_codec(SchemaRegistryClient({"url": system.registry_url}), system.fulfillment_topic)
-    producer = Producer({"bootstrap.servers": system.bootstrap_servers})
 
     def publish(order_id: str, status: FulfillmentStatus, sequence: int, **fields) -> None:
-        event = FulfillmentStatusChanged(
-            eventId=uuid.uuid4(),
-            orderId=uuid.UUID(order_id),
-            status=status,
-            sequence=sequence,
-            timestamp=datetime.now(UTC),
-            **fields,
-        )
-        producer.produce(system.fulfillment_topic, key=order_id.encode(), value=codec.encode(event))
-        assert producer.flush(10) == 0
+        event = status_changed(status, orderId=uuid.UUID(order_id), sequence=sequence, **fields)
+        produce_records(system.bootstrap_servers, system.fulfillment_topic, [(order_id, codec.encode(event))])
 
     return publish
 

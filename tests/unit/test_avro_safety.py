@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 import time
+from decimal import Decimal
 from types import SimpleNamespace
 
 import fastavro
@@ -13,26 +13,19 @@ import pytest
 
 from contract_models.events import FULFILLMENT_STATUS_CHANGED_SCHEMA, ORDER_CREATED_SCHEMA
 from events.codecs import order_created_codec
+from harness.records import avro_body, wire_value, zigzag
 from messaging.avro_codec import PoisonRecord
 from messaging.avro_safety import UnsafeWriterSchema, check_writer_schema, max_decimal_bytes, use_bounded_decimals
 
 ORDER = "orderprocessing.events.OrderCreated"
 
 
-def order_schema_with(field: dict) -> dict:
+def order_schema_with(field: dict, position: int = 0) -> dict:
+    """OrderCreated's schema with field added at position (negative: from the end, -1 the last)."""
     schema = json.loads(ORDER_CREATED_SCHEMA)
-    schema["fields"].insert(0, field)
+    fields = schema["fields"]
+    fields.insert(position if position >= 0 else len(fields) + 1 + position, field)
     return schema
-
-
-def zigzag(n: int) -> bytes:
-    n <<= 1
-    out = b""
-    while True:
-        low, n = n & 0x7F, n >> 7
-        if not n:
-            return out + bytes([low])
-        out += bytes([low | 0x80])
 
 
 def test_the_projects_own_schemas_and_compatible_evolutions_are_safe():
@@ -73,7 +66,13 @@ def test_the_projects_own_schemas_and_compatible_evolutions_are_safe():
         ({"type": "array", "items": "long"}, "not a record"),
     ],
 )
-def test_schemas_that_hang_or_crash_the_decoder_are_refused(schema, reason):
+@pytest.mark.parametrize("position", [0, 4, -1], ids=["first", "middle", "last"])
+def test_schemas_that_hang_or_crash_the_decoder_are_refused(schema, reason, position):
+    if schema.get("type") == "record" and schema.get("name") == "OrderCreated":
+        # The offending field wherever it is: a field after one that takes bytes is checked all the same.
+        added = [f for f in schema["fields"] if f["name"] == "j"]
+        if added:
+            schema = order_schema_with(added[0], position)
     with pytest.raises(UnsafeWriterSchema, match=reason):
         check_writer_schema(json.dumps(schema), [ORDER])
 
@@ -99,7 +98,7 @@ def test_a_zero_size_array_of_2_62_items_is_poison_at_once():
     codec = order_created_codec(_Registry({7: json.dumps(writer)}), "order-events")  # type: ignore[arg-type]
     started = time.process_time()
     with pytest.raises(PoisonRecord) as raised:
-        codec.decode(b"\x00" + struct.pack(">I", 7) + zigzag(2**62) + zigzag(0))
+        codec.decode(wire_value(7, zigzag(2**62) + zigzag(0)))
     assert raised.value.kind == "UnsafeWriterSchema"
     assert time.process_time() - started < 0.1
 
@@ -119,14 +118,95 @@ def test_a_decimal_longer_than_its_precision_is_refused_before_conversion():
         "items": [{"productId": "p", "productName": "n", "quantity": 1, "price": b"\x7f" * 400_000}],
         "totalAmount": b"\x01",
     }
-    body = io.BytesIO()
-    fastavro.schemaless_writer(body, fastavro.parse_schema(plain), record)
+    body = avro_body(plain, record)
     reader = fastavro.parse_schema(json.loads(ORDER_CREATED_SCHEMA))
     started = time.process_time()
     with pytest.raises(ValueError, match="exceeds its precision"):
-        fastavro.schemaless_reader(io.BytesIO(body.getvalue()), reader, reader)
+        fastavro.schemaless_reader(io.BytesIO(body), reader, reader)
     assert time.process_time() - started < 0.1
 
 
 def test_decimal_byte_bounds_follow_precision():
     assert max_decimal_bytes(12) == 6 and max_decimal_bytes(18) == 8 and max_decimal_bytes(38) == 16
+
+
+def _record(**changes) -> dict:
+    record = {
+        "eventId": "6f1f0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e5f",
+        "eventType": "OrderCreated",
+        "timestamp": 1_700_000_000_000,
+        "orderId": "6f1f0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e60",
+        "customerId": "c",
+        "customerName": "n",
+        "items": [{"productId": "p", "productName": "n", "quantity": 1, "price": b"\x07\xcf"}],  # 19.99
+        "totalAmount": b"\x07\xcf",
+    }
+    return {**record, **changes}
+
+
+def _wire(schema: dict | str, record: dict, schema_id: int = 7) -> tuple[object, bytes]:
+    text = schema if isinstance(schema, str) else json.dumps(schema)
+    plain = json.loads(text.replace('{"type":"bytes","logicalType":"decimal","precision":12,"scale":2}', '"bytes"'))
+    codec = order_created_codec(_Registry({schema_id: text}), "order-events")  # type: ignore[arg-type]
+    return codec, wire_value(schema_id, avro_body(plain, record))
+
+
+def test_a_record_of_the_committed_schema_decodes_and_its_key_must_be_its_order_id():
+    codec, data = _wire(ORDER_CREATED_SCHEMA, _record())
+    event = codec.decode(data, b"6f1f0c2e-5a3b-4c1d-9e8f-0a1b2c3d4e60")
+    assert event.items[0].price == Decimal("19.99")
+    for key in (b"another-key", b""):
+        with pytest.raises(PoisonRecord) as raised:
+            codec.decode(data, key)
+        assert raised.value.kind == "InvalidEvent" and "key" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("writer_decimal", "kind"),
+    [
+        ({"type": "bytes", "logicalType": "decimal", "precision": 12, "scale": 0}, "IncompatibleWriterSchema"),
+        ({"type": "bytes", "logicalType": "decimal", "precision": 38, "scale": 30}, "IncompatibleWriterSchema"),
+        ({"type": "bytes", "logicalType": "decimal", "precision": 20, "scale": 2}, "IncompatibleWriterSchema"),
+    ],
+)
+def test_a_writer_decimal_of_another_scale_or_precision_is_poison(writer_decimal, kind):
+    schema = json.loads(ORDER_CREATED_SCHEMA)
+    schema["fields"][-1]["type"] = writer_decimal  # totalAmount
+    codec, data = _wire(schema, _record())
+    with pytest.raises(PoisonRecord) as raised:
+        codec.decode(data)
+    assert raised.value.kind == kind and "totalAmount" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        pytest.param(lambda data: data + b"\x00\x01garbage", id="trailing bytes"),
+        pytest.param(lambda data: data.replace(b"\x04\x07\xcf", b"\x00", 1), id="zero-length decimal"),
+    ],
+)
+def test_bytes_beyond_or_short_of_a_well_formed_value_are_poison(tamper):
+    codec, data = _wire(ORDER_CREATED_SCHEMA, _record())
+    with pytest.raises(PoisonRecord) as raised:
+        codec.decode(tamper(data))
+    assert raised.value.kind == "UndecodableRecord"
+
+
+class _NotFound(Exception):
+    http_status_code = 404
+
+
+def test_an_unknown_schema_id_is_asked_for_once_per_interval():
+    asked: list[int] = []
+
+    class Registry:
+        def get_schema(self, schema_id: int) -> SimpleNamespace:
+            asked.append(schema_id)
+            raise _NotFound(f"schema {schema_id} not found")
+
+    codec = order_created_codec(Registry(), "order-events")  # type: ignore[arg-type]
+    for _ in range(50):
+        with pytest.raises(PoisonRecord) as raised:
+            codec.decode(wire_value(123_456_789, b"\x00" * 20))
+        assert raised.value.kind == "UnknownSchemaId"
+    assert asked == [123_456_789]

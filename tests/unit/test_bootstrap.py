@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, select
 
-from contract_models.events import OrderCreated, OrderItem
 from fulfillment_service import store as fulfillment_store
 from fulfillment_service.app import create_app as create_fulfillment_app
 from fulfillment_service.bootstrap import bootstrap as bootstrap_fulfillment
 from fulfillment_service.settings import FulfillmentServiceSettings
-from infra.stack import free_port
+from infra.ports import free_port
 from order_service.app import create_app as create_order_app
 from order_service.settings import OrderServiceSettings
+from tests.sample_events import order_created
 from tests.unit.fake_shipping import FakeShippingProvider
 
 
@@ -66,15 +65,7 @@ def test_a_fake_provider_given_by_name_is_the_one_the_fulfillment_use_cases_call
     provider = FakeShippingProvider()
     components = bootstrap_fulfillment(settings, provider=provider)
     order_id = uuid.uuid4()
-    event = OrderCreated(
-        eventId=uuid.uuid4(),
-        timestamp=datetime.now(UTC),
-        orderId=order_id,
-        customerId="c-1",
-        customerName="Ada",
-        items=[OrderItem(productId="p-1", productName="Lamp", quantity=1, price=Decimal("9.99"))],
-        totalAmount=Decimal("9.99"),
-    )
+    event = order_created(orderId=order_id)
 
     async def scenario() -> None:
         await components.start()  # migrates; a provider without start()/stop() is left to itself
@@ -107,3 +98,41 @@ def test_fulfillment_health_reports_breaker_and_consumer(tmp_path: Path) -> None
     assert body["consumer"]["lag"] is None and body["consumer"]["lagTotal"] is None and body["consumer"]["error"]
     assert not body["consumer"]["stalled"]
     assert body["dependencies"]["database"]["status"] == "ok"
+
+
+def test_the_breaker_frees_a_lost_probe_20_s_after_the_provider_call_timeout(tmp_path: Path) -> None:
+    settings = FulfillmentServiceSettings(
+        database_url=f"sqlite:///{tmp_path}/fulfillment.db",
+        provider_database_url=f"sqlite:///{tmp_path}/provider.db",
+        provider_timeout_seconds=7.5,
+        create_topics=False,
+        **nowhere(),
+    )
+    components = bootstrap_fulfillment(settings, provider=FakeShippingProvider())
+    try:
+        # Not the breaker's own default of 60 s: a probe that outlived its call timeout by the lease margin
+        # lost its caller, and half-open must not wait longer than that for it.
+        assert components.breaker.probe_timeout_seconds == 27.5
+    finally:
+        components.engine.dispose()
+
+
+def test_python_m_each_service_serves_the_app_built_from_the_environment_settings(monkeypatch) -> None:
+    import fulfillment_service.__main__ as fulfillment_main
+    import order_service.__main__ as order_main
+
+    monkeypatch.setenv("HOST", "127.0.0.9")
+    monkeypatch.setenv("PORT", "6123")
+    monkeypatch.setenv("LOG_LEVEL", "warning")
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///from-the-environment.db")
+    monkeypatch.setenv("SHUTDOWN_GRACE_SECONDS", "7")
+    for module in (order_main, fulfillment_main):
+        built: list[Any] = []
+        served: list[tuple[Any, ...]] = []
+        monkeypatch.setattr(module, "create_app", lambda settings, built=built: built.append(settings) or "app")
+        monkeypatch.setattr(module, "serve", lambda *args, served=served, **kwargs: served.append(args))
+        module.main()
+        (settings,) = built
+        assert settings.database_url == "sqlite:///from-the-environment.db"
+        assert served[0][:4] == ("app", "127.0.0.9", 6123, "warning")
+    assert served[0][4] == 7 + 5  # the Fulfillment Service drains in-flight orders before uvicorn gives up

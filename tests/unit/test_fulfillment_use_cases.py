@@ -8,13 +8,12 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
 
-from contract_models.events import FulfillmentStatus, FulfillmentStatusChanged, OrderCreated, OrderItem
+from contract_models.events import FulfillmentStatus, FulfillmentStatusChanged, OrderCreated
 from fulfillment_service import store
 from fulfillment_service.domain import Fulfillment, Status, pick_up
 from fulfillment_service.resilience import BackoffPolicy, BreakerState, CircuitBreaker
@@ -24,6 +23,7 @@ from fulfillment_service.use_cases import Fulfiller
 from persistence.engine import make_engine
 from persistence.group_commit import GroupCommitter
 from persistence.migrations import upgrade_to_head
+from tests.sample_events import order_created as sample_order_created
 from tests.unit.fake_shipping import HANG, FakeShippingProvider, Gate
 from tests.unit.manual_clock import ManualClock
 
@@ -71,15 +71,8 @@ class World:
 
 
 def order_created() -> OrderCreated:
-    return OrderCreated(
-        eventId=uuid.uuid4(),
-        timestamp=T0 - timedelta(seconds=1),
-        orderId=uuid.uuid4(),
-        customerId="c-1",
-        customerName="Ada",
-        items=[OrderItem(productId="p-1", productName="Lamp", quantity=1, price=Decimal("9.99"))],
-        totalAmount=Decimal("9.99"),
-    )
+    """An order accepted a second before the fulfiller's clock starts."""
+    return sample_order_created(timestamp=T0 - timedelta(seconds=1))
 
 
 Scenario = Callable[[World], Awaitable[None]]
@@ -205,14 +198,19 @@ def test_while_the_breaker_is_open_orders_wait_without_a_call_or_an_attempt(run)
     run(scenario, FakeShippingProvider(ProviderError("503")), breaker_threshold=1)
 
 
-def test_a_redelivered_order_that_shipped_calls_nothing_and_publishes_nothing(run):
+def test_a_redelivered_order_that_shipped_calls_nothing_and_reports_its_state_again(run):
     async def scenario(w: World) -> None:
         event = order_created()
         await w.fulfiller.handle_order_created(event)
-        before = (w.stored(event.orderId), w.history(event.orderId))
-        await w.fulfiller.handle_order_created(event)
+        stored, shipped = w.stored(event.orderId), w.events(event.orderId)[-1]
+        await w.fulfiller.handle_order_created(event)  # redelivered, or published again by the Order Service
         assert (w.provider.calls, w.provider.lookups) == ([str(event.orderId)], [])
-        assert (w.stored(event.orderId), w.history(event.orderId)) == before
+        assert w.stored(event.orderId) == stored
+        again = w.events(event.orderId)[-1]
+        assert again.eventId != shipped.eventId
+        same_report = {"eventId", "timestamp"}
+        assert again.model_dump(exclude=same_report) == shipped.model_dump(exclude=same_report)
+        assert len(w.events(event.orderId)) == 3  # Pending, Shipped, Shipped again
 
     run(scenario, FakeShippingProvider())
 

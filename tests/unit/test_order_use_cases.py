@@ -93,14 +93,14 @@ def run(tmp_path) -> Iterator[Callable[..., None]]:
     engine = make_engine(f"sqlite:///{tmp_path}/orders.db")
     upgrade_to_head(engine, MIGRATIONS)
 
-    def go(scenario: Scenario, *, max_event_bytes: int = 990_000) -> None:
+    def go(scenario: Scenario, *, max_event_bytes: int = 990_000, recheck_seconds: float = 1.0) -> None:
         async def main() -> None:
             clock = ManualClock(T0)
-            waiter = StatusWaiter()
-            waiter.bind(asyncio.get_running_loop())
             wakes: list[None] = []
             changed: list[list[uuid.UUID]] = []
             uow = SqlOrderUnitOfWork(engine, TOPIC, lambda: wakes.append(None))
+            waiter = StatusWaiter(uow.get_many, recheck_seconds=recheck_seconds)
+            waiter.bind(asyncio.get_running_loop())
             service = OrderService(uow, waiter, int(TTL.total_seconds()), max_event_bytes=max_event_bytes, clock=clock)
 
             def on_changed(order_ids: list[uuid.UUID]) -> None:
@@ -242,6 +242,32 @@ def test_pages_run_newest_first_and_cursors_keep_their_format(run):
     run(scenario)
 
 
+def test_a_page_of_large_orders_ends_early_with_a_cursor_and_misses_none(run):
+    async def scenario(w: World) -> None:
+        line = OrderLine("p-1", "x" * 200, 1, Decimal("1.00"))
+        large = ValidOrder("c-1", "Ada", (line,) * 1000, Decimal("1000.00"))  # about 250,000 stored characters
+        placed = []
+        for _ in range(9):
+            placed.append((await w.service.place(large, None))[0])
+            w.clock.advance(timedelta(microseconds=1))
+        placed.append((await w.service.place(request(), None))[0])
+
+        sizes, seen, cursor = [], [], None
+        while True:
+            page = await w.service.list_orders(None, None, 100, cursor)
+            sizes.append(len(page.orders))
+            seen += page.orders
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        # Every page within the budget (at least one order each), together every order once, newest first.
+        assert max(sizes) * 250_000 <= store.PAGE_BUDGET_CHARACTERS + 250_000 and min(sizes) >= 1
+        assert len(sizes) > 1
+        assert [o.order_id for o in seen] == [o.order_id for o in reversed(placed)]
+
+    run(scenario)
+
+
 def test_the_order_follows_its_fulfillment_once_per_event_and_never_back(run):
     async def scenario(w: World) -> None:
         order, _ = await w.service.place(request(), None)
@@ -283,7 +309,7 @@ def test_a_waiting_read_returns_when_the_status_arrives_or_the_time_is_up(run):
         unchanged = await w.service.get(order.order_id, {OrderStatus.Fulfilled}, timeout_seconds=0.05)
         assert unchanged.status is OrderStatus.Pending
         waiting = asyncio.create_task(w.service.get(order.order_id, {OrderStatus.Fulfilled, OrderStatus.Failed}, 30))
-        while order.order_id not in w.waiter._waiters:  # until the read waits for a change
+        while not w.waiter.waiting:  # until the read waits for a change
             await asyncio.sleep(0.001)
         await w.apply(status_changed(order.order_id, FulfillmentStatus.Failed, 1, reason="address unknown"))
         failed = await asyncio.wait_for(waiting, 30)
@@ -318,5 +344,116 @@ def test_the_api_representation_of_a_stored_order(run):
         }
         assert list(document.items()) == list(expected.items())  # the fields in the contract's order, too
         assert str(document["totalAmount"]) == "0.30"  # exact, at the contract's scale
+
+    run(scenario)
+
+
+def test_a_long_poll_returns_when_this_instance_applies_the_status(run):
+    async def scenario(w: World) -> None:
+        order, _ = await w.service.place(request(), None)
+        waiting = asyncio.create_task(w.service.get(order.order_id, {OrderStatus.Fulfilled}, 30))
+        await asyncio.sleep(0)  # let it start waiting
+        await w.apply(status_changed(order.order_id, FulfillmentStatus.Shipped, 1, trackingNumber="SHIP-1"))
+        found = await asyncio.wait_for(waiting, 5)  # woken by the projection, not by the 60 s re-read
+        assert found.status is OrderStatus.Fulfilled
+
+    run(scenario, recheck_seconds=60)
+
+
+def test_a_long_poll_sees_another_replicas_change_and_returns_the_last_read_at_its_timeout(run):
+    async def scenario(w: World) -> None:
+        order, _ = await w.service.place(request(), None)
+        other_replica = FulfillmentProjection(w.engine, on_changed=None, clock=w.clock)  # wakes no one here
+        waiting = asyncio.create_task(w.service.get(order.order_id, {OrderStatus.Fulfilled, OrderStatus.Failed}, 30))
+        await asyncio.sleep(0)
+        await asyncio.to_thread(other_replica, [status_changed(order.order_id, FulfillmentStatus.Failed, 1)])
+        await w.apply(status_changed(order.order_id, FulfillmentStatus.Pending, 0))  # changes nothing: stale
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert (await asyncio.wait_for(waiting, 5)).status is OrderStatus.Failed  # found by the shared re-read
+        assert loop.time() - started < 1.0
+
+        second, _ = await w.service.place(request(), None)
+        await asyncio.to_thread(other_replica, [status_changed(second.order_id, FulfillmentStatus.Pending, 0)])
+        started = loop.time()
+        processing = await w.service.get(second.order_id, {OrderStatus.Fulfilled}, 0.5)
+        assert processing.status is OrderStatus.Processing  # as last read, not as first read
+        assert 0.5 <= loop.time() - started < 1.0
+
+    run(scenario, recheck_seconds=0.1)
+
+
+def test_many_long_polls_share_one_read_and_keep_their_timeouts(tmp_path):
+    async def main() -> None:
+        engine = make_engine(f"sqlite:///{tmp_path}/orders.db")
+        upgrade_to_head(engine, MIGRATIONS)
+        uow = SqlOrderUnitOfWork(engine, TOPIC)
+        reads: list[int] = []
+
+        async def counting_reader(order_ids):
+            reads.append(len(order_ids))
+            return await uow.get_many(order_ids)
+
+        waiter = StatusWaiter(counting_reader, recheck_seconds=0.2)
+        waiter.bind(asyncio.get_running_loop())
+        service = OrderService(uow, waiter, 86_400)
+        orders = [(await service.place(request(), None))[0] for _ in range(300)]
+        loop = asyncio.get_running_loop()
+        took: list[tuple[float, float]] = []
+
+        async def poll(order: Order, timeout: float) -> Order:
+            started = loop.time()
+            found = await service.get(order.order_id, {OrderStatus.Fulfilled}, timeout)
+            took.append((timeout, loop.time() - started))
+            return found
+
+        answered = await asyncio.gather(*(poll(order, 1.0 + n % 3) for n, order in enumerate(orders)))
+        await uow.stop()
+        engine.dispose()
+        assert all(order.status is OrderStatus.Pending for order in answered)
+        assert all(timeout <= seconds < timeout + 1.0 for timeout, seconds in took)  # honoured within a second
+        assert waiter.waiting == 0
+        # One shared read of every waited order per re-check (~15 in 3 s), not one per poll per re-check.
+        assert len(reads) <= 20 and max(reads) <= 300
+
+    asyncio.run(main())
+
+
+def test_orders_without_progress_are_published_again_at_doubling_intervals(run):
+    stale_after, cap = timedelta(seconds=60), timedelta(seconds=200)
+
+    async def scenario(w: World) -> None:
+        stuck, _ = await w.service.place(request(), None)
+        finished, _ = await w.service.place(request(), None)
+        moving, _ = await w.service.place(request(), None)
+        await w.apply(status_changed(finished.order_id, FulfillmentStatus.Shipped, 1, trackingNumber="SHIP-1"))
+        with w.engine.begin() as conn:  # the relay published the three OrderCreated events
+            conn.execute(store.outbox.delete())
+
+        w.clock.advance(timedelta(seconds=59))
+        await w.apply(status_changed(moving.order_id, FulfillmentStatus.Pending, 0))  # progress at T0+59s
+        assert await w.service.republish_stale_orders(stale_after, cap) == 0  # none stale yet
+        assert await w.service.stale_orders(stale_after) == (0, None)
+
+        w.clock.advance(timedelta(seconds=2))
+        assert await w.service.stale_orders(stale_after) == (1, timedelta(seconds=61))
+        assert await w.service.republish_stale_orders(stale_after, cap) == 1
+        again = w.events()
+        assert [e.orderId for e in again] == [stuck.order_id]  # only the order without progress
+        assert again[0].model_dump(exclude={"eventId"}) == w.events()[0].model_dump(exclude={"eventId"})
+        assert await w.service.republish_stale_orders(stale_after, cap) == 0  # its event waits in the outbox
+        await w.apply(status_changed(moving.order_id, FulfillmentStatus.Failed, 1, reason="out of stock"))
+
+        published_at = []
+        for _ in range(5):  # each republication published, then the next one due after 60, 120, 200, 200 s
+            with w.engine.begin() as conn:
+                conn.execute(store.outbox.delete())
+            started = w.clock.now
+            while await w.service.republish_stale_orders(stale_after, cap) == 0:
+                w.clock.advance(timedelta(seconds=1))
+            published_at.append(w.clock.now - started)
+        assert published_at == [timedelta(seconds=s) for s in (60, 120, 200, 200, 200)]
+        assert [e.orderId for e in w.events()] == [stuck.order_id]
+        assert (await w.service.stale_orders(stale_after))[0] == 1
 
     run(scenario)

@@ -1,7 +1,7 @@
-import time
 from datetime import timedelta
 
 from fulfillment_service.resilience import BackoffPolicy, BreakerState, CircuitBreaker
+from harness.waiting import wait_until
 
 
 def test_backoff_grows_and_is_bounded():
@@ -26,9 +26,7 @@ def test_breaker_opens_half_opens_and_closes():
         breaker.record_failure()
     assert breaker.state == BreakerState.open
     assert not breaker.allow()
-    deadline = time.monotonic() + 2
-    while breaker.state != BreakerState.half_open and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: breaker.state == BreakerState.half_open, 2, interval=0.01, message="half-open")
     assert breaker.allow()  # the probe
     assert not breaker.allow()  # only one probe at a time
     breaker.record_success()
@@ -48,9 +46,6 @@ def test_a_lost_probe_does_not_hold_the_breaker_half_open_for_good():
     breaker.record_failure()
     assert breaker.allow()  # the probe; its caller never reports back
     assert not breaker.allow()
-    deadline = time.monotonic() + 2
-    while not breaker.allow():
-        assert time.monotonic() < deadline, "the lost probe kept the breaker half-open"
-        time.sleep(0.01)
+    wait_until(breaker.allow, 2, interval=0.01, message="a new probe (the lost one kept the breaker half-open)")
     breaker.record_success()
     assert breaker.state == BreakerState.closed

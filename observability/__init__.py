@@ -1,0 +1,1 @@
+"""What the services tell their operators: logs that do not flood."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from confluent_kafka import Message
 from confluent_kafka.admin import AdminClient
 
 from chaos.profile import Profile
@@ -64,6 +65,8 @@ class Run:
         self.faults: list[Fault] = []
         self.checks: list[Check] = []
         self.ignored_orders: set[str] = set()  # probe orders, not part of the load
+        # Records of order-events read before a scenario deleted the topic: reconciled with the new topic's.
+        self.order_events_before: list[Message] = []
         self.state: dict[str, Any] = {}  # what a scenario's inject step leaves for its verify step
         self.diagnostics: dict[str, Any] = {}  # the system's own view, taken when orders got stuck
         self.rng = random.Random()

@@ -216,6 +216,7 @@ def _drain_and_reconcile(run: Run, scenario: Scenario, load: LoadResult) -> Reco
         outbox_left=outbox_left,
         ignore=run.ignored_orders,
         writer_schemas=run.state.get("writer_schemas"),  # a scenario that made the registry lose its data
+        earlier_order_events=run.order_events_before,
     )
     _common_checks(run, scenario, load, recon, drain.drained)
     if scenario.verify is not None:

@@ -44,6 +44,48 @@ class DependencyHealth(BaseModel):
     detail: str | None = None
 
 
+class ConsumerProgress(BaseModel):
+    """
+    Progress of the fulfillment consumer group on order-events, read from the broker by a client of the service's own (independent of the consumer, so a stuck consumer cannot freeze it). The status is degraded while a partition is stalled: it has records waiting and its committed offset has not moved for more than stallSeconds.
+    """
+
+    topic: str
+    group: str
+    lag: dict[str, int] | None
+    """
+    Records not yet committed per partition (key: partition number), every partition of the topic: its high watermark minus the group's committed offset. A committed offset beyond the partition's end or committed under an earlier incarnation of the topic counts from the partition's beginning, where the consumer resumes. Null when the broker cannot be read (see error).
+    """
+    lagTotal: int | None = None
+    """
+    The sum of lag over all partitions, in records.
+    """
+    assignedPartitions: list[int] | None = None
+    """
+    The partitions assigned to this instance.
+    """
+    lastProgressAgeSeconds: float | None = None
+    """
+    Seconds since the committed offset of the longest-waiting partition with lag last moved; 0 when no partition has lag.
+    """
+    stallSeconds: float | None = None
+    """
+    How long (seconds) a partition with lag may keep its committed offset before it counts as stalled (CONSUMER_STALL_SECONDS).
+    """
+    stalled: bool
+    """
+    Whether any partition is stalled.
+    """
+    stalledPartitions: list[int] | None = None
+    readAgeSeconds: float | None = None
+    """
+    Age in seconds of the broker reading these figures come from (readings are reused for at most 1 s).
+    """
+    error: str | None = None
+    """
+    Why the broker could not be read, when it could not.
+    """
+
+
 class DeadLetters(BaseModel):
     """
     Records of order-events this instance could never process. Each goes to the dead-letter topic (cut to the producer's size limit when too large); one the topic refuses for good (it cannot be created, writing is not authorised, the record is invalid) is kept in the service's database instead.
@@ -86,10 +128,15 @@ class Health(BaseModel):
     """
     consumerLag: int | None = None
     """
-    Records on order-events not yet processed by this instance's partitions.
+    Records on order-events not yet processed by this instance's partitions: the sum over the partitions assigned to this instance of consumer.lag (read from the broker); null while it has no partition or the broker cannot be read.
     """
     inFlight: int | None = None
     """
     Orders being processed right now.
+    """
+    consumer: ConsumerProgress | None = None
+    reasons: list[str] | None = None
+    """
+    Why status is not ok, one sentence each; empty while it is ok.
     """
     deadLetters: DeadLetters | None = None

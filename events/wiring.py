@@ -17,6 +17,7 @@ from events.topology import DEAD_LETTER_HEADERS, TopicDeclaration
 from messaging.clients import make_consumer, make_producer
 from messaging.consumer.dispatch import Dispatcher
 from messaging.consumer.runtime import ConsumerRuntime
+from messaging.consumer.topic_ids import TopicIds
 from messaging.dead_letter import PRODUCER_MAX_MESSAGE_BYTES, DeadLetterPublisher
 from messaging.dead_letter_spool import DeadLetterSpool
 from messaging.topics import TopicSpec, create_topics_in_background, ensure_topics
@@ -58,8 +59,10 @@ def subscriber(
     """A consumer of declaration's topic in group, handing its events to dispatcher. Records it can never
     decode go to the topic's dead-letter topic (created from its spec when missing, whatever CREATE_TOPICS
     says), or to spool when that topic refuses them for good. The client ids name the consumer and the
-    dead-letter producer to the broker. options: the ConsumerRuntime's (max_in_flight, watermark_interval...)."""
+    dead-letter producer to the broker. options: the ConsumerRuntime's (max_in_flight, watermark_interval...);
+    topic ids are looked up on the same brokers unless options name another lookup."""
     topic = settings.topic(declaration)
+    options.setdefault("topic_ids", TopicIds(settings.kafka_bootstrap_servers))
     return ConsumerRuntime(
         functools.partial(make_consumer, settings, group, client_id),
         topic.name,

@@ -31,7 +31,9 @@ def create_app(settings: FulfillmentServiceSettings | None = None, **overrides: 
 
     app = contract_app("Fulfillment Service", "fulfillment-service", lifespan, max_body_bytes=1_048_576)
     app.include_router(fulfillment_router(components.engine))
-    app.include_router(health_router(components.engine, components.probes, components.breaker, components.intake))
+    app.include_router(
+        health_router(components.engine, components.probes, components.breaker, components.intake, components.progress)
+    )
     if components.settings.provider_control_enabled:
         app.include_router(provider_control_router(components.behaviour))
     return app

@@ -32,6 +32,8 @@ from messaging.clients import make_producer
 from messaging.consumer.dispatch import KeyOrderedDispatcher
 from messaging.consumer.runtime import ConsumerRuntime
 from messaging.dead_letter_spool import DeadLetterSpool
+from messaging.group_lag import GroupLag
+from messaging.group_progress import GroupProgress
 from messaging.health import CachedProbe, dependency_probes
 from messaging.registry import registry_client
 from outbox.relay import OutboxRelay
@@ -69,7 +71,8 @@ def probe_timeout_seconds(settings: FulfillmentServiceSettings) -> float:
 @dataclass
 class Components:
     """The Fulfillment Service's parts, wired: the use cases (fulfiller) with their provider, breaker and
-    unit of work, the intake consumer, the retry scheduler, the outbox relay, and what the HTTP edge reads.
+    unit of work, the intake consumer, the retry scheduler, the outbox relay, and what the HTTP edge reads
+    (the dependency probes, and the intake group's progress read from the broker).
 
     A provider with start() and stop() (the mock) is started and stopped with the service.
     """
@@ -85,6 +88,7 @@ class Components:
     intake: ConsumerRuntime
     relay: OutboxRelay
     probes: dict[str, CachedProbe]
+    progress: GroupProgress
     _stopping: threading.Event = field(default_factory=threading.Event)
 
     async def start(self) -> None:
@@ -101,7 +105,8 @@ class Components:
 
     async def stop(self) -> None:
         """SIGTERM: stop fetching, let in-flight orders finish (within SHUTDOWN_GRACE_SECONDS), commit their
-        offsets, finish the writes, flush the events in flight, close the database."""
+        offsets, finish the writes, flush the events in flight, close the broker client of the health figures and
+        the database."""
         self._stopping.set()
         grace = self.settings.shutdown_grace_seconds
         await self.intake.stop(grace)
@@ -110,6 +115,7 @@ class Components:
         if isinstance(self.provider, _RunsInTheBackground):
             await self.provider.stop()
         await run_in_threadpool(self.relay.stop)
+        await run_in_threadpool(self.progress.close)
         self.engine.dispose()
 
 
@@ -130,6 +136,7 @@ def bootstrap(
     scheduler: RetryScheduler | None = None,
     intake: ConsumerRuntime | None = None,
     probes: dict[str, CachedProbe] | None = None,
+    progress: GroupProgress | None = None,
 ) -> Components:
     """The service's Components for settings (default: from the environment), with any part given used as is.
 
@@ -193,6 +200,12 @@ def bootstrap(
         )
     if probes is None:
         probes = dependency_probes(producer, settings.topic(ORDER_EVENTS).name, settings.schema_registry_url)
+    if progress is None:
+        topic = settings.topic(ORDER_EVENTS).name
+        lag = GroupLag(settings.kafka_bootstrap_servers, settings.consumer_group, topic)
+        progress = GroupProgress(
+            lag.read, topic, settings.consumer_group, settings.consumer_stall_seconds, close=lag.close
+        )
     return Components(
-        settings, engine, committer, behaviour, provider, breaker, fulfiller, scheduler, intake, relay, probes
+        settings, engine, committer, behaviour, provider, breaker, fulfiller, scheduler, intake, relay, probes, progress
     )

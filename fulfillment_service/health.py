@@ -4,6 +4,7 @@ operation fulfillmentHealth)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import APIRouter
 from sqlalchemy import Engine
@@ -15,15 +16,23 @@ from httpapi.health import dependency_report, overall_status
 from httpapi.json_body import DecimalJSONResponse
 from messaging.consumer.runtime import ConsumerRuntime
 from messaging.dead_letter import DeadLetterCounts
+from messaging.group_progress import GroupProgress, ProgressReport
 from messaging.health import CachedProbe
 
 
 def health_router(
-    engine: Engine, probes: Mapping[str, CachedProbe], breaker: CircuitBreaker, intake: ConsumerRuntime
+    engine: Engine,
+    probes: Mapping[str, CachedProbe],
+    breaker: CircuitBreaker,
+    intake: ConsumerRuntime,
+    progress: GroupProgress,
 ) -> APIRouter:
     """GET /api/fulfillment/health: the database (engine) and each probe by name, the breaker's state, the
-    intake consumer's lag and in-flight orders, and its dead letters (published since start, held in the local
-    spool). 503 when the database is down; degraded while the breaker is not closed or a probe fails."""
+    intake consumer's in-flight orders and its dead letters (published since start, held in the local spool),
+    and the intake group's lag and progress read from the broker (progress: at most a second old, independent
+    of the consumer thread). 503 when the database is down; degraded while the breaker is not closed, a probe
+    fails, or the group is stalled (a partition with records waiting whose committed offset has not moved for
+    CONSUMER_STALL_SECONDS); reasons says why."""
     router = APIRouter()
 
     @router.get(
@@ -39,15 +48,53 @@ def health_router(
             counts = await run_in_threadpool(dead_letters.counts)
         else:  # the spool is in the database: not asked while it fails
             counts = DeadLetterCounts(dead_letters.published, None)
-        status = overall_status(deps, degraded=breaker.state != "closed")
+        report = await run_in_threadpool(progress.report)
+        assigned = sorted(partition for _topic, partition in intake.assignment)
+        reasons = [_dependency_reason(name, dep) for name, dep in deps.items() if dep["status"] != "ok"]
+        if breaker.state != "closed":
+            reasons.append(f"the shipping provider's circuit breaker is {breaker.state.value}")
+        if report.reason:
+            reasons.append(report.reason)
+        status = overall_status(deps, degraded=breaker.state != "closed" or bool(report.stalled))
         body = {
             "status": status,
             "dependencies": deps,
             "breaker": breaker.state.value,
-            "consumerLag": intake.lag(),
+            "consumerLag": _assigned_lag(report, assigned),
             "inFlight": intake.in_flight,
             "deadLetters": counts.to_json(),
+            "consumer": _consumer(report, assigned),
+            "reasons": reasons,
         }
         return DecimalJSONResponse(body, status_code=503 if status == "down" else 200)
 
     return router
+
+
+def _dependency_reason(name: str, dep: dict[str, Any]) -> str:
+    detail = dep.get("detail")
+    return f"{name} is {dep['status']}" + (f": {detail}" if detail else "")
+
+
+def _assigned_lag(report: ProgressReport, assigned: list[int]) -> int | None:
+    """This instance's share of the lag: None without partitions or figures."""
+    if not assigned or report.lag is None:
+        return None
+    return sum(report.lag.get(partition, 0) for partition in assigned)
+
+
+def _consumer(report: ProgressReport, assigned: list[int]) -> dict[str, Any]:
+    """The ConsumerProgress body of the contract."""
+    return {
+        "topic": report.topic,
+        "group": report.group,
+        "lag": None if report.lag is None else {str(p): n for p, n in report.lag.items()},
+        "lagTotal": report.total,
+        "assignedPartitions": assigned,
+        "lastProgressAgeSeconds": report.last_progress_age_s,
+        "stallSeconds": report.stall_seconds,
+        "stalled": bool(report.stalled),
+        "stalledPartitions": report.stalled,
+        "readAgeSeconds": report.read_age_s,
+        "error": report.error,
+    }

@@ -18,6 +18,9 @@ class FulfillmentServiceSettings(EventSettings):
     # 500 are in flight (Little's law); twice that absorbs bursts without unbounded memory.
     max_in_flight: int = 1000
     shutdown_grace_seconds: float = 20.0
+    # Health is degraded while a partition of order-events has records waiting and the group's committed
+    # offset on it has not moved for longer than this (seconds): the consumer is stuck.
+    consumer_stall_seconds: float = 30.0
     log_level: str = "info"
 
     # Mock shipping provider (embedded); its ledger stands in for the provider's own records.

@@ -17,7 +17,7 @@ import json
 import sqlite3
 import time
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -240,11 +240,14 @@ def reconcile(
     outbox_left: dict[str, int],
     ignore: set[str] | frozenset[str] = frozenset(),
     writer_schemas: Mapping[int, str] | None = None,
+    earlier_order_events: Sequence[Message] = (),
 ) -> Reconciliation:
     """Gather every source and judge: accepted orders by id; ignore: orders created outside the load (probes).
 
     fault_end is the epoch time the last fault ended (None without faults); writer_schemas: schemas by id to
     read records with before asking the registry (those of a registry that lost its data since).
+    earlier_order_events: records of an earlier incarnation of order_topic (read before it was deleted and
+    recreated), scanned with it.
     """
     with httpx.Client(base_url=order_service_url, timeout=30) as client:
         orders = {i: o for i, o in list_orders(client).items() if i not in ignore}
@@ -254,7 +257,8 @@ def reconcile(
             if response.status_code == 200:
                 orders[order_id] = response.json()
 
-    created = scan_order_events(read_to_end(bootstrap_servers, order_topic), registry_url, order_topic, writer_schemas)
+    order_records = [*earlier_order_events, *read_to_end(bootstrap_servers, order_topic)]
+    created = scan_order_events(order_records, registry_url, order_topic, writer_schemas)
     fulfilled = scan_fulfillment_events(
         read_to_end(bootstrap_servers, fulfillment_topic), registry_url, fulfillment_topic, writer_schemas
     )

@@ -32,7 +32,12 @@ def make_producer(settings: KafkaSettings, client_id: str, **overrides: Any) -> 
 
 
 def make_consumer(settings: KafkaSettings, group_id: str, client_id: str, **overrides: Any) -> Consumer:
-    """Manual commits only: offsets move after the work for them is durable."""
+    """Manual commits only: offsets move after the work for them is durable.
+
+    auto.offset.reset is earliest: a group without a committed offset starts at the beginning. The consumer
+    runtime (messaging.consumer) overrides it with error, so that an offset out of range (e.g. beyond the end
+    of a recreated topic) is reported to it instead of being reset silently, and decides the start itself.
+    """
     conf: dict[str, Any] = {
         "bootstrap.servers": settings.kafka_bootstrap_servers,
         "group.id": group_id,

@@ -15,6 +15,7 @@ from chaos.faults import (
     rebalance_kill,
     registry_data_loss,
     registry_down,
+    topic_recreated,
     unpublishable_row,
 )
 from chaos.scenario import Scenario
@@ -35,5 +36,6 @@ SCENARIOS: dict[str, Scenario] = {
         unpublishable_row,
         incompatible_schema,
         registry_data_loss,
+        topic_recreated,
     )
 }

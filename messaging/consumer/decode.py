@@ -7,7 +7,7 @@ because the registry is away is not done: its partition is rewound to it and it 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -57,9 +57,19 @@ def decode_batch(
     return done, again
 
 
-def poll_batch(consumer: Consumer, max_records: int, timeout: float) -> list[Message]:
+def poll_batch(
+    consumer: Consumer,
+    max_records: int,
+    timeout: float,
+    on_offset_reset: Callable[[Message], None] | None = None,
+) -> list[Message]:
     """Wait up to timeout seconds for the first record, then take what else is already fetched without waiting
     (up to max_records in all). Error events (partition EOF, broker errors) are dropped, the latter logged.
+
+    With auto.offset.reset=error, librdkafka reports a partition whose position the broker does not have
+    (offset out of range) or that has no committed offset as an error event with code
+    KafkaError._AUTO_OFFSET_RESET (its topic, partition and, when out of range, the offset asked for) and
+    stops fetching it; such events go to on_offset_reset, which must set the partition's position again.
 
     consume(n, timeout) alone waits for n records or the whole timeout, which at low rates delays every
     record by the timeout.
@@ -67,7 +77,16 @@ def poll_batch(consumer: Consumer, max_records: int, timeout: float) -> list[Mes
     first = consumer.poll(timeout)
     if first is None:
         return []
-    return [m for m in (first, *consumer.consume(max_records - 1, timeout=0)) if not _is_error(m)]
+    records = []
+    for message in (first, *consumer.consume(max_records - 1, timeout=0)):
+        error = message.error()
+        if error is None:
+            records.append(message)
+        elif error.code() == KafkaError._AUTO_OFFSET_RESET and on_offset_reset is not None:
+            on_offset_reset(message)
+        elif error.code() != KafkaError._PARTITION_EOF:
+            log.warning("consumer error: %s", error)
+    return records
 
 
 def first_offsets(messages: Sequence[Message]) -> dict[tuple[str, int], int]:
@@ -92,12 +111,3 @@ def rewind(consumer: Consumer, messages: Sequence[Message]) -> dict[tuple[str, i
         except Exception:
             log.info("could not rewind %s[%s] to %s", topic, partition, offset, exc_info=True)
     return first
-
-
-def _is_error(message: Message) -> bool:
-    error = message.error()
-    if error is None:
-        return False
-    if error.code() != KafkaError._PARTITION_EOF:
-        log.warning("consumer error: %s", error)
-    return True

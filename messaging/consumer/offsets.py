@@ -52,17 +52,23 @@ class PartitionOffsets:
         return value
 
     def restore(self, offset: int) -> None:
-        """A commit failed: offer its offset again unless a later one was handed out or is waiting
-        (committing the older one again would move the group back)."""
-        if offset >= self._taken and (self._committable is None or self._committable < offset):
+        """A commit failed: offer its offset again if it is the newest this partition handed out and nothing
+        later is waiting (committing an older one again would move the group back). An offset this tracker
+        never handed out (one of a partition restarted from its beginning meanwhile) is ignored."""
+        if offset == self._taken and (self._committable is None or self._committable < offset):
             self._committable = offset
 
 
 class OffsetTracker:
-    """Tracks every assigned partition of one consumer. Event-loop only."""
+    """Tracks every assigned partition of one consumer. Event-loop only.
+
+    Each partition has a generation, which reset() advances: work that began in an earlier generation (records
+    of a log that has since been replaced, e.g. a recreated topic) no longer counts towards its commits.
+    """
 
     def __init__(self) -> None:
         self._partitions: dict[tuple[str, int], PartitionOffsets] = {}
+        self._generations: dict[tuple[str, int], int] = {}
 
     def assign(self, topic: str, partition: int) -> None:
         """Start tracking a partition just assigned."""
@@ -72,12 +78,27 @@ class OffsetTracker:
         """Stop tracking a partition (revoked or lost); returns what was tracked, if anything."""
         return self._partitions.pop((topic, partition), None)
 
+    def reset(self, topic: str, partition: int) -> None:
+        """The partition starts again elsewhere (from its beginning): forget its records and uncommitted
+        offsets, and begin a new generation."""
+        key = (topic, partition)
+        self._generations[key] = self.generation(topic, partition) + 1
+        if key in self._partitions:
+            self._partitions[key] = PartitionOffsets()
+
+    def generation(self, topic: str, partition: int) -> int:
+        """The partition's current generation (0 until the first reset)."""
+        return self._generations.get((topic, partition), 0)
+
     def add(self, topic: str, partition: int, offset: int) -> None:
         """A record was fetched and its work begins."""
         self._partitions.setdefault((topic, partition), PartitionOffsets()).add(offset)
 
-    def complete(self, topic: str, partition: int, offset: int) -> None:
-        """The record's work is durable."""
+    def complete(self, topic: str, partition: int, offset: int, generation: int | None = None) -> None:
+        """The record's work is durable. generation: the partition's generation when the record was fetched;
+        a record of an earlier generation is ignored (None: the current one)."""
+        if generation is not None and generation != self.generation(topic, partition):
+            return
         tracked = self._partitions.get((topic, partition))
         if tracked is not None:  # revoked meanwhile: the new owner re-reads from the last commit
             tracked.complete(offset)

@@ -12,6 +12,13 @@ Periodic commits are asynchronous: a synchronous commit has no timeout, so a hun
 would block the consumer thread, and with it every fetch, for as long as the broker hangs. A failed
 asynchronous commit puts its offsets back so the next round sends them again. Commits that must have
 landed before something else happens (on revocation, at shutdown) stay synchronous.
+
+Where each partition starts, and starts again, is messaging.consumer.positions' job: on assignment the
+committed offset unless it cannot belong to the partition as it is now (beyond its end, or committed under
+another topic id: the topic was recreated), then the beginning; the same when the broker reports an offset
+out of range, and when a periodic check finds the topic recreated under the consumer. Every offset is
+committed with the topic id its records came from. A partition started again begins a new generation of
+its offset tracking: work on records of the old log no longer counts towards its commits.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from messaging.backoff import Backoff
 from messaging.consumer.decode import Decoded, decode_batch, poll_batch, rewind
 from messaging.consumer.dispatch import Dispatcher
 from messaging.consumer.offsets import CommitLog, OffsetTracker
+from messaging.consumer.positions import AssignPlan, PartitionPositions
+from messaging.consumer.topic_ids import TopicIdLookup
 from messaging.dead_letter import DeadLetterPublisher
 
 log = logging.getLogger(__name__)
@@ -41,13 +50,20 @@ Partition = tuple[str, int]
 
 
 class ConsumerRuntime:
-    """Consumes topic with the consumer connect(on_commit=...) makes, decoding with codec (poison records go to
+    """Consumes topic with the consumer connect(on_commit=..., **config) makes (config: librdkafka settings
+    the runtime needs, see below), decoding with codec (poison records go to
     dead_letters) and handing the work to dispatcher.
 
     max_in_flight: records fetched and not finished before the partitions pause. batch_size: records per fetch.
     commit_interval: seconds between periodic commits. revoke_grace: seconds revoked partitions' work may take
     to finish. poll_timeout: seconds a fetch waits for the first record. watermark_interval: seconds between
-    reads of the partitions' high watermarks for lag(), or None for no lag.
+    reads of the partitions' high watermarks for lag(), or None for no lag. topic_ids: looks up a topic's
+    current id (messaging.consumer.topic_ids.TopicIds), so a recreated topic is noticed even when the new log
+    has grown past the old position (None: only positions beyond the end are noticed). check_interval:
+    seconds between checks of the partitions' positions and topic id.
+
+    The consumer is made with auto.offset.reset=error: librdkafka then reports an offset out of range
+    instead of silently resetting, and the runtime starts that partition from its beginning itself.
     """
 
     def __init__(
@@ -64,9 +80,11 @@ class ConsumerRuntime:
         revoke_grace: float = 5.0,
         poll_timeout: float = 0.05,
         watermark_interval: float | None = 2.0,
+        topic_ids: TopicIdLookup | None = None,
+        check_interval: float = 2.0,
     ) -> None:
         # The consumer is made here so its commit reports come back to this instance.
-        self._consumer = connect(on_commit=self._on_commit)
+        self._consumer = connect(on_commit=self._on_commit, **{"auto.offset.reset": "error"})
         self._topic = topic
         self._codec = codec
         self._dead_letters = dead_letters
@@ -77,6 +95,9 @@ class ConsumerRuntime:
         self._revoke_grace = revoke_grace
         self._poll_timeout = poll_timeout
         self._watermark_interval = watermark_interval
+        self._check_interval = check_interval
+        self._positions = PartitionPositions(self._consumer, topic_ids)
+        self._out_of_range: dict[Partition, int | None] = {}  # reported, not yet started again (consumer thread)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-consumer")
         self._tracker = OffsetTracker()
         self._commit_log = CommitLog()
@@ -95,6 +116,11 @@ class ConsumerRuntime:
         loop are logged and the loop goes on; none reaches the caller."""
         self._loop = asyncio.get_running_loop()
         self._main = self._loop.create_task(self._run())
+
+    @property
+    def assignment(self) -> list[Partition]:
+        """The (topic, partition) pairs assigned to this instance, as of the last rebalance callback."""
+        return list(self._assignment)
 
     @property
     def dead_letters(self) -> DeadLetterPublisher:
@@ -152,12 +178,14 @@ class ConsumerRuntime:
         )
         last_commit = time.monotonic()
         last_watermarks = 0.0
+        last_check = time.monotonic()
         backoff = Backoff()
         while not self._stopping:
             try:
                 await self._apply_backpressure()
-                done, again = await self._call(self._fetch)
+                done, again, restarted = await self._call(self._fetch)
                 self._accept(done)
+                self._restarted(restarted)
                 if again:
                     await self._call(self._rewind, again)
                     await asyncio.sleep(backoff.failed())
@@ -170,22 +198,65 @@ class ConsumerRuntime:
                 if self._watermark_interval is not None and now - last_watermarks >= self._watermark_interval:
                     await self._call(self._refresh_watermarks)
                     last_watermarks = now
+                if now - last_check >= self._check_interval:
+                    self._restarted(await self._call(self._check_positions))
+                    last_check = now
             except Exception:
                 log.exception("consumer loop error")
                 await asyncio.sleep(0.5)
 
-    def _fetch(self) -> tuple[list[Decoded[Any]], list[Message]]:
-        """On the consumer thread: poll, then decode (dead-lettering poison records)."""
-        records = poll_batch(self._consumer, self._batch_size, timeout=self._poll_timeout)
-        if not records:
-            return [], []
-        try:
-            return decode_batch(records, self._codec, self._dead_letters)
-        except Exception:
-            # Nothing of this batch was accepted (e.g. the dead-letter topic did not confirm): read it again,
-            # or the next fetch would move past it and its valid records would never be handled.
-            rewind(self._consumer, records)
-            raise
+    def _fetch(self) -> tuple[list[Decoded[Any]], list[Message], list[Partition]]:
+        """On the consumer thread: poll, then decode (dead-lettering poison records), then start the partitions
+        the broker reported out of range from their beginning. Returns the records handled, the records to
+        read again, and the partitions started again."""
+        records = poll_batch(self._consumer, self._batch_size, self._poll_timeout, self._report_out_of_range)
+        done: list[Decoded[Any]] = []
+        again: list[Message] = []
+        if records:
+            try:
+                done, again = decode_batch(records, self._codec, self._dead_letters)
+            except Exception:
+                # Nothing of this batch was accepted (e.g. the dead-letter topic did not confirm): read it
+                # again, or the next fetch would move past it and its valid records would never be handled.
+                rewind(self._consumer, records)
+                raise
+        restarted = self._restart_out_of_range()
+        # A partition started from its beginning is not rewound to records of the log before.
+        again = [m for m in again if (m.topic(), m.partition()) not in restarted]
+        return done, again, restarted
+
+    def _report_out_of_range(self, message: Message) -> None:
+        """On the consumer thread, from poll: no position to fetch the partition from (auto.offset.reset)."""
+        offset = message.offset()
+        asked = offset if offset is not None and offset >= 0 else None  # None: no committed offset
+        self._out_of_range[(message.topic(), message.partition())] = asked
+
+    def _restart_out_of_range(self) -> list[Partition]:
+        """On the consumer thread: start every partition reported out of range from its beginning; those that
+        cannot be started now stay for the next fetch."""
+        restarted = []
+        for key, asked in list(self._out_of_range.items()):
+            if key not in self._assignment:
+                del self._out_of_range[key]
+                continue
+            try:
+                started = self._positions.out_of_range(*key, asked, self._committed.get(key), self._paused)
+            except KafkaException as exc:
+                log.warning("could not start %s[%d] again yet: %s", *key, exc)
+                continue
+            if started:
+                del self._out_of_range[key]
+                restarted.append(key)
+        return restarted
+
+    def _check_positions(self) -> list[Partition]:
+        """On the consumer thread: the periodic check of positions and topic ids (PartitionPositions.check)."""
+        return self._positions.check(list(self._assignment), dict(self._committed), self._paused)
+
+    def _restarted(self, keys: list[Partition]) -> None:
+        """On the loop, after the records fetched before the restart were accepted: new generations."""
+        for topic, partition in keys:
+            self._tracker.reset(topic, partition)
 
     def _rewind(self, messages: Sequence[Message]) -> None:
         """On the consumer thread: read messages again, and stop tracking them until then."""
@@ -194,20 +265,26 @@ class ConsumerRuntime:
             self._loop.call_soon_threadsafe(self._tracker.forget_from, topic, partition, offset)
 
     def _accept(self, records: list[Decoded[Any]]) -> None:
-        """On the loop: track every record; dead-lettered ones are done, the rest go to the dispatcher."""
+        """On the loop: track every record; dead-lettered ones are done, the rest go to the dispatcher. Each
+        record's completion counts only in the generation of its partition it was fetched in."""
         work = []
+        generations: dict[Partition, int] = {}
         for record in records:
             message = record.message
-            self._tracker.add(message.topic(), message.partition(), message.offset())
+            topic, partition = message.topic(), message.partition()
+            self._tracker.add(topic, partition, message.offset())
+            generations.setdefault((topic, partition), self._tracker.generation(topic, partition))
             if record.event is None:  # dead-lettered: its work is done
-                self._done(message)
+                self._tracker.complete(topic, partition, message.offset())
             else:
                 work.append(record)
-        if work:
-            self._dispatcher.dispatch(work, self._done)
 
-    def _done(self, message: Message) -> None:
-        self._tracker.complete(message.topic(), message.partition(), message.offset())
+        def done(message: Message) -> None:
+            topic, partition = message.topic(), message.partition()
+            self._tracker.complete(topic, partition, message.offset(), generations.get((topic, partition)))
+
+        if work:
+            self._dispatcher.dispatch(work, done)
 
     async def _apply_backpressure(self) -> None:
         in_flight = self._tracker.in_flight()
@@ -235,13 +312,22 @@ class ConsumerRuntime:
             log.warning("offset commit failed (will retry): %s", exc)
 
     def _commit_async(self, commits: list[TopicPartition]) -> None:
+        commits = self._with_topic_ids(commits)
         self._commit_log.sent(commits)
         self._consumer.commit(offsets=commits, asynchronous=True)  # reported to _on_commit
 
     def _commit_sync(self, commits: list[TopicPartition]) -> None:
+        commits = self._with_topic_ids(commits)
         self._commit_log.sent(commits)
         self._consumer.commit(offsets=commits, asynchronous=False)
         self._confirmed(commits)
+
+    def _with_topic_ids(self, commits: list[TopicPartition]) -> list[TopicPartition]:
+        """On the consumer thread: the offsets with the topic id their records came from as metadata."""
+        return [
+            TopicPartition(tp.topic, tp.partition, tp.offset, self._positions.commit_metadata(tp.topic, tp.partition))
+            for tp in commits
+        ]
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
         """On the consumer thread, from poll: the outcome of an asynchronous commit."""
@@ -273,12 +359,13 @@ class ConsumerRuntime:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         assert self._loop is not None
         try:
-            committed = consumer.committed(partitions, timeout=5)
-        except KafkaException:
-            committed = []
-        for tp in committed:
-            if tp.offset >= 0:
-                self._committed[(tp.topic, tp.partition)] = tp.offset
+            plan = self._positions.plan(partitions)
+        except Exception:  # never leave the rebalance half done: the client assigns at the committed offsets
+            log.exception("could not decide where %s start", partitions)
+            plan = AssignPlan(None, {})
+        self._committed.update(plan.committed)
+        if plan.partitions is not None:
+            consumer.incremental_assign(plan.partitions)  # else the client assigns at the committed offsets
         keys = [(tp.topic, tp.partition) for tp in partitions]
         self._assignment = sorted(set(self._assignment) | set(keys))
         for topic, partition in keys:
@@ -318,5 +405,8 @@ class ConsumerRuntime:
     def _drop(self, keys: set[Partition]) -> None:
         assert self._loop is not None
         self._assignment = [k for k in self._assignment if k not in keys]
+        self._positions.forget(keys)
+        for key in keys:
+            self._out_of_range.pop(key, None)
         for topic, partition in keys:
             self._loop.call_soon_threadsafe(self._tracker.revoke, topic, partition)

@@ -26,7 +26,7 @@ class RecordingConsumer:
 def runtime(dispatcher=None):
     made = {}
 
-    def connect(on_commit):
+    def connect(on_commit, **config):
         made["consumer"] = RecordingConsumer(on_commit)
         return made["consumer"]
 

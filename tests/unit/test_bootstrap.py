@@ -94,6 +94,9 @@ def test_fulfillment_health_reports_breaker_and_consumer(tmp_path: Path) -> None
     with TestClient(create_fulfillment_app(settings, provider=FakeShippingProvider())) as client:
         body = client.get("/api/fulfillment/health").json()
     assert body["breaker"] == "closed" and body["inFlight"] == 0 and body["consumerLag"] is None
+    # Without a broker the group's figures are unknown, and say why, rather than zero.
+    assert body["consumer"]["lag"] is None and body["consumer"]["lagTotal"] is None and body["consumer"]["error"]
+    assert not body["consumer"]["stalled"]
     assert body["dependencies"]["database"]["status"] == "ok"
 
 

@@ -123,7 +123,9 @@ def test_dead_lettered_records_are_done_at_once_and_only_events_are_dispatched()
         async def handle(event):
             handled.append(event)
 
-        consumer = ConsumerRuntime(lambda on_commit: None, "t", None, None, KeyOrderedDispatcher(handle, key_of=str))
+        consumer = ConsumerRuntime(
+            lambda on_commit, **config: None, "t", None, None, KeyOrderedDispatcher(handle, key_of=str)
+        )
         consumer._accept([decoded(0, None), decoded(1, "e"), decoded(2, None)])
         # 0 and 2 are done at once, but the commit stops before 1 until its handler finished.
         assert [(tp.partition, tp.offset) for tp in consumer._tracker.take_commits()] == [(0, 1)]

@@ -70,3 +70,29 @@ def test_commit_log_sends_again_only_what_no_later_commit_supersedes():
     assert report.confirmed == [] and report.error
     ok = log.report(None, [TopicPartition("t", 0, 9)])
     assert [(tp.partition, tp.offset) for tp in ok.confirmed] == [(0, 9)] and ok.error is None
+
+
+def test_a_partition_started_again_forgets_its_records_and_ignores_work_of_the_old_log():
+    tracker = OffsetTracker()
+    tracker.assign("t", 0)
+    for offset in (40, 41):
+        tracker.add("t", 0, offset)
+    old = tracker.generation("t", 0)
+    tracker.reset("t", 0)  # the topic was recreated: the partition starts again at 0
+    assert tracker.in_flight() == 0
+    tracker.add("t", 0, 0)
+    tracker.complete("t", 0, 40, old)  # work on records of the old log finishes
+    tracker.complete("t", 0, 41, old)
+    assert commits(tracker) == []  # offsets of the old log are never committed on the new one
+    tracker.complete("t", 0, 0, tracker.generation("t", 0))
+    assert commits(tracker) == [("t", 0, 1)]
+
+
+def test_a_failed_commit_of_the_old_log_is_not_offered_again_after_a_restart():
+    tracker = OffsetTracker()
+    tracker.add("t", 0, 40)
+    tracker.complete("t", 0, 40)
+    stale = tracker.take_commits()  # offset 41 of the old log, sent
+    tracker.reset("t", 0)
+    tracker.restore(stale)  # its report: failed
+    assert commits(tracker) == []

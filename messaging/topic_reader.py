@@ -170,15 +170,14 @@ class TopicReader:
         return records
 
     def _consume(self, seconds: float) -> tuple[list[Message], list[tuple[tuple[str, int], int]]]:
-        """Records that arrive within seconds (early out once a fetch is empty), and the partitions whose end
-        the broker reported, with the end offset."""
+        """Records that arrive within seconds (early out once a fetch brings no record), and the partitions
+        whose end the broker reported, with the end offset."""
         records: list[Message] = []
         ends: list[tuple[tuple[str, int], int]] = []
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             messages = self._consumer.consume(2000, timeout=min(0.2, max(0.01, deadline - time.monotonic())))
-            if not messages:
-                break
+            arrived = len(records)
             for message in messages:
                 error = message.error()
                 if error is None:
@@ -187,6 +186,8 @@ class TopicReader:
                     ends.append(((message.topic(), message.partition()), message.offset()))
                 else:
                     log.warning("reader error: %s", error)
+            if len(records) == arrived:
+                break  # caught up: nothing but partition ends (or nothing at all) came back
         return records, ends
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient
 from sqlalchemy import MetaData
 from typer.testing import CliRunner
 
@@ -52,6 +53,13 @@ def _end_offset(bootstrap_servers: str, topic: str) -> int:
         return consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
     finally:
         consumer.close()
+
+
+def _groups(bootstrap_servers: str, expected: str) -> set[str] | None:
+    """The consumer groups the broker knows, once it lists expected (a group that commits) among them."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})  # kept alive until the answer is in
+    names = {group.group_id for group in admin.list_consumer_groups().result(10).valid}
+    return names if expected in names else None
 
 
 def test_a_dead_lettered_order_ships_once_however_often_it_is_replayed(stack, tmp_path: Path) -> None:
@@ -119,6 +127,8 @@ def test_a_dead_lettered_order_ships_once_however_often_it_is_replayed(stack, tm
             assert replayed.splitlines()[-1] == "replayed 1, skipped 2, failed 0 of 3 selected"
             assert "truncated copy" in replayed and "still cannot be processed: InvalidWireFormat" in replayed
         assert _end_offset(system.bootstrap_servers, system.order_topic) == before + 2
+        names = wait_until(lambda: _groups(system.bootstrap_servers, env["CONSUMER_GROUP"]), 30, message="groups")
+        assert not [name for name in names if name.startswith("order-repair")]  # the tool read, never committed
 
         final = wait_all_terminal(system.orders.url, [order_id], timeout=60)
         assert final[order_id]["status"] == "Fulfilled"

@@ -1,6 +1,7 @@
 # One image for both services; the command picks which one runs:
 #   python -m order_service        (default)
 #   python -m fulfillment_service
+#   python -m repair ...            (order-repair: dead-lettered records listed and replayed)
 FROM python:3.11-slim
 
 # PYTHONPATH: the packages run from /app as they sit in the repository, with no build step: the image
@@ -37,6 +38,7 @@ COPY httpapi ./httpapi
 COPY observability ./observability
 COPY order_service ./order_service
 COPY fulfillment_service ./fulfillment_service
+COPY repair ./repair
 
 # Numeric, so runtimes that enforce non-root can verify it without reading /etc/passwd.
 USER 10001:10001

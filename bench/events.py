@@ -17,7 +17,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from events.codecs import order_created_codec, status_changed_codec
 from fulfillment_service.domain import Status
-from harness.topics import TopicReader
+from harness.topics import topic_reader
 from messaging.avro_codec import EventCodec
 
 log = logging.getLogger("bench")
@@ -76,7 +76,7 @@ class EventCollector:
         self._tag_prefix = f"{tag}-"
         self.times = EventTimes()
         self.records = 0
-        self._reader = TopicReader(bootstrap_servers, [order_topic, fulfillment_topic])
+        self._reader = topic_reader(bootstrap_servers, [order_topic, fulfillment_topic])
 
     def poll(self, seconds: float) -> int:
         """Read what has arrived, for up to seconds; returns records read (0 while the topics do not exist)."""

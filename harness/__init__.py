@@ -4,7 +4,7 @@
   what they report (readiness, fulfillment health) or let change (the mock provider).
 - ``harness.order_bodies``: the one builder of CreateOrderRequest bodies.
 - ``harness.orders``: the Order Service's terminal statuses, waiting for orders to finish.
-- ``harness.topics``: reading Kafka topics from the beginning.
+- ``harness.topics``: reading Kafka topics from the beginning (messaging.topic_reader on a broker address).
 - ``harness.records``: raw records (wire format by hand, poison) and producing them to a topic.
 - ``harness.load``: the load generator (open loop, or closed), in a process of its own or on a thread.
 - ``harness.reconcile``: what clients were promised against what the system did (lost, duplicated).

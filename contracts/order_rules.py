@@ -30,8 +30,7 @@ from pydantic import ValidationError
 
 from contract_models.events import OrderCreated
 from contract_models.order_api import CreateOrderRequest
-from contracts.violation import FieldError, RuleViolation
-from httpapi.problems import field_path
+from contracts.violation import FieldError, RuleViolation, field_path
 from httpapi.strict_json import MAX_MAGNITUDE, MAX_SIGNIFICANT_DIGITS, MIN_MAGNITUDE, UnrepresentableNumber
 
 MONEY_SCALE = Decimal("0.01")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
+from collections.abc import Sequence
+from typing import Any, TypedDict
 
 
 class FieldError(TypedDict):
@@ -25,3 +26,14 @@ class RuleViolation(ValueError):
         super().__init__(f"{detail} " + "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5]))
         self.detail = detail
         self.errors = errors[: self.MAX_ERRORS]
+
+
+def field_path(loc: Sequence[Any], skip: int = 0) -> str:
+    """('body', 'items', 0, 'quantity') -> 'items[0].quantity'."""
+    out = ""
+    for part in list(loc)[skip:]:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "body"

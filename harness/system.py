@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from events.topology import RETENTION_MS
+from events.topology import RETENTION_MS, TOPICS
 from infra.ports import free_port
 from infra.services import ServiceProcess, fulfillment_service, order_service, service_env
 from messaging.topics import TopicSpec, ensure_topics
@@ -57,9 +57,9 @@ class System:
         """Create this system's topics (one partition each) as the services do at start-up unless CREATE_TOPICS
         is off; dead_letters=False leaves the dead-letter topics out. KafkaException if the broker refuses."""
         env = self.env["order"]
-        names = ["ORDER_EVENTS_TOPIC", "FULFILLMENT_EVENTS_TOPIC"]
+        names = [f"{topic.setting.upper()}_TOPIC" for topic in TOPICS]
         if dead_letters:
-            names += ["ORDER_EVENTS_DLQ_TOPIC", "FULFILLMENT_EVENTS_DLQ_TOPIC"]
+            names += [f"{topic.setting.upper()}_DLQ_TOPIC" for topic in TOPICS]
         ensure_topics(self.bootstrap_servers, [TopicSpec(env[name], 1, RETENTION_MS) for name in names], timeout=30)
 
     def dead_letters(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from contracts.violation import field_path
 from httpapi.json_body import dumps
 
 PROBLEM_JSON = "application/problem+json"
@@ -50,17 +51,6 @@ def problem_response(
     if errors is not None:
         body["errors"] = errors
     return Response(dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
-
-
-def field_path(loc: Sequence[Any], skip: int = 0) -> str:
-    """('body', 'items', 0, 'quantity') -> 'items[0].quantity'."""
-    out = ""
-    for part in list(loc)[skip:]:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "body"
 
 
 def validation_errors(errors: Sequence[dict[str, Any]], skip: int = 0) -> list[dict[str, str]]:

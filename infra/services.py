@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from events.topology import TOPICS
 from infra.supervision import log_tail
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,6 +123,16 @@ def fulfillment_service(port: int, env: dict[str, str], log_dir: Path) -> Servic
     )
 
 
+def topic_env(prefix: str = "") -> dict[str, str]:
+    """{<SETTING>_TOPIC: name, <SETTING>_DLQ_TOPIC: name} for every topic of the event topology, each name
+    prefixed (tests isolate their topics so)."""
+    env: dict[str, str] = {}
+    for topic in TOPICS:
+        env[f"{topic.setting.upper()}_TOPIC"] = f"{prefix}{topic.name}"
+        env[f"{topic.setting.upper()}_DLQ_TOPIC"] = f"{prefix}{topic.dead_letter}"
+    return env
+
+
 def service_env(
     bootstrap_servers: str, registry_url: str, data_dir: Path, prefix: str = "", **extra: str
 ) -> dict[str, dict[str, str]]:
@@ -129,10 +140,7 @@ def service_env(
     common = {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
         "SCHEMA_REGISTRY_URL": registry_url,
-        "ORDER_EVENTS_TOPIC": f"{prefix}order-events",
-        "FULFILLMENT_EVENTS_TOPIC": f"{prefix}fulfillment-events",
-        "ORDER_EVENTS_DLQ_TOPIC": f"{prefix}order-events.dlq",
-        "FULFILLMENT_EVENTS_DLQ_TOPIC": f"{prefix}fulfillment-events.dlq",
+        **topic_env(prefix),
         **extra,
     }
     return {

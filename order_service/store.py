@@ -8,6 +8,8 @@ an order's created_at and updated_at, epoch milliseconds (integer) for estimated
 else. The page cursor is the keyset position in those units: created_at in µs and the order id.
 
 Every function runs on the caller's Connection, inside the caller's transaction; SQLAlchemy's errors propagate.
+The module is larger than most (about 400 lines) for that reason: it is the one place that knows the columns
+and their units, so every query on the Order Service's tables lives here.
 """
 
 from __future__ import annotations

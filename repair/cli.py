@@ -7,16 +7,21 @@ found (show); 2 the command line is wrong or the topic or database cannot be rea
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
 from confluent_kafka import KafkaException
+from sqlalchemy import Engine, MetaData, Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from events.settings import EventSettings
 from messaging.avro_codec import PoisonRecord, RegistryUnavailable
+from outbox.parking import discard_parked, list_parked, retry_parked
+from outbox.table import outbox_table
+from persistence.engine import make_engine
 from repair.dead_letters import DeadLetter, ReplayReport, Selection, replay
 from repair.environment import Environment, KafkaEnvironment, source_topic
 from repair.spool import Spool, replay_spool
@@ -37,6 +42,12 @@ spool_app = typer.Typer(
 )
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(spool_app, name="spool")
+outbox_app = typer.Typer(
+    help="Outbox rows parked because they can never be published as they are.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(outbox_app, name="outbox")
 
 # Characters of an error message a list line shows.
 MESSAGE_CHARS = 80
@@ -285,6 +296,57 @@ def spool_replay(
     _print_report(report)
     if report.failed:
         raise typer.Exit(1)
+
+
+def _outbox(database_url: str) -> tuple[Engine, Table]:
+    return make_engine(database_url), outbox_table(MetaData())
+
+
+@outbox_app.command("list")
+def outbox_list(database_url: DatabaseOption, limit: LimitOption = None, as_json: JsonOption = False) -> None:
+    """List the parked outbox rows of a service's database, oldest first.
+
+    Each line: row id, topic, key, event type, failed attempts, the rows of the same key it holds back, and the
+    failure that parked it.
+    """
+    engine, table = _outbox(database_url)
+    try:
+        rows = list_parked(engine, table, limit=limit or 1000)
+    except SQLAlchemyError as exc:
+        raise _fail(f"cannot read the outbox of {database_url}: {exc}") from exc
+    for row in rows:
+        if as_json:
+            typer.echo(json.dumps({**dataclasses.asdict(row), "payload": json.loads(row.payload)}))
+        else:
+            typer.echo(
+                f"{row.id}\t{row.topic}\t{row.key}\t{row.event_type}\tattempts={row.attempts}"
+                f"\tbehind={row.rows_behind}\t{_shorten(row.failure_reason, 120)}"
+            )
+    if not as_json:
+        typer.echo(f"{len(rows)} parked")
+
+
+@outbox_app.command("retry")
+def outbox_retry(database_url: DatabaseOption, row_id: Annotated[int, typer.Option("--id")]) -> None:
+    """Unpark a row once its cause is fixed: the relay publishes it, then the rows of its key behind it.
+    Exit code 1 when no parked row has that id."""
+    engine, table = _outbox(database_url)
+    if not retry_parked(engine, table, row_id):
+        typer.echo(f"no parked row {row_id}")
+        raise typer.Exit(1)
+    typer.echo(f"row {row_id} unparked")
+
+
+@outbox_app.command("discard")
+def outbox_discard(database_url: DatabaseOption, row_id: Annotated[int, typer.Option("--id")]) -> None:
+    """Delete a parked row for good (its event is never published; the rows behind it go on). Prints the row as
+    JSON for the record. Exit code 1 when no parked row has that id."""
+    engine, table = _outbox(database_url)
+    row = discard_parked(engine, table, row_id)
+    if row is None:
+        typer.echo(f"no parked row {row_id}")
+        raise typer.Exit(1)
+    typer.echo(json.dumps(dataclasses.asdict(row)))
 
 
 def run() -> None:

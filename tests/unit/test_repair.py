@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Message
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, insert, select
 from typer.testing import CliRunner
 
 from events.settings import EventSettings
@@ -21,6 +21,8 @@ from messaging.dead_letter import PRODUCER_MAX_MESSAGE_BYTES
 from messaging.dead_letter_copy import dead_letter_copy
 from messaging.dead_letter_spool import DeadLetterSpool, dead_letter_spool_table
 from messaging.topic_reader import OffsetRange
+from order_service import bootstrap as order_bootstrap
+from order_service import store as order_store
 from persistence.engine import make_engine
 from repair.cli import app
 from repair.dead_letters import DeadLetter, Delivery, Outgoing, Selection
@@ -356,3 +358,41 @@ def test_a_database_without_the_spool_table_exits_2(tmp_path: Path) -> None:
 
     result = invoke(Tables([]), "spool", "list", "--database-url", f"sqlite:///{tmp_path}/empty.db")
     assert result.exit_code == 2 and "cannot read the spool" in result.output
+
+
+def test_parked_outbox_rows_are_listed_retried_and_discarded(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/orders.db"
+    engine = make_engine(url)
+    order_bootstrap.migrate(engine)
+    outbox = order_store.outbox
+    with engine.begin() as conn:
+        for key, parked in (("order-1", True), ("order-1", False), ("order-2", True)):
+            conn.execute(
+                insert(outbox).values(
+                    topic="order-events",
+                    key=key,
+                    event_type="OrderCreated",
+                    payload=json.dumps({"orderId": key}),
+                    created_at=1.0,
+                    attempts=1 if parked else 0,
+                    failure_reason="MSG_SIZE_TOO_LARGE: too large" if parked else None,
+                    parked_at=2.0 if parked else None,
+                )
+            )
+    runner = CliRunner()
+    listed = runner.invoke(app, ["outbox", "list", "--database-url", url], obj=object())
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert lines[-1] == "2 parked"
+    assert lines[0].split("\t")[:3] == ["1", "order-events", "order-1"] and "behind=1" in lines[0]
+    as_json = runner.invoke(app, ["outbox", "list", "--database-url", url, "--json"], obj=object())
+    assert [json.loads(line)["payload"]["orderId"] for line in as_json.output.splitlines()] == ["order-1", "order-2"]
+
+    assert runner.invoke(app, ["outbox", "retry", "--database-url", url, "--id", "1"], obj=object()).exit_code == 0
+    discarded = runner.invoke(app, ["outbox", "discard", "--database-url", url, "--id", "3"], obj=object())
+    assert discarded.exit_code == 0 and json.loads(discarded.output)["key"] == "order-2"
+    again = runner.invoke(app, ["outbox", "retry", "--database-url", url, "--id", "3"], obj=object())
+    assert again.exit_code == 1
+    with engine.connect() as conn:
+        left = conn.execute(select(outbox.c.id, outbox.c.parked_at).order_by(outbox.c.id)).all()
+    assert [tuple(row) for row in left] == [(1, None), (2, None)]  # unparked, the one behind it waits no more

@@ -66,12 +66,13 @@ class ProviderBehaviour:
 class MockShippingProvider:
     """A ShippingProvider with adjustable latency and failure rate, its ledger in its own database.
 
-    calls and failures count create_shipment calls; start() before use (it writes through a group
-    committer on the running event loop), stop() at shutdown.
+    calls and failures count create_shipment calls; start() before use (it creates the ledger table if missing
+    and writes through a group committer on the running event loop), stop() at shutdown. Building one touches
+    no database.
     """
 
     def __init__(self, engine: Engine, behaviour: ProviderBehaviour, rng: random.Random | None = None) -> None:
-        ledger_metadata.create_all(engine)
+        self._engine = engine
         self.behaviour = behaviour
         self._ledger = GroupCommitter(engine, "shipping-ledger")
         self._rng = rng or random.Random()
@@ -79,7 +80,9 @@ class MockShippingProvider:
         self.failures = 0
 
     def start(self) -> None:
-        """Start the ledger's writer on the running event loop."""
+        """Create the ledger table if missing (the provider's own database, a stand-in for a remote system, so
+        no migrations) and start the ledger's writer on the running event loop. Blocking for the DDL."""
+        ledger_metadata.create_all(self._engine)
         self._ledger.start()
 
     async def stop(self) -> None:

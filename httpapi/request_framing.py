@@ -5,8 +5,8 @@
 * `Transfer-Encoding` with a coding other than `chunked`: 501 (RFC 9112 §6.1);
 * a path or query whose percent-escapes do not decode to UTF-8 (RFC 3986 §2.5; `%FF` would otherwise become
   U+FFFD and match nothing by accident): 400;
-* more than MAX_QUERY_PARAMETERS query parameters, a query parameter given more than once, or a request
-  header of SINGLE_HEADERS given more than once: 400.
+* a request header of SINGLE_HEADERS given more than once: 400; more than MAX_QUERY_PARAMETERS query
+  parameters, or one given more than once: 422 naming it, as every other parameter that breaks its schema.
   Every parameter of the API documents is a single value (arrays are `explode: false`, one comma-separated
   value), and frameworks silently take the last or the first copy (`limit=1&limit=100`), so two copies are
   a request whose meaning is a guess.
@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from httpapi.problems import problem_response
 
+_UNPROCESSABLE = "Invalid request"
 # No operation of the API documents takes more than a handful of query parameters.
 MAX_QUERY_PARAMETERS = 50
 # Request headers that carry one value (RFC 9110 §5.3: a field may repeat only if its definition allows a list).
@@ -68,10 +69,10 @@ def _refusal(scope: Scope) -> tuple[int, str, str, str] | None:
             return 400, "Bad Request", part, "percent-escapes must decode to UTF-8"
     query = (scope.get("query_string") or b"").decode()
     if query.count("&") >= MAX_QUERY_PARAMETERS:
-        return 400, "Bad Request", "query", f"more than {MAX_QUERY_PARAMETERS} query parameters"
+        return 422, _UNPROCESSABLE, "query", f"more than {MAX_QUERY_PARAMETERS} query parameters"
     seen_names: set[str] = set()
     for name, _ in parse_qsl(query, keep_blank_values=True):
         if name in seen_names:
-            return 400, "Bad Request", f"query.{name}", f"the query parameter {name} is given more than once"
+            return 422, _UNPROCESSABLE, f"query.{name}", f"the query parameter {name} is given more than once"
         seen_names.add(name)
     return None

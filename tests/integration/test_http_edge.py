@@ -155,8 +155,8 @@ def _problem_status(answer: bytes) -> int:
         (b"GET /ok HTTP/1.1\r\nHost: x\r\n" + b"X-Many: 1\r\n" * 100_000 + b"\r\n", 431),
         (b"GET /ok HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", 431),  # parsed in one chunk
         (b"GET /ok?" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 431),
-        (b"GET /ok?limit=1&limit=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 400),
-        (b"GET /ok?" + b"&".join(b"a%d=1" % i for i in range(8000)) + b" HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET /ok?limit=1&limit=2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 422),
+        (b"GET /ok?" + b"&".join(b"a%d=1" % i for i in range(8000)) + b" HTTP/1.1\r\nHost: x\r\n\r\n", 422),
         (POST_ECHO + b"Idempotency-Key: a1\r\nIdempotency-Key: b2\r\nContent-Length: 2\r\n\r\n{}", 400),
         (b"GET /\xf0\x9f\x91\xbd HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         (b"GET /ok HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400),

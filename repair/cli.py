@@ -10,11 +10,12 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from confluent_kafka import KafkaException
-from sqlalchemy import Engine, MetaData, Table
+from sqlalchemy import Engine, MetaData, Table, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from events.settings import EventSettings
@@ -299,6 +300,10 @@ def spool_replay(
 
 
 def _outbox(database_url: str) -> tuple[Engine, Table]:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).is_file():
+        # Opening it would create an empty database file where the operator mistyped a path.
+        raise _fail(f"no database file at {url.database}")
     return make_engine(database_url), outbox_table(MetaData())
 
 

@@ -396,3 +396,10 @@ def test_parked_outbox_rows_are_listed_retried_and_discarded(tmp_path: Path) -> 
     with engine.connect() as conn:
         left = conn.execute(select(outbox.c.id, outbox.c.parked_at).order_by(outbox.c.id)).all()
     assert [tuple(row) for row in left] == [(1, None), (2, None)]  # unparked, the one behind it waits no more
+
+
+def test_a_mistyped_database_path_is_reported_not_created(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such.db"
+    result = CliRunner().invoke(app, ["outbox", "list", "--database-url", f"sqlite:///{missing}"], obj=object())
+    assert result.exit_code == 2 and "no database file" in result.output
+    assert not missing.exists()

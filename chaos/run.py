@@ -24,6 +24,7 @@ from chaos.profile import Profile
 from harness.load import BackgroundLoad
 from harness.order_bodies import order_body
 from harness.orders import TERMINAL, wait_drained, wait_terminal
+from harness.reconcile import Reconciliation
 from harness.system import System
 from harness.topics import read_to_end
 from harness.waiting import poll
@@ -143,6 +144,15 @@ class Run:
         """Check that the fulfillment group commits past everything on order-events within timeout seconds."""
         caught_up = self.poll(lambda: self.fulfillment_group_lag() == 0, timeout=timeout, interval=0.5)
         self.check(name, bool(caught_up), "" if caught_up else f"lag {self.fulfillment_group_lag()}")
+
+    def check_pickup_sla(self, recon: Reconciliation) -> None:
+        """Check that no valid order was picked up later than the profile's pickup SLA after it was accepted."""
+        delay = recon.max_pickup_delay_s
+        self.check(
+            f"no valid order picked up later than {self.profile.pickup_sla_s:g}s",
+            delay is not None and delay <= self.profile.pickup_sla_s,
+            f"max pickup delay {delay}s",
+        )
 
     def dead_letters(self) -> dict[str, list[dict[str, str]]]:
         """The Fulfillment Service's dead-letter topic read to its end: each record's headers (as text) by its key."""

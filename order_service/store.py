@@ -202,13 +202,23 @@ def schedule_next_republish(
     query = select(orders.c.order_id, orders.c.republish_count).where(
         orders.c.order_id.in_([str(i) for i in order_ids])
     )
-    for order_id, count in conn.execute(query).all():
-        interval = min(first_interval * 2 ** min(count, 20), cap)
-        conn.execute(
-            update(orders)
-            .where(orders.c.order_id == order_id)
-            .values(republish_count=count + 1, republish_due_at=_micros(now + interval))
-        )
+    schedule = [
+        {
+            "b_order_id": order_id,
+            "b_count": count + 1,
+            "b_due": _micros(now + min(first_interval * 2 ** min(count, 20), cap)),
+        }
+        for order_id, count in conn.execute(query).all()
+    ]
+    if schedule:  # one prepared UPDATE for them all (executemany)
+        conn.execute(_SCHEDULE_REPUBLISH, schedule)
+
+
+_SCHEDULE_REPUBLISH = (
+    update(orders)
+    .where(orders.c.order_id == bindparam("b_order_id"))
+    .values(republish_count=bindparam("b_count"), republish_due_at=bindparam("b_due"))
+)
 
 
 def stale_summary(conn: Connection, changed_before: datetime) -> tuple[int, datetime | None]:

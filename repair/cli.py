@@ -149,6 +149,11 @@ def _print_report(report: ReplayReport) -> None:
 # -- dlq ---------------------------------------------------------------------------------------------------
 
 
+def _dlq_topic(environment: Environment, topic: str | None) -> str:
+    """The dead-letter topic a command reads: the one given, else order-events' dead-letter topic."""
+    return topic or environment.settings.order_events_dlq_topic
+
+
 @dlq_app.command("list")
 def dlq_list(
     ctx: typer.Context,
@@ -167,7 +172,7 @@ def dlq_list(
     whether the copy is truncated, and the error message shortened.
     """
     environment = _environment(ctx)
-    topic = topic or environment.settings.order_events_dlq_topic
+    topic = _dlq_topic(environment, topic)
     selection = Selection(error_type, key, partition, from_offset, to_offset, limit)
     _print_copies(_read(environment, topic, selection), as_json, spooled=False)
 
@@ -185,7 +190,7 @@ def dlq_show(
     decode is shown as its size and first bytes in hex, with the reason.
     """
     environment = _environment(ctx)
-    topic = topic or environment.settings.order_events_dlq_topic
+    topic = _dlq_topic(environment, topic)
     found = _read(environment, topic, Selection(partition=partition, first_offset=offset, last_offset=offset))
     if not found:
         raise _fail(f"no record at {topic}[{partition}]@{offset}", code=1)
@@ -234,7 +239,7 @@ def dlq_replay(
     when any record failed.
     """
     environment = _environment(ctx)
-    topic = topic or environment.settings.order_events_dlq_topic
+    topic = _dlq_topic(environment, topic)
     selection = Selection(error_type, key, partition, from_offset, to_offset, limit)
     copies = _read(environment, topic, selection)
     report = replay(

@@ -352,8 +352,7 @@ def test_a_waiting_read_returns_when_the_status_arrives_or_the_time_is_up(run):
         unchanged = await w.service.get(order.order_id, {OrderStatus.Fulfilled}, timeout_seconds=0.05)
         assert unchanged.status is OrderStatus.Pending
         waiting = asyncio.create_task(w.service.get(order.order_id, {OrderStatus.Fulfilled, OrderStatus.Failed}, 30))
-        while not w.waiter.waiting:  # until the read waits for a change
-            await asyncio.sleep(0.001)
+        await _until_waiting(w)
         await w.apply(status_changed(order.order_id, FulfillmentStatus.Failed, 1, reason="address unknown"))
         failed = await asyncio.wait_for(waiting, 30)
         assert (failed.status, failed.fulfillment.failure_reason) == (OrderStatus.Failed, "address unknown")
@@ -391,11 +390,20 @@ def test_the_api_representation_of_a_stored_order(run):
     run(scenario)
 
 
+async def _until_waiting(w: World, seconds: float = 5.0) -> None:
+    """Return once a request waits for a change (polled with a deadline)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not w.waiter.waiting:
+        assert loop.time() < deadline, "no request started waiting"
+        await asyncio.sleep(0.001)
+
+
 def test_a_long_poll_returns_when_this_instance_applies_the_status(run):
     async def scenario(w: World) -> None:
         order, _ = await w.service.place(request(), None)
         waiting = asyncio.create_task(w.service.get(order.order_id, {OrderStatus.Fulfilled}, 30))
-        await asyncio.sleep(0)  # let it start waiting
+        await _until_waiting(w)
         await w.apply(status_changed(order.order_id, FulfillmentStatus.Shipped, 1, trackingNumber="SHIP-1"))
         found = await asyncio.wait_for(waiting, 5)  # woken by the projection, not by the 60 s re-read
         assert found.status is OrderStatus.Fulfilled
@@ -408,7 +416,7 @@ def test_a_long_poll_sees_another_replicas_change_and_returns_the_last_read_at_i
         order, _ = await w.service.place(request(), None)
         other_replica = FulfillmentProjection(w.engine, on_changed=None, clock=w.clock)  # wakes no one here
         waiting = asyncio.create_task(w.service.get(order.order_id, {OrderStatus.Fulfilled, OrderStatus.Failed}, 30))
-        await asyncio.sleep(0)
+        await _until_waiting(w)
         await asyncio.to_thread(other_replica, [status_changed(order.order_id, FulfillmentStatus.Failed, 1)])
         await w.apply(status_changed(order.order_id, FulfillmentStatus.Pending, 0))  # changes nothing: stale
         loop = asyncio.get_running_loop()

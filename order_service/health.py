@@ -3,7 +3,7 @@ ready)."""
 
 from __future__ import annotations
 
-import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any
@@ -18,8 +18,10 @@ from httpapi.json_body import DecimalJSONResponse
 from messaging.avro_codec import RegistrationCheck
 from messaging.dead_letter import DeadLetterCounts, DeadLetterPublisher
 from messaging.health import CachedProbe
+from observability.throttled_log import ThrottledLog
 from outbox.parking import OutboxHealth
 
+log = logging.getLogger(__name__)
 # The oldest unpublished event may be this old (seconds) before readiness calls the pipeline stalled.
 STALLED_OUTBOX_SECONDS = 60.0
 
@@ -42,6 +44,7 @@ def health_router(
     is accepted then), 200 otherwise: `degraded` with Kafka or the registry away, events parked, the oldest
     unpublished event older than STALLED_OUTBOX_SECONDS, or orders without progress; `ok` otherwise."""
     router = APIRouter()
+    failures = ThrottledLog(log)
 
     @router.get("/health/live", response_model=Health, response_model_exclude_none=True, operation_id="live")
     async def live() -> dict[str, Any]:
@@ -56,8 +59,10 @@ def health_router(
     async def ready() -> DecimalJSONResponse:
         stale: tuple[int, timedelta | None] | None = None
         if stale_orders is not None:
-            with contextlib.suppress(Exception):  # the database is away: reported as such below
+            try:
                 stale = await stale_orders()
+            except Exception as exc:  # the database is away: reported as such below; logged once per interval
+                failures.error(type(exc).__name__, "counting orders without progress failed", exc)
 
         def check() -> dict[str, Any]:
             deps = dependency_report(engine, dict(probes))

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, Table
 
 from events.codecs import codec_for
 from events.settings import EventSettings
-from events.topology import DEAD_LETTER_HEADERS, TopicDeclaration
+from events.topology import DEAD_LETTER_HEADERS, TOPICS, Service, TopicDeclaration
 from messaging.clients import make_consumer, make_producer
 from messaging.consumer.dispatch import Dispatcher
 from messaging.consumer.runtime import ConsumerRuntime
@@ -26,20 +26,26 @@ from outbox.relay import OutboxRelay
 
 def publisher(
     settings: EventSettings,
-    declaration: TopicDeclaration,
+    service: Service,
     engine: Engine,
     table: Table,
     registry: SchemaRegistryClient,
     producer: Producer,
 ) -> OutboxRelay:
-    """The relay that publishes declaration's events from the outbox table on engine, with producer; it checks
-    the event schema's registration every SCHEMA_CHECK_INTERVAL_SECONDS."""
-    codec = codec_for(registry, declaration, settings.topic(declaration).name)
+    """The relay that publishes, from the outbox table on engine with producer, every event the topology says
+    service produces (one codec per declared topic, picked by the row's event type); it checks the event
+    schemas' registration every SCHEMA_CHECK_INTERVAL_SECONDS.
+
+    Raises ValueError when the topology declares no topic that service produces.
+    """
+    declarations = [declaration for declaration in TOPICS if declaration.producer == service]
+    if not declarations:
+        raise ValueError(f"{service.name} produces no declared topic")
     return OutboxRelay(
         engine,
         table,
         producer,
-        {declaration.event.name: codec},
+        {d.event.name: codec_for(registry, d, settings.topic(d).name) for d in declarations},
         registration_check_seconds=settings.schema_check_interval_seconds,
     )
 

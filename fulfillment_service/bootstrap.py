@@ -19,7 +19,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from events.topology import FULFILLMENT_EVENTS, ORDER_EVENTS
+from events.topology import FULFILLMENT_EVENTS, FULFILLMENT_SERVICE, ORDER_EVENTS
 from events.wiring import create_topics, publisher, subscriber
 from fulfillment_service import store
 from fulfillment_service.resilience import BackoffPolicy, CircuitBreaker
@@ -151,7 +151,7 @@ def bootstrap(
     if producer is None:
         producer = make_producer(settings, "fulfillment-service-outbox")
     if relay is None:
-        relay = publisher(settings, FULFILLMENT_EVENTS, engine, store.outbox, registry, producer)
+        relay = publisher(settings, FULFILLMENT_SERVICE, engine, store.outbox, registry, producer)
     if behaviour is None:
         behaviour = ProviderBehaviour(
             settings.provider_min_latency_ms, settings.provider_max_latency_ms, settings.provider_failure_rate

@@ -19,7 +19,7 @@ from httpapi.request_framing import RequestFraming
 def contract_app(
     title: str,
     contract: str,
-    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None,
     *,
     max_body_bytes: int,
     asyncapi: bool = False,
@@ -27,7 +27,7 @@ def contract_app(
     """A FastAPI app serving schemas/openapi/<contract>.yaml (and the AsyncAPI document when asyncapi).
 
     Bodies over max_body_bytes get 413, framing the service refuses 400/415/501, every error problem+json,
-    and JSON responses keep Decimal exact; lifespan is the service's start-up and shutdown.
+    and JSON responses keep Decimal exact; lifespan is the service's start-up and shutdown (None: nothing to start).
     """
     # No redirect to the slash-less path: it would echo the client's Host header into Location.
     app = FastAPI(

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +17,7 @@ from order_service.api import order_router
 from order_service.bootstrap import bootstrap
 from order_service.health import health_router
 from order_service.settings import OrderServiceSettings
+from order_service.use_cases import OrderService
 
 
 def create_app(settings: OrderServiceSettings | None = None, **overrides: Any) -> FastAPI:
@@ -31,14 +33,7 @@ def create_app(settings: OrderServiceSettings | None = None, **overrides: Any) -
         finally:
             await components.stop()
 
-    app = contract_app(
-        "Order Service",
-        "order-service",
-        lifespan,
-        max_body_bytes=components.settings.max_body_bytes,
-        asyncapi=True,
-    )
-    app.include_router(order_router(components.service))
+    app = order_api(components.service, max_body_bytes=components.settings.max_body_bytes, lifespan=lifespan)
     app.include_router(
         health_router(
             components.engine,
@@ -51,4 +46,18 @@ def create_app(settings: OrderServiceSettings | None = None, **overrides: Any) -
             ),
         )
     )
+    return app
+
+
+def order_api(
+    service: OrderService,
+    *,
+    max_body_bytes: int,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+) -> FastAPI:
+    """The order API over service: the service's contract, the framing, body limit and problem+json handling
+    every request gets, and the order routes. create_app() adds health and the lifespan; tests of the HTTP
+    edge build this with a service of their own and get exactly what clients get."""
+    app = contract_app("Order Service", "order-service", lifespan, max_body_bytes=max_body_bytes, asyncapi=True)
+    app.include_router(order_router(service))
     return app

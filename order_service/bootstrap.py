@@ -24,7 +24,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from events.topology import FULFILLMENT_EVENTS, ORDER_EVENTS
+from events.topology import FULFILLMENT_EVENTS, ORDER_EVENTS, ORDER_SERVICE
 from events.wiring import create_topics, publisher, subscriber
 from messaging.clients import make_producer
 from messaging.consumer.dispatch import BatchDispatcher
@@ -140,7 +140,7 @@ def bootstrap(
     if producer is None:
         producer = make_producer(settings, "order-service-outbox")
     if relay is None:
-        relay = publisher(settings, ORDER_EVENTS, engine, store.outbox, registry, producer)
+        relay = publisher(settings, ORDER_SERVICE, engine, store.outbox, registry, producer)
     if uow is None:
         uow = SqlOrderUnitOfWork(engine, settings.topic(ORDER_EVENTS).name, on_event_written=relay.wake)
     if waiter is None:

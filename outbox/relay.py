@@ -108,6 +108,11 @@ class OutboxRelay:
         self._thread.start()
         self._checker.start()
 
+    @property
+    def event_types(self) -> frozenset[str]:
+        """The event types this relay publishes (the `event_type` of the rows it has a codec for)."""
+        return frozenset(self._codecs)
+
     def wake(self) -> None:
         """Called after a transaction added rows, so they go out without waiting for the next poll."""
         self._wake.set()

@@ -8,14 +8,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, select
 
+from events.topology import FULFILLMENT_SERVICE, ORDER_SERVICE, TOPICS, Service
+from events.wiring import publisher
 from fulfillment_service import store as fulfillment_store
 from fulfillment_service.app import create_app as create_fulfillment_app
 from fulfillment_service.bootstrap import bootstrap as bootstrap_fulfillment
 from fulfillment_service.settings import FulfillmentServiceSettings
 from infra.ports import free_port
+from order_service import store as order_store
 from order_service.app import create_app as create_order_app
 from order_service.settings import OrderServiceSettings
 from tests.sample_events import order_created
@@ -136,3 +140,31 @@ def test_python_m_each_service_serves_the_app_built_from_the_environment_setting
         assert settings.database_url == "sqlite:///from-the-environment.db"
         assert served[0][:4] == ("app", "127.0.0.9", 6123, "warning")
     assert served[0][4] == 7 + 5  # the Fulfillment Service drains in-flight orders before uvicorn gives up
+
+
+def test_each_service_relays_every_event_the_topology_says_it_produces(tmp_path: Path) -> None:
+    from order_service.bootstrap import bootstrap as bootstrap_order
+
+    order = bootstrap_order(
+        OrderServiceSettings(database_url=f"sqlite:///{tmp_path}/o.db", create_topics=False, **nowhere())
+    )
+    fulfillment = bootstrap_fulfillment(
+        FulfillmentServiceSettings(
+            database_url=f"sqlite:///{tmp_path}/f.db",
+            provider_database_url=f"sqlite:///{tmp_path}/p.db",
+            create_topics=False,
+            **nowhere(),
+        )
+    )
+    for service, components in ((ORDER_SERVICE, order), (FULFILLMENT_SERVICE, fulfillment)):
+        produced = {d.event.name for d in TOPICS if d.producer == service}
+        assert components.relay.event_types == produced
+    with pytest.raises(ValueError, match="produces no declared topic"):
+        publisher(
+            OrderServiceSettings(**nowhere()),
+            Service("Audit", "audit"),
+            order.engine,
+            order_store.outbox,
+            None,  # type: ignore[arg-type]  # refused before the registry or producer is used
+            None,  # type: ignore[arg-type]
+        )

@@ -19,19 +19,17 @@ from typing import Any
 
 import fastavro
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contract_models.events import ORDER_CREATED_SCHEMA, OrderCreated
 from contracts.order_rules import ValidOrder
-from httpapi.body_limit import BodyLimitMiddleware
-from httpapi.problems import ProblemError, install_problem_handlers
+from httpapi.problems import ProblemError
 from messaging.avro_codec import AvroBodyWriter
 from order_service import store
-from order_service.api import order_router
 from order_service.api.order_request import parse_order_request
+from order_service.app import order_api
 from order_service.domain import accept
 from order_service.errors import EventNotEncodable
 from order_service.publishing import PublishableCheck, order_created
@@ -50,10 +48,8 @@ READER = fastavro.parse_schema(json.loads(ORDER_CREATED_SCHEMA))
 def client(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path}/orders.db")
     store.metadata.create_all(engine)
-    app = FastAPI()
-    app.add_middleware(BodyLimitMiddleware, max_bytes=1_048_576)
-    install_problem_handlers(app)
-    app.include_router(order_router(OrderService(SqlOrderUnitOfWork(engine, "order-events"), StatusWaiter(), 86_400)))
+    service = OrderService(SqlOrderUnitOfWork(engine, "order-events"), StatusWaiter(), 86_400)
+    app = order_api(service, max_body_bytes=1_048_576)
     with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
 
@@ -263,10 +259,8 @@ def test_duplicate_member_names_are_never_guessed(names):
 def test_an_order_whose_event_would_not_fit_the_stream_is_413(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path}/orders.db")
     store.metadata.create_all(engine)
-    app = FastAPI()
-    install_problem_handlers(app)
     service = OrderService(SqlOrderUnitOfWork(engine, "order-events"), StatusWaiter(), 86_400, max_event_bytes=200)
-    app.include_router(order_router(service))
+    app = order_api(service, max_body_bytes=1_048_576)
     items = ",".join(f'{{"productId":"p{i}","productName":"{"n" * 150}","quantity":1,"price":1}}' for i in range(3))
     with TestClient(app) as test_client:
         small = test_client.post("/api/orders", content=body(), headers=JSON)

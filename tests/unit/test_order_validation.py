@@ -3,14 +3,11 @@
 import json
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from httpapi.body_limit import BodyLimitMiddleware
-from httpapi.problems import install_problem_handlers
 from order_service import store
-from order_service.api import order_router
+from order_service.app import order_api
 from order_service.status_waiter import StatusWaiter
 from order_service.unit_of_work import SqlOrderUnitOfWork
 from order_service.use_cases import OrderService
@@ -21,10 +18,8 @@ from persistence.engine import make_engine
 def env(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path}/orders.db")
     store.metadata.create_all(engine)
-    app = FastAPI()
-    app.add_middleware(BodyLimitMiddleware, max_bytes=1_048_576)
-    install_problem_handlers(app)
-    app.include_router(order_router(OrderService(SqlOrderUnitOfWork(engine, "order-events"), StatusWaiter(), 86_400)))
+    service = OrderService(SqlOrderUnitOfWork(engine, "order-events"), StatusWaiter(), 86_400)
+    app = order_api(service, max_body_bytes=1_048_576)
     with TestClient(app) as client:
         yield client, engine
 

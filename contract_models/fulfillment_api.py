@@ -44,6 +44,35 @@ class DependencyHealth(BaseModel):
     detail: str | None = None
 
 
+class EventSchemaStatus(StrEnum):
+    """
+    What the Schema Registry says about the status event schema this service writes: `ok` (registered),
+    `refused` (incompatible with the subject's versions, or invalid: status events wait in the outbox and
+    status is `degraded`), `unknown` (the registry could not be asked).
+
+    """
+
+    ok = "ok"
+    refused = "refused"
+    unknown = "unknown"
+
+
+class EventSchemaHealth(BaseModel):
+    status: EventSchemaStatus
+    subject: str | None = None
+    """
+    The registry subject the schema is registered under.
+    """
+    detail: str | None = None
+    """
+    The registry's reason for a refusal, or why it could not be asked.
+    """
+    fields: list[str] | None = None
+    """
+    The fields the registry names as incompatible.
+    """
+
+
 class ConsumerProgress(BaseModel):
     """
     Progress of the fulfillment consumer group on order-events, read from the broker by a client of the service's own (independent of the consumer, so a stuck consumer cannot freeze it). The status is degraded while a partition is stalled: it has records waiting and its committed offset has not moved for more than stallSeconds.
@@ -140,3 +169,20 @@ class Health(BaseModel):
     Why status is not ok, one sentence each; empty while it is ok.
     """
     deadLetters: DeadLetters | None = None
+    outboxBacklog: int | None = None
+    """
+    Status events written but not yet published to Kafka (parked events not counted); null while the database cannot be asked.
+    """
+    outboxOldestAgeSeconds: float | None = None
+    """
+    Seconds since the oldest status event not yet published (and not parked) was written; status is degraded once it is over 60. Null when none waits.
+    """
+    outboxParked: int | None = None
+    """
+    Status events set aside because they can never be published as they are (they do not encode, exceed the producer's size limit, or the registry refuses their schema); each holds back the later events of its order until it is retried or discarded (`order-repair outbox`). Status is degraded while there are any.
+    """
+    outboxParkedReason: str | None = None
+    """
+    Why the first event still parked was parked.
+    """
+    eventSchema: EventSchemaHealth | None = None

@@ -32,7 +32,15 @@ def create_app(settings: FulfillmentServiceSettings | None = None, **overrides: 
     app = contract_app("Fulfillment Service", "fulfillment-service", lifespan, max_body_bytes=1_048_576)
     app.include_router(fulfillment_router(components.engine))
     app.include_router(
-        health_router(components.engine, components.probes, components.breaker, components.intake, components.progress)
+        health_router(
+            components.engine,
+            components.probes,
+            components.breaker,
+            components.intake,
+            components.progress,
+            outbox=components.relay.health,
+            schema_checks=components.relay.schema_checks,
+        )
     )
     if components.settings.provider_control_enabled:
         app.include_router(provider_control_router(components.behaviour))

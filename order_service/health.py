@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from contract_models.order_api import Health
 from httpapi.health import dependency_report, overall_status
 from httpapi.json_body import DecimalJSONResponse
+from httpapi.pipeline_health import outbox_report, schema_report
 from messaging.avro_codec import RegistrationCheck
 from messaging.dead_letter import DeadLetterCounts, DeadLetterPublisher
 from messaging.health import CachedProbe
@@ -22,8 +23,6 @@ from observability.throttled_log import ThrottledLog
 from outbox.parking import OutboxHealth
 
 log = logging.getLogger(__name__)
-# The oldest unpublished event may be this old (seconds) before readiness calls the pipeline stalled.
-STALLED_OUTBOX_SECONDS = 60.0
 
 
 def health_router(
@@ -71,15 +70,9 @@ def health_router(
             stalled = False
             database_ok = deps["database"]["status"] == "ok"
             if database_ok:
-                state = outbox()
-                age = None if state.oldest_unpublished_age_s is None else round(state.oldest_unpublished_age_s, 1)
-                body.update(
-                    outboxBacklog=state.backlog,
-                    outboxOldestAgeSeconds=age,
-                    outboxParked=state.parked,
-                    outboxParkedReason=(state.oldest_parked_reason or "")[:500] or None,
-                )
-                stalled = state.parked > 0 or (age is not None and age > STALLED_OUTBOX_SECONDS)
+                report = outbox_report(outbox())
+                body.update(report.body)
+                stalled = report.reason is not None
             if dead_letters is not None:
                 counts = dead_letters.counts() if database_ok else DeadLetterCounts(dead_letters.published, None)
                 body["deadLetters"] = counts.to_json()
@@ -99,13 +92,3 @@ def health_router(
         return DecimalJSONResponse(body, status_code=503 if body["status"] == "down" else 200)
 
     return router
-
-
-def schema_report(checks: list[RegistrationCheck]) -> dict[str, Any]:
-    """The `eventSchema` of readiness from the registry's last answers: a refusal first, then an unanswered
-    check, else ok; `unknown` before the first check."""
-    if not checks:
-        return {"status": "unknown", "detail": "not checked yet", "fields": []}
-    order = {"refused": 0, "unknown": 1, "ok": 2}
-    check = min(checks, key=lambda c: order[c.status])
-    return {"status": check.status, "subject": check.subject, "detail": check.detail, "fields": list(check.fields)}

@@ -22,7 +22,8 @@ from infra.ports import free_port
 from order_service import store as order_store
 from order_service.app import create_app as create_order_app
 from order_service.settings import OrderServiceSettings
-from tests.sample_events import order_created
+from outbox.table import outbox_row
+from tests.sample_events import order_created, status_changed
 from tests.unit.fake_shipping import FakeShippingProvider
 
 
@@ -102,6 +103,35 @@ def test_fulfillment_health_reports_breaker_and_consumer(tmp_path: Path) -> None
     assert body["consumer"]["lag"] is None and body["consumer"]["lagTotal"] is None and body["consumer"]["error"]
     assert not body["consumer"]["stalled"]
     assert body["dependencies"]["database"]["status"] == "ok"
+
+
+def test_fulfillment_health_reports_its_own_parked_status_events_and_event_schema(tmp_path: Path) -> None:
+    settings = FulfillmentServiceSettings(
+        database_url=f"sqlite:///{tmp_path}/fulfillment.db",
+        provider_database_url=f"sqlite:///{tmp_path}/provider.db",
+        create_topics=False,
+        **nowhere(),
+    )
+    app = create_fulfillment_app(settings, provider=FakeShippingProvider())
+    with TestClient(app) as client:
+        before = client.get("/api/fulfillment/health").json()
+        from persistence.engine import make_engine
+
+        engine = make_engine(settings.database_url)
+        with engine.begin() as conn:
+            row = outbox_row("fulfillment-events", "order-1", status_changed())
+            conn.execute(
+                fulfillment_store.outbox.insert(),
+                [{**row, "attempts": 1, "parked_at": row["created_at"], "failure_reason": "MSG_SIZE_TOO_LARGE"}],
+            )
+        engine.dispose()
+        after = client.get("/api/fulfillment/health").json()
+    assert before["outboxParked"] == 0 and before["outboxBacklog"] == 0
+    # The registry is not there: the schema's registration is unknown, which alone degrades nothing.
+    assert before["eventSchema"]["status"] == "unknown"
+    assert after["outboxParked"] == 1 and after["outboxParkedReason"] == "MSG_SIZE_TOO_LARGE"
+    assert after["status"] == "degraded"
+    assert any("parked" in reason for reason in after["reasons"])
 
 
 def test_the_breaker_frees_a_lost_probe_20_s_after_the_provider_call_timeout(tmp_path: Path) -> None:

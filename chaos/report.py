@@ -16,6 +16,7 @@ COLUMNS = [
     "Duplicated",
     "Create non-2xx",
     "Max pickup delay",
+    "Stuck while ok",
     "Drain time",
     "Result",
 ]
@@ -30,8 +31,10 @@ LEGEND = """\
   where the fault is the Order Service itself.
 - **Max pickup delay**: OrderCreated timestamp to the picked-up (Pending) FulfillmentStatusChanged timestamp,
   both read from the topics.
-- **Drain time**: end of the last fault window (faulted part back) until the last order accepted by then was
-  terminal; `>deadline` when orders were still open at the drain deadline.
+- **Stuck while ok**: seconds during which an accepted order was still unfinished 35 s after acceptance (the
+  consumer stall time plus 5 s) while both services' health said `ok` (sampled every second).
+- **Drain time** (time to heal): end of the last fault window (faulted part back) until the last order accepted
+  by then was terminal; `>deadline` when orders were still open at the drain deadline.
 """
 
 
@@ -51,6 +54,7 @@ def row(result: ScenarioResult) -> list[str]:
         str(recon.get("duplicated", "n/a")),
         f"{result.create_non_2xx} ({result.create_non_2xx_orders} orders)" if result.create_non_2xx else "0",
         _seconds(recon.get("maxPickupDelaySeconds")),
+        _seconds(result.stuck_while_ok_s),
         drain_text,
         "PASS" if result.passed else "FAIL",
     ]

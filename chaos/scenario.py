@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaos.health_watch import STUCK_AFTER_S, HealthWatch, stuck_while_ok_seconds
 from chaos.profile import Profile, load_spec
 from chaos.run import Check, Fault, Run
 from chaos.stacks import StackPool
@@ -71,6 +72,7 @@ class ScenarioResult:
     create_non_2xx: int  # POST attempts not answered 2xx
     create_non_2xx_orders: int  # distinct orders (keys) with at least one such attempt
     create_non_2xx_during_faults: int
+    stuck_while_ok_s: float | None  # seconds an order was stuck while health said ok (chaos.health_watch)
     wall_seconds: float
     workdir: str  # service databases and logs
     stackdir: str  # broker and registry data and logs
@@ -108,6 +110,8 @@ def run_scenario(
     run: Run | None = None
     load_result = LoadResult(load_spec("", profile.rate))  # the record if the run ends before the load starts
     recon: Reconciliation | None = None
+    watch: HealthWatch | None = None
+    stuck_while_ok: float | None = None
     error: str | None = None
     try:
         if stacks is not None:
@@ -128,6 +132,8 @@ def run_scenario(
         log.info("probe order terminal after %.1fs", time.monotonic() - started)
         run.load = BackgroundLoad(load_spec(system.orders.url, profile.rate))
         run.load.start()
+        watch = HealthWatch(system)
+        watch.start()
         run.hold(profile.warmup_s)
         scenario.inject(run)
         run.hold(profile.tail_s)
@@ -136,10 +142,18 @@ def run_scenario(
         if stacks is not None and prepare_next:
             stacks.prepare()
         recon = _drain_and_reconcile(run, scenario, load_result)
+        stuck_while_ok = stuck_while_ok_seconds(watch.stop(), load_result.accepted, recon.finished_at)
+        run.check(
+            "health not ok while orders are stuck",
+            stuck_while_ok == 0,
+            f"{stuck_while_ok:g}s with an order unfinished {STUCK_AFTER_S:g}s after acceptance while both said ok",
+        )
     except Exception:
         error = traceback.format_exc()
         log.error("scenario %s crashed:\n%s", scenario.name, error)
     finally:
+        if watch is not None:
+            watch.stop()
         if run is not None and run.load is not None:
             with contextlib.suppress(Exception):
                 run.load.stop(timeout=5)
@@ -178,6 +192,7 @@ def run_scenario(
         create_non_2xx=len(load_result.failures),
         create_non_2xx_orders=len({f.key for f in load_result.failures}),
         create_non_2xx_during_faults=during,
+        stuck_while_ok_s=stuck_while_ok,
         wall_seconds=round(time.monotonic() - started, 1),
         workdir=str(directory),
         stackdir=str(stack_dir),

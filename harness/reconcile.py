@@ -201,6 +201,7 @@ class Reconciliation:
     order_event_copies: int  # OrderCreated records beyond one per order (at-least-once redeliveries)
     poison_on_order_events: int
     outbox_left: dict[str, int]
+    finished_at: dict[str, float] = field(default_factory=dict)  # terminal accepted orders: epoch s they finished
 
     def to_json(self, sample: int = 20) -> dict[str, Any]:
         """The verdict as JSON, lists of order ids cut to sample entries."""
@@ -326,4 +327,16 @@ def judge(
         order_event_copies=sum(n - 1 for n in created.copies.values()),
         poison_on_order_events=created.undecodable,
         outbox_left=outbox_left,
+        finished_at=_finished_at(accepted, orders),
     )
+
+
+def _finished_at(accepted: Mapping[str, Accepted], orders: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Epoch s at which each accepted order reached its terminal status (its updatedAt), terminal ones only."""
+    finished = {}
+    for order_id in accepted:
+        order = orders.get(order_id, {})
+        stamp = _epoch(order.get("updatedAt"))
+        if order.get("status") in TERMINAL and stamp is not None:
+            finished[order_id] = stamp
+    return finished

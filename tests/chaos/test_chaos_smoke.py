@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from chaos.faults import SCENARIOS
+from chaos.health_watch import HealthSample, stuck_while_ok_seconds
 from chaos.profile import SMOKE
 from chaos.report import COLUMNS, row
 from chaos.scenario import run_scenario
@@ -91,6 +92,16 @@ def stacks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackPool]:
         yield pool
     finally:
         pool.close()
+
+
+def test_stuck_while_ok_counts_only_time_health_said_ok_about_an_order_stuck_past_the_limit() -> None:
+    accepted = {**_accepted("a", at=100.0), **_accepted("b", at=100.0)}
+    samples = [HealthSample(100.0 + t, True, t not in (50, 51)) for t in range(0, 60)]
+    # a finished at once; b only at 160: stuck from 135 on, health said ok except at 150 and 151.
+    stuck = stuck_while_ok_seconds(samples, accepted, {"a": 100.5, "b": 160.0})
+    assert stuck == 23.0  # 135..159 is 25 samples of 1 s, two of them not ok
+    assert stuck_while_ok_seconds(samples, accepted, {"a": 100.5, "b": 134.0}) == 0
+    assert stuck_while_ok_seconds([HealthSample(140.0, False, True)], accepted, {"a": 100.5}) == 0
 
 
 @pytest.mark.integration

@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import (
     BigInteger,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    delete,
     func,
     insert,
     select,
@@ -63,8 +65,22 @@ def dead_letter_spool_table(metadata: MetaData) -> Table:
     )
 
 
+@dataclass(frozen=True)
+class SpooledCopy:
+    """A spooled dead-letter copy: its row id, the dead-letter topic it was meant for, the copy's key and value
+    bytes, its dead-letter headers as (name, bytes) pairs, and why the topic refused it."""
+
+    spool_id: int
+    dead_letter_topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    reason: str
+
+
 class DeadLetterSpool:
-    """Keeps dead-letter copies in table on engine (the service's own database)."""
+    """Keeps dead-letter copies in table on engine (the service's own database): the consumers add and count
+    them, the repair tool reads and removes them."""
 
     def __init__(self, engine: Engine, table: Table) -> None:
         self._engine = engine
@@ -112,3 +128,26 @@ class DeadLetterSpool:
         """How many records the spool holds. Blocking; raises SQLAlchemy's errors when the database fails."""
         with self._engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(self._table)).scalar_one())
+
+    def copies(self) -> list[SpooledCopy]:
+        """Every spooled copy, oldest first. Blocking; raises SQLAlchemy's errors when the database or the table
+        is missing."""
+        table = self._table
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(table).order_by(table.c.id)).mappings().all()
+        return [
+            SpooledCopy(
+                spool_id=int(row["id"]),
+                dead_letter_topic=row["dead_letter_topic"],
+                key=row["record_key"],
+                value=row["record_value"],
+                headers=tuple((name, text.encode()) for name, text in json.loads(row["headers"])),
+                reason=row["reason"],
+            )
+            for row in rows
+        ]
+
+    def remove(self, spool_id: int) -> None:
+        """Delete the row spool_id in its own transaction (nothing when it is gone already). Blocking."""
+        with self._engine.begin() as conn:
+            conn.execute(delete(self._table).where(self._table.c.id == spool_id))

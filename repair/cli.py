@@ -3,6 +3,10 @@
 Settings come from the environment like the services' (KAFKA_BOOTSTRAP_SERVERS, SCHEMA_REGISTRY_URL, the
 `<TOPIC>_TOPIC` / `<TOPIC>_DLQ_TOPIC` variables). Exit codes: 0 done; 1 a record failed (replay) or was not
 found (show); 2 the command line is wrong or the topic or database cannot be read.
+
+The module holds the command line only (about 360 lines: typer declares each command's options in its own
+signature, from the shared option types below); what the commands do lives in repair.dead_letters,
+repair.spool and outbox.parking.
 """
 
 from __future__ import annotations

@@ -3,13 +3,12 @@ good) read as dead-letter copies, and sent on to their dead-letter topic once it
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Protocol
 
-from sqlalchemy import Engine, MetaData, delete, select
+from sqlalchemy import Engine, MetaData
 
-from messaging.dead_letter_spool import dead_letter_spool_table
+from messaging.dead_letter_spool import DeadLetterSpool, dead_letter_spool_table
 from repair.dead_letters import FAILED, REPLAYED, WOULD_REPLAY, DeadLetter, Outcome, Outgoing, ReplayReport, Sender
 
 
@@ -26,34 +25,30 @@ class Spool(Protocol):
 
 
 class SpoolTable:
-    """The `dead_letter_spool` table on engine (a service's own database: SQLite or PostgreSQL)."""
+    """The `dead_letter_spool` table on engine (a service's own database: SQLite or PostgreSQL), read through
+    the service's own DeadLetterSpool."""
 
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._table = dead_letter_spool_table(MetaData())
+        self._spool = DeadLetterSpool(engine, dead_letter_spool_table(MetaData()))
 
     def copies(self) -> list[DeadLetter]:
         """Every spooled copy as a DeadLetter (topic: the dead-letter topic it was meant for), by row id.
         Raises SQLAlchemy's errors when the database or the table is missing."""
-        table = self._table
-        with self._engine.connect() as conn:
-            rows = conn.execute(select(table).order_by(table.c.id)).mappings().all()
         return [
             DeadLetter(
-                topic=row["dead_letter_topic"],
-                key=row["record_key"],
-                value=row["record_value"],
-                headers=tuple((name, text.encode()) for name, text in json.loads(row["headers"])),
-                spool_id=int(row["id"]),
-                spool_reason=row["reason"],
+                topic=copy.dead_letter_topic,
+                key=copy.key,
+                value=copy.value,
+                headers=copy.headers,
+                spool_id=copy.spool_id,
+                spool_reason=copy.reason,
             )
-            for row in rows
+            for copy in self._spool.copies()
         ]
 
     def remove(self, spool_id: int) -> None:
         """Delete the row spool_id in its own transaction."""
-        with self._engine.begin() as conn:
-            conn.execute(delete(self._table).where(self._table.c.id == spool_id))
+        self._spool.remove(spool_id)
 
 
 def replay_spool(copies: Sequence[DeadLetter], spool: Spool, sender: Sender | None) -> ReplayReport:

@@ -58,6 +58,10 @@ class _ScrapeCollector(Collector):
         self._collect = collect
         self._failed = failed
 
+    def describe(self) -> Iterable[Metric]:
+        # Without it the registry would call collect() when registering, reading the source before any scrape.
+        return []
+
     def collect(self) -> Iterable[Metric]:
         try:
             return list(self._collect())
@@ -119,6 +123,9 @@ class Metrics:
         """Have collect() (blocking; it runs on a worker thread) yield metric families at every scrape; source
         names it in the error counter and the log. Build the families with `family`."""
         self.registry.register(_ScrapeCollector(source, collect, self._failed))
+        # The error counter is collected after every source, so a scrape reports its own failures.
+        self.registry.unregister(self._source_errors)
+        self.registry.register(self._source_errors)
 
     def refresh_at_scrape(self, source: str, refresh: Callable[[], Awaitable[None]]) -> None:
         """Await refresh() (on the event loop; it sets gauges declared here) before every scrape."""
@@ -135,6 +142,11 @@ class Metrics:
     def exposition(self) -> bytes:
         """Every series in the text format 0.0.4 (CONTENT_TYPE). Blocking: runs the scrape-time collectors."""
         return generate_latest(self.registry)
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        """The current value of sample PREFIX + name with exactly these labels (e.g. "orders_created_total",
+        "http_server_request_duration_seconds_count"), None when there is none. Blocking, as a scrape."""
+        return self.registry.get_sample_value(PREFIX + name, labels)
 
     def _failed(self, source: str, exc: Exception) -> None:
         self._source_errors.labels(source).inc()

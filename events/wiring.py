@@ -21,6 +21,7 @@ from messaging.consumer.topic_ids import TopicIds
 from messaging.dead_letter import PRODUCER_MAX_MESSAGE_BYTES, DeadLetterPublisher
 from messaging.dead_letter_spool import DeadLetterSpool
 from messaging.topics import TopicSpec, create_topics_in_background, ensure_topics
+from observability.metrics import Metrics
 from outbox.relay import OutboxRelay
 
 
@@ -31,10 +32,11 @@ def publisher(
     table: Table,
     registry: SchemaRegistryClient,
     producer: Producer,
+    metrics: Metrics | None = None,
 ) -> OutboxRelay:
     """The relay that publishes, from the outbox table on engine with producer, every event the topology says
     service produces (one codec per declared topic, picked by the row's event type); it checks the event
-    schemas' registration every SCHEMA_CHECK_INTERVAL_SECONDS.
+    schemas' registration every SCHEMA_CHECK_INTERVAL_SECONDS and observes its publish latency in metrics.
 
     Raises ValueError when the topology declares no topic that service produces.
     """
@@ -47,6 +49,7 @@ def publisher(
         producer,
         {d.event.name: codec_for(registry, d, settings.topic(d).name) for d in declarations},
         registration_check_seconds=settings.schema_check_interval_seconds,
+        metrics=metrics,
     )
 
 
@@ -60,31 +63,38 @@ def subscriber(
     client_id: str,
     dead_letter_client_id: str,
     spool: DeadLetterSpool,
+    metrics: Metrics | None = None,
     **options: Any,
 ) -> ConsumerRuntime:
     """A consumer of declaration's topic in group, handing its events to dispatcher. Records it can never
     decode go to the topic's dead-letter topic (created from its spec when missing, whatever CREATE_TOPICS
     says), or to spool when that topic refuses them for good. The client ids name the consumer and the
     dead-letter producer to the broker. options: the ConsumerRuntime's (max_in_flight, watermark_interval...);
-    topic ids are looked up on the same brokers unless options name another lookup."""
+    topic ids are looked up on the same brokers unless options name another lookup. metrics: where the consumer
+    counts processed records and the dead-letter publisher its copies."""
     topic = settings.topic(declaration)
     options.setdefault("topic_ids", TopicIds(settings.kafka_bootstrap_servers))
     return ConsumerRuntime(
         functools.partial(make_consumer, settings, group, client_id),
         topic.name,
         codec_for(registry, declaration, topic.name),
-        dead_letter_publisher(settings, declaration, dead_letter_client_id, spool),
+        dead_letter_publisher(settings, declaration, dead_letter_client_id, spool, metrics),
         dispatcher,
+        metrics=metrics,
         **options,
     )
 
 
 def dead_letter_publisher(
-    settings: EventSettings, declaration: TopicDeclaration, client_id: str, spool: DeadLetterSpool
+    settings: EventSettings,
+    declaration: TopicDeclaration,
+    client_id: str,
+    spool: DeadLetterSpool,
+    metrics: Metrics | None = None,
 ) -> DeadLetterPublisher:
     """The publisher of declaration's dead-letter copies: a producer at librdkafka's default message.max.bytes
     (stated, so the copies are cut to the limit the producer really has), topic creation from the topology's
-    spec, and spool for what the topic refuses for good."""
+    spec, and spool for what the topic refuses for good; copies are counted in metrics."""
     topic = settings.topic(declaration)
     spec = TopicSpec(topic.dead_letter, declaration.dead_letter_partitions, settings.topic_retention_ms)
     return DeadLetterPublisher(
@@ -94,6 +104,7 @@ def dead_letter_publisher(
         max_message_bytes=PRODUCER_MAX_MESSAGE_BYTES,
         create_topic=functools.partial(ensure_topics, settings.kafka_bootstrap_servers, [spec]),
         spool=spool,
+        metrics=metrics,
     )
 
 

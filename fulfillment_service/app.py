@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from contract_models.fulfillment_api import Problem
 from fulfillment_service.api import fulfillment_router, provider_control_router
 from fulfillment_service.bootstrap import bootstrap
 from fulfillment_service.health import health_router
@@ -29,7 +30,14 @@ def create_app(settings: FulfillmentServiceSettings | None = None, **overrides: 
         finally:
             await components.stop()
 
-    app = contract_app("Fulfillment Service", "fulfillment-service", lifespan, max_body_bytes=1_048_576)
+    app = contract_app(
+        "Fulfillment Service",
+        "fulfillment-service",
+        lifespan,
+        max_body_bytes=1_048_576,
+        metrics=components.metrics,
+        problem_model=Problem,
+    )
     app.include_router(fulfillment_router(components.engine))
     app.include_router(
         health_router(

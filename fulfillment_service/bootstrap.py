@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from events.topology import FULFILLMENT_EVENTS, FULFILLMENT_SERVICE, ORDER_EVENTS
 from events.wiring import create_topics, publisher, subscriber
 from fulfillment_service import store
+from fulfillment_service.metrics import report_breaker, report_in_flight
 from fulfillment_service.resilience import BackoffPolicy, CircuitBreaker
 from fulfillment_service.scheduler import RetryScheduler
 from fulfillment_service.settings import FulfillmentServiceSettings
@@ -35,7 +36,10 @@ from messaging.dead_letter_spool import DeadLetterSpool
 from messaging.group_lag import GroupLag
 from messaging.group_progress import GroupProgress
 from messaging.health import CachedProbe, dependency_probes
+from messaging.metrics import report_group_progress
 from messaging.registry import registry_client
+from observability.metrics import Metrics
+from outbox.metrics import report_outbox_health
 from outbox.relay import OutboxRelay
 from persistence.engine import make_engine
 from persistence.group_commit import GroupCommitter
@@ -72,7 +76,8 @@ def probe_timeout_seconds(settings: FulfillmentServiceSettings) -> float:
 class Components:
     """The Fulfillment Service's parts, wired: the use cases (fulfiller) with their provider, breaker and
     unit of work, the intake consumer, the retry scheduler, the outbox relay, and what the HTTP edge reads
-    (the dependency probes, and the intake group's progress read from the broker).
+    (the dependency probes, and the intake group's progress read from the broker), and the metric series
+    GET /metrics serves.
 
     A provider with start() and stop() (the mock) is started and stopped with the service.
     """
@@ -89,6 +94,7 @@ class Components:
     relay: OutboxRelay
     probes: dict[str, CachedProbe]
     progress: GroupProgress
+    metrics: Metrics
     _stopping: threading.Event = field(default_factory=threading.Event)
 
     async def start(self) -> None:
@@ -137,13 +143,19 @@ def bootstrap(
     intake: ConsumerRuntime | None = None,
     probes: dict[str, CachedProbe] | None = None,
     progress: GroupProgress | None = None,
+    metrics: Metrics | None = None,
 ) -> Components:
     """The service's Components for settings (default: from the environment), with any part given used as is.
+
+    Every part observes its series in metrics (one registry for the process, enabled by METRICS_ENABLED); the
+    outbox, the breaker, the orders in flight and the intake group's lag are read into it at scrape time.
 
     The mock provider creates its ledger table when built; nothing else talks to Kafka, the registry or the
     databases before Components.start().
     """
     settings = settings or FulfillmentServiceSettings()
+    if metrics is None:
+        metrics = Metrics(settings.metrics_enabled)
     if engine is None:
         engine = make_engine(settings.database_url, settings.sqlite_synchronous)
     if registry is None:
@@ -151,7 +163,7 @@ def bootstrap(
     if producer is None:
         producer = make_producer(settings, "fulfillment-service-outbox")
     if relay is None:
-        relay = publisher(settings, FULFILLMENT_SERVICE, engine, store.outbox, registry, producer)
+        relay = publisher(settings, FULFILLMENT_SERVICE, engine, store.outbox, registry, producer, metrics)
     if behaviour is None:
         behaviour = ProviderBehaviour(
             settings.provider_min_latency_ms, settings.provider_max_latency_ms, settings.provider_failure_rate
@@ -183,6 +195,7 @@ def bootstrap(
             retry_policy,
             settings.provider_timeout_seconds,
             settings.delivery_after_seconds,
+            metrics=metrics,
         )
     if scheduler is None:
         scheduler = RetryScheduler(uow, fulfiller)
@@ -197,6 +210,7 @@ def bootstrap(
             dead_letter_client_id="fulfillment-service-dlq",
             spool=DeadLetterSpool(engine, store.dead_letter_spool),
             max_in_flight=settings.max_in_flight,
+            metrics=metrics,
         )
     if probes is None:
         probes = dependency_probes(producer, settings.topic(ORDER_EVENTS).name, settings.schema_registry_url)
@@ -206,6 +220,22 @@ def bootstrap(
         progress = GroupProgress(
             lag.read, topic, settings.consumer_group, settings.consumer_stall_seconds, close=lag.close
         )
+    report_outbox_health(metrics, relay.health)
+    report_breaker(metrics, breaker)
+    report_in_flight(metrics, lambda: intake.in_flight)
+    report_group_progress(metrics, progress)
     return Components(
-        settings, engine, committer, behaviour, provider, breaker, fulfiller, scheduler, intake, relay, probes, progress
+        settings,
+        engine,
+        committer,
+        behaviour,
+        provider,
+        breaker,
+        fulfiller,
+        scheduler,
+        intake,
+        relay,
+        probes,
+        progress,
+        metrics,
     )

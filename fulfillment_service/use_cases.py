@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from contract_models.events import OrderCreated
 from fulfillment_service.domain import Fulfillment, RetryPolicy, Status, Transition, pick_up
+from fulfillment_service.metrics import FulfillmentMetrics
 from fulfillment_service.resilience import CircuitBreaker
 from fulfillment_service.shipping import ProviderError, ShippingProvider
 from fulfillment_service.unit_of_work import UnitOfWork
+from observability.metrics import Metrics
 
 # A running call pushes the order's next attempt this far past the call timeout: an order whose worker
 # died mid-call is then due again for the retry scheduler.
@@ -31,7 +34,8 @@ class Fulfiller:
     """The use cases of one service instance, with the orders it is working on (active).
 
     provider_timeout_seconds bounds every provider call; delivery_after_seconds > 0 simulates delivery
-    that long after shipping. shipped and failed count the outcomes this instance recorded.
+    that long after shipping. shipped and failed count the outcomes this instance recorded; metrics is where
+    outcomes, provider calls and scheduled retries are observed (fulfillment_service.metrics).
     """
 
     def __init__(
@@ -43,8 +47,10 @@ class Fulfiller:
         provider_timeout_seconds: float,
         delivery_after_seconds: float,
         clock: Callable[[], datetime] = functools.partial(datetime.now, UTC),
+        metrics: Metrics | None = None,
     ) -> None:
         self._uow = uow
+        self._metrics = FulfillmentMetrics(metrics or Metrics())
         self._provider = provider
         self._breaker = breaker
         self._retry = retry
@@ -106,18 +112,22 @@ class Fulfiller:
             if not self._breaker.allow():
                 await self._uow.apply(fulfillment.wait_for_breaker(self._clock() + self._breaker.retry_after()))
                 return
+            started = time.perf_counter()
             try:
                 shipment = await asyncio.wait_for(self._provider.create_shipment(str(order_id)), self._timeout)
             except (ProviderError, TimeoutError) as exc:
+                self._metrics.provider_failed(exc, time.perf_counter() - started)
                 self._breaker.record_failure()
                 reason = str(exc) or f"shipping provider did not answer within {self._timeout:g} s"
                 await self._record(fulfillment.attempt_failed(reason, self._clock(), self._retry))
                 return
-            except BaseException:
+            except BaseException as exc:
                 # Any other failure of the call (the provider's own storage, a cancelled task) still ends
                 # it: a half-open breaker's probe slot must be released, or the breaker never closes.
+                self._metrics.provider_failed(exc, time.perf_counter() - started)
                 self._breaker.record_failure()
                 raise
+            self._metrics.provider_succeeded(time.perf_counter() - started)
             self._breaker.record_success()
             await self._record(fulfillment.ship(shipment, self._clock(), self._delivery_after))
         finally:
@@ -129,8 +139,11 @@ class Fulfiller:
         await self._record(fulfillment.deliver(self._clock()))
 
     async def _record(self, transition: Transition) -> None:
+        """Record an outcome, or a failed attempt's scheduled retry (a Pending transition)."""
         if await self._uow.apply(transition):  # False: another worker recorded this order's outcome first
-            if transition.fulfillment.status is Status.Shipped:
+            status = transition.fulfillment.status
+            if status is Status.Shipped:
                 self.shipped += 1
-            elif transition.fulfillment.status is Status.Failed:
+            elif status is Status.Failed:
                 self.failed += 1
+            self._metrics.recorded(status)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -14,6 +15,8 @@ from httpapi.json_body import DecimalJSONResponse
 from httpapi.openapi import serve_contract
 from httpapi.problems import install_problem_handlers
 from httpapi.request_framing import RequestFraming
+from observability.http_metrics import RequestDurations, metrics_router
+from observability.metrics import Metrics
 
 
 def contract_app(
@@ -23,11 +26,15 @@ def contract_app(
     *,
     max_body_bytes: int,
     asyncapi: bool = False,
+    metrics: Metrics | None = None,
+    problem_model: Any = None,
 ) -> FastAPI:
     """A FastAPI app serving schemas/openapi/<contract>.yaml (and the AsyncAPI document when asyncapi).
 
     Bodies over max_body_bytes get 413, framing the service refuses 400/415/501, every error problem+json,
     and JSON responses keep Decimal exact; lifespan is the service's start-up and shutdown (None: nothing to start).
+    With metrics, GET /metrics serves them (a 404 problem, of the contract's problem_model, while they are
+    disabled) and, while they are enabled, every request's duration is observed (observability.http_metrics).
     """
     # No redirect to the slash-less path: it would echo the client's Host header into Location.
     app = FastAPI(
@@ -40,6 +47,10 @@ def contract_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(RequestFraming)
     app.add_middleware(ErrorBoundary)  # outermost of ours: answers what escapes everything else
+    if metrics is not None:
+        if metrics.enabled:  # outside the error boundary: it sees the status the client gets
+            app.add_middleware(RequestDurations, metrics=metrics, router=app.router)
+        app.include_router(metrics_router(metrics, problem_model))
     install_problem_handlers(app)
     serve_contract(app, contract, asyncapi=asyncapi)
     return app

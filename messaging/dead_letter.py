@@ -13,12 +13,15 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from messaging.dead_letter_copy import DeadLetterRecord, dead_letter_copy, dead_letter_headers
 from messaging.dead_letter_headers import DeadLetterHeaders
 from messaging.dead_letter_spool import DeadLetterSpool
+from messaging.metrics import dead_lettered
+from observability.metrics import Metrics
 
 __all__ = ["DeadLetterCounts", "DeadLetterError", "DeadLetterPublisher", "dead_letter_headers", "is_permanent"]
 
@@ -84,7 +87,8 @@ class DeadLetterPublisher:
     headers: the names of the headers the reason and origin go in. max_message_bytes: the producer's
     `message.max.bytes` (larger copies are cut to fit). create_topic: creates the topic (raises KafkaException
     when it cannot), None when it must exist. spool: where copies the topic refuses for good go, None to wait
-    for the topic instead (DeadLetterError).
+    for the topic instead (DeadLetterError). metrics: where published and spooled copies are counted by error
+    type (messaging.metrics).
     """
 
     def __init__(
@@ -96,8 +100,11 @@ class DeadLetterPublisher:
         max_message_bytes: int = PRODUCER_MAX_MESSAGE_BYTES,
         create_topic: Callable[[], None] | None = None,
         spool: DeadLetterSpool | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._producer = producer
+        self._dead_lettered = dead_lettered(metrics or Metrics())
+        self._counted: dict[tuple[str, str], Any] = {}
         self._headers = headers
         self._max_message_bytes = max_message_bytes
         self._create_topic = create_topic
@@ -157,6 +164,7 @@ class DeadLetterPublisher:
         sent = [copy for copy, error in zip(copies, outcomes, strict=True) if error is None]
         self.published += len(sent)
         for copy in sent:
+            self._count(copy, "published")
             log.warning(
                 "dead-lettered %s[%s]@%s to %s%s: %s: %s",
                 copy.source_topic,
@@ -251,6 +259,7 @@ class DeadLetterPublisher:
         except Exception as exc:
             raise DeadLetterError(f"cannot spool {len(records)} dead-letter copies: {exc}") from exc
         for copy, reason in records:
+            self._count(copy, "spooled")
             log.error(
                 "dead-letter copy of %s[%s]@%s spooled locally (%s): %s",
                 copy.source_topic,
@@ -259,6 +268,13 @@ class DeadLetterPublisher:
                 copy.header(self._headers.error_type),
                 reason,
             )
+
+    def _count(self, copy: DeadLetterRecord, outcome: str) -> None:
+        key = (copy.header(self._headers.error_type) or "unknown", outcome)
+        child = self._counted.get(key)
+        if child is None:
+            child = self._counted[key] = self._dead_lettered.labels(*key)
+        child.inc()
 
 
 def _describe(error: KafkaError | None) -> str:

@@ -12,7 +12,9 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from contract_models.order_api import Problem
 from httpapi.app import contract_app
+from observability.metrics import Metrics
 from order_service.api import order_router
 from order_service.bootstrap import bootstrap
 from order_service.health import health_router
@@ -33,7 +35,12 @@ def create_app(settings: OrderServiceSettings | None = None, **overrides: Any) -
         finally:
             await components.stop()
 
-    app = order_api(components.service, max_body_bytes=components.settings.max_body_bytes, lifespan=lifespan)
+    app = order_api(
+        components.service,
+        max_body_bytes=components.settings.max_body_bytes,
+        lifespan=lifespan,
+        metrics=components.metrics,
+    )
     app.include_router(
         health_router(
             components.engine,
@@ -54,10 +61,19 @@ def order_api(
     *,
     max_body_bytes: int,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    metrics: Metrics | None = None,
 ) -> FastAPI:
     """The order API over service: the service's contract, the framing, body limit and problem+json handling
-    every request gets, and the order routes. create_app() adds health and the lifespan; tests of the HTTP
-    edge build this with a service of their own and get exactly what clients get."""
-    app = contract_app("Order Service", "order-service", lifespan, max_body_bytes=max_body_bytes, asyncapi=True)
+    every request gets, GET /metrics with metrics, and the order routes. create_app() adds health and the
+    lifespan; tests of the HTTP edge build this with a service of their own and get exactly what clients get."""
+    app = contract_app(
+        "Order Service",
+        "order-service",
+        lifespan,
+        max_body_bytes=max_body_bytes,
+        asyncapi=True,
+        metrics=metrics,
+        problem_model=Problem,
+    )
     app.include_router(order_router(service))
     return app

@@ -32,13 +32,16 @@ from messaging.consumer.runtime import ConsumerRuntime
 from messaging.dead_letter_spool import DeadLetterSpool
 from messaging.health import CachedProbe, dependency_probes
 from messaging.registry import registry_client
+from observability.metrics import Metrics
 from observability.throttled_log import ThrottledLog
 from order_service import store
+from order_service.metrics import report_stale_orders
 from order_service.projection import FulfillmentProjection
 from order_service.settings import OrderServiceSettings
 from order_service.status_waiter import StatusWaiter
 from order_service.unit_of_work import OrderUnitOfWork, SqlOrderUnitOfWork
 from order_service.use_cases import OrderService
+from outbox.metrics import report_outbox_health
 from outbox.relay import OutboxRelay
 from persistence.engine import make_engine
 from persistence.migrations import upgrade_to_head
@@ -63,7 +66,8 @@ def migrate(engine: Engine) -> None:
 @dataclass
 class Components:
     """The Order Service's parts, wired: the use cases (service), their unit of work, the outbox
-    relay, the fulfillment projection (a batch consumer) and the probes health reports."""
+    relay, the fulfillment projection (a batch consumer), the probes health reports and the metric series
+    GET /metrics serves."""
 
     settings: OrderServiceSettings
     engine: Engine
@@ -73,6 +77,7 @@ class Components:
     relay: OutboxRelay
     projection: ConsumerRuntime
     probes: dict[str, CachedProbe]
+    metrics: Metrics
     _stopping: threading.Event = field(default_factory=threading.Event)
     _jobs: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -127,12 +132,18 @@ def bootstrap(
     service: OrderService | None = None,
     projection: ConsumerRuntime | None = None,
     probes: dict[str, CachedProbe] | None = None,
+    metrics: Metrics | None = None,
 ) -> Components:
     """The service's Components for settings (default: from the environment), with any part given used as is.
+
+    Every part observes its series in metrics (one registry for the process, enabled by METRICS_ENABLED); the
+    outbox and the orders without progress are read into it at scrape time.
 
     Builds nothing that talks to Kafka, the registry or the database yet: that starts with Components.start().
     """
     settings = settings or OrderServiceSettings()
+    if metrics is None:
+        metrics = Metrics(settings.metrics_enabled)
     if engine is None:
         engine = make_engine(settings.database_url, settings.sqlite_synchronous)
     if registry is None:
@@ -140,7 +151,7 @@ def bootstrap(
     if producer is None:
         producer = make_producer(settings, "order-service-outbox")
     if relay is None:
-        relay = publisher(settings, ORDER_SERVICE, engine, store.outbox, registry, producer)
+        relay = publisher(settings, ORDER_SERVICE, engine, store.outbox, registry, producer, metrics)
     if uow is None:
         uow = SqlOrderUnitOfWork(engine, settings.topic(ORDER_EVENTS).name, on_event_written=relay.wake)
     if waiter is None:
@@ -153,6 +164,7 @@ def bootstrap(
             max_event_bytes=settings.max_event_bytes,
             schema_refusal=relay.schema_refusal,
             retry_after_seconds=max(1, math.ceil(settings.schema_check_interval_seconds)),
+            metrics=metrics,
         )
     if projection is None:
         projection = subscriber(
@@ -165,10 +177,14 @@ def bootstrap(
             dead_letter_client_id="order-service-dlq",
             spool=DeadLetterSpool(engine, store.dead_letter_spool),
             watermark_interval=None,  # nobody asks this consumer for its lag
+            metrics=metrics,
         )
     if probes is None:
         probes = dependency_probes(producer, settings.topic(ORDER_EVENTS).name, settings.schema_registry_url)
-    return Components(settings, engine, uow, service, waiter, relay, projection, probes)
+    report_outbox_health(metrics, relay.health)
+    stale_after = timedelta(seconds=settings.stale_order_seconds)
+    report_stale_orders(metrics, functools.partial(service.stale_orders, stale_after))
+    return Components(settings, engine, uow, service, waiter, relay, projection, probes, metrics)
 
 
 async def _every(seconds: float, what: str, job: Callable[[], Awaitable[object]]) -> None:

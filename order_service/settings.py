@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from events.settings import EventSettings
 from events.topology import ORDER_SERVICE
+from observability.settings import ObservabilitySettings
 
 
-class OrderServiceSettings(EventSettings):
+class OrderServiceSettings(EventSettings, ObservabilitySettings):
     """Every field reads the upper-case environment variable of the same name."""
 
     host: str = "127.0.0.1"

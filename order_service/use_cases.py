@@ -17,9 +17,11 @@ from datetime import UTC, datetime, timedelta
 
 from contracts.order_rules import ValidOrder
 from messaging.avro_codec import RegistrationCheck
+from observability.metrics import Metrics
 from order_service.domain import Order, OrderPage, OrderStatus, accept
 from order_service.errors import EventSchemaRefused, IdempotencyKeyReused, OrderNotFound
 from order_service.idempotency import IdempotencyRecord, request_fingerprint
+from order_service.metrics import OrderMetrics
 from order_service.publishing import PublishableCheck, order_created
 from order_service.status_waiter import StatusWaiter
 from order_service.unit_of_work import IdempotencyKeyTaken, OrderUnitOfWork
@@ -34,7 +36,8 @@ class OrderService:
     OrderCreated event encodes and fits max_event_bytes, and while the registry does not refuse its schema:
     schema_refusal() gives the registry's refusal (None while there is none; the relay keeps it current) and
     retry_after_seconds is when a refused client may try again. waiter wakes reads waiting for a status change;
-    clock gives the current UTC time.
+    clock gives the current UTC time. metrics: where orders created and waiting long polls are observed
+    (order_service.metrics).
     """
 
     def __init__(
@@ -47,8 +50,10 @@ class OrderService:
         schema_refusal: Callable[[], RegistrationCheck | None] = lambda: None,
         retry_after_seconds: int = 30,
         clock: Callable[[], datetime] = functools.partial(datetime.now, UTC),
+        metrics: Metrics | None = None,
     ) -> None:
         self._uow = uow
+        self._metrics = OrderMetrics(metrics or Metrics())
         self._waiter = waiter
         self._idempotency_ttl = timedelta(seconds=idempotency_ttl_seconds)
         self._publishable = PublishableCheck(max_event_bytes)
@@ -87,6 +92,7 @@ class OrderService:
             if replay is not None:
                 return replay, True
             raise
+        self._metrics.orders_created.inc()
         return order, False
 
     async def get(
@@ -101,6 +107,16 @@ class OrderService:
                 raise OrderNotFound(order_id)
             return order
         started = time.monotonic()
+        waiting = self._metrics.long_polls_waiting
+        waiting.inc()
+        try:
+            return await self._wait(order_id, wait_for, timeout_seconds, started)
+        finally:
+            waiting.dec()
+
+    async def _wait(
+        self, order_id: uuid.UUID, wait_for: Collection[OrderStatus], timeout_seconds: float, started: float
+    ) -> Order:
         with self._waiter.watching(order_id, wait_for) as watch:
             order = await self._uow.get(order_id)
             if order is None:

@@ -34,7 +34,7 @@ class OutboxClaims:
         """Claim up to limit free rows (never claimed, or their lease ran out) for lease_seconds: not parked,
         and with no parked row of the same key before them.
 
-        Returns rows with id, topic, key, event_type and payload, in id order.
+        Returns rows with id, topic, key, event_type, payload and created_at (epoch s), in id order.
         """
         now = time.time()
         table = self._table
@@ -58,7 +58,9 @@ class OutboxClaims:
                 update(table)
                 .where(table.c.id.in_(ids))
                 .values(claimed_until=now + lease_seconds, claimed_by=self._owner)
-                .returning(table.c.id, table.c.topic, table.c.key, table.c.event_type, table.c.payload)
+                .returning(
+                    table.c.id, table.c.topic, table.c.key, table.c.event_type, table.c.payload, table.c.created_at
+                )
             ).all()
         return sorted(rows, key=lambda r: r.id)
 

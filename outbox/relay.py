@@ -30,8 +30,10 @@ from sqlalchemy import Engine, Table
 from messaging.avro_codec import EventCodec, RegistrationCheck, RegistryUnavailable
 from messaging.backoff import Backoff
 from messaging.registry import SchemaRefused
+from observability.metrics import Metrics
 from outbox.claims import OutboxClaims
 from outbox.failures import UnknownEventType, classify, classify_delivery
+from outbox.metrics import RelayMetrics
 from outbox.ownership import current_owner, owner_is_gone
 from outbox.parking import OutboxHealth, outbox_health
 
@@ -65,11 +67,13 @@ class OutboxRelay:
         idle_poll_seconds: float = 0.5,
         max_in_flight: int = 20_000,
         registration_check_seconds: float = 30.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self._engine = engine
         self._table = table
         self._producer = producer
         self._codecs = codecs
+        self._metrics = RelayMetrics(metrics or Metrics())
         self._batch_size = batch_size
         self._lease = lease_seconds
         self._idle = idle_poll_seconds
@@ -226,7 +230,7 @@ class OutboxRelay:
                 value = self._encode(row)
                 self._in_flight.add(row.id)
                 try:
-                    self._produce_one(row.topic, row.key, value, row.id)
+                    self._produce_one(row.topic, row.key, value, row.id, row.created_at)
                 except Exception:
                     self._in_flight.discard(row.id)
                     raise
@@ -283,8 +287,10 @@ class OutboxRelay:
                 check.schema_id,
             )
 
-    def _produce_one(self, topic: str, key: str, value: bytes, row_id: int) -> None:
+    def _produce_one(self, topic: str, key: str, value: bytes, row_id: int, created_at: float) -> None:
         def on_delivery(err: KafkaError | None, _msg: Message, row_id: int = row_id) -> None:
+            if err is None:
+                self._metrics.published(topic, time.time() - created_at)
             with self._lock:
                 if err is None:
                     self._delivered.append(row_id)

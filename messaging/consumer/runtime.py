@@ -40,6 +40,8 @@ from messaging.consumer.offsets import CommitLog, OffsetTracker
 from messaging.consumer.positions import AssignPlan, PartitionPositions
 from messaging.consumer.topic_ids import TopicIdLookup
 from messaging.dead_letter import DeadLetterPublisher
+from messaging.metrics import records_processed
+from observability.metrics import Metrics
 
 log = logging.getLogger(__name__)
 # Partition assignments and revocations are logged under the name the consumer had before this runtime
@@ -60,7 +62,8 @@ class ConsumerRuntime:
     reads of the partitions' high watermarks for lag(), or None for no lag. topic_ids: looks up a topic's
     current id (messaging.consumer.topic_ids.TopicIds), so a recreated topic is noticed even when the new log
     has grown past the old position (None: only positions beyond the end are noticed). check_interval:
-    seconds between checks of the partitions' positions and topic id.
+    seconds between checks of the partitions' positions and topic id. metrics: where records whose work
+    finished are counted (messaging.metrics).
 
     The consumer is made with auto.offset.reset=error: librdkafka then reports an offset out of range
     instead of silently resetting, and the runtime starts that partition from its beginning itself.
@@ -82,6 +85,7 @@ class ConsumerRuntime:
         watermark_interval: float | None = 2.0,
         topic_ids: TopicIdLookup | None = None,
         check_interval: float = 2.0,
+        metrics: Metrics | None = None,
     ) -> None:
         # The consumer is made here so its commit reports come back to this instance.
         self._consumer = connect(on_commit=self._on_commit, **{"auto.offset.reset": "error"})
@@ -96,6 +100,7 @@ class ConsumerRuntime:
         self._poll_timeout = poll_timeout
         self._watermark_interval = watermark_interval
         self._check_interval = check_interval
+        self._processed = records_processed(metrics or Metrics(), topic)
         self._positions = PartitionPositions(self._consumer, topic_ids)
         self._out_of_range: dict[Partition, int | None] = {}  # reported, not yet started again (consumer thread)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-consumer")
@@ -276,12 +281,14 @@ class ConsumerRuntime:
             generations.setdefault((topic, partition), self._tracker.generation(topic, partition))
             if record.event is None:  # dead-lettered: its work is done
                 self._tracker.complete(topic, partition, message.offset())
+                self._processed.inc()
             else:
                 work.append(record)
 
         def done(message: Message) -> None:
             topic, partition = message.topic(), message.partition()
             self._tracker.complete(topic, partition, message.offset(), generations.get((topic, partition)))
+            self._processed.inc()
 
         if work:
             self._dispatcher.dispatch(work, done)

@@ -17,6 +17,7 @@ from events.topology import DEAD_LETTER_HEADERS
 from messaging.dead_letter import PRODUCER_MAX_MESSAGE_BYTES, DeadLetterError, DeadLetterPublisher
 from messaging.dead_letter_copy import dead_letter_copy, record_size
 from messaging.dead_letter_spool import DeadLetterSpool, dead_letter_spool_table
+from observability.metrics import Metrics
 from persistence.engine import make_engine
 
 H = DEAD_LETTER_HEADERS
@@ -135,17 +136,30 @@ def spool(tmp_path: Path) -> DeadLetterSpool:
     return DeadLetterSpool(engine, table)
 
 
-def _publisher(producer: FakeProducer, spool: DeadLetterSpool | None, create: Any = None) -> DeadLetterPublisher:
-    return DeadLetterPublisher(producer, "order-events.dlq", H, create_topic=create, spool=spool)  # type: ignore[arg-type]
+def _publisher(
+    producer: FakeProducer, spool: DeadLetterSpool | None, create: Any = None, metrics: Metrics | None = None
+) -> DeadLetterPublisher:
+    return DeadLetterPublisher(
+        producer,  # type: ignore[arg-type]
+        "order-events.dlq",
+        H,
+        create_topic=create,
+        spool=spool,
+        metrics=metrics,
+    )
 
 
 def test_a_confirmed_copy_is_published_and_counted(spool: DeadLetterSpool) -> None:
     producer = FakeProducer()
-    publisher = _publisher(producer, spool)
+    metrics = Metrics()
+    publisher = _publisher(producer, spool, metrics=metrics)
     publisher.publish_all([(_message(), "InvalidWireFormat", "bad magic byte")])
     assert [s["key"] for s in producer.sent] == [b"order-1"]
     assert producer.sent[0]["headers"][H.error_type] == b"InvalidWireFormat"
     assert publisher.counts().to_json() == {"published": 1, "spooled": 0}
+    publisher.publish_all([(_message(offset=8), "InvalidWireFormat", "bad magic byte")])
+    counted = metrics.sample("dead_lettered_records_total", error_type="InvalidWireFormat", outcome="published")
+    assert counted == 2
 
 
 def test_a_missing_dead_letter_topic_is_created_then_published_to(spool: DeadLetterSpool) -> None:
@@ -167,9 +181,13 @@ def test_a_topic_that_cannot_be_created_sends_the_copies_to_the_spool(spool: Dea
     def refuse() -> None:
         raise KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
 
-    publisher = _publisher(FakeProducer(topic_exists=False), spool, refuse)
+    metrics = Metrics()
+    publisher = _publisher(FakeProducer(topic_exists=False), spool, refuse, metrics)
     publisher.publish_all([(_message(offset=1), "InvalidEvent", "x"), (_message(offset=2), "UnknownSchemaId", "y")])
     assert publisher.counts().to_json() == {"published": 0, "spooled": 2}
+    for error_type in ("InvalidEvent", "UnknownSchemaId"):
+        assert metrics.sample("dead_lettered_records_total", error_type=error_type, outcome="spooled") == 1
+        assert metrics.sample("dead_lettered_records_total", error_type=error_type, outcome="published") is None
     with spool._engine.connect() as conn:  # the rows keep the copy and its headers
         rows = conn.execute(spool._table.select().order_by(spool._table.c.id)).mappings().all()
     assert [r["source_offset"] for r in rows] == [1, 2]

@@ -20,6 +20,7 @@ from fulfillment_service.resilience import BackoffPolicy, BreakerState, CircuitB
 from fulfillment_service.shipping import ProviderError
 from fulfillment_service.unit_of_work import SqlUnitOfWork
 from fulfillment_service.use_cases import Fulfiller
+from observability.metrics import Metrics
 from persistence.engine import make_engine
 from persistence.group_commit import GroupCommitter
 from persistence.migrations import upgrade_to_head
@@ -43,6 +44,11 @@ class World:
     clock: ManualClock
     engine: Engine
     wakes: list[None] = field(default_factory=list)
+    metrics: Metrics = field(default_factory=Metrics)
+
+    def sample(self, name: str, **labels: str) -> float:
+        """A sample of the fulfiller's metrics (0 when it has none yet)."""
+        return self.metrics.sample(name, **labels) or 0.0
 
     def events(self, order_id: uuid.UUID) -> list[FulfillmentStatusChanged]:
         """The order's events in the outbox, oldest first."""
@@ -100,9 +106,10 @@ def run(tmp_path) -> Iterator[Callable[..., None]]:
             uow = SqlUnitOfWork(committer, TOPIC, lambda: wakes.append(None), clock)
             breaker = CircuitBreaker(breaker_threshold, reset_seconds=60)
             retry = BackoffPolicy(max_attempts, deadline_seconds=300, initial=1, maximum=1)
-            fulfiller = Fulfiller(uow, provider, breaker, retry, timeout, delivery_after, clock)
+            metrics = Metrics()
+            fulfiller = Fulfiller(uow, provider, breaker, retry, timeout, delivery_after, clock, metrics=metrics)
             try:
-                await scenario(World(fulfiller, uow, provider, breaker, clock, engine, wakes))
+                await scenario(World(fulfiller, uow, provider, breaker, clock, engine, wakes, metrics))
             finally:
                 await committer.stop()
 
@@ -138,6 +145,9 @@ def test_a_new_order_ships_once_and_reports_pending_then_shipped(run):
         )
         assert (w.fulfiller.shipped, w.fulfiller.failed, len(w.wakes)) == (1, 0, 2)
         assert w.breaker.state == "closed"
+        assert w.sample("fulfillment_outcomes_total", status="Shipped") == 1
+        assert w.sample("provider_call_duration_seconds_count", outcome="success") == 1
+        assert w.sample("provider_call_duration_seconds_count", outcome="failure") == 0
 
     run(scenario, FakeShippingProvider())
 
@@ -164,6 +174,11 @@ def test_a_failing_order_is_retried_when_due_then_failed(run):
         assert w.events(order_id)[1].reason == failed.failure_reason
         assert (w.fulfiller.shipped, w.fulfiller.failed) == (0, 1)
         assert await w.retry_due() == []  # a failed order is never due again
+        assert w.sample("fulfillment_retries_scheduled_total") == 1  # the first failure; the second gave up
+        assert w.sample("provider_call_failures_total", reason="error") == 2
+        assert w.sample("provider_call_duration_seconds_count", outcome="failure") == 2
+        assert w.sample("fulfillment_outcomes_total", status="Failed") == 1
+        assert w.sample("fulfillment_outcomes_total", status="Shipped") == 0
 
     run(
         scenario,
@@ -179,6 +194,8 @@ def test_a_call_that_does_not_answer_in_time_is_a_failed_attempt(run):
         waiting = w.stored(event.orderId)
         assert (waiting.status, waiting.attempts) == (Status.Pending, 1)
         assert waiting.failure_reason == "shipping provider did not answer within 0.05 s"
+        assert w.sample("provider_call_failures_total", reason="timeout") == 1
+        assert w.sample("fulfillment_retries_scheduled_total") == 1
 
     run(scenario, FakeShippingProvider(HANG), timeout=0.05)
 
@@ -211,6 +228,7 @@ def test_a_redelivered_order_that_shipped_calls_nothing_and_reports_its_state_ag
         same_report = {"eventId", "timestamp"}
         assert again.model_dump(exclude=same_report) == shipped.model_dump(exclude=same_report)
         assert len(w.events(event.orderId)) == 3  # Pending, Shipped, Shipped again
+        assert w.sample("fulfillment_outcomes_total", status="Shipped") == 1  # one outcome, reported twice
 
     run(scenario, FakeShippingProvider())
 

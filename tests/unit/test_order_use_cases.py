@@ -19,6 +19,7 @@ from sqlalchemy import Engine, func, select
 from contract_models.events import FulfillmentStatus, FulfillmentStatusChanged, OrderCreated
 from contracts.order_rules import OrderLine, ValidOrder
 from messaging.avro_codec import RegistrationCheck
+from observability.metrics import Metrics
 from order_service import store
 from order_service.api.representation import order_document
 from order_service.domain import Order, OrderStatus
@@ -54,6 +55,7 @@ class World:
     engine: Engine
     wakes: list[None] = field(default_factory=list)
     changed: list[list[uuid.UUID]] = field(default_factory=list)
+    metrics: Metrics = field(default_factory=Metrics)
 
     def events(self) -> list[OrderCreated]:
         """The events in the outbox, oldest first."""
@@ -110,6 +112,7 @@ def run(tmp_path) -> Iterator[Callable[..., None]]:
     ) -> None:
         async def main() -> None:
             clock = ManualClock(T0)
+            metrics = Metrics()
             wakes: list[None] = []
             changed: list[list[uuid.UUID]] = []
             uow = SqlOrderUnitOfWork(engine, TOPIC, lambda: wakes.append(None))
@@ -123,6 +126,7 @@ def run(tmp_path) -> Iterator[Callable[..., None]]:
                 schema_refusal=schema_refusal,
                 retry_after_seconds=30,
                 clock=clock,
+                metrics=metrics,
             )
 
             def on_changed(order_ids: list[uuid.UUID]) -> None:
@@ -131,7 +135,7 @@ def run(tmp_path) -> Iterator[Callable[..., None]]:
 
             projection = FulfillmentProjection(engine, on_changed, clock)
             try:
-                await scenario(World(service, projection, waiter, clock, engine, wakes, changed))
+                await scenario(World(service, projection, waiter, clock, engine, wakes, changed, metrics))
             finally:
                 await uow.stop()
 
@@ -180,6 +184,7 @@ def test_the_same_key_with_the_same_order_replays_it_and_stores_nothing(run):
         assert (w.count_orders(), len(w.events()), len(w.wakes)) == (1, 1, 1)
         other, replayed = await w.service.place(request(), "key-2")
         assert (other.order_id != first.order_id, replayed, w.count_orders()) == (True, False, 2)
+        assert w.metrics.sample("orders_created_total") == 2  # the replay created nothing
 
     run(scenario)
 
@@ -351,11 +356,14 @@ def test_a_waiting_read_returns_when_the_status_arrives_or_the_time_is_up(run):
         order, _ = await w.service.place(request(), None)
         unchanged = await w.service.get(order.order_id, {OrderStatus.Fulfilled}, timeout_seconds=0.05)
         assert unchanged.status is OrderStatus.Pending
+        assert w.metrics.sample("order_long_polls_waiting") == 0  # the wait above is over
         waiting = asyncio.create_task(w.service.get(order.order_id, {OrderStatus.Fulfilled, OrderStatus.Failed}, 30))
         await _until_waiting(w)
+        assert w.metrics.sample("order_long_polls_waiting") == 1
         await w.apply(status_changed(order.order_id, FulfillmentStatus.Failed, 1, reason="address unknown"))
         failed = await asyncio.wait_for(waiting, 30)
         assert (failed.status, failed.fulfillment.failure_reason) == (OrderStatus.Failed, "address unknown")
+        assert w.metrics.sample("order_long_polls_waiting") == 0
 
     run(scenario)
 

@@ -8,6 +8,7 @@ is refused as librdkafka refuses it) and a temporary SQLite outbox; the codec is
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -20,8 +21,10 @@ from sqlalchemy import Engine, MetaData, Table, insert, select
 from harness.waiting import wait_until
 from messaging.avro_codec import RegistryUnavailable, UnencodableEvent
 from messaging.registry import SchemaRefused, refused_fields
+from observability.metrics import Metrics
 from outbox.claims import OutboxClaims
 from outbox.failures import classify, classify_delivery
+from outbox.metrics import report_outbox_health
 from outbox.parking import discard_parked, list_parked, outbox_health, retry_parked
 from outbox.relay import OutboxRelay
 from outbox.table import outbox_table
@@ -164,9 +167,41 @@ def remaining(engine: Engine, table: Table) -> list[tuple[str, str, bool]]:
     return [(r.key, json.loads(r.payload)["text"][:20], r.parked_at is not None) for r in rows]
 
 
-def make_relay(engine: Engine, table: Table, servers: str, codec: StandInCodec) -> OutboxRelay:
+def make_relay(
+    engine: Engine, table: Table, servers: str, codec: StandInCodec, metrics: Metrics | None = None
+) -> OutboxRelay:
     producer = Producer({"bootstrap.servers": servers, "enable.idempotence": True, "linger.ms": 5, "log_level": 0})
-    return OutboxRelay(engine, table, producer, {"Event": codec}, batch_size=50, idle_poll_seconds=0.05)  # type: ignore[dict-item]
+    codecs: Any = {"Event": codec}
+    return OutboxRelay(engine, table, producer, codecs, batch_size=50, idle_poll_seconds=0.05, metrics=metrics)
+
+
+def test_the_relay_observes_publish_latency_and_metrics_read_the_outbox_when_scraped(outbox, mock_cluster) -> None:
+    engine, table = outbox
+    written = time.time() - 2.0  # rows that waited two seconds for the relay
+    for i in range(5):
+        add(engine, table, f"k{i}", f"ok-{i}", created_at=written)
+    add(engine, table, "p", "unencodable", created_at=written)
+    metrics = Metrics()
+    relay = make_relay(engine, table, mock_cluster, StandInCodec(), metrics)
+    report_outbox_health(metrics, relay.health)
+    relay.start()
+    try:
+        assert len(published(mock_cluster, 5)) == 5
+        latency = "outbox_publish_latency_seconds"
+        wait_until(lambda: metrics.sample(f"{latency}_count", topic=TOPIC) == 5, 10, message="five confirmations")
+        assert metrics.sample(f"{latency}_bucket", topic=TOPIC, le="1.0") == 0  # each waited two seconds at least
+        assert metrics.sample(f"{latency}_bucket", topic=TOPIC, le="30.0") == 5
+        assert 10.0 <= (metrics.sample(f"{latency}_sum", topic=TOPIC) or 0) < 150.0
+        wait_until(lambda: relay.health().parked == 1, 10, message="the unencodable row to be parked")
+        scraped = metrics.exposition().decode()  # read from the database now, not polled before
+        assert "orderprocessing_outbox_backlog_events 0.0" in scraped
+        assert "orderprocessing_outbox_parked_events 1.0" in scraped
+        assert "orderprocessing_outbox_oldest_unpublished_age_seconds 0.0" in scraped
+        add(engine, table, "p", "behind the parked row", created_at=time.time() - 60)
+        assert metrics.sample("outbox_backlog_events") == 1
+        assert 59.0 <= (metrics.sample("outbox_oldest_unpublished_age_seconds") or 0) < 120.0
+    finally:
+        relay.stop()
 
 
 def test_unpublishable_rows_are_parked_and_hold_back_only_their_own_key(outbox, mock_cluster) -> None:

@@ -1,0 +1,115 @@
+"""The HTTP side of the metrics: request durations by route template (an ASGI middleware) and GET /metrics.
+
+    app.add_middleware(RequestDurations, metrics=metrics, router=app.router)
+    app.include_router(metrics_router(metrics, problem_model))
+
+`orderprocessing_http_server_request_duration_seconds{method, route, status_code}` is the time from the request
+reaching the app to the end of its response, long polls included. `route` is the matched route's template
+(`/api/orders/{orderId}`), never the raw path, and `unmatched` for a path no route has; `method` is one of
+HTTP's standard methods or `other`: every label comes from a bounded set, whatever clients send.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, Router
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from httpapi.problems import PROBLEM_JSON, ProblemError
+from observability.metrics import CONTENT_TYPE, REQUEST_BUCKETS, Metrics
+
+METRICS_PATH = "/metrics"
+UNMATCHED = "unmatched"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"})
+
+
+class RequestDurations:
+    """ASGI middleware observing each HTTP request's duration in metrics' request duration histogram.
+
+    router: the app's router, whose routes name the template of a request the routing did not mark (a
+    documentation route, or one refused before routing by an outer middleware). Each (method, route, status)
+    child of the histogram is looked up once and then kept, so a request allocates no label set.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, router: Router) -> None:
+        self.app = app
+        self._router = router
+        self._histogram = metrics.histogram(
+            "http_server_request_duration_seconds",
+            "Time from an HTTP request reaching the app to the end of its response, by method, route template and "
+            "status code.",
+            ["method", "route", "status_code"],
+            buckets=REQUEST_BUCKETS,
+        )
+        self._children: dict[tuple[str, str, int], Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets when the app fails before answering
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            self._child(scope, status).observe(time.perf_counter() - started)
+
+    def _child(self, scope: Scope, status: int) -> Any:
+        method = scope.get("method", "")
+        if method not in _METHODS:
+            method = "other"
+        key = (method, route_template(scope, self._router.routes), status)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self._histogram.labels(key[0], key[1], str(status))
+        return child
+
+
+def route_template(scope: Scope, routes: list[BaseRoute]) -> str:
+    """The path template of the route scope went to (or would go to, for another method), UNMATCHED when none
+    has its path. The routing marks API routes in scope["route"]; other routes are matched here."""
+    route = scope.get("route")
+    if route is None:
+        for candidate in routes:
+            match, _child_scope = candidate.matches(scope)
+            if match is not Match.NONE:
+                route = candidate
+                break
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return template if isinstance(template, str) and template else UNMATCHED
+
+
+def metrics_router(metrics: Metrics, problem_model: Any) -> APIRouter:
+    """GET /metrics: every series of metrics in the Prometheus text format 0.0.4 (scrape-time sources are read
+    first), or 404 problem+json (problem_model, the service's contract model) while metrics are disabled."""
+    router = APIRouter()
+
+    @router.get(
+        METRICS_PATH,
+        operation_id="metrics",
+        response_class=Response,
+        responses={
+            200: {"model": str, "content": {"text/plain; version=0.0.4": {}}},
+            404: {"model": problem_model, "content": {PROBLEM_JSON: {}}},
+        },
+    )
+    async def scrape() -> Response:
+        if not metrics.enabled:
+            raise ProblemError(404, "Not Found", "Metrics are disabled here (METRICS_ENABLED=false).")
+        await metrics.refresh()
+        body = await run_in_threadpool(metrics.exposition)
+        return Response(body, media_type=CONTENT_TYPE)
+
+    return router

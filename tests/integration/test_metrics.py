@@ -1,0 +1,68 @@
+"""A real Prometheus scrapes both services, running on the real broker and registry, while orders go through:
+what it stores is what an operator's dashboards and alerts would read."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from harness.orders import post_orders, wait_all_terminal
+from harness.system import System
+from harness.waiting import wait_until
+from infra.ports import free_port
+from infra.prometheus import Prometheus
+
+pytestmark = pytest.mark.integration
+
+ORDERS = 20
+DEADLINE = 60.0  # seconds for Prometheus to show a figure (it scrapes every second)
+
+
+def test_prometheus_scrapes_orders_outcomes_request_durations_and_consumer_lag(system: System, tmp_path: Path) -> None:
+    order_ids = post_orders(system.orders.url, ORDERS)
+    wait_all_terminal(system.orders.url, order_ids, timeout=120)
+    targets = {"order-service": system.orders.url, "fulfillment-service": system.fulfillment.url}
+    with Prometheus(tmp_path / "prometheus", free_port(), targets, scrape_interval=1.0) as prometheus:
+
+        def reaches(promql: str, check: Callable[[float], bool]) -> None:
+            def seen() -> bool:
+                value = prometheus.value(promql)
+                return value is not None and check(value)
+
+            wait_until(seen, DEADLINE, interval=0.5, message=promql)
+
+        for job in targets:
+            reaches(f'up{{job="{job}"}}', lambda v: v == 1)
+        reaches('orderprocessing_orders_created_total{job="order-service"}', lambda v: v == ORDERS)
+        reaches(
+            'sum(orderprocessing_fulfillment_outcomes_total{job="fulfillment-service", status=~"Shipped|Failed"})',
+            lambda v: v == ORDERS,
+        )
+        reaches(
+            'sum(orderprocessing_http_server_request_duration_seconds_count{job="order-service", method="POST", '
+            'route="/api/orders", status_code="201"})',
+            lambda v: v >= ORDERS,
+        )
+        # Every OrderCreated was confirmed by the broker, and consumed by the Fulfillment Service.
+        reaches('sum(orderprocessing_outbox_publish_latency_seconds_count{job="order-service"})', lambda v: v >= ORDERS)
+        reaches(
+            "orderprocessing_consumer_records_processed_total"
+            f'{{job="fulfillment-service", topic="{system.order_topic}"}}',
+            lambda v: v >= ORDERS,
+        )
+        lag = wait_until(
+            lambda: prometheus.query('orderprocessing_consumer_lag_records{job="fulfillment-service"}'),
+            DEADLINE,
+            interval=0.5,
+            message="consumer lag series",
+        )
+        assert {series["metric"]["topic"] for series in lag} == {system.order_topic}
+        assert {series["metric"]["partition"] for series in lag} == {"0"}
+        reaches('sum(orderprocessing_consumer_lag_records{job="fulfillment-service"})', lambda v: v == 0)
+        reaches('orderprocessing_circuit_breaker_state{job="fulfillment-service", state="closed"}', lambda v: v == 1)
+        reaches('orderprocessing_outbox_backlog_events{job="order-service"}', lambda v: v == 0)
+        # Route templates, never raw paths: one series for every order read.
+        routes = prometheus.query('orderprocessing_http_server_request_duration_seconds_count{job="order-service"}')
+        assert not any(order_id in series["metric"]["route"] for series in routes for order_id in order_ids)

@@ -8,7 +8,13 @@ import signal
 import uvicorn
 from fastapi import FastAPI
 
-from httpapi.slow_clients import bounded_protocol, raise_open_file_limit
+from httpapi.slow_clients import (
+    BODY_IDLE_SECONDS,
+    BODY_SECONDS,
+    HEAD_SECONDS,
+    bounded_protocol,
+    raise_open_file_limit,
+)
 
 
 def serve(
@@ -18,9 +24,9 @@ def serve(
     log_level: str,
     graceful_seconds: float,
     *,
-    head_timeout_seconds: float = 10.0,
-    body_idle_timeout_seconds: float = 10.0,
-    body_timeout_seconds: float = 60.0,
+    head_timeout_seconds: float = HEAD_SECONDS,
+    body_idle_timeout_seconds: float = BODY_IDLE_SECONDS,
+    body_timeout_seconds: float = BODY_SECONDS,
     max_connections: int = 4096,
 ) -> None:
     """Serve app on host:port until SIGTERM, then shut down within graceful_seconds and exit 0.

@@ -36,6 +36,10 @@ from httpapi.problems import PROBLEM_JSON
 log = logging.getLogger(__name__)
 
 LINGER_SECONDS = 2.0
+# The services' bounds (httpapi.serve): a head within 10 s, no body pause over 10 s, a whole body within 60 s.
+HEAD_SECONDS = 10.0
+BODY_IDLE_SECONDS = 10.0
+BODY_SECONDS = 60.0
 
 _REASONS = {
     400: b"Bad Request",
@@ -46,9 +50,9 @@ _REASONS = {
 
 
 class _BoundedProtocol(HttpToolsProtocol):
-    head_seconds = 10.0
-    body_idle_seconds = 10.0
-    body_seconds = 60.0
+    head_seconds = HEAD_SECONDS
+    body_idle_seconds = BODY_IDLE_SECONDS
+    body_seconds = BODY_SECONDS
     max_head_bytes = 65_536
     max_connections = 4096
 

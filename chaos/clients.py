@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import threading
 import time
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -36,6 +38,19 @@ def run_driver(driver: Coroutine[Any, Any, T]) -> T:
     """Run a driver coroutine to its end on a fresh event loop (uvloop when installed) in this thread."""
     with event_loop_runner() as runner:
         return runner.run(driver)
+
+
+def run_driver_apart(driver: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+    """driver(*args) run to its end in a child process of its own (spawned) and its result, so neither the
+    driver nor the steady load beside it in this process waits for the other's share of the interpreter lock:
+    both measure the service, not each other. driver must be a module-level coroutine function; its arguments
+    and result are pickled. Raises what the driver raised."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_run_apart, driver, args).result()
+
+
+def _run_apart(driver: Callable[..., Coroutine[Any, Any, T]], args: tuple[Any, ...]) -> T:
+    return run_driver(driver(*args))
 
 
 # -- connections that send nothing, or half a head -------------------------------------------------------

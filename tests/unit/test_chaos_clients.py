@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import pytest
 
-from chaos.clients import HeldWave, hold_connections, long_poll_flood, watch_process
+from chaos.clients import HeldWave, hold_connections, long_poll_flood, run_driver_apart, watch_process
 from harness.load.records import CONNECTION_ERROR
 
 DEADLINE_S = 0.3
@@ -119,3 +119,10 @@ def test_process_watch_measures_cpu_and_descriptors() -> None:
     assert usage.cpu_seconds >= 0.15
     assert 0 < usage.cpu_percent <= 100 * (os.cpu_count() or 1)
     assert usage.peak_open_files > 0
+
+
+def test_a_driver_runs_apart_in_a_child_process_and_returns_its_result() -> None:
+    polls = run_driver_apart(long_poll_flood, "127.0.0.1", 9, ["a"], 1, "Pending", 0.1, 0.1)  # nothing listens
+    assert polls and {p.status for p in polls} == {CONNECTION_ERROR}
+    with pytest.raises(ValueError):
+        run_driver_apart(long_poll_flood, "127.0.0.1", 9, [], 1, "Pending", 0.1, 0.1)

@@ -178,8 +178,9 @@ async def long_poll_flood(
 ) -> list[LongPoll]:
     """concurrency clients, each on a keep-alive connection of its own, sending
     ``GET /api/orders/{id}?waitFor=wait_for&timeout=timeout_s`` one after another (the orders taken in turn)
-    until duration_s has passed; every answer is awaited (at most timeout_s + 10 s). Raises ValueError
-    without orders."""
+    until duration_s has passed; every answer is awaited (at most timeout_s + 10 s). The clients start spread
+    over the first timeout_s, as independent clients would, so all of them wait at once from then on without
+    arriving in one burst every timeout_s. Raises ValueError without orders."""
     if not order_ids:
         raise ValueError("a long-poll flood needs orders to wait on")
     raise_open_file_limit()
@@ -190,6 +191,7 @@ async def long_poll_flood(
     end = time.monotonic() + duration_s
 
     async def client(index: int) -> None:
+        await asyncio.sleep(timeout_s * index / concurrency)
         turn = 0
         while time.monotonic() < end:
             order_id = order_ids[(index + turn * concurrency) % len(order_ids)]

@@ -71,8 +71,8 @@ SMOKE = Profile(
     pause_s=3,
     oversized_records=3,
     silent_connections_s=1,
-    long_poll_flood_s=5,
-    long_poll_timeout_s=2,
+    long_poll_flood_s=10,
+    long_poll_timeout_s=4,
 )
 
 

@@ -3,7 +3,8 @@ steady load runs.
 
 Each poll is ``GET /api/orders/{id}?waitFor=Pending,Processing&timeout=T`` (schemas/openapi/order-service.yaml)
 on an order already terminal: it never goes back, so every poll is held for its whole timeout and answered with
-the order unchanged. What the service must do (order_service/status_waiter.py: one shared re-read for all
+the order unchanged. The clients start spread over the first timeout, so all CONCURRENCY wait at once from then
+on without arriving together. What the service must do (order_service/status_waiter.py: one shared re-read for all
 waiters, a timer each): answer every poll within T + OVERSHOOT_S, spend at most CPU_PER_POLL_BOUND_MS of CPU per
 poll beyond what it spends on the load alone (psutil on its pid, the same length measured just before), and keep
 the create P95 during the flood within CREATE_P95_FACTOR times the P95 before it (or CREATE_P95_FLOOR_S,

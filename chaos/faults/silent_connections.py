@@ -87,12 +87,14 @@ def inject(run: Run) -> None:
         not late and not connect_errors,
         f"{len(late)} later or never, {len(connect_errors)} did not connect, max {closed[-1] if closed else 0:.2f}s",
     )
-    stalled = [c for c in held if c.partial and c.closed_after_s is not None and c.closed_after_s >= HELD_S]
-    unanswered = sorted((round(c.closed_after_s or 0, 2), c.status) for c in stalled if c.status != 408)
+    # A half head is answered 408 at its deadline, or closed without an answer when room was made before it.
+    partial = [c for c in held if c.partial]
+    answered = sum(1 for c in partial if c.status == 408)
+    other = sorted((round(c.closed_after_s or 0, 2), c.status) for c in partial if c.status not in (408, None))
     run.check(
-        "every half-sent head held to the deadline was answered 408",
-        bool(stalled) and not unanswered,
-        f"{len(stalled) - len(unanswered)} of {len(stalled)}; the others (seconds, status): {unanswered[:10]}",
+        "half-sent heads were answered 408 (or closed to make room), nothing else",
+        answered > 0 and not other,
+        f"{answered} of {len(partial)} answered 408; other answers (seconds, status): {other[:10]}",
     )
 
 

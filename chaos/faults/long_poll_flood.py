@@ -55,7 +55,7 @@ def inject(run: Run) -> None:
     timeout = profile.long_poll_timeout_s
     answered = [p for p in polls if p.status == 200 and p.order_status in TERMINAL]
     overshoot = max((p.elapsed_s - timeout for p in polls), default=0.0)
-    earliest = min((p.elapsed_s for p in polls), default=0.0)
+    earliest = min((p.elapsed_s for p in answered), default=0.0)
     extra_cpu_ms = _extra_cpu_ms(baseline, flood, len(polls))
     fault.evidence.append(
         f"{len(polls)} polls, max overshoot {overshoot:.3f}s; service CPU {flood.cpu_percent:.0f}% of a core "

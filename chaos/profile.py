@@ -26,6 +26,11 @@ class Profile:
     poison_spread_s: float
     pause_s: float
     oversized_records: int  # dlq-oversize: records too large for a dead-letter copy as they are
+    # silent-connections: waves of silent and half-sent connections follow each other for at least this long
+    # (each wave lasts until the server closed it, about its head deadline)
+    silent_connections_s: float
+    long_poll_flood_s: float  # long-poll-flood: how long the polls go on (and the baseline measured before)
+    long_poll_timeout_s: float  # long-poll-flood: each poll's timeout parameter
     pickup_sla_s: float = PICKUP_SLA_S
 
 
@@ -45,6 +50,9 @@ FULL = Profile(
     poison_spread_s=10,
     pause_s=20,
     oversized_records=20,
+    silent_connections_s=30,
+    long_poll_flood_s=30,
+    long_poll_timeout_s=10,
 )
 
 SMOKE = Profile(
@@ -62,6 +70,9 @@ SMOKE = Profile(
     poison_spread_s=3,
     pause_s=3,
     oversized_records=3,
+    silent_connections_s=1,
+    long_poll_flood_s=10,
+    long_poll_timeout_s=4,
 )
 
 

@@ -70,6 +70,7 @@ class Run:
         self.order_events_before: list[Message] = []
         self.state: dict[str, Any] = {}  # what a scenario's inject step leaves for its verify step
         self.diagnostics: dict[str, Any] = {}  # the system's own view, taken when orders got stuck
+        self.figures: dict[str, Any] = {}  # what a scenario measured beyond the results table (JSON-ready)
         self.rng = random.Random()
         self._group_lag: GroupLag | None = None
 

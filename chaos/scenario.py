@@ -78,6 +78,7 @@ class ScenarioResult:
     stackdir: str  # broker and registry data and logs
     error: str | None = None
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)  # what the scenario measured beyond the table
 
     def failed_checks(self) -> list[Check]:
         """The checks that did not hold."""
@@ -198,6 +199,7 @@ def run_scenario(
         stackdir=str(stack_dir),
         error=error,
         diagnostics=run.diagnostics if run else {},
+        figures=run.figures if run else {},
     )
     log.info("=== %s %s after %.0fs", scenario.name, "PASSED" if passed else "FAILED", result.wall_seconds)
     return result

@@ -8,7 +8,13 @@ import signal
 import uvicorn
 from fastapi import FastAPI
 
-from httpapi.slow_clients import bounded_protocol, raise_open_file_limit
+from httpapi.slow_clients import (
+    BODY_IDLE_SECONDS,
+    BODY_SECONDS,
+    HEAD_SECONDS,
+    bounded_protocol,
+    raise_open_file_limit,
+)
 
 
 def serve(
@@ -18,21 +24,22 @@ def serve(
     log_level: str,
     graceful_seconds: float,
     *,
-    head_timeout_seconds: float = 10.0,
-    body_idle_timeout_seconds: float = 10.0,
-    body_timeout_seconds: float = 60.0,
+    head_timeout_seconds: float = HEAD_SECONDS,
+    body_idle_timeout_seconds: float = BODY_IDLE_SECONDS,
+    body_timeout_seconds: float = BODY_SECONDS,
     max_connections: int = 4096,
 ) -> None:
     """Serve app on host:port until SIGTERM, then shut down within graceful_seconds and exit 0.
 
     A request's head must arrive within head_timeout_seconds, its body must not stall for longer than
     body_idle_timeout_seconds and must be complete within body_timeout_seconds (httpapi.slow_clients).
-    Beyond max_connections open connections (or requests in progress) new requests get 503 at once.
+    Beyond max_connections open connections (or requests in progress) new requests get 503 at once; near the
+    open-file limit a new connection closes the one that has waited longest for a request head.
     WebSocket upgrades are not served (the APIs have none): such a request is an ordinary HTTP request.
     """
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry call otherwise
-    raise_open_file_limit()
+    open_files = raise_open_file_limit()
     # uvicorn re-raises SIGTERM once it has shut down gracefully; a no-op handler turns that into exit 0.
     signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.run(
@@ -43,7 +50,11 @@ def serve(
         access_log=False,
         timeout_graceful_shutdown=int(graceful_seconds),
         http=bounded_protocol(
-            head_timeout_seconds, body_idle_timeout_seconds, body_timeout_seconds, max_connections=max_connections
+            head_timeout_seconds,
+            body_idle_timeout_seconds,
+            body_timeout_seconds,
+            max_connections=max_connections,
+            open_files=open_files,
         ),
         ws="none",
     )

@@ -15,7 +15,13 @@ CPU. `bounded_protocol()` returns uvicorn's httptools protocol (uvicorn takes a 
 * a request the parser refuses (bad framing, invalid characters) gets a problem+json 400 instead of
   uvicorn's plain-text one;
 * beyond `max_connections` open connections a request gets 503 at once (uvicorn's own limit answers in
-  plain text).
+  plain text);
+* descriptor headroom: each connection holds a descriptor, and a process out of descriptors can neither
+  accept (the event loop then closes new connections at once: libuv's EMFILE handling) nor open its database
+  files or broker connections. Beyond `descriptor_cap` open connections (the open-file limit less
+  `RESERVED_DESCRIPTORS`) a new connection makes room: the connection that has waited longest for a request
+  head (silent, half a head, or idle between requests) is closed, so silent clients can never take the
+  descriptors that real clients and the service's own work need.
 
 A connection that sent nothing is closed quietly; one in the middle of a request gets `408 Request Timeout`
 (RFC 9110 §15.5.9) as problem+json, and is closed.
@@ -26,7 +32,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import sys
 import time
+from collections import OrderedDict
+from typing import ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -36,6 +45,14 @@ from httpapi.problems import PROBLEM_JSON
 log = logging.getLogger(__name__)
 
 LINGER_SECONDS = 2.0
+# Descriptors kept free of connections for the service's own work: database files (SQLite: the database, its
+# WAL and shared memory, per pooled connection), Kafka and registry connections, logs, the event loop's own.
+RESERVED_DESCRIPTORS = 128
+SHED_LOG_SECONDS = 60.0
+# The services' bounds (httpapi.serve): a head within 10 s, no body pause over 10 s, a whole body within 60 s.
+HEAD_SECONDS = 10.0
+BODY_IDLE_SECONDS = 10.0
+BODY_SECONDS = 60.0
 
 _REASONS = {
     400: b"Bad Request",
@@ -46,11 +63,17 @@ _REASONS = {
 
 
 class _BoundedProtocol(HttpToolsProtocol):
-    head_seconds = 10.0
-    body_idle_seconds = 10.0
-    body_seconds = 60.0
+    head_seconds = HEAD_SECONDS
+    body_idle_seconds = BODY_IDLE_SECONDS
+    body_seconds = BODY_SECONDS
     max_head_bytes = 65_536
     max_connections = 4096
+    descriptor_cap = sys.maxsize
+    # Per server (each bounded_protocol() class has its own): connections waiting for a request head, the
+    # longest waiting first.
+    _awaiting_head: ClassVar[OrderedDict[_BoundedProtocol, None]] = OrderedDict()
+    _shed = 0
+    _shed_logged_at = -SHED_LOG_SECONDS
 
     _deadline: asyncio.TimerHandle | None = None
     _request_started = False
@@ -63,9 +86,13 @@ class _BoundedProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm(self.head_seconds)
+        self._awaiting_head[self] = None
+        if len(self.connections) > self.descriptor_cap:
+            self._make_room()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._awaiting_head.pop(self, None)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -96,6 +123,7 @@ class _BoundedProtocol(HttpToolsProtocol):
         self._refuse(400, f"The request is not valid HTTP/1.1: {msg}")
 
     def on_headers_complete(self) -> None:
+        self._awaiting_head.pop(self, None)
         if self._parsed_head > self.max_head_bytes:
             self._refuse(431, f"The request head exceeds {self.max_head_bytes} bytes.")
             return
@@ -121,8 +149,39 @@ class _BoundedProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self._reading_body:
+        if not self._reading_body and not self.transport.is_closing():
             self._arm(self.head_seconds)
+            self._awaiting_head.pop(self, None)
+            self._awaiting_head[self] = None  # waits for the next head from now on
+
+    def _make_room(self) -> None:
+        """Close the connection that has waited longest for a request head (not this new one). When every other
+        connection is busy with a request, nothing is closed: this one goes on (and gets 503 beyond
+        max_connections)."""
+        awaiting = type(self)._awaiting_head
+        for victim in list(awaiting):
+            if victim is self:
+                return
+            del awaiting[victim]
+            if not victim.transport.is_closing():
+                victim._disarm()
+                victim.transport.close()
+                self._count_shed()
+                return
+
+    def _count_shed(self) -> None:
+        cls = type(self)
+        cls._shed += 1
+        now = time.monotonic()
+        if now - cls._shed_logged_at >= SHED_LOG_SECONDS:
+            cls._shed_logged_at = now
+            log.warning(
+                "more than %d connections open (open-file limit less %d kept for the service): closed the one "
+                "waiting longest for a request head; %d closed so since start",
+                self.descriptor_cap,
+                RESERVED_DESCRIPTORS,
+                cls._shed,
+            )
 
     def _arm(self, seconds: float) -> None:
         self._disarm()
@@ -177,9 +236,14 @@ def bounded_protocol(
     body_seconds: float,
     max_head_bytes: int = 65_536,
     max_connections: int = 4096,
+    open_files: int | None = None,
 ) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol with the bounds above (seconds, bytes), answering 503 to requests
-    arriving while more than max_connections connections are open (one descriptor each)."""
+    arriving while more than max_connections connections are open (one descriptor each). With open_files
+    (the process's open-file limit), beyond open_files - RESERVED_DESCRIPTORS connections the one waiting
+    longest for a request head is closed to make room for a new one."""
+    limited = open_files is not None and 0 < open_files != resource.RLIM_INFINITY
+    cap = max(1, open_files - RESERVED_DESCRIPTORS) if limited and open_files is not None else sys.maxsize
     return type(
         "BoundedHttpToolsProtocol",
         (_BoundedProtocol,),
@@ -189,6 +253,10 @@ def bounded_protocol(
             "body_seconds": body_seconds,
             "max_head_bytes": max_head_bytes,
             "max_connections": max_connections,
+            "descriptor_cap": cap,
+            "_awaiting_head": OrderedDict(),
+            "_shed": 0,
+            "_shed_logged_at": -SHED_LOG_SECONDS,
         },
     )
 

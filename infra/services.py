@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -32,6 +33,9 @@ class ServiceProcess:
     log_file: Path
     health_path: str
     host: str = "127.0.0.1"
+    # RLIMIT_NOFILE (soft and hard) for the process; None: inherited. The services raise their soft limit to
+    # the hard one at start (one descriptor per connection), so a lower limit must lower both.
+    open_files: int | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     restarts: int = field(default=0, init=False)
 
@@ -68,6 +72,8 @@ class ServiceProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        if self.open_files is not None:
+            resource.prlimit(self.process.pid, resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

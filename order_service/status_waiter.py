@@ -1,10 +1,11 @@
 """Long polls: requests wait for an order to reach a status, served by one shared re-read of the database.
 
-However many requests wait, one task reads their orders: at once for the orders this instance's projection
-changed (notify_threadsafe), and every recheck_seconds for all of them, in batches of READ_BATCH ids, since a
-replica only hears of the changes its own projection applied. A waiting request costs a timer and a set
-entry, not a read of its own, and returns at its timeout (to the event loop's timer precision) with the
-order as last read.
+However many requests wait, one task reads their orders: at once for the orders of requests that just started
+waiting (their first read) and for the orders this instance's projection changed (notify_threadsafe), and every
+recheck_seconds for all of them, in batches of READ_BATCH ids, since a replica only hears of the changes its own
+projection applied. A waiting request costs a timer and a set entry, not a read of its own (hundreds arriving at
+once share a few reads instead of queueing one each in front of other requests' reads), and returns at its
+timeout (to the event loop's timer precision) with the order as last read.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ class Watch:
     wanted: frozenset[OrderStatus]
     latest: Order | None = None
     reached: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set once the shared reader read the order for this request: found (latest), missing, or failed.
+    first_read: asyncio.Event = field(default_factory=asyncio.Event)
+    missing: bool = False  # the shared read found no such order
+    failed: bool = False  # the shared read failed (or there is no reader): the request reads the order itself
 
     def offer(self, order: Order) -> None:
         """The order as the request read it itself; kept unless the shared re-read already gave a newer one."""
@@ -87,11 +92,14 @@ class StatusWaiter:
     def watching(self, order_id: uuid.UUID, wanted: Collection[OrderStatus]) -> Iterator[Watch]:
         """Register a request waiting for order_id to reach a status of wanted, for the duration of the block.
 
-        Register first, then read the order and offer() it: a change applied between the two is then seen
-        (it marks the order for the shared re-read), not missed until the next full re-read.
+        The order is read for the request by the shared reader (await watch.first_read; then latest, missing or
+        failed tell what it found; when failed, read it yourself and offer() it). Registered before that read, a
+        change applied meanwhile is seen (it marks the order for the shared re-read), not missed until the next
+        full re-read.
         """
         watch = Watch(frozenset(wanted))
         self._watches.setdefault(order_id, set()).add(watch)
+        self._mark_changed([order_id])
         if self._reader is None or self._reader.done():
             self._reader = asyncio.create_task(self._read_while_waited())
         try:
@@ -126,12 +134,27 @@ class StatusWaiter:
                 await self._refresh(ids)
             except Exception as exc:  # the database is away: the waiters keep what they have and time out
                 self._failures.error(type(exc).__name__, f"re-reading {len(ids)} waited orders failed", exc)
+                self._first_read_failed(ids)
 
     async def _refresh(self, ids: list[uuid.UUID]) -> None:
         if self._read_orders is None:
+            self._first_read_failed(ids)
             return
         for start in range(0, len(ids), READ_BATCH):
-            found = await self._read_orders(ids[start : start + READ_BATCH])
-            for order_id, order in found.items():
+            batch = ids[start : start + READ_BATCH]
+            found = await self._read_orders(batch)
+            for order_id in batch:
+                order = found.get(order_id)
                 for watch in self._watches.get(order_id, ()):
-                    watch._update(order)
+                    if order is None:
+                        watch.missing = watch.latest is None
+                    else:
+                        watch._update(order)
+                    watch.first_read.set()
+
+    def _first_read_failed(self, ids: list[uuid.UUID]) -> None:
+        for order_id in ids:
+            for watch in self._watches.get(order_id, ()):
+                if not watch.first_read.is_set():
+                    watch.failed = True
+                    watch.first_read.set()

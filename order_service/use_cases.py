@@ -118,10 +118,14 @@ class OrderService:
         self, order_id: uuid.UUID, wait_for: Collection[OrderStatus], timeout_seconds: float, started: float
     ) -> Order:
         with self._waiter.watching(order_id, wait_for) as watch:
-            order = await self._uow.get(order_id)
-            if order is None:
+            await watch.first_read.wait()  # the waiter's shared read, one for all requests arriving together
+            if watch.failed:  # no shared read: read it here, raising what a plain read raises
+                order = await self._uow.get(order_id)
+                if order is None:
+                    raise OrderNotFound(order_id)
+                watch.offer(order)
+            elif watch.missing:
                 raise OrderNotFound(order_id)
-            watch.offer(order)
             remaining = timeout_seconds - (time.monotonic() - started)  # the read counts against the timeout
             if remaining > 0:
                 await watch.wait(remaining)

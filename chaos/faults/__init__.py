@@ -9,12 +9,14 @@ from chaos.faults import (
     dlq_oversize,
     fulfillment_kill,
     incompatible_schema,
+    long_poll_flood,
     order_service_kill,
     poison_records,
     provider_outage,
     rebalance_kill,
     registry_data_loss,
     registry_down,
+    silent_connections,
     topic_recreated,
     unpublishable_row,
 )
@@ -37,5 +39,7 @@ SCENARIOS: dict[str, Scenario] = {
         incompatible_schema,
         registry_data_loss,
         topic_recreated,
+        silent_connections,
+        long_poll_flood,
     )
 }

@@ -22,6 +22,11 @@ def build_request(host: str, path: str, body: bytes, headers: Mapping[str, str] 
     ).encode() + body
 
 
+def build_get(host: str, target: str) -> bytes:
+    """The bytes of a keep-alive GET of target (path and query, already percent-encoded) on host (``host:port``)."""
+    return f"GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+
+
 class Connection(asyncio.Protocol):
     """One keep-alive connection with at most one request outstanding; only the status is read."""
 

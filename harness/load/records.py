@@ -132,6 +132,14 @@ class LoadResult:
         """Latencies (s) of the arrivals answered 2xx."""
         return [lat for lat, s in zip(self.latencies, self.statuses, strict=True) if 200 <= s < 300]
 
+    def ok_latencies_between(self, start: float, end: float) -> list[float]:
+        """Latencies (s) of the arrivals answered 2xx whose intended send time lies between two epoch times."""
+        return [
+            lat
+            for offset, lat, s in zip(self.offsets, self.latencies, self.statuses, strict=True)
+            if 200 <= s < 300 and start <= self.started_at + offset <= end
+        ]
+
     def cpu_percent(self) -> float:
         """Generator CPU as % of one core while it ran the load (start-up excluded)."""
         return 100.0 * self.run_cpu_seconds / self.run_wall_seconds if self.run_wall_seconds > 0 else 0.0

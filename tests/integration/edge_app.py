@@ -22,6 +22,11 @@ def edge_app() -> FastAPI:
     async def ok() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/file")
+    async def file() -> dict[str, int]:
+        with open(__file__, "rb") as handle:  # needs a descriptor of its own
+            return {"bytes": len(handle.read())}
+
     @app.get("/storage")
     async def storage() -> None:
         raise OperationalError("INSERT", {}, sqlite3.OperationalError("database or disk is full"))

@@ -25,7 +25,13 @@ BODY_SECONDS = 3.0
 MAX_CONNECTIONS = 50
 
 
-def _serve(port: int, log: Path, open_files: int | None = None) -> subprocess.Popen[bytes]:
+def _serve(
+    port: int,
+    log: Path,
+    open_files: int | None = None,
+    head_seconds: float = HEAD_SECONDS,
+    max_connections: int = MAX_CONNECTIONS,
+) -> subprocess.Popen[bytes]:
     def limit() -> None:
         if open_files is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
@@ -35,7 +41,7 @@ def _serve(port: int, log: Path, open_files: int | None = None) -> subprocess.Po
             sys.executable,
             "-m",
             "tests.integration.edge_app",
-            *map(str, (port, HEAD_SECONDS, BODY_IDLE_SECONDS, BODY_SECONDS, MAX_CONNECTIONS)),
+            *map(str, (port, head_seconds, BODY_IDLE_SECONDS, BODY_SECONDS, max_connections)),
         ],
         cwd=ROOT,
         stdout=log.open("wb"),
@@ -231,6 +237,37 @@ def test_silent_connections_beyond_the_open_file_limit_do_not_lock_out_others(tm
         started = time.monotonic()
         wait_until(lambda: _answers(port), HEAD_SECONDS + 10, interval=0.2, message="a normal request served")
         assert time.monotonic() - started < HEAD_SECONDS + 10
+    finally:
+        for conn in silent:
+            conn.close()
+        process.terminate()
+        process.wait(10)
+
+
+def test_silent_connections_never_take_the_descriptors_others_and_the_service_need(tmp_path):
+    # A head deadline far beyond the test: only making room can free the silent connections' descriptors.
+    port = free_port()
+    process = _serve(port, tmp_path / "edge.log", open_files=256, head_seconds=60, max_connections=4096)
+    silent: list[socket.socket] = []
+    try:
+        for _ in range(300):  # more than the process can hold open at once
+            silent.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+            silent[-1].sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\n" if len(silent) % 3 == 0 else b"")
+        started = time.monotonic()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+            assert client.get("/ok").status_code == 200
+            assert client.get("/file").status_code == 200  # the service can still open files
+        assert time.monotonic() - started < 2
+        open_silent = 0
+        for conn in silent:
+            conn.settimeout(0.001)
+            try:
+                open_silent += conn.recv(1) != b""
+            except TimeoutError:
+                open_silent += 1
+            except OSError:
+                pass
+        assert 0 < open_silent < 256  # the oldest were closed to make room, the newest held
     finally:
         for conn in silent:
             conn.close()

@@ -478,6 +478,49 @@ def test_many_long_polls_share_one_read_and_keep_their_timeouts(tmp_path):
     asyncio.run(main())
 
 
+def test_long_polls_arriving_together_read_their_orders_together_not_one_read_each(tmp_path):
+    async def main() -> None:
+        engine = make_engine(f"sqlite:///{tmp_path}/orders.db")
+        upgrade_to_head(engine, MIGRATIONS)
+        uow = SqlOrderUnitOfWork(engine, TOPIC)
+        shared: list[int] = []
+        own_reads = 0
+        plain_get = uow.get
+
+        async def counted_get(order_id: uuid.UUID) -> Order | None:
+            nonlocal own_reads
+            own_reads += 1
+            return await plain_get(order_id)
+
+        async def shared_reader(order_ids):
+            shared.append(len(order_ids))
+            return await uow.get_many(order_ids)
+
+        uow.get = counted_get  # type: ignore[method-assign]
+        waiter = StatusWaiter(shared_reader, recheck_seconds=60)
+        waiter.bind(asyncio.get_running_loop())
+        service = OrderService(uow, waiter, 86_400)
+        orders = [(await service.place(request(), None))[0] for _ in range(500)]
+        answered = await asyncio.gather(*(service.get(o.order_id, {OrderStatus.Failed}, 0.3) for o in orders))
+        assert [o.order_id for o in answered] == [o.order_id for o in orders]
+        # 500 requests at once: their first reads are shared (a few batches), none reads on its own.
+        assert own_reads == 0 and sum(shared) == 500 and len(shared) <= 10
+
+        with pytest.raises(OrderNotFound):
+            await service.get(uuid.uuid4(), {OrderStatus.Failed}, 0.3)  # not found by the shared read
+
+        async def failing_reader(order_ids):
+            raise OSError("database away")
+
+        waiter._read_orders = failing_reader
+        found = await service.get(orders[0].order_id, {OrderStatus.Failed}, 0.1)
+        assert found.order_id == orders[0].order_id and own_reads == 1  # read on its own when the shared read fails
+        await uow.stop()
+        engine.dispose()
+
+    asyncio.run(main())
+
+
 def test_orders_without_progress_are_published_again_at_doubling_intervals(run):
     stale_after, cap = timedelta(seconds=60), timedelta(seconds=200)
 

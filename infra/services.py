@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from events.topology import TOPICS
+from infra.pausing import Pausable
 from infra.supervision import log_tail
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,8 +24,8 @@ class ServiceStartError(RuntimeError):
 
 
 @dataclass
-class ServiceProcess:
-    """One service process; start() returns once its health endpoint answers."""
+class ServiceProcess(Pausable):
+    """One service process; start() returns once its health endpoint answers; pause() freezes it (SIGSTOP)."""
 
     module: str
     port: int
@@ -58,6 +59,7 @@ class ServiceProcess:
     def start(self, timeout: float = 60.0) -> None:
         """Start the process and wait (timeout seconds) until its health endpoint answers; ServiceStartError if not."""
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self._paused = False
         env = {**os.environ, **self.env, "HOST": self.host, "PORT": str(self.port)}
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
@@ -86,6 +88,8 @@ class ServiceProcess:
         if not self.running:
             return self.process.returncode if self.process else None
         assert self.process is not None
+        if self._paused:
+            self.resume()  # a stopped process would act on SIGTERM only when continued
         self.process.send_signal(signal.SIGTERM)
         try:
             return self.process.wait(timeout)

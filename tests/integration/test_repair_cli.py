@@ -23,6 +23,7 @@ from harness.reconcile import ledger_requests, scan_fulfillment_events, scan_ord
 from harness.system import make_system
 from harness.topics import read_to_end, read_topic
 from harness.waiting import wait_until
+from messaging.avro_codec import wire_schema_id
 from messaging.clients import make_consumer, make_producer
 from messaging.dead_letter import PRODUCER_MAX_MESSAGE_BYTES, DeadLetterPublisher
 from messaging.dead_letter_copy import dead_letter_copy
@@ -80,7 +81,7 @@ def test_a_dead_lettered_order_ships_once_however_often_it_is_replayed(stack, tm
         # Fulfillment Service leaves behind when the registry could not resolve the record's schema id.
         (order_id,) = post_orders(system.orders.url, 1)
         (record,) = read_topic(system.bootstrap_servers, system.order_topic, stop=lambda rs: len(rs) >= 1, timeout=30)
-        schema_id = int.from_bytes(record.value()[1:5], "big")
+        schema_id = wire_schema_id(record.value())
         publisher = DeadLetterPublisher(make_producer(settings, "dead-letterer"), dlq, H)
         publisher.publish_all([(record, "UnknownSchemaId", f"schema id {schema_id} is not in the registry")])
         group = make_consumer(settings, env["CONSUMER_GROUP"], "offset-mover")

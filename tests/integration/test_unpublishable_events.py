@@ -18,6 +18,7 @@ from harness.schema_versions import schema_without
 from harness.system import System, make_system, running_system
 from harness.topics import read_topic
 from harness.waiting import wait_until
+from messaging.avro_codec import wire_schema_id
 from order_service import store
 from outbox.parking import discard_parked, list_parked, retry_parked
 from persistence.engine import make_engine
@@ -111,8 +112,8 @@ def test_a_schema_the_registry_refuses_closes_intake_until_the_subject_is_fixed(
         registry.close()
 
 
-def record_schema_ids(system: System, order_ids: list[str]) -> dict[str, int]:
-    """The schema id in each order's OrderCreated record on order-events by order id."""
+def record_schema_ids(system: System, order_ids: list[str]) -> dict[str, int | None]:
+    """The schema id in each order's OrderCreated record on order-events (None: not in the wire format), by order id."""
     wanted = set(order_ids)
     records = read_topic(
         system.bootstrap_servers,
@@ -120,7 +121,7 @@ def record_schema_ids(system: System, order_ids: list[str]) -> dict[str, int]:
         stop=lambda rs: wanted <= {r.key().decode() for r in rs},
         timeout=60,
     )
-    return {r.key().decode(): int.from_bytes(r.value()[1:5], "big") for r in records if r.key().decode() in wanted}
+    return {r.key().decode(): wire_schema_id(r.value()) for r in records if r.key().decode() in wanted}
 
 
 def test_after_the_registry_lost_its_data_new_orders_carry_ids_it_knows(private_stack, tmp_path) -> None:

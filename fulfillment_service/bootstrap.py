@@ -140,8 +140,8 @@ def bootstrap(
 ) -> Components:
     """The service's Components for settings (default: from the environment), with any part given used as is.
 
-    The mock provider creates its ledger table when built; nothing else talks to Kafka, the registry or the
-    databases before Components.start().
+    Nothing talks to Kafka, the registry or the databases before Components.start() (which also has the mock
+    provider create its ledger table); building only makes the directories of SQLite database files.
     """
     settings = settings or FulfillmentServiceSettings()
     if engine is None:

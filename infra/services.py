@@ -132,8 +132,8 @@ def topic_env(prefix: str = "") -> dict[str, str]:
     prefixed (tests isolate their topics so)."""
     env: dict[str, str] = {}
     for topic in TOPICS:
-        env[f"{topic.setting.upper()}_TOPIC"] = f"{prefix}{topic.name}"
-        env[f"{topic.setting.upper()}_DLQ_TOPIC"] = f"{prefix}{topic.dead_letter}"
+        env[topic.topic_env] = f"{prefix}{topic.name}"
+        env[topic.dead_letter_env] = f"{prefix}{topic.dead_letter}"
     return env
 
 

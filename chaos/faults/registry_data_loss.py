@@ -14,6 +14,7 @@ import httpx
 
 from chaos.run import Run
 from chaos.scenario import Scenario
+from events.topology import ORDER_EVENTS
 from harness.reconcile import Reconciliation
 from harness.topics import read_to_end
 from messaging.avro_codec import wire_schema_id
@@ -64,7 +65,7 @@ def verify(run: Run, recon: Reconciliation) -> None:
         names = {i: _record_name(client, i) if i is not None else None for i in ids}
     run.check(
         f"new orders carry ids the new registry knows (last {len(records)} records)",
-        bool(ids) and set(names.values()) == {"OrderCreated"},
+        bool(ids) and set(names.values()) == {ORDER_EVENTS.event.name},
         str(names),
     )
 

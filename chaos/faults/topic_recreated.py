@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from chaos.run import Run
 from chaos.scenario import Scenario
+from events.topology import ORDER_EVENTS
 from harness.reconcile import Reconciliation
 from harness.topic_admin import recreate_topic
 from harness.topics import read_to_end
@@ -84,6 +85,6 @@ SCENARIO = Scenario(
     "topic-recreated",
     "order-events deleted and recreated under load, under a paused consumer",
     inject,
-    env={"ORDER_EVENTS_PARTITIONS": "2"},
+    env={ORDER_EVENTS.partitions_env: "2"},
     verify=verify,
 )

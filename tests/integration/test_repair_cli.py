@@ -16,7 +16,7 @@ from sqlalchemy import MetaData
 from typer.testing import CliRunner
 
 from events.settings import EventSettings
-from events.topology import DEAD_LETTER_HEADERS
+from events.topology import DEAD_LETTER_HEADERS, ORDER_EVENTS
 from harness.orders import post_orders, wait_all_terminal
 from harness.poison import OVERSIZED_BYTES, garbage, produce_raw
 from harness.reconcile import ledger_requests, scan_fulfillment_events, scan_order_events, sqlite_path
@@ -152,7 +152,7 @@ def test_a_spooled_copy_reaches_its_dead_letter_topic_and_leaves_the_spool(stack
     system = make_system(stack.bootstrap_servers, stack.registry_url, tmp_path)  # for its names; never started
     system.create_topics()
     env = system.env["fulfillment"]
-    dlq = env["ORDER_EVENTS_DLQ_TOPIC"]
+    dlq = env[ORDER_EVENTS.dead_letter_env]
     engine = make_engine(env["DATABASE_URL"])
     metadata = MetaData()
     table = dead_letter_spool_table(metadata)

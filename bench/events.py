@@ -15,7 +15,8 @@ from typing import Any
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from events.codecs import order_created_codec, status_changed_codec
+from events.codecs import codec_for
+from events.topology import FULFILLMENT_EVENTS, ORDER_EVENTS
 from fulfillment_service.domain import Status
 from harness.topics import topic_reader
 from messaging.avro_codec import EventCodec
@@ -69,8 +70,8 @@ class EventCollector:
     ) -> None:
         registry = SchemaRegistryClient({"url": registry_url})
         self._codecs: dict[str, EventCodec[Any]] = {
-            order_topic: order_created_codec(registry, order_topic),
-            fulfillment_topic: status_changed_codec(registry, fulfillment_topic),
+            order_topic: codec_for(registry, ORDER_EVENTS, order_topic),
+            fulfillment_topic: codec_for(registry, FULFILLMENT_EVENTS, fulfillment_topic),
         }
         self._order_topic = order_topic
         self._tag_prefix = f"{tag}-"

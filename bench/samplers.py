@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import psutil
 
+from events.topology import FULFILLMENT_EVENTS, ORDER_EVENTS
 from messaging.group_lag import GroupLag
 
 MACHINE = "machine"  # pseudo-process: the whole machine
@@ -166,8 +167,8 @@ class LagSampler(threading.Thread):
         self.health_every = max(1, health_every)  # health endpoints every n-th sample
         self._ticks = 0
         self.origin = origin if origin is not None else time.time()
-        order_topic = env["order"]["ORDER_EVENTS_TOPIC"]
-        fulfillment_topic = env["order"]["FULFILLMENT_EVENTS_TOPIC"]
+        order_topic = env["order"][ORDER_EVENTS.topic_env]
+        fulfillment_topic = env["order"][FULFILLMENT_EVENTS.topic_env]
         self._fulfillment_lag = GroupLag(bootstrap_servers, env["fulfillment"]["CONSUMER_GROUP"], order_topic)
         self._projection_lag = GroupLag(bootstrap_servers, env["order"]["CONSUMER_GROUP"], fulfillment_topic)
         self._order_url = order_url

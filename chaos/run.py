@@ -21,6 +21,7 @@ from confluent_kafka import Message
 from confluent_kafka.admin import AdminClient
 
 from chaos.profile import Profile
+from events.topology import ORDER_EVENTS
 from harness.load import BackgroundLoad
 from harness.order_bodies import order_body
 from harness.orders import TERMINAL, wait_drained, wait_terminal
@@ -138,7 +139,9 @@ class Run:
         """The fulfillment consumer group's lag on order-events, from the offsets committed in Kafka."""
         if self._group_lag is None:
             env = self.system.env["fulfillment"]
-            self._group_lag = GroupLag(self.system.bootstrap_servers, env["CONSUMER_GROUP"], env["ORDER_EVENTS_TOPIC"])
+            self._group_lag = GroupLag(
+                self.system.bootstrap_servers, env["CONSUMER_GROUP"], env[ORDER_EVENTS.topic_env]
+            )
         return self._group_lag()
 
     def check_group_caught_up(self, name: str, timeout: float = 60) -> None:
@@ -158,7 +161,7 @@ class Run:
     def dead_letters(self) -> dict[str, list[dict[str, str]]]:
         """The Fulfillment Service's dead-letter topic read to its end: each record's headers (as text) by its key."""
         seen: dict[str, list[dict[str, str]]] = {}
-        topic = self.system.env["fulfillment"]["ORDER_EVENTS_DLQ_TOPIC"]
+        topic = self.system.env["fulfillment"][ORDER_EVENTS.dead_letter_env]
         for record in read_to_end(self.system.bootstrap_servers, topic):
             headers = {name: (value or b"").decode(errors="replace") for name, value in record.headers() or []}
             seen.setdefault((record.key() or b"").decode(errors="replace"), []).append(headers)

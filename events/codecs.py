@@ -10,8 +10,7 @@ from typing import Any
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from contract_models import events as generated
-from contract_models.events import FulfillmentStatusChanged, OrderCreated
-from events.topology import FULFILLMENT_EVENTS, ORDER_EVENTS, TopicDeclaration
+from events.topology import TopicDeclaration
 from messaging.avro_codec import EventCodec
 
 
@@ -33,16 +32,6 @@ def codec_for(registry: SchemaRegistryClient, declaration: TopicDeclaration, top
         compatibility=declaration.compatibility,
         key_of=declaration.key_of,
     )
-
-
-def order_created_codec(registry: SchemaRegistryClient, topic: str) -> EventCodec[OrderCreated]:
-    """OrderCreated on topic; a decoded event that breaks the order rules is an InvalidEvent poison record."""
-    return codec_for(registry, ORDER_EVENTS, topic)
-
-
-def status_changed_codec(registry: SchemaRegistryClient, topic: str) -> EventCodec[FulfillmentStatusChanged]:
-    """FulfillmentStatusChanged on topic; one that breaks the fulfillment rules is an InvalidEvent."""
-    return codec_for(registry, FULFILLMENT_EVENTS, topic)
 
 
 def _rules(reference: str | None) -> Callable[[Any], None] | None:

@@ -1,6 +1,7 @@
 """The settings of the event topology: for every declared topic its name, dead-letter topic and partitions,
 plus retention and whether topics are created at start-up; each read from the environment variable of the
-upper-cased field name (ORDER_EVENTS_TOPIC, ORDER_EVENTS_DLQ_TOPIC, ORDER_EVENTS_PARTITIONS, ...)."""
+upper-cased field name, the topic's TopicDeclaration.topic_env, dead_letter_env and partitions_env
+(ORDER_EVENTS_TOPIC, ORDER_EVENTS_DLQ_TOPIC, ORDER_EVENTS_PARTITIONS, ...)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,12 @@ def _topology_fields() -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for topic in TOPICS:
         event = topic.event.name
-        fields[f"{topic.setting}_topic"] = (str, Field(topic.name, description=f"the topic of {event} events"))
-        fields[f"{topic.setting}_dlq_topic"] = (
+        fields[topic.topic_env.lower()] = (str, Field(topic.name, description=f"the topic of {event} events"))
+        fields[topic.dead_letter_env.lower()] = (
             str,
             Field(topic.dead_letter, description=f"where records of the {event} topic that can never be processed go"),
         )
-        fields[f"{topic.setting}_partitions"] = (
+        fields[topic.partitions_env.lower()] = (
             int,
             Field(topic.partitions, description=f"partitions of the {event} topic when it is created"),
         )
@@ -58,9 +59,9 @@ class EventSettings(_TopologyFields):
         """declaration with this deployment's topic name, dead-letter topic name and partitions."""
         return Topic(
             declaration,
-            getattr(self, f"{declaration.setting}_topic"),
-            getattr(self, f"{declaration.setting}_dlq_topic"),
-            getattr(self, f"{declaration.setting}_partitions"),
+            getattr(self, declaration.topic_env.lower()),
+            getattr(self, declaration.dead_letter_env.lower()),
+            getattr(self, declaration.partitions_env.lower()),
         )
 
     def topic_specs(self) -> list[TopicSpec]:

@@ -67,10 +67,11 @@ class EventType:
 class TopicDeclaration:
     """One event topic and its dead-letter topic.
 
-    setting: the settings prefix; `<setting>_topic`, `<setting>_dlq_topic` and `<setting>_partitions` (env
-    `<SETTING>_TOPIC`...) override name, dead_letter and partitions. key: the event field whose text is every
-    record's key (key_doc describes it). producer publishes the event through its outbox; consumer reads it in
-    its own group and dead-letters what it can never process to dead_letter (dead_letter_partitions).
+    setting: the settings prefix; the environment variables topic_env, dead_letter_env and partitions_env
+    (`<SETTING>_TOPIC`, `<SETTING>_DLQ_TOPIC`, `<SETTING>_PARTITIONS`) override name, dead_letter and
+    partitions. key: the event field whose text is every record's key (key_doc describes it). producer publishes
+    the event through its outbox; consumer reads it in its own group and dead-letters what it can never process
+    to dead_letter (dead_letter_partitions).
     """
 
     setting: str
@@ -88,6 +89,24 @@ class TopicDeclaration:
 
     def __post_init__(self) -> None:
         subject_name(self.name, self.subject_strategy)  # raises for a strategy the topology does not know
+
+    @property
+    def topic_env(self) -> str:
+        """The environment variable naming the topic (`<SETTING>_TOPIC`, e.g. ORDER_EVENTS_TOPIC); lower-cased,
+        the field of events.settings.EventSettings that reads it."""
+        return f"{self.setting.upper()}_TOPIC"
+
+    @property
+    def dead_letter_env(self) -> str:
+        """The environment variable naming the dead-letter topic (`<SETTING>_DLQ_TOPIC`); lower-cased, its
+        settings field."""
+        return f"{self.setting.upper()}_DLQ_TOPIC"
+
+    @property
+    def partitions_env(self) -> str:
+        """The environment variable giving the partitions the topic is created with (`<SETTING>_PARTITIONS`);
+        lower-cased, its settings field."""
+        return f"{self.setting.upper()}_PARTITIONS"
 
     def subject(self, topic: str | None = None) -> str:
         """The registry subject of the values on topic (default: this topic's default name)."""

@@ -150,8 +150,8 @@ def bootstrap(
     Every part observes its series in metrics (one registry for the process, enabled by METRICS_ENABLED); the
     outbox, the breaker, the orders in flight and the intake group's lag are read into it at scrape time.
 
-    The mock provider creates its ledger table when built; nothing else talks to Kafka, the registry or the
-    databases before Components.start().
+    Nothing talks to Kafka, the registry or the databases before Components.start() (which also has the mock
+    provider create its ledger table); building only makes the directories of SQLite database files.
     """
     settings = settings or FulfillmentServiceSettings()
     if metrics is None:

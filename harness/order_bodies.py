@@ -1,12 +1,18 @@
-"""CreateOrderRequest bodies: one builder for every order the tests, the benchmark and chaos runs send.
+"""CreateOrderRequest bodies: one builder for every order the tests, the benchmark and chaos runs send, and
+the order too large to publish.
 
-Kept free of imports on purpose: the load generator's child process imports it, and each of its
-starts (one per ramp step) should not pay for HTTP clients or the product's models.
+Kept free of imports beyond the standard library on purpose: the load generator's child process imports it,
+and each of its starts (one per ramp step) should not pay for HTTP clients or the product's models.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+# Order Service limits above the producer's message.max.bytes (1,000,000): an oversize_order() is accepted,
+# and Kafka refuses its event (environment variables of the Order Service; bytes).
+OVERSIZE_ORDER_LIMITS = {"MAX_BODY_BYTES": "2097152", "MAX_EVENT_BYTES": "3000000"}
 
 
 def order_body(index: int = 0, *, customer: str = "cust-1", items: int = 1) -> dict[str, Any]:
@@ -28,3 +34,14 @@ def order_body(index: int = 0, *, customer: str = "cust-1", items: int = 1) -> d
             for line in range(items)
         ],
     }
+
+
+def oversize_order(customer: str = "big-spender") -> bytes:
+    """A valid CreateOrderRequest of about 1.6 MB as UTF-8 JSON, whose OrderCreated (about 1.6 MB of Avro)
+    exceeds the producer's 1,000,000 bytes: 1,000 lines whose product id and name are about 200
+    four-byte characters each. The Order Service accepts it only under OVERSIZE_ORDER_LIMITS."""
+    body = order_body(customer=customer, items=1000)
+    for index, item in enumerate(body["items"]):
+        item["productId"] = f"{index:04d}" + "\U0001f4e6" * 196
+        item["productName"] = "\U0001f4e6" * 200
+    return json.dumps(body, ensure_ascii=False).encode()

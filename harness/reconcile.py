@@ -27,7 +27,8 @@ import httpx
 from confluent_kafka import Message
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
-from events.codecs import order_created_codec, status_changed_codec
+from events.codecs import codec_for
+from events.topology import FULFILLMENT_EVENTS, ORDER_EVENTS
 from harness.load import Accepted
 from harness.orders import TERMINAL, DrainOutcome, list_orders
 from harness.topics import read_to_end
@@ -87,7 +88,7 @@ def scan_order_events(
     records: list[Message], registry_url: str, topic: str, writer_schemas: Mapping[int, str] | None = None
 ) -> OrderEventScan:
     """Scan OrderCreated records of topic (decoded with the registry's schemas, writer_schemas first)."""
-    codec = order_created_codec(registry_reader(registry_url, writer_schemas, "OrderCreated"), topic)
+    codec = codec_for(registry_reader(registry_url, writer_schemas, ORDER_EVENTS.event.name), ORDER_EVENTS, topic)
     events, undecodable = decode_all(records, codec)
     scan = OrderEventScan(undecodable=undecodable)
     for event in events:
@@ -113,7 +114,8 @@ def scan_fulfillment_events(
 ) -> FulfillmentEventScan:
     """Scan FulfillmentStatusChanged records of topic (decoded with the registry's schemas, writer_schemas
     first)."""
-    codec = status_changed_codec(registry_reader(registry_url, writer_schemas, "FulfillmentStatusChanged"), topic)
+    registry = registry_reader(registry_url, writer_schemas, FULFILLMENT_EVENTS.event.name)
+    codec = codec_for(registry, FULFILLMENT_EVENTS, topic)
     events, undecodable = decode_all(records, codec)
     scan = FulfillmentEventScan(undecodable=undecodable)
     for event in events:

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from events.topology import RETENTION_MS, TOPICS
+from events.topology import FULFILLMENT_EVENTS, ORDER_EVENTS, RETENTION_MS, TOPICS
 from infra.ports import free_port
 from infra.services import ServiceProcess, fulfillment_service, order_service, service_env
 from messaging.topics import TopicSpec, ensure_topics
@@ -46,20 +46,20 @@ class System:
     @property
     def order_topic(self) -> str:
         """The topic OrderCreated events go to."""
-        return self.env["order"]["ORDER_EVENTS_TOPIC"]
+        return self.env["order"][ORDER_EVENTS.topic_env]
 
     @property
     def fulfillment_topic(self) -> str:
         """The topic FulfillmentStatusChanged events go to."""
-        return self.env["order"]["FULFILLMENT_EVENTS_TOPIC"]
+        return self.env["order"][FULFILLMENT_EVENTS.topic_env]
 
     def create_topics(self, *, dead_letters: bool = True) -> None:
         """Create this system's topics (one partition each) as the services do at start-up unless CREATE_TOPICS
         is off; dead_letters=False leaves the dead-letter topics out. KafkaException if the broker refuses."""
         env = self.env["order"]
-        names = [f"{topic.setting.upper()}_TOPIC" for topic in TOPICS]
+        names = [topic.topic_env for topic in TOPICS]
         if dead_letters:
-            names += [f"{topic.setting.upper()}_DLQ_TOPIC" for topic in TOPICS]
+            names += [topic.dead_letter_env for topic in TOPICS]
         ensure_topics(self.bootstrap_servers, [TopicSpec(env[name], 1, RETENTION_MS) for name in names], timeout=30)
 
     def dead_letters(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Self
 from mirakuru import SimpleExecutor
 from mirakuru.exceptions import ProcessFinishedWithError
 
+from infra.pausing import Pausable
 from infra.ports import HOST, bind_succeeds
 from infra.supervision import log_tail
 
@@ -124,7 +125,7 @@ def _stop_all() -> None:
             log.exception("failed to stop %s", service.name)
 
 
-class JavaService:
+class JavaService(Pausable):
     """Common lifecycle of one JVM process: start with readiness check, stop, kill, pause.
 
     directory holds the process's configuration, data and log; start_timeout and stop_timeout are
@@ -132,6 +133,7 @@ class JavaService:
     """
 
     name: ClassVar[str] = "service"
+    not_running_error: ClassVar[type[Exception]] = StackError
 
     def __init__(self, directory: Path, *, start_timeout: float, stop_timeout: float) -> None:
         self.directory = Path(directory).resolve()
@@ -266,28 +268,12 @@ class JavaService:
         self.stop()
         self.start()
 
-    def pause(self) -> None:
-        """Freeze the process (SIGSTOP), e.g. to simulate an unresponsive broker; StackError if not running."""
-        self._signal_group(signal.SIGSTOP)
-        self._paused = True
-
-    def resume(self) -> None:
-        """Continue a paused process (SIGCONT); StackError if not running."""
-        self._signal_group(signal.SIGCONT)
-        self._paused = False
-
     def _log_marker(self, event: str) -> None:
         try:
             with self.log_file.open("a") as handle:
                 handle.write(f"===== {time.strftime('%Y-%m-%d %H:%M:%S')} {event} {self.name} =====\n")
         except OSError:
             pass  # the log is a debugging aid; never let it block a stop
-
-    def _signal_group(self, sig: int) -> None:
-        pid = self.pid
-        if pid is None:
-            raise StackError(f"{self.name} is not running")
-        os.killpg(pid, sig)
 
     def _discard_executor(self) -> None:
         executor, self._executor = self._executor, None

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from events.topology import TOPICS
+from infra.pausing import Pausable
 from infra.supervision import log_tail
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,8 +25,8 @@ class ServiceStartError(RuntimeError):
 
 
 @dataclass
-class ServiceProcess:
-    """One service process; start() returns once its health endpoint answers."""
+class ServiceProcess(Pausable):
+    """One service process; start() returns once its health endpoint answers; pause() freezes it (SIGSTOP)."""
 
     module: str
     port: int
@@ -62,6 +63,7 @@ class ServiceProcess:
     def start(self, timeout: float = 60.0) -> None:
         """Start the process and wait (timeout seconds) until its health endpoint answers; ServiceStartError if not."""
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self._paused = False
         env = {**os.environ, **self.env, "HOST": self.host, "PORT": str(self.port)}
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
@@ -92,6 +94,8 @@ class ServiceProcess:
         if not self.running:
             return self.process.returncode if self.process else None
         assert self.process is not None
+        if self._paused:
+            self.resume()  # a stopped process would act on SIGTERM only when continued
         self.process.send_signal(signal.SIGTERM)
         try:
             return self.process.wait(timeout)
@@ -134,8 +138,8 @@ def topic_env(prefix: str = "") -> dict[str, str]:
     prefixed (tests isolate their topics so)."""
     env: dict[str, str] = {}
     for topic in TOPICS:
-        env[f"{topic.setting.upper()}_TOPIC"] = f"{prefix}{topic.name}"
-        env[f"{topic.setting.upper()}_DLQ_TOPIC"] = f"{prefix}{topic.dead_letter}"
+        env[topic.topic_env] = f"{prefix}{topic.name}"
+        env[topic.dead_letter_env] = f"{prefix}{topic.dead_letter}"
     return env
 
 

@@ -106,6 +106,15 @@ UNKNOWN_ID_SECONDS = 60.0
 WIRE_HEADER_BYTES = 5
 
 
+def wire_schema_id(value: bytes | None) -> int | None:
+    """The registry schema id a Confluent wire-format record value names (bytes 1-4, big-endian, after the
+    magic byte 0; Schema Registry docs, "Wire format"), or None for a value that is not in that format (no
+    value, shorter than WIRE_HEADER_BYTES, another magic byte)."""
+    if value is None or len(value) < WIRE_HEADER_BYTES or value[0] != 0:
+        return None
+    return int.from_bytes(value[1:WIRE_HEADER_BYTES], "big")
+
+
 class PoisonRecord(Exception):
     """The record can never be decoded (bad bytes, unknown schema id, unresolvable writer schema)."""
 
@@ -189,7 +198,7 @@ class EventCodec(Generic[M]):
             if is_registry_unavailable(exc) or isinstance(exc, SchemaRegistryError):
                 raise RegistryUnavailable(str(exc)) from exc
             raise UnencodableEvent(f"{type(exc).__name__}: {exc}"[:500]) from exc
-        self._written_id = int.from_bytes(value[1:WIRE_HEADER_BYTES], "big")
+        self._written_id = wire_schema_id(value)
         return value
 
     def check_registration(self, now: float) -> RegistrationCheck:
@@ -272,9 +281,9 @@ class EventCodec(Generic[M]):
         and to agree with the reader on every decimal; fetched and checked once per schema id. Raises
         PoisonRecord for a record not in the wire format or with an unsafe or incompatible writer schema;
         registry errors propagate."""
-        if len(data) < WIRE_HEADER_BYTES or data[0] != 0:
+        schema_id = wire_schema_id(data)
+        if schema_id is None:
             raise PoisonRecord("InvalidWireFormat", "not the Confluent wire format (magic byte 0, schema id)")
-        schema_id = int.from_bytes(data[1:WIRE_HEADER_BYTES], "big")
         unknown_since = self._unknown_ids.get(schema_id)
         if unknown_since is not None and time.monotonic() - unknown_since < UNKNOWN_ID_SECONDS:
             raise PoisonRecord("UnknownSchemaId", f"schema id {schema_id} is not in the registry")
@@ -326,7 +335,7 @@ def _record_name(schema: str) -> str:
 
 
 def _kind(exc: Exception, data: bytes) -> str:
-    if len(data) < 5 or data[0] != 0:
+    if wire_schema_id(data) is None:
         return "InvalidWireFormat"
     if getattr(exc, "http_status_code", None) == 404:
         return "UnknownSchemaId"

@@ -10,15 +10,14 @@ as the operator, retries the parked rows through the repair functions, so every 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import httpx
 
 from chaos.run import Run
 from chaos.scenario import Scenario
-from contract_models.events import ORDER_CREATED_SCHEMA
 from harness.order_bodies import order_body
+from harness.schema_versions import schema_without
 from order_service import store
 from outbox.parking import list_parked, retry_parked
 from persistence.engine import make_engine
@@ -27,13 +26,6 @@ SCHEMA_JSON = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
 # A field of OrderCreated without default: a subject whose latest version lacks it refuses the schema.
 MISSING_FIELD = "customerName"
 FAST_CHECKS = {"SCHEMA_CHECK_INTERVAL_SECONDS": "1"}
-
-
-def schema_without(field: str) -> str:
-    """OrderCreated without field (as a version the service's schema cannot follow under BACKWARD)."""
-    schema = json.loads(ORDER_CREATED_SCHEMA)
-    schema["fields"] = [f for f in schema["fields"] if f["name"] != field]
-    return json.dumps(schema)
 
 
 def inject(run: Run) -> None:

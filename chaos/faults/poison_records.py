@@ -13,7 +13,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from chaos.run import Run
 from chaos.scenario import Scenario
-from events.topology import DEAD_LETTER_HEADERS
+from events.topology import DEAD_LETTER_HEADERS, ORDER_EVENTS
 from harness.reconcile import Reconciliation
 from harness.records import poison_records
 from harness.topics import read_to_end
@@ -42,7 +42,7 @@ def inject(run: Run) -> None:
 def verify(run: Run, recon: Reconciliation) -> None:
     """Every poison record dead-lettered once with its cause, no valid order among them, no order held up."""
     expected: dict[str, str] = run.state["poison"]
-    dlq_topic = run.system.env["fulfillment"]["ORDER_EVENTS_DLQ_TOPIC"]
+    dlq_topic = run.system.env["fulfillment"][ORDER_EVENTS.dead_letter_env]
     seen: dict[str, list[str]] = {}
     for record in read_to_end(run.system.bootstrap_servers, dlq_topic):
         headers = dict(record.headers() or [])

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from chaos.run import Run
 from chaos.scenario import Scenario
+from events.topology import ORDER_EVENTS
 from harness.reconcile import Reconciliation
 from infra.ports import free_port
 from infra.services import fulfillment_service
@@ -60,6 +61,6 @@ SCENARIO = Scenario(
     "two fulfillment instances, one SIGKILLed during a rebalance",
     inject,
     # Topics are created by the services at start-up: both need the partition count from the start.
-    env={"ORDER_EVENTS_PARTITIONS": "4"},
+    env={ORDER_EVENTS.partitions_env: "4"},
     verify=verify,
 )

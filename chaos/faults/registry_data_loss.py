@@ -14,8 +14,10 @@ import httpx
 
 from chaos.run import Run
 from chaos.scenario import Scenario
+from events.topology import ORDER_EVENTS
 from harness.reconcile import Reconciliation
 from harness.topics import read_to_end
+from messaging.avro_codec import wire_schema_id
 
 FAST_CHECKS = {"SCHEMA_CHECK_INTERVAL_SECONDS": "1"}
 # After this many unknown ids in a row the snapshot stops looking (ids are handed out in sequence).
@@ -58,12 +60,12 @@ def verify(run: Run, recon: Reconciliation) -> None:
     """The last records on order-events (written by the load after the fault) carry ids the new registry
     resolves to OrderCreated."""
     records = read_to_end(run.system.bootstrap_servers, run.system.order_topic)[-_LAST:]
-    ids = {int.from_bytes((r.value() or b"\0" * 5)[1:5], "big") for r in records}
+    ids = {wire_schema_id(r.value()) for r in records}
     with httpx.Client(base_url=run.system.registry_url, timeout=10) as client:
-        names = {i: _record_name(client, i) for i in ids}
+        names = {i: _record_name(client, i) if i is not None else None for i in ids}
     run.check(
         f"new orders carry ids the new registry knows (last {len(records)} records)",
-        bool(ids) and set(names.values()) == {"OrderCreated"},
+        bool(ids) and set(names.values()) == {ORDER_EVENTS.event.name},
         str(names),
     )
 

@@ -13,35 +13,20 @@ every order below them; every order must still be fulfilled, once.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 
 from confluent_kafka import Consumer, TopicPartition
 
 from chaos.run import Run
 from chaos.scenario import Scenario
+from events.topology import ORDER_EVENTS
 from harness.reconcile import Reconciliation
 from harness.topic_admin import recreate_topic
 from harness.topics import read_to_end
-from infra.services import ServiceProcess
 
 # The fulfillment group's session timeout is 10 s (messaging.clients): frozen for less, it keeps its partitions.
 _FULFILLMENT_FROZEN_MAX_S = 7.0
-
-
-@contextlib.contextmanager
-def _frozen(service: ServiceProcess) -> Iterator[None]:
-    """service's process group stopped (SIGSTOP) inside the block, continued (SIGCONT) after."""
-    assert service.pid is not None
-    os.killpg(service.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.killpg(service.pid, signal.SIGCONT)
 
 
 def _ends(bootstrap_servers: str, topic: str, partitions: int) -> dict[int, int]:
@@ -62,9 +47,9 @@ def inject(run: Run) -> None:
     topic, bootstrap = run.system.order_topic, run.system.bootstrap_servers
     run.state["log_mark"] = run.system.fulfillment.log_file.stat().st_size
     with run.fault(f"{topic} deleted and recreated under a paused consumer") as fault, ExitStack() as paused:
-        with _frozen(run.system.orders):
+        with run.system.orders.paused():
             caught_up = run.poll(lambda: run.fulfillment_group_lag() == 0, timeout=20, interval=0.2)
-            paused.enter_context(_frozen(run.system.fulfillment))
+            paused.enter_context(run.system.fulfillment.paused())
             frozen_at = time.monotonic()
             # The orders on the old topic go with it; the reconciliation still counts them as published.
             run.order_events_before = read_to_end(bootstrap, topic)
@@ -100,6 +85,6 @@ SCENARIO = Scenario(
     "topic-recreated",
     "order-events deleted and recreated under load, under a paused consumer",
     inject,
-    env={"ORDER_EVENTS_PARTITIONS": "2"},
+    env={ORDER_EVENTS.partitions_env: "2"},
     verify=verify,
 )

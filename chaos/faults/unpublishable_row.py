@@ -8,29 +8,16 @@ retries it (parked again, since nothing changed) and discards it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import httpx
 
 from chaos.run import Run
 from chaos.scenario import Scenario
-from harness.order_bodies import order_body
+from harness.order_bodies import OVERSIZE_ORDER_LIMITS, oversize_order
 from order_service import store
 from outbox.parking import discard_parked, list_parked, retry_parked
 from persistence.engine import make_engine
-
-# Limits above the producer's message.max.bytes (1,000,000): the event is accepted, and Kafka refuses it.
-RAISED_LIMITS = {"MAX_BODY_BYTES": "2097152", "MAX_EVENT_BYTES": "3000000"}
-
-
-def oversize_order() -> bytes:
-    """A valid CreateOrderRequest of about 1.6 MB (1,000 lines of 4-byte characters), as UTF-8 JSON."""
-    body = order_body(customer="chaos-oversize", items=1000)
-    for index, item in enumerate(body["items"]):
-        item["productId"] = f"{index:04d}" + "\U0001f4e6" * 196
-        item["productName"] = "\U0001f4e6" * 200
-    return json.dumps(body, ensure_ascii=False).encode()
 
 
 def inject(run: Run) -> None:
@@ -40,7 +27,7 @@ def inject(run: Run) -> None:
         with run.fault("an order whose event exceeds the producer's size limit") as fault:
             response = httpx.post(
                 f"{run.system.orders.url}/api/orders",
-                content=oversize_order(),
+                content=oversize_order(customer="chaos-oversize"),
                 headers={"content-type": "application/json"},
                 timeout=60,
             )
@@ -90,4 +77,6 @@ def _parked_probe(run: Run) -> Callable[[], str | None]:
     return probe
 
 
-SCENARIO = Scenario("unpublishable-row", "an order whose event can never be published", inject, env=RAISED_LIMITS)
+SCENARIO = Scenario(
+    "unpublishable-row", "an order whose event can never be published", inject, env=OVERSIZE_ORDER_LIMITS
+)

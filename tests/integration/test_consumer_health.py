@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import pytest
 
 from harness.orders import post_orders, wait_all_terminal
-from harness.system import System, running_system
+from harness.system import running_system
 from harness.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
 STALL_SECONDS = 3.0
-
-
-def set_provider_latency(system: System, ms: int) -> None:
-    response = httpx.put(
-        f"{system.fulfillment.url}/admin/provider", json={"minLatencyMs": ms, "maxLatencyMs": ms}, timeout=10
-    )
-    assert response.status_code == 200, response.text
 
 
 @pytest.fixture
@@ -48,7 +40,8 @@ def test_a_stuck_consumer_is_reported_with_its_lag_and_recovers(watched_system):
     assert healthy["consumerLag"] == 0 and healthy["consumer"]["assignedPartitions"] == [0]
     assert healthy["reasons"] == []
 
-    set_provider_latency(system, 15_000)  # the provider hangs: nothing finishes, nothing is committed
+    # The provider hangs: nothing finishes, nothing is committed.
+    system.set_provider(minLatencyMs=15_000, maxLatencyMs=15_000)
     stuck = post_orders(system.orders.url, 5)
     posted = time.monotonic()
     report = wait_until(
@@ -65,7 +58,8 @@ def test_a_stuck_consumer_is_reported_with_its_lag_and_recovers(watched_system):
     assert any("stalled" in reason for reason in report["reasons"]), report["reasons"]
     print(f"stall reported {noticed:.1f} s after the orders were posted (stall time {STALL_SECONDS:g} s)")
 
-    set_provider_latency(system, 100)  # the hanging calls answer (15 s after they began); progress resumes
+    # The hanging calls answer (15 s after they began); progress resumes.
+    system.set_provider(minLatencyMs=100, maxLatencyMs=100)
     recovered = wait_until(
         lambda: (h := system.fulfillment_health())["status"] == "ok" and h,
         40,

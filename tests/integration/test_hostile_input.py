@@ -21,8 +21,8 @@ from contract_models.events import (
     ORDER_CREATED_SCHEMA,
     FulfillmentStatus,
 )
-from events.codecs import order_created_codec, status_changed_codec
-from events.topology import DEAD_LETTER_HEADERS
+from events.codecs import codec_for
+from events.topology import DEAD_LETTER_HEADERS, FULFILLMENT_EVENTS, ORDER_EVENTS
 from harness.orders import post_orders, wait_all_terminal
 from harness.records import avro_body, produce_records, wire_value, zigzag
 from harness.topics import read_topic
@@ -49,7 +49,7 @@ RULE_BREAKING_ORDERS = {
 
 
 def test_orders_that_break_the_rules_are_dead_lettered_and_never_shipped(system):
-    codec = order_created_codec(SchemaRegistryClient({"url": system.registry_url}), system.order_topic)
+    codec = codec_for(SchemaRegistryClient({"url": system.registry_url}), ORDER_EVENTS, system.order_topic)
     events = {name: order_created(**overrides) for name, overrides in RULE_BREAKING_ORDERS.items()}
     # encode() registers and serializes with the real registry: every record is valid Avro.
     encoded = {name: codec.encode(event) for name, event in events.items()}
@@ -61,7 +61,7 @@ def test_orders_that_break_the_rules_are_dead_lettered_and_never_shipped(system)
 
     dlq = read_topic(
         system.bootstrap_servers,
-        system.env["fulfillment"]["ORDER_EVENTS_DLQ_TOPIC"],
+        system.env["fulfillment"][ORDER_EVENTS.dead_letter_env],
         stop=lambda records: len(records) >= len(events),
         timeout=30,
     )
@@ -77,7 +77,7 @@ def test_orders_that_break_the_rules_are_dead_lettered_and_never_shipped(system)
 
 
 def test_status_changes_that_break_the_rules_are_dead_lettered_and_projection_goes_on(system):
-    codec = status_changed_codec(SchemaRegistryClient({"url": system.registry_url}), system.fulfillment_topic)
+    codec = codec_for(SchemaRegistryClient({"url": system.registry_url}), FULFILLMENT_EVENTS, system.fulfillment_topic)
     broken = [
         status_changed(FulfillmentStatus.Shipped, trackingNumber="S" * 500, carrier="MockCarrier"),
         status_changed(FulfillmentStatus.Failed),  # without a reason
@@ -89,7 +89,7 @@ def test_status_changes_that_break_the_rules_are_dead_lettered_and_projection_go
     wait_all_terminal(system.orders.url, valid, timeout=60)
     dlq = read_topic(
         system.bootstrap_servers,
-        system.env["order"]["FULFILLMENT_EVENTS_DLQ_TOPIC"],
+        system.env["order"][FULFILLMENT_EVENTS.dead_letter_env],
         stop=lambda records: len(records) >= len(broken),
         timeout=30,
     )
@@ -188,8 +188,8 @@ def _decoder_attacks(registry: SchemaRegistryClient, schema: str, valid_body: by
 
 def test_records_that_would_hang_or_crash_the_decoder_are_dead_lettered_on_both_topics(system):
     registry = SchemaRegistryClient({"url": system.registry_url})
-    order_codec = order_created_codec(registry, system.order_topic)
-    status_codec = status_changed_codec(registry, system.fulfillment_topic)
+    order_codec = codec_for(registry, ORDER_EVENTS, system.order_topic)
+    status_codec = codec_for(registry, FULFILLMENT_EVENTS, system.fulfillment_topic)
     valid_order = order_codec.encode(order_created())[5:]
     valid_status = status_codec.encode(status_changed(FulfillmentStatus.Pending))[5:]
     order_attacks = _decoder_attacks(registry, ORDER_CREATED_SCHEMA, valid_order)
@@ -212,8 +212,8 @@ def test_records_that_would_hang_or_crash_the_decoder_are_dead_lettered_on_both_
         assert httpx.get(url, timeout=5).status_code == 200
 
     for topic, attacks in (
-        (system.env["fulfillment"]["ORDER_EVENTS_DLQ_TOPIC"], order_attacks),
-        (system.env["order"]["FULFILLMENT_EVENTS_DLQ_TOPIC"], status_attacks),
+        (system.env["fulfillment"][ORDER_EVENTS.dead_letter_env], order_attacks),
+        (system.env["order"][FULFILLMENT_EVENTS.dead_letter_env], status_attacks),
     ):
         parked = read_topic(system.bootstrap_servers, topic, stop=lambda rs, n=len(attacks): len(rs) >= n, timeout=30)
         kinds = {r.key().decode(): dict(r.headers())[ERROR_TYPE].decode() for r in parked}

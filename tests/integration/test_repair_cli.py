@@ -16,13 +16,14 @@ from sqlalchemy import MetaData
 from typer.testing import CliRunner
 
 from events.settings import EventSettings
-from events.topology import DEAD_LETTER_HEADERS
+from events.topology import DEAD_LETTER_HEADERS, ORDER_EVENTS
 from harness.orders import post_orders, wait_all_terminal
 from harness.poison import OVERSIZED_BYTES, garbage, produce_raw
 from harness.reconcile import ledger_requests, scan_fulfillment_events, scan_order_events, sqlite_path
 from harness.system import make_system
 from harness.topics import read_to_end, read_topic
 from harness.waiting import wait_until
+from messaging.avro_codec import wire_schema_id
 from messaging.clients import make_consumer, make_producer
 from messaging.dead_letter import PRODUCER_MAX_MESSAGE_BYTES, DeadLetterPublisher
 from messaging.dead_letter_copy import dead_letter_copy
@@ -80,7 +81,7 @@ def test_a_dead_lettered_order_ships_once_however_often_it_is_replayed(stack, tm
         # Fulfillment Service leaves behind when the registry could not resolve the record's schema id.
         (order_id,) = post_orders(system.orders.url, 1)
         (record,) = read_topic(system.bootstrap_servers, system.order_topic, stop=lambda rs: len(rs) >= 1, timeout=30)
-        schema_id = int.from_bytes(record.value()[1:5], "big")
+        schema_id = wire_schema_id(record.value())
         publisher = DeadLetterPublisher(make_producer(settings, "dead-letterer"), dlq, H)
         publisher.publish_all([(record, "UnknownSchemaId", f"schema id {schema_id} is not in the registry")])
         group = make_consumer(settings, env["CONSUMER_GROUP"], "offset-mover")
@@ -151,7 +152,7 @@ def test_a_spooled_copy_reaches_its_dead_letter_topic_and_leaves_the_spool(stack
     system = make_system(stack.bootstrap_servers, stack.registry_url, tmp_path)  # for its names; never started
     system.create_topics()
     env = system.env["fulfillment"]
-    dlq = env["ORDER_EVENTS_DLQ_TOPIC"]
+    dlq = env[ORDER_EVENTS.dead_letter_env]
     engine = make_engine(env["DATABASE_URL"])
     metadata = MetaData()
     table = dead_letter_spool_table(metadata)

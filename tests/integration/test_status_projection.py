@@ -10,7 +10,8 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from contract_models.events import FulfillmentStatus
-from events.codecs import status_changed_codec
+from events.codecs import codec_for
+from events.topology import FULFILLMENT_EVENTS
 from harness.order_bodies import order_body
 from harness.records import produce_records
 from harness.system import make_system
@@ -37,7 +38,7 @@ def orders_only(stack, tmp_path):
 
 
 def publisher(system):
-    codec = status_changed_codec(SchemaRegistryClient({"url": system.registry_url}), system.fulfillment_topic)
+    codec = codec_for(SchemaRegistryClient({"url": system.registry_url}), FULFILLMENT_EVENTS, system.fulfillment_topic)
 
     def publish(order_id: str, status: FulfillmentStatus, sequence: int, **fields) -> None:
         event = status_changed(status, orderId=uuid.UUID(order_id), sequence=sequence, **fields)

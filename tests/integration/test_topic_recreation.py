@@ -9,12 +9,6 @@ Three ways a consumer group can meet a recreated topic with a position from the 
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-from collections.abc import Iterator
-
-import httpx
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
@@ -36,13 +30,6 @@ def end_offset(system: System) -> int:
         consumer.close()
 
 
-def set_provider_latency(system: System, ms: int) -> None:
-    response = httpx.put(
-        f"{system.fulfillment.url}/admin/provider", json={"minLatencyMs": ms, "maxLatencyMs": ms}, timeout=10
-    )
-    assert response.status_code == 200, response.text
-
-
 def publish_after_recreation(system: System, count: int) -> list[str]:
     """Post count orders and wait until all of them are on the recreated order-events."""
     ids = post_orders(system.orders.url, count)
@@ -54,17 +41,6 @@ def assert_all_fulfilled(system: System, ids: list[str]) -> None:
     final = wait_all_terminal(system.orders.url, ids, timeout=90)
     assert {o["status"] for o in final.values()} == {"Fulfilled"}
     wait_until(lambda: system.fulfillment_health()["consumerLag"] == 0, 30, message="the group to catch up")
-
-
-@contextlib.contextmanager
-def frozen(system: System) -> Iterator[None]:
-    """The Fulfillment Service's process frozen (SIGSTOP) inside the block, continued (SIGCONT) after."""
-    assert system.fulfillment.pid is not None
-    os.killpg(system.fulfillment.pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.killpg(system.fulfillment.pid, signal.SIGCONT)
 
 
 @pytest.fixture
@@ -108,7 +84,7 @@ def test_recreated_while_fulfillment_is_stopped(steady_system):
 def test_recreated_while_orders_are_in_flight_then_stopped(steady_system):
     system = steady_system
     fulfil(system, 20)
-    set_provider_latency(system, 5000)
+    system.set_provider(minLatencyMs=5000, maxLatencyMs=5000)
     in_flight = post_orders(system.orders.url, 10)
     wait_until(lambda: system.fulfillment_health()["inFlight"] >= 10, 30, message="orders in the provider call")
     # Their work finishes, and their offsets (up to 30) are committed, after the topic is recreated.
@@ -124,7 +100,7 @@ def test_recreated_while_orders_are_in_flight_then_stopped(steady_system):
 def test_recreated_under_a_running_consumer_that_grew_past_its_position(steady_system):
     system = steady_system
     fulfil(system, 10)
-    with frozen(system):  # shorter than the group's session timeout (10 s): it keeps its partition
+    with system.fulfillment.paused():  # shorter than the group's session timeout (10 s): it keeps its partition
         recreate_topic(system.bootstrap_servers, system.order_topic)
         after = publish_after_recreation(system, 15)  # past the consumer's position (10) before it fetches
     assert_all_fulfilled(system, after)

@@ -12,12 +12,13 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from contract_models.events import ORDER_CREATED_SCHEMA
-from harness.order_bodies import order_body
+from harness.order_bodies import OVERSIZE_ORDER_LIMITS, order_body, oversize_order
 from harness.orders import post_orders, wait_all_terminal
+from harness.schema_versions import schema_without
 from harness.system import System, make_system, running_system
 from harness.topics import read_topic
 from harness.waiting import wait_until
+from messaging.avro_codec import wire_schema_id
 from order_service import store
 from outbox.parking import discard_parked, list_parked, retry_parked
 from persistence.engine import make_engine
@@ -38,19 +39,10 @@ def order_engine(system: System) -> Engine:
     return make_engine(system.env["order"]["DATABASE_URL"])
 
 
-def oversize_order_body() -> bytes:
-    """A valid order of about 1.6 MB whose event (about 1.6 MB of Avro) exceeds the producer's 1,000,000 bytes."""
-    body = order_body(customer="big-spender", items=1000)
-    for index, item in enumerate(body["items"]):
-        item["productId"] = f"{index:04d}" + "\U0001f4e6" * 196  # 4 UTF-8 bytes each
-        item["productName"] = "\U0001f4e6" * 200
-    return json.dumps(body, ensure_ascii=False).encode()
-
-
 @pytest.fixture
 def raised_limits(stack, tmp_path) -> Iterator[System]:
     """The Order Service with body and event limits above the producer's message.max.bytes."""
-    with running_system(stack, tmp_path, MAX_BODY_BYTES="2097152", MAX_EVENT_BYTES="3000000") as system:
+    with running_system(stack, tmp_path, **OVERSIZE_ORDER_LIMITS) as system:
         yield system
 
 
@@ -58,7 +50,7 @@ def test_an_oversize_event_is_parked_and_the_orders_after_it_are_fulfilled(raise
     system = raised_limits
     big = httpx.post(
         f"{system.orders.url}/api/orders",
-        content=oversize_order_body(),
+        content=oversize_order(),
         headers={"content-type": "application/json"},
         timeout=60,
     )
@@ -88,14 +80,6 @@ def test_an_oversize_event_is_parked_and_the_orders_after_it_are_fulfilled(raise
         engine.dispose()
     status, ready = wait_until(lambda: (r := readiness(system))[1]["status"] == "ok" and r, 30, message="ready ok")
     assert (status, ready["outboxParked"]) == (200, 0)
-
-
-def schema_without(field: str) -> str:
-    """OrderCreated as an earlier version without field: the current schema's field has no default, so under
-    BACKWARD the registry refuses the current schema after this one."""
-    schema = json.loads(ORDER_CREATED_SCHEMA)
-    schema["fields"] = [f for f in schema["fields"] if f["name"] != field]
-    return json.dumps(schema)
 
 
 def test_a_schema_the_registry_refuses_closes_intake_until_the_subject_is_fixed(stack, tmp_path) -> None:
@@ -128,8 +112,8 @@ def test_a_schema_the_registry_refuses_closes_intake_until_the_subject_is_fixed(
         registry.close()
 
 
-def record_schema_ids(system: System, order_ids: list[str]) -> dict[str, int]:
-    """The schema id in each order's OrderCreated record on order-events, by order id."""
+def record_schema_ids(system: System, order_ids: list[str]) -> dict[str, int | None]:
+    """The schema id in each order's OrderCreated record on order-events (None: not in the wire format), by order id."""
     wanted = set(order_ids)
     records = read_topic(
         system.bootstrap_servers,
@@ -137,7 +121,7 @@ def record_schema_ids(system: System, order_ids: list[str]) -> dict[str, int]:
         stop=lambda rs: wanted <= {r.key().decode() for r in rs},
         timeout=60,
     )
-    return {r.key().decode(): int.from_bytes(r.value()[1:5], "big") for r in records if r.key().decode() in wanted}
+    return {r.key().decode(): wire_schema_id(r.value()) for r in records if r.key().decode() in wanted}
 
 
 def test_after_the_registry_lost_its_data_new_orders_carry_ids_it_knows(private_stack, tmp_path) -> None:

@@ -12,7 +12,8 @@ import fastavro
 import pytest
 
 from contract_models.events import FULFILLMENT_STATUS_CHANGED_SCHEMA, ORDER_CREATED_SCHEMA
-from events.codecs import order_created_codec
+from events.codecs import codec_for
+from events.topology import ORDER_EVENTS
 from harness.records import avro_body, wire_value, zigzag
 from messaging.avro_codec import PoisonRecord
 from messaging.avro_safety import UnsafeWriterSchema, check_writer_schema, max_decimal_bytes, use_bounded_decimals
@@ -95,7 +96,7 @@ class _Registry:
 
 def test_a_zero_size_array_of_2_62_items_is_poison_at_once():
     writer = order_schema_with({"name": "junk", "type": {"type": "array", "items": "null"}, "default": []})
-    codec = order_created_codec(_Registry({7: json.dumps(writer)}), "order-events")  # type: ignore[arg-type]
+    codec = codec_for(_Registry({7: json.dumps(writer)}), ORDER_EVENTS, "order-events")  # type: ignore[arg-type]
     started = time.process_time()
     with pytest.raises(PoisonRecord) as raised:
         codec.decode(wire_value(7, zigzag(2**62) + zigzag(0)))
@@ -147,7 +148,7 @@ def _record(**changes) -> dict:
 def _wire(schema: dict | str, record: dict, schema_id: int = 7) -> tuple[object, bytes]:
     text = schema if isinstance(schema, str) else json.dumps(schema)
     plain = json.loads(text.replace('{"type":"bytes","logicalType":"decimal","precision":12,"scale":2}', '"bytes"'))
-    codec = order_created_codec(_Registry({schema_id: text}), "order-events")  # type: ignore[arg-type]
+    codec = codec_for(_Registry({schema_id: text}), ORDER_EVENTS, "order-events")  # type: ignore[arg-type]
     return codec, wire_value(schema_id, avro_body(plain, record))
 
 
@@ -204,7 +205,7 @@ def test_an_unknown_schema_id_is_asked_for_once_per_interval():
             asked.append(schema_id)
             raise _NotFound(f"schema {schema_id} not found")
 
-    codec = order_created_codec(Registry(), "order-events")  # type: ignore[arg-type]
+    codec = codec_for(Registry(), ORDER_EVENTS, "order-events")  # type: ignore[arg-type]
     for _ in range(50):
         with pytest.raises(PoisonRecord) as raised:
             codec.decode(wire_value(123_456_789, b"\x00" * 20))

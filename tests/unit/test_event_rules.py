@@ -20,7 +20,8 @@ from contract_models.events import (
 from contracts.fulfillment_rules import check_status_changed
 from contracts.order_rules import check_order_created, validate_order
 from contracts.violation import RuleViolation
-from events.codecs import order_created_codec, status_changed_codec
+from events.codecs import codec_for
+from events.topology import FULFILLMENT_EVENTS, ORDER_EVENTS
 from messaging.avro_codec import PoisonRecord
 from tests.sample_events import order_created, order_line, status_changed
 
@@ -110,12 +111,12 @@ def _wire(schema: str, event: object) -> bytes:
 
 
 def test_the_codecs_turn_a_broken_rule_into_an_invalid_event_poison_record():
-    codec = order_created_codec(_Registry(ORDER_CREATED_SCHEMA), "order-events")  # type: ignore[arg-type]
+    codec = codec_for(_Registry(ORDER_CREATED_SCHEMA), ORDER_EVENTS, "order-events")  # type: ignore[arg-type]
     broken = order_created(items=[order_line(quantity=0)], totalAmount=Decimal("0.00"))
     with pytest.raises(PoisonRecord) as raised:
         codec.decode(_wire(ORDER_CREATED_SCHEMA, broken))
     assert raised.value.kind == "InvalidEvent" and "items[0].quantity" in raised.value.message
-    status = status_changed_codec(_Registry(FULFILLMENT_STATUS_CHANGED_SCHEMA), "fulfillment-events")  # type: ignore[arg-type]
+    status = codec_for(_Registry(FULFILLMENT_STATUS_CHANGED_SCHEMA), FULFILLMENT_EVENTS, "fulfillment-events")  # type: ignore[arg-type]
     with pytest.raises(PoisonRecord, match="reason"):
         status.decode(_wire(FULFILLMENT_STATUS_CHANGED_SCHEMA, status_changed(FulfillmentStatus.Failed)))
 

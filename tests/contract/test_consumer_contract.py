@@ -29,7 +29,7 @@ from contract_models.events import (
     FulfillmentStatusChanged,
     OrderCreated,
 )
-from events.topology import DEAD_LETTER_HEADERS
+from events.topology import DEAD_LETTER_HEADERS, ORDER_EVENTS
 from harness.orders import TERMINAL, post_orders, wait_all_terminal
 from harness.records import avro_body, produce_records, wire_value
 from harness.system import System
@@ -149,7 +149,7 @@ def test_an_unreadable_writer_schema_is_dead_lettered_and_consumption_goes_on(sy
         system.bootstrap_servers, system.order_topic, [(key, value)], timestamp_ms=timestamp_ms, timeout=60
     )
 
-    dlq = system.env["fulfillment"]["ORDER_EVENTS_DLQ_TOPIC"]
+    dlq = system.env["fulfillment"][ORDER_EVENTS.dead_letter_env]
     assert dlq == system.order_topic + ".dlq"
     parked = read_topic(system.bootstrap_servers, dlq, stop=lambda rs: any(r.key() == key for r in rs), timeout=60)
     (dead,) = [r for r in parked if r.key() == key]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from events.topology import DEAD_LETTER_HEADERS
+from events.topology import DEAD_LETTER_HEADERS, ORDER_EVENTS
 from harness.orders import post_orders, wait_all_terminal
 from harness.poison import OVERSIZED_BYTES, garbage, produce_raw
 from harness.system import System, make_system
@@ -48,7 +48,7 @@ def test_an_oversized_poison_record_is_dead_lettered_truncated_and_the_orders_be
     final = wait_all_terminal(system.orders.url, valid, timeout=60)
     assert {o["status"] for o in final.values()} <= {"Fulfilled", "Failed"}
 
-    dlq = system.env["fulfillment"]["ORDER_EVENTS_DLQ_TOPIC"]
+    dlq = system.env["fulfillment"][ORDER_EVENTS.dead_letter_env]
     parked = read_topic(system.bootstrap_servers, dlq, stop=lambda rs: len(rs) >= 1, timeout=30)
     (copy,) = [r for r in parked if r.key() == b"oversized-poison"]
     headers = _headers(copy)
@@ -68,7 +68,7 @@ def test_an_oversized_poison_record_is_dead_lettered_truncated_and_the_orders_be
 
 def test_a_missing_dead_letter_topic_is_created_and_the_orders_behind_the_poison_go_on(topics_left_to_the_operator):
     system = topics_left_to_the_operator
-    dlq = system.env["fulfillment"]["ORDER_EVENTS_DLQ_TOPIC"]
+    dlq = system.env["fulfillment"][ORDER_EVENTS.dead_letter_env]
     produce_raw(system.bootstrap_servers, system.order_topic, [(b"small-poison", garbage(200))])
     valid = post_orders(system.orders.url, VALID_ORDERS)
 

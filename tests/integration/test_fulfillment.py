@@ -10,7 +10,7 @@ import httpx
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from events.topology import DEAD_LETTER_HEADERS
+from events.topology import DEAD_LETTER_HEADERS, ORDER_EVENTS
 from harness.orders import TERMINAL, post_orders, wait_all_terminal
 from harness.reconcile import ledger_requests, scan_fulfillment_events
 from harness.records import poison_records, produce_records
@@ -124,7 +124,7 @@ def test_poison_records_go_to_the_dlq_and_consumption_goes_on(system):
 
     dlq = read_topic(
         system.bootstrap_servers,
-        system.env["fulfillment"]["ORDER_EVENTS_DLQ_TOPIC"],
+        system.env["fulfillment"][ORDER_EVENTS.dead_letter_env],
         stop=lambda rs: len(rs) >= 3,
         timeout=30,
     )

@@ -26,6 +26,7 @@ class Profile:
     poison_spread_s: float
     pause_s: float
     oversized_records: int  # dlq-oversize: records too large for a dead-letter copy as they are
+    disk_full_s: float  # a database's filesystem full, counted from when the service first says so
     pickup_sla_s: float = PICKUP_SLA_S
 
 
@@ -45,6 +46,7 @@ FULL = Profile(
     poison_spread_s=10,
     pause_s=20,
     oversized_records=20,
+    disk_full_s=30,
 )
 
 SMOKE = Profile(
@@ -62,6 +64,7 @@ SMOKE = Profile(
     poison_spread_s=3,
     pause_s=3,
     oversized_records=3,
+    disk_full_s=4,
 )
 
 

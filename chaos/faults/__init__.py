@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from chaos.faults import (
+    breaker_half_open_disk_full,
     broker_down,
     broker_paused,
+    disk_full_orders,
     dlq_missing,
     dlq_oversize,
     fulfillment_kill,
@@ -37,5 +39,7 @@ SCENARIOS: dict[str, Scenario] = {
         incompatible_schema,
         registry_data_loss,
         topic_recreated,
+        disk_full_orders,
+        breaker_half_open_disk_full,
     )
 }

@@ -155,13 +155,17 @@ class Run:
 
         return probe
 
-    def log_records(self, service: ServiceProcess, since: float, until: float, containing: str) -> list[str]:
-        """The records of service's log written between since and until (epoch s) whose text (the line with its
-        traceback) contains containing, case-insensitively; each record as its first line."""
+    def log_records(
+        self, service: ServiceProcess, since: float, until: float, containing: str = "", level: int = logging.WARNING
+    ) -> list[str]:
+        """The records of service's log written between since and until (epoch s) at level or above whose text (the
+        line with its traceback) contains containing, case-insensitively; each record as its first line."""
         return [
             record.splitlines()[0]
             for at, record in log_records(service.log_file)
-            if since <= at <= until and containing.lower() in record.lower()
+            if since <= at <= until
+            and logging.getLevelName(record.split(" ", 3)[2]) >= level
+            and containing.lower() in record.lower()
         ]
 
     def caught_up(self, timeout: float) -> bool:

@@ -17,12 +17,13 @@ from pathlib import Path
 from chaos.disk import OwnDisk
 from chaos.run import Run, StatusTimeline
 from chaos.scenario import Scenario
+from fulfillment_service.settings import FulfillmentServiceSettings
 from harness.reconcile import Reconciliation, sqlite_path
 from infra.services import PROVIDER_DATABASE
 
 DISK_FULL = "database or disk is full"  # SQLite's message for SQLITE_FULL
-# A probe a second while the breaker is open, so a short fault window sees several.
-FAST_PROBES = {"BREAKER_RESET_SECONDS": "1"}
+# Half-open probes the disk window lasts for at least (one per BREAKER_RESET_SECONDS, the service's default).
+PROBES = 3
 
 
 def shipments_since(ledger: Path, since: float) -> int:
@@ -54,7 +55,8 @@ def inject(run: Run) -> None:
         fault.evidence.append(disk.fill_under(ledger))
         full_at = time.time()
         system.set_provider(failureRate=normal["failureRate"])
-        held = run.hold(profile.disk_full_s, sample)
+        reset = FulfillmentServiceSettings.model_fields["breaker_reset_seconds"].default
+        held = run.hold(max(profile.disk_full_s, PROBES * reset), sample)
         fault.evidence += held
         # Read before the filler goes: a write queued meanwhile may commit the moment space is back.
         shipped_while_full = shipments_since(ledger, full_at)
@@ -103,7 +105,6 @@ SCENARIO = Scenario(
     "breaker-half-open-disk-full",
     "breaker opened by a provider outage, its half-open probes failing on the ledger's full disk",
     inject,
-    env=FAST_PROBES,
     verify=verify,
     own_disk=OwnDisk(PROVIDER_DATABASE),
 )

@@ -31,6 +31,7 @@ class Profile:
     silent_connections_s: float
     long_poll_flood_s: float  # long-poll-flood: how long the polls go on (and the baseline measured before)
     long_poll_timeout_s: float  # long-poll-flood: each poll's timeout parameter
+    disk_full_s: float  # a database's filesystem full, counted from when the service first says so
     pickup_sla_s: float = PICKUP_SLA_S
 
 
@@ -53,6 +54,7 @@ FULL = Profile(
     silent_connections_s=30,
     long_poll_flood_s=30,
     long_poll_timeout_s=10,
+    disk_full_s=30,
 )
 
 SMOKE = Profile(
@@ -73,6 +75,7 @@ SMOKE = Profile(
     silent_connections_s=1,
     long_poll_flood_s=10,
     long_poll_timeout_s=4,
+    disk_full_s=4,
 )
 
 

@@ -10,16 +10,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 from confluent_kafka import Message
 from confluent_kafka.admin import AdminClient
 
+from chaos.disk import SmallDisk
 from chaos.profile import Profile
 from events.topology import ORDER_EVENTS
 from harness.load import BackgroundLoad
@@ -55,6 +58,29 @@ class Fault:
     evidence: list[str] = field(default_factory=list)
 
 
+@dataclass
+class StatusTimeline:
+    """What a health endpoint said over a stretch of a fault: (epoch s, status) samples, in order."""
+
+    samples: list[tuple[float, str]] = field(default_factory=list)
+
+    def add(self, status: str) -> str:
+        """Record status as said now; returns it."""
+        self.samples.append((time.time(), status))
+        return status
+
+    def seconds(self, status: str, until: float | None = None) -> float:
+        """How long it said status: each sample counts until the next one (the last one until until, if given)."""
+        if not self.samples:
+            return 0.0
+        ends = [at for at, _ in self.samples[1:]] + [until if until is not None else self.samples[-1][0]]
+        return sum(max(0.0, end - at) for (at, said), end in zip(self.samples, ends, strict=True) if said == status)
+
+    def summary(self) -> str:
+        """Each status said and how often, e.g. "down x12, degraded x1"."""
+        return ", ".join(f"{said} x{n}" for said, n in Counter(said for _, said in self.samples).items()) or "no sample"
+
+
 class Run:
     """The stack, the system and the load of one scenario, with its faults, checks and diagnostics."""
 
@@ -73,6 +99,7 @@ class Run:
         self.diagnostics: dict[str, Any] = {}  # the system's own view, taken when orders got stuck
         self.figures: dict[str, Any] = {}  # what a scenario measured beyond the results table (JSON-ready)
         self.rng = random.Random()
+        self.disk: SmallDisk | None = None  # the scenario's own_disk, mounted
         self._group_lag: GroupLag | None = None
 
     # recording
@@ -129,6 +156,19 @@ class Run:
             return f"order service reported {name} {status}" if status != "ok" else None
 
         return probe
+
+    def log_records(
+        self, service: ServiceProcess, since: float, until: float, containing: str = "", level: int = logging.WARNING
+    ) -> list[str]:
+        """The records of service's log written between since and until (epoch s) at level or above whose text (the
+        line with its traceback) contains containing, case-insensitively; each record as its first line."""
+        return [
+            record.splitlines()[0]
+            for at, record in log_records(service.log_file)
+            if since <= at <= until
+            and logging.getLevelName(record.split(" ", 3)[2]) >= level
+            and containing.lower() in record.lower()
+        ]
 
     def caught_up(self, timeout: float) -> bool:
         """Wait until every order accepted so far is terminal (at most timeout seconds); whether it got there."""
@@ -227,3 +267,28 @@ class Run:
         """Release the Kafka clients the run opened."""
         if self._group_lag is not None:
             self._group_lag.close()
+
+
+# The services' log format (httpapi.serve): "%(asctime)s %(levelname)s %(name)s: %(message)s", local time.
+_RECORD_START = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
+
+
+def log_records(path: Path) -> Iterator[tuple[float, str]]:
+    """Each record of a service's log file as (epoch s, its text with the lines that follow it, e.g. a traceback);
+    lines before the first record are skipped. Nothing for a missing file."""
+    if not path.exists():
+        return
+    at: float | None = None
+    lines: list[str] = []
+    with path.open(encoding="utf-8", errors="replace") as file:
+        for line in file:
+            start = _RECORD_START.match(line)
+            if start:
+                if at is not None:
+                    yield at, "".join(lines)
+                stamp = time.mktime(time.strptime(start.group(1), "%Y-%m-%d %H:%M:%S"))
+                at, lines = stamp + int(start.group(2)) / 1000, [line]
+            elif at is not None:
+                lines.append(line)
+    if at is not None:
+        yield at, "".join(lines)

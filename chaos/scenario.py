@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from chaos.disk import OwnDisk, small_disk
 from chaos.health_watch import STUCK_AFTER_S, HealthWatch, stuck_while_ok_seconds
 from chaos.profile import Profile, load_spec
 from chaos.run import Check, Fault, Run
@@ -55,6 +56,9 @@ class Scenario:
     verify: Callable[[Run, Reconciliation], None] | None = None
     # Runs once the system is made, before its services start (e.g. topics made by hand under CREATE_TOPICS=false).
     prepare: Callable[[System], None] | None = None
+    # A database on a small filesystem of its own (mounted before the services start, unmounted after they
+    # are gone): the fault fills it through run.disk.
+    own_disk: OwnDisk | None = None
 
 
 @dataclass
@@ -114,7 +118,12 @@ def run_scenario(
     watch: HealthWatch | None = None
     stuck_while_ok: float | None = None
     error: str | None = None
+    disks = contextlib.ExitStack()  # unmounted last, once nothing holds their files
     try:
+        disk, database_dirs = None, {}
+        if (own := scenario.own_disk) is not None:  # first: without the right to mount, nothing else is needed
+            disk = disks.enter_context(small_disk(directory / f"disk-{own.database}", own.size_mib))
+            database_dirs[own.database] = disk.path
         if stacks is not None:
             stack = stacks.take()
         else:
@@ -122,10 +131,13 @@ def run_scenario(
             stack.start()
         log.info("stack up after %.1fs", time.monotonic() - started)
         env = {**BASE_ENV, **scenario.env}
-        system = make_system(stack.bootstrap_servers, stack.registry_url, directory, prefix="", **env)
+        system = make_system(
+            stack.bootstrap_servers, stack.registry_url, directory, prefix="", database_dirs=database_dirs, **env
+        )
         if scenario.prepare is not None:
             scenario.prepare(system)
         run = Run(profile, stack, system)
+        run.disk = disk
         with ThreadPoolExecutor(2) as pool:  # both at once: start-up is most of a smoke run's overhead
             list(pool.map(lambda service: service.start(), run.services))
         log.info("services up after %.1fs", time.monotonic() - started)
@@ -167,6 +179,7 @@ def run_scenario(
                 service.kill()
         if stack is not None:
             stack.kill()
+        disks.close()
 
     checks = run.checks if run else []
     if error is not None:

@@ -11,6 +11,7 @@ errors of the database propagate, and the consumer runtime retries the record (m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 import uuid
@@ -97,7 +98,8 @@ class Fulfiller:
         While the breaker is open the order waits, picked up and not failed. Returns at once when the
         order is being attempted here already. ProviderError and a call over provider_timeout_seconds are
         recorded as a failed attempt; any other exception of the call (or of the unit of work) propagates,
-        after the breaker counted the call as failed.
+        after the breaker counted the call as failed and (for an exception of the call) the order was made due
+        again when the breaker next lets a call through, without counting an attempt.
         """
         order_id = fulfillment.order_id
         if order_id in self._active:
@@ -121,9 +123,17 @@ class Fulfiller:
                 reason = str(exc) or f"shipping provider did not answer within {self._timeout:g} s"
                 await self._record(fulfillment.attempt_failed(reason, self._clock(), self._retry))
                 return
-            except BaseException as exc:
-                # Any other failure of the call (the provider's own storage, a cancelled task) still ends
-                # it: a half-open breaker's probe slot must be released, or the breaker never closes.
+            except Exception as exc:
+                # Any other failure of the call (the provider's own storage) still ends it: a half-open
+                # breaker's probe slot must be released, or the breaker never closes. It is not the provider's
+                # answer, so no attempt is counted: the order is due again when the breaker lets a call through
+                # (a retry looks the shipment up first), not only once its call lease has run out.
+                self._metrics.provider_failed(exc, time.perf_counter() - started)
+                self._breaker.record_failure()
+                with contextlib.suppress(Exception):  # our own database failing too: the lease still frees it
+                    await self._uow.apply(fulfillment.wait_for_breaker(self._clock() + self._breaker.retry_after()))
+                raise
+            except BaseException as exc:  # cancelled: the probe slot is released, the lease frees the order
                 self._metrics.provider_failed(exc, time.perf_counter() - started)
                 self._breaker.record_failure()
                 raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -94,15 +94,22 @@ class System:
 
 
 def make_system(
-    bootstrap_servers: str, registry_url: str, data_dir: Path, prefix: str | None = None, **extra: str
+    bootstrap_servers: str,
+    registry_url: str,
+    data_dir: Path,
+    prefix: str | None = None,
+    database_dirs: Mapping[str, Path] | None = None,
+    **extra: str,
 ) -> System:
     """Both services on free ports (not started), databases and logs in data_dir.
 
     prefix goes before every topic and group name (a random one by default, "" for the standard names);
-    extra are further environment variables for both services, e.g. PROVIDER_FAILURE_RATE="0".
+    database_dirs puts a database (by name, infra.services.DATABASES) in another directory, e.g. a small
+    filesystem of its own; extra are further environment variables for both services, e.g.
+    PROVIDER_FAILURE_RATE="0". ValueError for an unknown database name.
     """
     prefix = f"t{uuid.uuid4().hex[:8]}-" if prefix is None else prefix
-    env = service_env(bootstrap_servers, registry_url, data_dir, prefix, **extra)
+    env = service_env(bootstrap_servers, registry_url, data_dir, prefix, database_dirs, **extra)
     logs = data_dir / "logs"
     return System(
         order_service(free_port(), env["order"], logs),

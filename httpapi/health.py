@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from messaging.health import CachedProbe
+from persistence.write_probe import probe_write
 
 
 def dependency_report(engine: Engine, probes: dict[str, CachedProbe]) -> dict[str, dict[str, Any]]:
-    """{name: {status: ok|down, detail}} for the database and each probe. Blocking: run in a thread."""
+    """{name: {status: ok|down, detail}} for the database and each probe. Blocking: run in a thread.
+
+    The database is ok only while it takes a write (persistence.write_probe): one that answers reads but cannot
+    store anything (its disk full) is down, with the database's error as the detail.
+    """
     deps: dict[str, dict[str, Any]] = {}
     try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        probe_write(engine)
         deps["database"] = {"status": "ok"}
     except Exception as exc:
         deps["database"] = {"status": "down", "detail": str(exc)[:200]}

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,10 +144,35 @@ def topic_env(prefix: str = "") -> dict[str, str]:
     return env
 
 
+# The SQLite databases of the two services, by name (the file is <name>.db): each service's own, and the
+# Fulfillment Service's mock provider's ledger.
+ORDER_DATABASE = "order-service"
+FULFILLMENT_DATABASE = "fulfillment-service"
+PROVIDER_DATABASE = "shipping-provider"
+DATABASES = (ORDER_DATABASE, FULFILLMENT_DATABASE, PROVIDER_DATABASE)
+
+
 def service_env(
-    bootstrap_servers: str, registry_url: str, data_dir: Path, prefix: str = "", **extra: str
+    bootstrap_servers: str,
+    registry_url: str,
+    data_dir: Path,
+    prefix: str = "",
+    database_dirs: Mapping[str, Path] | None = None,
+    **extra: str,
 ) -> dict[str, dict[str, str]]:
-    """Environment for both services against one stack; prefix isolates topics and groups (tests)."""
+    """Environment for both services against one stack; prefix isolates topics and groups (tests).
+
+    Each SQLite database (DATABASES) is the file <name>.db in data_dir, or in database_dirs[name] where given
+    (e.g. a filesystem of its own). ValueError for a name database_dirs gives that is not in DATABASES.
+    """
+    directories = dict(database_dirs or {})
+    unknown = set(directories) - set(DATABASES)
+    if unknown:
+        raise ValueError(f"unknown database(s) {sorted(unknown)}; known: {', '.join(DATABASES)}")
+
+    def url(name: str) -> str:
+        return f"sqlite:///{directories.get(name, data_dir)}/{name}.db"
+
     common = {
         "KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
         "SCHEMA_REGISTRY_URL": registry_url,
@@ -156,13 +182,13 @@ def service_env(
     return {
         "order": {
             **common,
-            "DATABASE_URL": f"sqlite:///{data_dir}/order-service.db",
+            "DATABASE_URL": url(ORDER_DATABASE),
             "CONSUMER_GROUP": f"{prefix}order-service",
         },
         "fulfillment": {
             **common,
-            "DATABASE_URL": f"sqlite:///{data_dir}/fulfillment-service.db",
-            "PROVIDER_DATABASE_URL": f"sqlite:///{data_dir}/shipping-provider.db",
+            "DATABASE_URL": url(FULFILLMENT_DATABASE),
+            "PROVIDER_DATABASE_URL": url(PROVIDER_DATABASE),
             "CONSUMER_GROUP": f"{prefix}fulfillment-service",
         },
     }

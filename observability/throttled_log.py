@@ -8,7 +8,8 @@ import time
 
 
 class ThrottledLog:
-    """Logs each kind of failure with its traceback at most once per interval (seconds); counts the rest."""
+    """Logs each kind of failure at most once per interval (seconds); counts the rest and reports that count
+    with the next record of the kind."""
 
     def __init__(self, logger: logging.Logger, interval: float = 60.0) -> None:
         self._logger = logger
@@ -18,7 +19,15 @@ class ThrottledLog:
         self._suppressed: dict[str, int] = {}
 
     def error(self, kind: str, message: str, exc: BaseException) -> bool:
-        """Log message with exc's traceback unless kind was logged within the interval; True if logged."""
+        """Log message at ERROR with exc's traceback unless kind was logged within the interval; True if logged."""
+        return self._log(logging.ERROR, kind, message, exc, traceback=True)
+
+    def warning(self, kind: str, message: str, exc: BaseException) -> bool:
+        """Log message at WARNING with exc in one line (no traceback) unless kind was logged within the interval;
+        True if logged."""
+        return self._log(logging.WARNING, kind, message, exc, traceback=False)
+
+    def _log(self, level: int, kind: str, message: str, exc: BaseException, traceback: bool) -> bool:
         now = time.monotonic()
         with self._lock:
             if now - self._last.get(kind, -self._interval) < self._interval:
@@ -27,5 +36,8 @@ class ThrottledLog:
             self._last[kind] = now
             suppressed = self._suppressed.pop(kind, 0)
         repeats = f" ({suppressed} more since the last report)" if suppressed else ""
-        self._logger.error("%s%s", message, repeats, exc_info=exc)
+        if traceback:
+            self._logger.log(level, "%s%s", message, repeats, exc_info=exc)
+        else:
+            self._logger.log(level, "%s: %s: %s%s", message, type(exc).__name__, exc, repeats)
         return True

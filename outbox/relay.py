@@ -31,6 +31,7 @@ from messaging.avro_codec import EventCodec, RegistrationCheck, RegistryUnavaila
 from messaging.backoff import Backoff
 from messaging.registry import SchemaRefused
 from observability.metrics import Metrics
+from observability.throttled_log import ThrottledLog
 from outbox.claims import OutboxClaims
 from outbox.failures import UnknownEventType, classify, classify_delivery
 from outbox.metrics import RelayMetrics
@@ -86,6 +87,7 @@ class OutboxRelay:
         self._failed: list[tuple[int, KafkaError]] = []
         self._in_flight: set[int] = set()
         self._backoff = Backoff(first=0.2, maximum=5.0)
+        self._cycle_failures = ThrottledLog(log)  # a database that stays away fails every cycle
         self._check_interval = registration_check_seconds
         self._next_check = 0.0  # time.monotonic() of the next registration check; 0 = at once
         self._schema_checks: dict[str, RegistrationCheck] = {}
@@ -172,8 +174,8 @@ class OutboxRelay:
         while not self._stop.is_set():
             try:
                 claimed = self._cycle()
-            except Exception:  # keep relaying whatever a single cycle hit
-                log.exception("outbox relay cycle failed")
+            except Exception as exc:  # keep relaying whatever a single cycle hit
+                self._cycle_failures.error(type(exc).__name__, "outbox relay cycle failed", exc)
                 claimed = 0
                 self._backoff.failed()
             if self._backoff.delay:

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from observability.throttled_log import ThrottledLog
 from persistence.engine import write_transaction
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class GroupCommitter:
         self._max_batch = max_batch
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._failures = ThrottledLog(log)
 
     def start(self) -> None:
         """Start the batching task on the running event loop (submit starts it on first use).
@@ -78,9 +80,12 @@ class GroupCommitter:
                 ops = [op for op, _ in batch]
                 try:
                     results = await loop.run_in_executor(self._executor, self._batch, ops)
-                except Exception:
-                    # One bad operation must not fail its neighbours: retry each on its own.
-                    log.warning("group commit of %d operations failed; retrying one by one", len(ops))
+                except Exception as exc:
+                    # One bad operation must not fail its neighbours: retry each on its own. Each caller gets its
+                    # own error; this line says why the batch failed, once a minute for a failure that lasts.
+                    self._failures.warning(
+                        type(exc).__name__, f"group commit of {len(ops)} operations failed; retrying one by one", exc
+                    )
                     results = [await loop.run_in_executor(self._executor, self._one_or_error, op) for op in ops]
                 for (_, future), result in zip(batch, results, strict=True):
                     if future.done():

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from chaos.faults import (
+    breaker_half_open_disk_full,
     broker_down,
     broker_paused,
+    disk_full_orders,
     dlq_missing,
     dlq_oversize,
     fulfillment_kill,
@@ -41,5 +43,7 @@ SCENARIOS: dict[str, Scenario] = {
         topic_recreated,
         silent_connections,
         long_poll_flood,
+        disk_full_orders,
+        breaker_half_open_disk_full,
     )
 }

@@ -3,7 +3,8 @@
 A dispatcher runs on the event loop. The runtime hands it decoded records (in partition order) and a `done`
 callback; the dispatcher calls done(message) once the work for that record is durable, and never for work it
 gave up on (the record is then read again after a restart or rebalance). A failing handler is retried with
-backoff (0.2 s doubling to 5 s), never skipped, until stop().
+backoff (0.2 s doubling to 5 s), never skipped, until stop(); a failure that repeats (the database away, its
+disk full) is logged once per kind and minute, not per record and retry.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from confluent_kafka import Message
 
 from messaging.backoff import Backoff
 from messaging.consumer.decode import Decoded
+from observability.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,7 @@ class KeyOrderedDispatcher:
         self._by_key: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._failures = ThrottledLog(log)
 
     def dispatch(self, records: Sequence[Decoded[Any]], done: Done) -> None:
         """See Dispatcher.dispatch. Must run on the event loop."""
@@ -87,7 +90,7 @@ class KeyOrderedDispatcher:
                 break
             except Exception as exc:
                 # The handler's own failures (database away...) are retried; the record is never skipped.
-                log.warning("handling %s failed, retrying: %s", _where(record.message), exc)
+                self._failures.warning(type(exc).__name__, f"handling {_where(record.message)} failed, retrying", exc)
                 if self._stopping:
                     return  # not done: the record is read again after restart
                 await asyncio.sleep(backoff.failed())
@@ -108,6 +111,7 @@ class BatchDispatcher:
         self._pending: list[tuple[Decoded[Any], Done]] = []
         self._worker: asyncio.Task[None] | None = None
         self._stopping = False
+        self._failures = ThrottledLog(log)
 
     def dispatch(self, records: Sequence[Decoded[Any]], done: Done) -> None:
         """See Dispatcher.dispatch. Must run on the event loop."""
@@ -132,9 +136,10 @@ class BatchDispatcher:
                 try:
                     await asyncio.to_thread(self._handler, events)
                     break
-                except Exception:
-                    log.exception(
-                        "handling a batch of %d from %s failed, retrying", len(batch), _where(batch[0][0].message)
+                except Exception as exc:
+                    where = _where(batch[0][0].message)
+                    self._failures.error(
+                        type(exc).__name__, f"handling a batch of {len(batch)} from {where} failed, retrying", exc
                     )
                     if self._stopping:
                         return

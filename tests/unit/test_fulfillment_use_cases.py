@@ -364,3 +364,22 @@ def test_a_probe_that_fails_with_anything_releases_the_breaker(run):
         assert w.breaker.state is BreakerState.closed
 
     run(scenario, FakeShippingProvider(OSError(28, "No space left on device")), breaker_threshold=1)
+
+
+def test_an_order_whose_call_fails_with_anything_is_due_again_with_the_breaker_not_after_its_lease(run):
+    """The provider's ledger is full: the call raises, no attempt is counted, and the order is due again when the
+    breaker lets the next call through, so it ships once the ledger has space instead of a call lease later."""
+
+    async def scenario(w: World) -> None:
+        order = order_created()
+        with pytest.raises(OSError):
+            await w.fulfiller.handle_order_created(order)
+        waiting = w.stored(order.orderId)
+        assert (waiting.status, waiting.attempts) == (Status.Pending, 0)
+        assert waiting.next_attempt_at < T0 + timedelta(seconds=2)  # the breaker's retry time, not T0 + lease
+        w.clock.advance(timedelta(seconds=2))
+        assert [f.order_id for f in await w.retry_due()] == [order.orderId]
+        assert w.stored(order.orderId).status is Status.Shipped
+        assert w.provider.lookups == [str(order.orderId)]  # the retry asked whether it had shipped first
+
+    run(scenario, FakeShippingProvider(OSError(28, "No space left on device")))

@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Test processes for `make test` (pytest-xdist): each runs its own broker and registry on free ports.
+TEST_WORKERS ?= 2
 
 .PHONY: run test unit integration contract schema-check e2e bench chaos codegen codegen-check lint fetch install clean
 
@@ -12,7 +14,7 @@ run: install fetch
 	$(PY) -m infra.run
 
 test: install fetch codegen-check lint
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests -n $(TEST_WORKERS) --dist load $(PYTEST_ARGS)
 
 unit: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

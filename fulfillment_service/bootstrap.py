@@ -9,6 +9,7 @@ Components.start() migrates the database and starts the workers; Components.stop
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,6 @@ from typing import Protocol, runtime_checkable
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from sqlalchemy import Engine
-from starlette.concurrency import run_in_threadpool
 
 from events.topology import FULFILLMENT_EVENTS, FULFILLMENT_SERVICE, ORDER_EVENTS
 from events.wiring import create_topics, publisher, subscriber
@@ -94,7 +94,7 @@ class Components:
     async def start(self) -> None:
         """On the running loop: migrate the database, then start topic creation (in the background, it waits
         for Kafka), the group committer, the provider, the relay, the intake and the retry scheduler."""
-        await run_in_threadpool(migrate, self.engine)
+        await asyncio.to_thread(migrate, self.engine)
         create_topics(self.settings, self._stopping)
         self.committer.start()
         if isinstance(self.provider, _RunsInTheBackground):
@@ -114,8 +114,8 @@ class Components:
         await self.committer.stop()
         if isinstance(self.provider, _RunsInTheBackground):
             await self.provider.stop()
-        await run_in_threadpool(self.relay.stop)
-        await run_in_threadpool(self.progress.close)
+        await asyncio.to_thread(self.relay.stop)
+        await asyncio.to_thread(self.progress.close)
         self.engine.dispose()
 
 

@@ -30,7 +30,7 @@ def create_app(settings: FulfillmentServiceSettings | None = None, **overrides: 
             await components.stop()
 
     app = contract_app("Fulfillment Service", "fulfillment-service", lifespan, max_body_bytes=1_048_576)
-    app.include_router(fulfillment_router(components.engine))
+    app.include_router(fulfillment_router(components.queries))
     app.include_router(
         health_router(
             components.engine,

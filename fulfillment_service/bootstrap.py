@@ -22,11 +22,12 @@ from sqlalchemy import Engine
 from events.topology import FULFILLMENT_EVENTS, FULFILLMENT_SERVICE, ORDER_EVENTS
 from events.wiring import create_topics, publisher, subscriber
 from fulfillment_service import store
+from fulfillment_service.queries import FulfillmentQueries
 from fulfillment_service.resilience import BackoffPolicy, CircuitBreaker
 from fulfillment_service.scheduler import RetryScheduler
 from fulfillment_service.settings import FulfillmentServiceSettings
 from fulfillment_service.shipping import MockShippingProvider, ProviderBehaviour, ShippingProvider
-from fulfillment_service.unit_of_work import SqlUnitOfWork, UnitOfWork
+from fulfillment_service.unit_of_work import SqlFulfillmentReader, SqlUnitOfWork, UnitOfWork
 from fulfillment_service.use_cases import LEASE_MARGIN, Fulfiller
 from messaging.clients import make_producer
 from messaging.consumer.dispatch import KeyOrderedDispatcher
@@ -72,7 +73,7 @@ def probe_timeout_seconds(settings: FulfillmentServiceSettings) -> float:
 class Components:
     """The Fulfillment Service's parts, wired: the use cases (fulfiller) with their provider, breaker and
     unit of work, the intake consumer, the retry scheduler, the outbox relay, and what the HTTP edge reads
-    (the dependency probes, and the intake group's progress read from the broker).
+    (the read use case queries, the dependency probes, and the intake group's progress read from the broker).
 
     A provider with start() and stop() (the mock) is started and stopped with the service.
     """
@@ -89,6 +90,7 @@ class Components:
     relay: OutboxRelay
     probes: dict[str, CachedProbe]
     progress: GroupProgress
+    queries: FulfillmentQueries
     _stopping: threading.Event = field(default_factory=threading.Event)
 
     async def start(self) -> None:
@@ -137,6 +139,7 @@ def bootstrap(
     intake: ConsumerRuntime | None = None,
     probes: dict[str, CachedProbe] | None = None,
     progress: GroupProgress | None = None,
+    queries: FulfillmentQueries | None = None,
 ) -> Components:
     """The service's Components for settings (default: from the environment), with any part given used as is.
 
@@ -206,6 +209,20 @@ def bootstrap(
         progress = GroupProgress(
             lag.read, topic, settings.consumer_group, settings.consumer_stall_seconds, close=lag.close
         )
+    if queries is None:
+        queries = FulfillmentQueries(SqlFulfillmentReader(engine))
     return Components(
-        settings, engine, committer, behaviour, provider, breaker, fulfiller, scheduler, intake, relay, probes, progress
+        settings,
+        engine,
+        committer,
+        behaviour,
+        provider,
+        breaker,
+        fulfiller,
+        scheduler,
+        intake,
+        relay,
+        probes,
+        progress,
+        queries,
     )

@@ -158,7 +158,7 @@ def bootstrap(
             settings,
             FULFILLMENT_EVENTS,
             registry,
-            BatchDispatcher(FulfillmentProjection(engine, waiter.notify_threadsafe)),
+            BatchDispatcher(FulfillmentProjection(uow, waiter.notify_threadsafe)),
             group=settings.consumer_group,
             client_id="order-service-projection",
             dead_letter_client_id="order-service-dlq",

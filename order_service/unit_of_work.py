@@ -2,7 +2,8 @@
 
 A new order, its OrderCreated event (in the outbox) and its Idempotency-Key are written in one transaction,
 through the group committer, so concurrent requests share commits. Reads and the key purge run on a pool of
-reader threads. Use cases see no connection, SQL or outbox table, only domain objects.
+reader threads. The fulfillment projection's batches are written on the caller's thread (the consumer's
+worker), one transaction each. Use cases see no connection, SQL or outbox table, only domain objects.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from contract_models.events import OrderCreated
 from order_service import store
-from order_service.domain import Order, OrderPage, OrderStatus
+from order_service.domain import FulfillmentView, Order, OrderPage, OrderStatus
 from order_service.idempotency import IdempotencyRecord
 from order_service.publishing import order_created
 from outbox.table import add_to_outbox, outbox_row
@@ -28,6 +29,8 @@ from persistence.engine import write_transaction
 from persistence.group_commit import GroupCommitter
 
 T = TypeVar("T")
+# Given what the orders know of their fulfillment, by order id, the views to write (changed ones only).
+FulfillmentChange = Callable[[Mapping[uuid.UUID, FulfillmentView]], Mapping[uuid.UUID, FulfillmentView]]
 # Threads that read at once: as many as the request thread pool that ran these reads before offered.
 READ_THREADS = 40
 
@@ -78,6 +81,14 @@ class OrderUnitOfWork(Protocol):
 
     async def stale_summary(self, changed_before: datetime) -> tuple[int, datetime | None]:
         """How many unfinished orders were last changed before changed_before, and the oldest such change."""
+        ...
+
+    def change_fulfillments(
+        self, order_ids: Collection[uuid.UUID], change: FulfillmentChange, now: datetime
+    ) -> list[uuid.UUID]:
+        """In one transaction: read the fulfillment views of the orders of order_ids that exist, hand them to
+        change, and write the views it returns, updated at now. Returns the ids written, in change's order.
+        Blocking, on the caller's thread. Raises what the database or change raises; nothing is written then."""
         ...
 
     async def stop(self) -> None:
@@ -156,6 +167,16 @@ class SqlOrderUnitOfWork:
     async def stale_summary(self, changed_before: datetime) -> tuple[int, datetime | None]:
         """See OrderUnitOfWork.stale_summary."""
         return await self._read(functools.partial(store.stale_summary, changed_before=changed_before))
+
+    def change_fulfillments(
+        self, order_ids: Collection[uuid.UUID], change: FulfillmentChange, now: datetime
+    ) -> list[uuid.UUID]:
+        """See OrderUnitOfWork.change_fulfillments: its own transaction on the engine, beside the group
+        committer's (so it still writes after stop())."""
+        with write_transaction(self._engine) as conn:
+            updated = change(store.fulfillment_views(conn, order_ids))
+            store.save_fulfillment_views(conn, dict(updated), now)
+        return list(updated)
 
     async def stop(self) -> None:
         """Finish the queued writes and release the threads."""

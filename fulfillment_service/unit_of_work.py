@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine
 from contract_models.events import FulfillmentStatusChanged
 from fulfillment_service import store
 from fulfillment_service.domain import Fulfillment, Transition
-from outbox.table import add_to_outbox, outbox_row
+from outbox.table import OutboxEntry, add_to_outbox
 from persistence.group_commit import GroupCommitter
 
 # Threads that read at once: as many as the request thread pool that ran these reads before offered.
@@ -93,8 +93,8 @@ class SqlUnitOfWork:
 
     async def publish(self, event: FulfillmentStatusChanged) -> None:
         """See UnitOfWork.publish."""
-        row = outbox_row(self._topic, str(event.orderId), event)
-        await self._committer.submit(lambda conn: add_to_outbox(conn, store.outbox, [row]))
+        entry = OutboxEntry.of(self._topic, str(event.orderId), event)
+        await self._committer.submit(lambda conn: add_to_outbox(conn, store.outbox, [entry]))
         self._on_event_written()
 
     async def claim_due_for_retry(self, lease: timedelta, limit: int, busy: Collection[uuid.UUID]) -> list[Fulfillment]:
@@ -128,8 +128,8 @@ class SqlUnitOfWork:
 
     def _to_outbox(self, conn: Connection, transition: Transition) -> None:
         if transition.event is not None:
-            row = outbox_row(self._topic, str(transition.fulfillment.order_id), transition.event)
-            add_to_outbox(conn, store.outbox, [row])
+            entry = OutboxEntry.of(self._topic, str(transition.fulfillment.order_id), transition.event)
+            add_to_outbox(conn, store.outbox, [entry])
 
     def _after(self, transition: Transition) -> None:
         if transition.event is not None:

@@ -24,7 +24,7 @@ from order_service import store
 from order_service.domain import FulfillmentView, Order, OrderPage, OrderStatus
 from order_service.idempotency import IdempotencyRecord
 from order_service.publishing import order_created
-from outbox.table import add_to_outbox, outbox_row
+from outbox.table import OutboxEntry, add_to_outbox
 from persistence.engine import write_transaction
 from persistence.group_commit import GroupCommitter
 
@@ -119,9 +119,9 @@ class SqlOrderUnitOfWork:
 
     async def add(self, order: Order, event: OrderCreated, key: IdempotencyRecord | None) -> None:
         """See OrderUnitOfWork.add. Raises sqlalchemy's IntegrityError for a conflict without a key."""
-        row = outbox_row(self._topic, str(order.order_id), event)
+        entry = OutboxEntry.of(self._topic, str(order.order_id), event)
         try:
-            await self._writer.submit(functools.partial(self._add, order, row, key))
+            await self._writer.submit(functools.partial(self._add, order, entry, key))
         except IntegrityError as exc:
             if key is None:
                 raise
@@ -184,9 +184,9 @@ class SqlOrderUnitOfWork:
         self._readers.shutdown(wait=False)
 
     @staticmethod
-    def _add(order: Order, outbox_entry: dict[str, object], key: IdempotencyRecord | None, conn: Connection) -> None:
+    def _add(order: Order, entry: OutboxEntry, key: IdempotencyRecord | None, conn: Connection) -> None:
         store.insert_order(conn, order)
-        add_to_outbox(conn, store.outbox, [outbox_entry])
+        add_to_outbox(conn, store.outbox, [entry])
         if key is not None:
             store.insert_idempotency_key(conn, key)
 
@@ -201,8 +201,8 @@ class SqlOrderUnitOfWork:
     ) -> int:
         stale = store.stale_orders(conn, changed_before, now, limit)
         if stale:
-            rows = [outbox_row(self._topic, str(order.order_id), order_created(order)) for order in stale]
-            add_to_outbox(conn, store.outbox, rows)
+            entries = [OutboxEntry.of(self._topic, str(order.order_id), order_created(order)) for order in stale]
+            add_to_outbox(conn, store.outbox, entries)
             store.schedule_next_republish(conn, [order.order_id for order in stale], now, first_interval, cap)
         return len(stale)
 

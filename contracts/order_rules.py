@@ -11,7 +11,7 @@ JSON Schema cannot say:
 * money is held at the contract's scale of 2 decimals (19.990 is 19.99, -0.00 is 0.00), which Avro's
   decimal(12,2) and decimal(18,2) require: an order that passes always encodes;
 * numbers are compared and summed in `MONEY_CONTEXT`, with every trap on and room for every bounded input
-  (`httpapi.strict_json` bounds what a request can carry), so no arithmetic on an order overflows, rounds
+  (`contracts.number_bounds` bounds what a request can carry), so no arithmetic on an order overflows, rounds
   silently or raises anything but a RuleViolation.
 
 `validate_order()` is the API's check of a request body; `check_order_created()` applies the same rules to an
@@ -30,8 +30,8 @@ from pydantic import ValidationError
 
 from contract_models.events import OrderCreated
 from contract_models.order_api import CreateOrderRequest
+from contracts.number_bounds import MAX_MAGNITUDE, MAX_SIGNIFICANT_DIGITS, MIN_MAGNITUDE, UnrepresentableNumber
 from contracts.violation import FieldError, RuleViolation, field_path
-from httpapi.strict_json import MAX_MAGNITUDE, MAX_SIGNIFICANT_DIGITS, MIN_MAGNITUDE, UnrepresentableNumber
 
 MONEY_SCALE = Decimal("0.01")
 # Bounded inputs have at most 40 digits and magnitudes from 1e-400 to 1e40; a remainder modulo 0.01 then needs

@@ -38,7 +38,7 @@ def create_app(settings: FulfillmentServiceSettings | None = None, **overrides: 
         metrics=components.metrics,
         problem_model=Problem,
     )
-    app.include_router(fulfillment_router(components.engine))
+    app.include_router(fulfillment_router(components.queries))
     app.include_router(
         health_router(
             components.engine,

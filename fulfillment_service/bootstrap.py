@@ -9,6 +9,7 @@ Components.start() migrates the database and starts the workers; Components.stop
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,17 +18,17 @@ from typing import Protocol, runtime_checkable
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from sqlalchemy import Engine
-from starlette.concurrency import run_in_threadpool
 
 from events.topology import FULFILLMENT_EVENTS, FULFILLMENT_SERVICE, ORDER_EVENTS
 from events.wiring import create_topics, publisher, subscriber
 from fulfillment_service import store
 from fulfillment_service.metrics import report_breaker, report_in_flight
+from fulfillment_service.queries import FulfillmentQueries
 from fulfillment_service.resilience import BackoffPolicy, CircuitBreaker
 from fulfillment_service.scheduler import RetryScheduler
 from fulfillment_service.settings import FulfillmentServiceSettings
 from fulfillment_service.shipping import MockShippingProvider, ProviderBehaviour, ShippingProvider
-from fulfillment_service.unit_of_work import SqlUnitOfWork, UnitOfWork
+from fulfillment_service.unit_of_work import SqlFulfillmentReader, SqlUnitOfWork, UnitOfWork
 from fulfillment_service.use_cases import LEASE_MARGIN, Fulfiller
 from messaging.clients import make_producer
 from messaging.consumer.dispatch import KeyOrderedDispatcher
@@ -76,8 +77,8 @@ def probe_timeout_seconds(settings: FulfillmentServiceSettings) -> float:
 class Components:
     """The Fulfillment Service's parts, wired: the use cases (fulfiller) with their provider, breaker and
     unit of work, the intake consumer, the retry scheduler, the outbox relay, and what the HTTP edge reads
-    (the dependency probes, and the intake group's progress read from the broker), and the metric series
-    GET /metrics serves.
+    (the read use case queries, the dependency probes, and the intake group's progress read from the broker),
+    and the metric series GET /metrics serves.
 
     A provider with start() and stop() (the mock) is started and stopped with the service.
     """
@@ -95,12 +96,13 @@ class Components:
     probes: dict[str, CachedProbe]
     progress: GroupProgress
     metrics: Metrics
+    queries: FulfillmentQueries
     _stopping: threading.Event = field(default_factory=threading.Event)
 
     async def start(self) -> None:
         """On the running loop: migrate the database, then start topic creation (in the background, it waits
         for Kafka), the group committer, the provider, the relay, the intake and the retry scheduler."""
-        await run_in_threadpool(migrate, self.engine)
+        await asyncio.to_thread(migrate, self.engine)
         create_topics(self.settings, self._stopping)
         self.committer.start()
         if isinstance(self.provider, _RunsInTheBackground):
@@ -120,8 +122,8 @@ class Components:
         await self.committer.stop()
         if isinstance(self.provider, _RunsInTheBackground):
             await self.provider.stop()
-        await run_in_threadpool(self.relay.stop)
-        await run_in_threadpool(self.progress.close)
+        await asyncio.to_thread(self.relay.stop)
+        await asyncio.to_thread(self.progress.close)
         self.engine.dispose()
 
 
@@ -144,6 +146,7 @@ def bootstrap(
     probes: dict[str, CachedProbe] | None = None,
     progress: GroupProgress | None = None,
     metrics: Metrics | None = None,
+    queries: FulfillmentQueries | None = None,
 ) -> Components:
     """The service's Components for settings (default: from the environment), with any part given used as is.
 
@@ -220,6 +223,8 @@ def bootstrap(
         progress = GroupProgress(
             lag.read, topic, settings.consumer_group, settings.consumer_stall_seconds, close=lag.close
         )
+    if queries is None:
+        queries = FulfillmentQueries(SqlFulfillmentReader(engine))
     report_outbox_health(metrics, relay.health)
     report_breaker(metrics, breaker)
     report_in_flight(metrics, lambda: intake.in_flight)
@@ -238,4 +243,5 @@ def bootstrap(
         probes,
         progress,
         metrics,
+        queries,
     )

@@ -2,25 +2,30 @@
 
 A use case hands over a domain `Transition` (a new fulfillment, or changed fields of one, and the event
 reporting it). The unit of work writes the row and puts the event in the outbox in one transaction,
-through the group committer, so the state changes of many orders in flight share commits. Use cases see
-no connection, SQL or outbox table.
+through the group committer, so the state changes of many orders in flight share commits. Reads for the
+API go through a FulfillmentReader, on threads of its own. Use cases see no connection, SQL or outbox table.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import uuid
 from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
 from contract_models.events import FulfillmentStatusChanged
 from fulfillment_service import store
 from fulfillment_service.domain import Fulfillment, Transition
-from outbox.table import add_to_outbox, outbox_row
+from outbox.table import OutboxEntry, add_to_outbox
 from persistence.group_commit import GroupCommitter
+
+# Threads that read at once: as many as the request thread pool that ran these reads before offered.
+READ_THREADS = 40
 
 
 class UnitOfWork(Protocol):
@@ -88,8 +93,8 @@ class SqlUnitOfWork:
 
     async def publish(self, event: FulfillmentStatusChanged) -> None:
         """See UnitOfWork.publish."""
-        row = outbox_row(self._topic, str(event.orderId), event)
-        await self._committer.submit(lambda conn: add_to_outbox(conn, store.outbox, [row]))
+        entry = OutboxEntry.of(self._topic, str(event.orderId), event)
+        await self._committer.submit(lambda conn: add_to_outbox(conn, store.outbox, [entry]))
         self._on_event_written()
 
     async def claim_due_for_retry(self, lease: timedelta, limit: int, busy: Collection[uuid.UUID]) -> list[Fulfillment]:
@@ -123,9 +128,34 @@ class SqlUnitOfWork:
 
     def _to_outbox(self, conn: Connection, transition: Transition) -> None:
         if transition.event is not None:
-            row = outbox_row(self._topic, str(transition.fulfillment.order_id), transition.event)
-            add_to_outbox(conn, store.outbox, [row])
+            entry = OutboxEntry.of(self._topic, str(transition.fulfillment.order_id), transition.event)
+            add_to_outbox(conn, store.outbox, [entry])
 
     def _after(self, transition: Transition) -> None:
         if transition.event is not None:
             self._on_event_written()
+
+
+class FulfillmentReader(Protocol):
+    """Where the fulfillment read use case finds what the service recorded."""
+
+    async def get(self, order_id: uuid.UUID) -> Fulfillment | None:
+        """The order's fulfillment, or None when the order was never picked up."""
+        ...
+
+
+class SqlFulfillmentReader:
+    """The FulfillmentReader on the service's database (engine): each read is one connection, on one of up to
+    read_threads threads of its own (started as reads need them; they end with the reader)."""
+
+    def __init__(self, engine: Engine, *, read_threads: int = READ_THREADS) -> None:
+        self._engine = engine
+        self._readers = ThreadPoolExecutor(max_workers=read_threads, thread_name_prefix="fulfillment-reader")
+
+    async def get(self, order_id: uuid.UUID) -> Fulfillment | None:
+        """See FulfillmentReader.get. Raises what the database raises."""
+        return await asyncio.get_running_loop().run_in_executor(self._readers, self._get, order_id)
+
+    def _get(self, order_id: uuid.UUID) -> Fulfillment | None:
+        with self._engine.connect() as conn:
+            return store.get(conn, order_id)

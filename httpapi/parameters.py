@@ -22,7 +22,8 @@ from uuid import UUID
 
 from pydantic import BeforeValidator
 
-from httpapi.strict_json import UnrepresentableNumber, bounded_number
+from contracts.number_bounds import UnrepresentableNumber
+from httpapi.strict_json import bounded_number
 
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")

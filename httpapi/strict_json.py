@@ -8,26 +8,22 @@ guessed), and no string holds a lone surrogate (it cannot be stored, encoded as 
 Numbers are where parsers get hurt: `1e400000` is a short literal whose integer value has 400,001 digits,
 and arithmetic on `1e-999999999` traps or silently underflows. So a number is first measured on its literal
 (significant digits and the position of its leading digit, by string operations only) and converted only
-when it is within `MAX_SIGNIFICANT_DIGITS` and `MIN_MAGNITUDE`..`MAX_MAGNITUDE`; otherwise it becomes an
-`UnrepresentableNumber`, which every typed field refuses, so the error names the field. Zero is zero with
-any exponent, and trailing zeros of a fraction are not significant (`0.1000...0` is 0.1). Integers stay
-`int`, numbers with a fraction or exponent become `Decimal`, never `float`.
+when it is within `MAX_SIGNIFICANT_DIGITS` and `MIN_MAGNITUDE`..`MAX_MAGNITUDE` (the contracts' bounds,
+contracts/number_bounds.py); otherwise it becomes an `UnrepresentableNumber`, which every typed field
+refuses, so the error names the field. Zero is zero with any exponent, and trailing zeros of a fraction are
+not significant (`0.1000...0` is 0.1). Integers stay `int`, numbers with a fraction or exponent become
+`Decimal`, never `float`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-MAX_SIGNIFICANT_DIGITS = 40
-# The leading digit of a non-zero number is at 10**MIN_MAGNITUDE .. 10**MAX_MAGNITUDE. Below reaches past the
-# smallest double (4.9e-324), so whatever a JSON library writes from a float converts; above is far past every
-# bound in the contracts (a price is at most 10**6, a total under 10**13).
-MIN_MAGNITUDE = -400
-MAX_MAGNITUDE = 40
+from contracts.number_bounds import MAX_MAGNITUDE, MAX_SIGNIFICANT_DIGITS, MIN_MAGNITUDE, UnrepresentableNumber
+
 # Parsing costs about a microsecond per value in the hooks below; this bounds a 1 MiB body's parse to
 # milliseconds. The largest create-order body has about 8,000 separators (1,000 items of 4 members).
 MAX_VALUES = 10_000
@@ -43,19 +39,6 @@ class MalformedJSON(ValueError):
 
 class TooManyValues(ValueError):
     """The body holds more values than the caller accepts (for a 413 answer: too large to process)."""
-
-
-@dataclass(frozen=True)
-class UnrepresentableNumber:
-    """A JSON number too large, too small or too precise to convert; no typed field accepts it.
-
-    literal: the start of its spelling (at most 40 characters), for error messages.
-    """
-
-    literal: str
-
-    def __str__(self) -> str:
-        return self.literal
 
 
 def bounded_number(literal: str) -> int | Decimal | UnrepresentableNumber:

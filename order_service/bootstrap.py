@@ -22,7 +22,6 @@ from pathlib import Path
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from sqlalchemy import Engine
-from starlette.concurrency import run_in_threadpool
 
 from events.topology import FULFILLMENT_EVENTS, ORDER_EVENTS, ORDER_SERVICE
 from events.wiring import create_topics, publisher, subscriber
@@ -86,11 +85,11 @@ class Components:
         for Kafka), ask the registry about the event schema (a refusal closes order intake, an unreachable
         registry does not), start the relay, the projection, the purge of expired idempotency keys and the
         republication of OrderCreated for orders without progress."""
-        await run_in_threadpool(migrate, self.engine)
+        await asyncio.to_thread(migrate, self.engine)
         self.waiter.bind(asyncio.get_running_loop())
         create_topics(self.settings, self._stopping)
         # Before serving: an event schema the registry refuses is known before the first order comes.
-        await run_in_threadpool(self.relay.check_schemas)
+        await asyncio.to_thread(self.relay.check_schemas)
         self.relay.start()
         self.projection.start()
         stale_after = timedelta(seconds=self.settings.stale_order_seconds)
@@ -116,7 +115,7 @@ class Components:
             job.cancel()
         await self.uow.stop()
         await self.projection.stop(PROJECTION_STOP_GRACE)
-        await run_in_threadpool(self.relay.stop)
+        await asyncio.to_thread(self.relay.stop)
         self.engine.dispose()
 
 
@@ -171,7 +170,7 @@ def bootstrap(
             settings,
             FULFILLMENT_EVENTS,
             registry,
-            BatchDispatcher(FulfillmentProjection(engine, waiter.notify_threadsafe)),
+            BatchDispatcher(FulfillmentProjection(uow, waiter.notify_threadsafe)),
             group=settings.consumer_group,
             client_id="order-service-projection",
             dead_letter_client_id="order-service-dlq",

@@ -2,7 +2,8 @@
 
 A new order, its OrderCreated event (in the outbox) and its Idempotency-Key are written in one transaction,
 through the group committer, so concurrent requests share commits. Reads and the key purge run on a pool of
-reader threads. Use cases see no connection, SQL or outbox table, only domain objects.
+reader threads. The fulfillment projection's batches are written on the caller's thread (the consumer's
+worker), one transaction each. Use cases see no connection, SQL or outbox table, only domain objects.
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ from sqlalchemy.exc import IntegrityError
 
 from contract_models.events import OrderCreated
 from order_service import store
-from order_service.domain import Order, OrderPage, OrderStatus
+from order_service.domain import FulfillmentView, Order, OrderPage, OrderStatus
 from order_service.idempotency import IdempotencyRecord
 from order_service.publishing import order_created
-from outbox.table import add_to_outbox, outbox_row
+from outbox.table import OutboxEntry, add_to_outbox
 from persistence.engine import write_transaction
 from persistence.group_commit import GroupCommitter
 
 T = TypeVar("T")
+# Given what the orders know of their fulfillment, by order id, the views to write (changed ones only).
+FulfillmentChange = Callable[[Mapping[uuid.UUID, FulfillmentView]], Mapping[uuid.UUID, FulfillmentView]]
 # Threads that read at once: as many as the request thread pool that ran these reads before offered.
 READ_THREADS = 40
 
@@ -80,6 +83,14 @@ class OrderUnitOfWork(Protocol):
         """How many unfinished orders were last changed before changed_before, and the oldest such change."""
         ...
 
+    def change_fulfillments(
+        self, order_ids: Collection[uuid.UUID], change: FulfillmentChange, now: datetime
+    ) -> list[uuid.UUID]:
+        """In one transaction: read the fulfillment views of the orders of order_ids that exist, hand them to
+        change, and write the views it returns, updated at now. Returns the ids written, in change's order.
+        Blocking, on the caller's thread. Raises what the database or change raises; nothing is written then."""
+        ...
+
     async def stop(self) -> None:
         """Finish the writes under way; nothing is accepted after."""
         ...
@@ -108,9 +119,9 @@ class SqlOrderUnitOfWork:
 
     async def add(self, order: Order, event: OrderCreated, key: IdempotencyRecord | None) -> None:
         """See OrderUnitOfWork.add. Raises sqlalchemy's IntegrityError for a conflict without a key."""
-        row = outbox_row(self._topic, str(order.order_id), event)
+        entry = OutboxEntry.of(self._topic, str(order.order_id), event)
         try:
-            await self._writer.submit(functools.partial(self._add, order, row, key))
+            await self._writer.submit(functools.partial(self._add, order, entry, key))
         except IntegrityError as exc:
             if key is None:
                 raise
@@ -157,15 +168,25 @@ class SqlOrderUnitOfWork:
         """See OrderUnitOfWork.stale_summary."""
         return await self._read(functools.partial(store.stale_summary, changed_before=changed_before))
 
+    def change_fulfillments(
+        self, order_ids: Collection[uuid.UUID], change: FulfillmentChange, now: datetime
+    ) -> list[uuid.UUID]:
+        """See OrderUnitOfWork.change_fulfillments: its own transaction on the engine, beside the group
+        committer's (so it still writes after stop())."""
+        with write_transaction(self._engine) as conn:
+            updated = change(store.fulfillment_views(conn, order_ids))
+            store.save_fulfillment_views(conn, dict(updated), now)
+        return list(updated)
+
     async def stop(self) -> None:
         """Finish the queued writes and release the threads."""
         await self._writer.stop()
         self._readers.shutdown(wait=False)
 
     @staticmethod
-    def _add(order: Order, outbox_entry: dict[str, object], key: IdempotencyRecord | None, conn: Connection) -> None:
+    def _add(order: Order, entry: OutboxEntry, key: IdempotencyRecord | None, conn: Connection) -> None:
         store.insert_order(conn, order)
-        add_to_outbox(conn, store.outbox, [outbox_entry])
+        add_to_outbox(conn, store.outbox, [entry])
         if key is not None:
             store.insert_idempotency_key(conn, key)
 
@@ -180,8 +201,8 @@ class SqlOrderUnitOfWork:
     ) -> int:
         stale = store.stale_orders(conn, changed_before, now, limit)
         if stale:
-            rows = [outbox_row(self._topic, str(order.order_id), order_created(order)) for order in stale]
-            add_to_outbox(conn, store.outbox, rows)
+            entries = [OutboxEntry.of(self._topic, str(order.order_id), order_created(order)) for order in stale]
+            add_to_outbox(conn, store.outbox, entries)
             store.schedule_next_republish(conn, [order.order_id for order in stale], now, first_interval, cap)
         return len(stale)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, Table, delete, exists, func, select, update
@@ -22,6 +23,19 @@ from persistence.engine import write_transaction
 _CHUNK = 500
 
 
+@dataclass(frozen=True)
+class ClaimedRow:
+    """An outbox row claimed for publication: id (insertion order, which is publication order), topic, key,
+    event_type (picks the codec), payload (the event as JSON) and created_at (epoch s when it was written)."""
+
+    id: int
+    topic: str
+    key: str
+    event_type: str
+    payload: str
+    created_at: float
+
+
 class OutboxClaims:
     """Claims on the rows of one outbox table, taken in the name of owner."""
 
@@ -30,11 +44,9 @@ class OutboxClaims:
         self._table = table
         self._owner = owner
 
-    def claim(self, limit: int, lease_seconds: float) -> list[Any]:
+    def claim(self, limit: int, lease_seconds: float) -> list[ClaimedRow]:
         """Claim up to limit free rows (never claimed, or their lease ran out) for lease_seconds: not parked,
-        and with no parked row of the same key before them.
-
-        Returns rows with id, topic, key, event_type, payload and created_at (epoch s), in id order.
+        and with no parked row of the same key before them. Returns them in id order (created_at in epoch s).
         """
         now = time.time()
         table = self._table
@@ -62,7 +74,10 @@ class OutboxClaims:
                     table.c.id, table.c.topic, table.c.key, table.c.event_type, table.c.payload, table.c.created_at
                 )
             ).all()
-        return sorted(rows, key=lambda r: r.id)
+        return sorted(
+            (ClaimedRow(r.id, r.topic, r.key, r.event_type, r.payload, float(r.created_at)) for r in rows),
+            key=lambda r: r.id,
+        )
 
     def delete(self, ids: Sequence[int]) -> None:
         """Delete the rows with these ids (their events are published)."""

@@ -32,7 +32,7 @@ from messaging.backoff import Backoff
 from messaging.registry import SchemaRefused
 from observability.metrics import Metrics
 from observability.throttled_log import ThrottledLog
-from outbox.claims import OutboxClaims
+from outbox.claims import ClaimedRow, OutboxClaims
 from outbox.failures import UnknownEventType, classify, classify_delivery
 from outbox.metrics import RelayMetrics
 from outbox.ownership import current_owner, owner_is_gone
@@ -220,7 +220,7 @@ class OutboxRelay:
             self._backoff.succeeded()
         return len(rows)
 
-    def _produce(self, rows: list[Any]) -> int:
+    def _produce(self, rows: list[ClaimedRow]) -> int:
         """Produce rows in order, parking those that can never be published (and holding back the later rows
         of their keys); returns how many rows were dealt with before a transient failure stopped the batch."""
         blocked: set[str] = set()  # keys with a row parked in this batch: their later rows wait
@@ -253,7 +253,7 @@ class OutboxRelay:
                 return index
         return len(rows)
 
-    def _encode(self, row: Any) -> bytes:
+    def _encode(self, row: ClaimedRow) -> bytes:
         """The row's event in the wire format. Raises what the codec raises, ValidationError for a payload that
         is not its event type, UnknownEventType for a type without a codec; records a refusal of the schema."""
         codec = self._codecs.get(row.event_type)

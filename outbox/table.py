@@ -8,6 +8,8 @@ shared `outbox` migration branch (outbox/migrations/).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -44,21 +46,39 @@ def outbox_table(metadata: MetaData) -> Table:
     )
 
 
-def outbox_row(topic: str, key: str, event: BaseModel) -> dict[str, Any]:
-    """The row that carries event to topic under key; insert it in the transaction that changes the state."""
-    return {
-        "topic": topic,
-        "key": key,
-        "event_type": type(event).__name__,
-        "payload": event.model_dump_json(),
-        "created_at": time.time(),
-        "claimed_until": None,
-        "claimed_by": None,
-        "attempts": 0,
-    }
+@dataclass(frozen=True)
+class OutboxEntry:
+    """An event to write to the outbox: it goes to topic under key (e.g. the order id); event_type is the event
+    model's class name (it picks the relay's codec), payload the event as JSON, created_at when it was written
+    (epoch s)."""
+
+    topic: str
+    key: str
+    event_type: str
+    payload: str
+    created_at: float
+
+    @classmethod
+    def of(cls, topic: str, key: str, event: BaseModel) -> OutboxEntry:
+        """The entry that carries event to topic under key, written now; insert it (add_to_outbox) in the
+        transaction that changes the state."""
+        return cls(topic, key, type(event).__name__, event.model_dump_json(), time.time())
+
+    def columns(self) -> dict[str, Any]:
+        """The entry as the outbox row's column values: unclaimed, no failed attempts."""
+        return {
+            "topic": self.topic,
+            "key": self.key,
+            "event_type": self.event_type,
+            "payload": self.payload,
+            "created_at": self.created_at,
+            "claimed_until": None,
+            "claimed_by": None,
+            "attempts": 0,
+        }
 
 
-def add_to_outbox(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert rows (from outbox_row) into table on conn, inside the caller's transaction; none is a no-op."""
-    if rows:
-        conn.execute(insert(table), rows)
+def add_to_outbox(conn: Connection, table: Table, entries: Sequence[OutboxEntry]) -> None:
+    """Insert entries into table on conn, inside the caller's transaction; none is a no-op."""
+    if entries:
+        conn.execute(insert(table), [entry.columns() for entry in entries])

@@ -8,10 +8,8 @@ the registry is away is rewound and read again after a backoff; a poison record 
 as done. On revocation the revoked partitions' in-flight work gets a grace period to finish, finished work
 is committed, and the rest is left to the partition's next owner (handlers are idempotent).
 
-Periodic commits are asynchronous: a synchronous commit has no timeout, so a hung (SIGSTOPped) broker
-would block the consumer thread, and with it every fetch, for as long as the broker hangs. A failed
-asynchronous commit puts its offsets back so the next round sends them again. Commits that must have
-landed before something else happens (on revocation, at shutdown) stay synchronous.
+Periodic commits are asynchronous, those that must have landed before something else happens (on
+revocation, at shutdown) synchronous; messaging.consumer.commits sends them and keeps what the broker confirmed.
 
 Where each partition starts, and starts again, is messaging.consumer.positions' job: on assignment the
 committed offset unless it cannot belong to the partition as it is now (beyond its end, or committed under
@@ -34,9 +32,10 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from messaging.avro_codec import EventCodec
 from messaging.backoff import Backoff
+from messaging.consumer.commits import OffsetCommits
 from messaging.consumer.decode import Decoded, decode_batch, poll_batch, rewind
 from messaging.consumer.dispatch import Dispatcher
-from messaging.consumer.offsets import CommitLog, OffsetTracker
+from messaging.consumer.offsets import OffsetTracker
 from messaging.consumer.positions import AssignPlan, PartitionPositions
 from messaging.consumer.topic_ids import TopicIdLookup
 from messaging.dead_letter import DeadLetterPublisher
@@ -105,8 +104,7 @@ class ConsumerRuntime:
         self._out_of_range: dict[Partition, int | None] = {}  # reported, not yet started again (consumer thread)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-consumer")
         self._tracker = OffsetTracker()
-        self._commit_log = CommitLog()
-        self._committed: dict[Partition, int] = {}  # confirmed by the broker
+        self._commits = OffsetCommits(self._consumer, self._positions.commit_metadata, self._restore_soon)
         self._high: dict[Partition, int] = {}
         self._assignment: list[Partition] = []
         self._paused = False
@@ -148,7 +146,7 @@ class ConsumerRuntime:
             high = self._high.get(key)
             if high is None:
                 return None
-            total += max(0, high - self._committed.get(key, 0))
+            total += max(0, high - self._commits.committed.get(key, 0))
         return total
 
     async def stop(self, grace: float) -> None:
@@ -245,7 +243,7 @@ class ConsumerRuntime:
                 del self._out_of_range[key]
                 continue
             try:
-                started = self._positions.out_of_range(*key, asked, self._committed.get(key), self._paused)
+                started = self._positions.out_of_range(*key, asked, self._commits.committed.get(key), self._paused)
             except KafkaException as exc:
                 log.warning("could not start %s[%d] again yet: %s", *key, exc)
                 continue
@@ -256,7 +254,7 @@ class ConsumerRuntime:
 
     def _check_positions(self) -> list[Partition]:
         """On the consumer thread: the periodic check of positions and topic ids (PartitionPositions.check)."""
-        return self._positions.check(list(self._assignment), dict(self._committed), self._paused)
+        return self._positions.check(list(self._assignment), dict(self._commits.committed), self._paused)
 
     def _restarted(self, keys: list[Partition]) -> None:
         """On the loop, after the records fetched before the restart were accepted: new generations."""
@@ -313,44 +311,19 @@ class ConsumerRuntime:
         if not commits:
             return
         try:
-            await self._call(self._commit_sync if wait else self._commit_async, commits)
+            await self._call(self._commits.send_sync if wait else self._commits.send_async, commits)
         except Exception as exc:
             self._tracker.restore(commits)
             log.warning("offset commit failed (will retry): %s", exc)
 
-    def _commit_async(self, commits: list[TopicPartition]) -> None:
-        commits = self._with_topic_ids(commits)
-        self._commit_log.sent(commits)
-        self._consumer.commit(offsets=commits, asynchronous=True)  # reported to _on_commit
-
-    def _commit_sync(self, commits: list[TopicPartition]) -> None:
-        commits = self._with_topic_ids(commits)
-        self._commit_log.sent(commits)
-        self._consumer.commit(offsets=commits, asynchronous=False)
-        self._confirmed(commits)
-
-    def _with_topic_ids(self, commits: list[TopicPartition]) -> list[TopicPartition]:
-        """On the consumer thread: the offsets with the topic id their records came from as metadata."""
-        return [
-            TopicPartition(tp.topic, tp.partition, tp.offset, self._positions.commit_metadata(tp.topic, tp.partition))
-            for tp in commits
-        ]
-
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
         """On the consumer thread, from poll: the outcome of an asynchronous commit."""
-        report = self._commit_log.report(error, partitions)
-        self._confirmed(report.confirmed)
-        if report.error:
-            log.warning("offset commit failed (will retry): %s", report.error)
-        if report.again:
-            assert self._loop is not None
-            self._loop.call_soon_threadsafe(self._tracker.restore, report.again)
+        self._commits.on_commit(error, partitions)
 
-    def _confirmed(self, offsets: list[TopicPartition]) -> None:
-        for tp in offsets:
-            if tp.offset >= 0:
-                key = (tp.topic, tp.partition)
-                self._committed[key] = max(self._committed.get(key, 0), tp.offset)
+    def _restore_soon(self, commits: list[TopicPartition]) -> None:
+        """On the consumer thread: offer the offsets of a failed commit again, on the loop."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._tracker.restore, commits)
 
     def _refresh_watermarks(self) -> None:
         for topic, partition in list(self._assignment):
@@ -370,7 +343,7 @@ class ConsumerRuntime:
         except Exception:  # never leave the rebalance half done: the client assigns at the committed offsets
             log.exception("could not decide where %s start", partitions)
             plan = AssignPlan(None, {})
-        self._committed.update(plan.committed)
+        self._commits.update(plan.committed)
         if plan.partitions is not None:
             consumer.incremental_assign(plan.partitions)  # else the client assigns at the committed offsets
         keys = [(tp.topic, tp.partition) for tp in partitions]
@@ -386,7 +359,7 @@ class ConsumerRuntime:
         commits = self._drain_blocking(keys)
         if commits:
             try:
-                self._commit_sync(commits)
+                self._commits.send_sync(commits)
             except KafkaException as exc:
                 log.warning("commit on revoke failed: %s", exc)
         self._drop(keys)

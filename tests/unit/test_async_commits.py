@@ -1,9 +1,11 @@
-"""Asynchronous offset commits: a failed commit is sent again, unless a later commit supersedes it."""
+"""Offset commits: a failed asynchronous commit is sent again, unless a later commit supersedes it; every commit
+carries the topic id, and only what the broker confirmed counts as committed."""
 
 import asyncio
 
 from confluent_kafka import KafkaError, TopicPartition
 
+from messaging.consumer.commits import OffsetCommits
 from messaging.consumer.dispatch import BatchDispatcher, KeyOrderedDispatcher
 from messaging.consumer.runtime import ConsumerRuntime
 
@@ -99,3 +101,28 @@ def test_lag_is_unknown_without_partitions():
     consumer, _ = runtime()
     assert consumer.lag() is None
     consumer._thread.shutdown()
+
+
+class SyncConsumer:
+    def __init__(self):
+        self.sent = []
+
+    def commit(self, offsets, asynchronous):
+        self.sent.append((asynchronous, [(tp.partition, tp.offset, tp.metadata) for tp in offsets]))
+
+
+def test_commits_carry_the_topic_id_and_only_confirmed_ones_count():
+    kafka = SyncConsumer()
+    again = []
+    commits = OffsetCommits(kafka, lambda topic, partition: f"id-of-{topic}-{partition}", again.extend)
+    commits.update({("t", 1): 3})  # read at assignment
+
+    commits.send_sync([TopicPartition("t", 0, 7)])
+    commits.send_async([TopicPartition("t", 1, 9)])
+    assert kafka.sent == [(False, [(0, 7, "id-of-t-0")]), (True, [(1, 9, "id-of-t-1")])]
+    assert commits.committed == {("t", 0): 7, ("t", 1): 3}  # the asynchronous one is not confirmed yet
+
+    commits.on_commit(KafkaError(KafkaError._TRANSPORT), [TopicPartition("t", 1, 9)])
+    assert [(tp.partition, tp.offset) for tp in again] == [(1, 9)] and commits.committed[("t", 1)] == 3
+    commits.on_commit(None, [TopicPartition("t", 1, 9)])
+    assert commits.committed == {("t", 0): 7, ("t", 1): 9}

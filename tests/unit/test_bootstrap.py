@@ -22,7 +22,7 @@ from infra.ports import free_port
 from order_service import store as order_store
 from order_service.app import create_app as create_order_app
 from order_service.settings import OrderServiceSettings
-from outbox.table import outbox_row
+from outbox.table import OutboxEntry
 from tests.sample_events import order_created, status_changed
 from tests.unit.fake_shipping import FakeShippingProvider
 
@@ -119,10 +119,17 @@ def test_fulfillment_health_reports_its_own_parked_status_events_and_event_schem
 
         engine = make_engine(settings.database_url)
         with engine.begin() as conn:
-            row = outbox_row("fulfillment-events", "order-1", status_changed())
+            entry = OutboxEntry.of("fulfillment-events", "order-1", status_changed())
             conn.execute(
                 fulfillment_store.outbox.insert(),
-                [{**row, "attempts": 1, "parked_at": row["created_at"], "failure_reason": "MSG_SIZE_TOO_LARGE"}],
+                [
+                    {
+                        **entry.columns(),
+                        "attempts": 1,
+                        "parked_at": entry.created_at,
+                        "failure_reason": "MSG_SIZE_TOO_LARGE",
+                    }
+                ],
             )
         engine.dispose()
         after = client.get("/api/fulfillment/health").json()

@@ -133,7 +133,7 @@ def run(tmp_path) -> Iterator[Callable[..., None]]:
                 changed.append(order_ids)
                 waiter.notify_threadsafe(order_ids)
 
-            projection = FulfillmentProjection(engine, on_changed, clock)
+            projection = FulfillmentProjection(uow, on_changed, clock)
             try:
                 await scenario(World(service, projection, waiter, clock, engine, wakes, changed, metrics))
             finally:
@@ -422,7 +422,7 @@ def test_a_long_poll_returns_when_this_instance_applies_the_status(run):
 def test_a_long_poll_sees_another_replicas_change_and_returns_the_last_read_at_its_timeout(run):
     async def scenario(w: World) -> None:
         order, _ = await w.service.place(request(), None)
-        other_replica = FulfillmentProjection(w.engine, on_changed=None, clock=w.clock)  # wakes no one here
+        other_replica = FulfillmentProjection(SqlOrderUnitOfWork(w.engine, TOPIC), clock=w.clock)  # wakes no one here
         waiting = asyncio.create_task(w.service.get(order.order_id, {OrderStatus.Fulfilled, OrderStatus.Failed}, 30))
         await _until_waiting(w)
         await asyncio.to_thread(other_replica, [status_changed(order.order_id, FulfillmentStatus.Failed, 1)])

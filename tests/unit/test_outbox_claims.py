@@ -1,13 +1,15 @@
-"""Outbox claims name their owner: a restarting relay frees the claims of dead owners, never a live one's."""
+"""Outbox claims name their owner: a restarting relay frees the claims of dead owners, never a live one's; an
+entry written to the outbox is claimed back as it was written."""
 
 import subprocess
 import sys
 
 from sqlalchemy import MetaData, insert, select
 
-from outbox.claims import OutboxClaims
+from contract_models.events import FulfillmentStatus, FulfillmentStatusChanged
+from outbox.claims import ClaimedRow, OutboxClaims
 from outbox.ownership import current_owner, owner_is_gone
-from outbox.table import outbox_table
+from outbox.table import OutboxEntry, add_to_outbox, outbox_table
 from persistence.engine import make_engine
 
 
@@ -85,3 +87,24 @@ def test_claims_take_free_and_expired_rows_in_id_order_and_never_a_leased_one(tm
         3: "me:2:2.00",
         4: "me:2:2.00",
     }
+
+
+def test_an_entry_is_claimed_back_with_its_topic_key_event_and_time(tmp_path):
+    engine, table = outbox(tmp_path)
+    event = FulfillmentStatusChanged(
+        eventId="0b6c1a52-4a4e-4c8e-9a4f-8f0c2d1e3b5a",
+        orderId="5f1e0c4a-2b3d-4e5f-8a9b-0c1d2e3f4a5b",
+        status=FulfillmentStatus.Pending,
+        sequence=0,
+        timestamp="2025-03-01T12:00:00Z",
+    )
+    entry = OutboxEntry.of("fulfillment-events", str(event.orderId), event)
+    with engine.begin() as conn:
+        add_to_outbox(conn, table, [entry])
+        add_to_outbox(conn, table, [])  # nothing to write: no statement
+
+    (claimed,) = OutboxClaims(engine, table, "me:2:2.00").claim(limit=10, lease_seconds=30)
+
+    assert claimed == ClaimedRow(1, "fulfillment-events", str(event.orderId), "FulfillmentStatusChanged",
+                                 event.model_dump_json(), entry.created_at)  # fmt: skip
+    assert FulfillmentStatusChanged.model_validate_json(claimed.payload) == event

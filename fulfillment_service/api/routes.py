@@ -1,47 +1,28 @@
-"""REST endpoints of the Fulfillment Service (contract: schemas/openapi/fulfillment-service.yaml)."""
+"""REST endpoints of the Fulfillment Service: call a use case, represent its result; the use cases' exceptions
+become problem+json here (fulfillment_service/api/problems.py)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Engine
-from starlette.concurrency import run_in_threadpool
 
 from contract_models.fulfillment_api import FulfillmentStatus, Problem
-from fulfillment_service import store
-from fulfillment_service.domain import Fulfillment
+from fulfillment_service.api.problems import problem_for
+from fulfillment_service.api.representation import fulfillment_document
+from fulfillment_service.errors import FulfillmentServiceError
+from fulfillment_service.queries import FulfillmentQueries
 from fulfillment_service.shipping import ProviderBehaviour
 from httpapi.json_body import DecimalJSONResponse
 from httpapi.parameters import UUIDParameter
-from httpapi.problems import PROBLEM_JSON, ProblemError
+from httpapi.problems import PROBLEM_JSON
 
 PROBLEM = {"model": Problem, "content": {PROBLEM_JSON: {}}}
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
-
-
-def to_api(fulfillment: Fulfillment) -> dict[str, Any]:
-    """The FulfillmentStatus body of the contract: camelCase fields, times as ISO 8601 UTC ("...Z")."""
-    f = fulfillment
-    return {
-        "orderId": str(f.order_id),
-        "status": f.status.value,
-        "trackingNumber": f.tracking_number,
-        "carrier": f.carrier,
-        "estimatedDelivery": _iso(f.estimated_delivery),
-        "failureReason": f.failure_reason,
-        "attempts": f.attempts,
-        "updatedAt": _iso(f.updated_at),
-    }
-
-
-def fulfillment_router(engine: Engine) -> APIRouter:
-    """GET /api/fulfillment/orders/{orderId}: an order's fulfillment read from engine, or a 404 problem."""
+def fulfillment_router(queries: FulfillmentQueries) -> APIRouter:
+    """GET /api/fulfillment/orders/{orderId}: an order's fulfillment read by queries, or a 404 problem."""
     router = APIRouter()
 
     @router.get(
@@ -51,19 +32,11 @@ def fulfillment_router(engine: Engine) -> APIRouter:
         operation_id="getFulfillment",
     )
     async def get_fulfillment(orderId: UUIDParameter) -> DecimalJSONResponse:
-        def read() -> Fulfillment | None:
-            with engine.connect() as conn:
-                return store.get(conn, orderId)
-
-        fulfillment = await run_in_threadpool(read)
-        if fulfillment is None:
-            raise ProblemError(
-                404,
-                "Not Found",
-                f"No fulfillment for order {orderId}.",
-                [{"field": "orderId", "message": "no such order"}],
-            )
-        return DecimalJSONResponse(to_api(fulfillment))
+        try:
+            fulfillment = await queries.get(orderId)
+        except FulfillmentServiceError as exc:
+            raise problem_for(exc) from exc
+        return DecimalJSONResponse(fulfillment_document(fulfillment))
 
     return router
 

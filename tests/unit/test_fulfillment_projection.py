@@ -1,0 +1,124 @@
+"""The fulfillment projection with a fake unit of work: one batch is one call (one transaction), the order
+follows its fulfillment once per event and never back, the waiter hears of a change only after it was written,
+and a failed write changes nothing and notifies no one, so the consumer hands the batch over again."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
+
+import pytest
+
+from contract_models.events import FulfillmentStatus, FulfillmentStatusChanged
+from order_service.domain import NOT_STARTED, FulfillmentView, OrderStatus
+from order_service.projection import FulfillmentProjection
+from order_service.unit_of_work import FulfillmentChange
+
+NOW = datetime(2025, 3, 1, 12, 0, 5, tzinfo=UTC)
+ETA = datetime(2030, 1, 2, 12, 30, tzinfo=UTC)
+
+
+class FakeUnitOfWork:
+    """Orders' fulfillment views in a dict; each change_fulfillments call is one transaction, recorded as
+    (order ids asked for, views written, now). fail: the next call raises it, writing nothing."""
+
+    def __init__(self, views: dict[uuid.UUID, FulfillmentView]) -> None:
+        self.views = views
+        self.transactions: list[tuple[set[uuid.UUID], dict[uuid.UUID, FulfillmentView], datetime]] = []
+        self.fail: Exception | None = None
+
+    def change_fulfillments(
+        self, order_ids: Collection[uuid.UUID], change: FulfillmentChange, now: datetime
+    ) -> list[uuid.UUID]:
+        if self.fail is not None:
+            raise self.fail
+        current: Mapping[uuid.UUID, FulfillmentView] = {i: self.views[i] for i in order_ids if i in self.views}
+        written = dict(change(current))
+        self.views.update(written)
+        self.transactions.append((set(order_ids), written, now))
+        return list(written)
+
+
+def event(order_id: uuid.UUID, status: FulfillmentStatus, sequence: int, **fields) -> FulfillmentStatusChanged:
+    return FulfillmentStatusChanged(
+        eventId=uuid.uuid4(), orderId=order_id, status=status, sequence=sequence, timestamp=NOW, **fields
+    )
+
+
+@pytest.fixture
+def orders() -> tuple[uuid.UUID, uuid.UUID]:
+    return uuid.uuid4(), uuid.uuid4()
+
+
+def projection_over(uow: FakeUnitOfWork, notified: list[list[uuid.UUID]]) -> FulfillmentProjection:
+    def on_changed(order_ids: list[uuid.UUID]) -> None:
+        assert uow.transactions, "notified before the change was written"
+        notified.append(order_ids)
+
+    return FulfillmentProjection(uow, on_changed, clock=lambda: NOW)
+
+
+def test_a_batch_is_one_transaction_and_each_order_follows_its_fulfillment(orders) -> None:
+    first, second = orders
+    unknown = uuid.uuid4()
+    uow = FakeUnitOfWork({first: NOT_STARTED, second: NOT_STARTED})
+    notified: list[list[uuid.UUID]] = []
+
+    projection_over(uow, notified)(
+        [
+            event(second, FulfillmentStatus.Pending, 0),
+            event(first, FulfillmentStatus.Pending, 0),
+            event(unknown, FulfillmentStatus.Pending, 0),  # not an order of this service: skipped
+            event(second, FulfillmentStatus.Shipped, 1, trackingNumber="SHIP-1", carrier="Mock", estimatedDelivery=ETA),
+        ]
+    )
+
+    ((asked, written, now),) = uow.transactions
+    assert (asked, now) == ({first, second, unknown}, NOW)
+    assert list(written) == [second, first]  # in the order they first changed
+    assert written[second] == FulfillmentView(OrderStatus.Fulfilled, 1, "SHIP-1", "Mock", ETA, None)
+    assert written[first] == FulfillmentView(OrderStatus.Processing, 0)
+    assert notified == [[second, first]]
+
+
+def test_redelivered_and_late_events_write_nothing_and_wake_no_one(orders) -> None:
+    first, _ = orders
+    shipped = FulfillmentView(OrderStatus.Fulfilled, 1, "SHIP-1", "Mock", ETA, None)
+    uow = FakeUnitOfWork({first: shipped})
+    notified: list[list[uuid.UUID]] = []
+
+    projection_over(uow, notified)(
+        [
+            event(first, FulfillmentStatus.Shipped, 1, trackingNumber="SHIP-1"),  # redelivered
+            event(first, FulfillmentStatus.Pending, 0),  # late
+            event(first, FulfillmentStatus.Failed, 2, reason="contradicts a terminal status"),
+        ]
+    )
+
+    assert [written for _asked, written, _now in uow.transactions] == [{}]
+    assert uow.views[first] == shipped
+    assert notified == []
+
+
+def test_a_failed_write_raises_so_the_batch_is_handled_again_and_no_one_is_woken(orders) -> None:
+    first, _ = orders
+    uow = FakeUnitOfWork({first: NOT_STARTED})
+    uow.fail = OSError("disk full")
+    notified: list[list[uuid.UUID]] = []
+    projection = projection_over(uow, notified)
+    batch = [event(first, FulfillmentStatus.Pending, 0)]
+
+    with pytest.raises(OSError):
+        projection(batch)
+    assert (uow.views[first], notified) == (NOT_STARTED, [])
+
+    uow.fail = None
+    projection(batch)  # handled again: applied once
+    assert (uow.views[first].status, notified) == (OrderStatus.Processing, [[first]])
+
+
+def test_an_empty_batch_opens_no_transaction() -> None:
+    uow = FakeUnitOfWork({})
+    projection_over(uow, [])([])
+    assert uow.transactions == []

@@ -17,6 +17,10 @@ another topic id: the topic was recreated), then the beginning; the same when th
 out of range, and when a periodic check finds the topic recreated under the consumer. Every offset is
 committed with the topic id its records came from. A partition started again begins a new generation of
 its offset tracking: work on records of the old log no longer counts towards its commits.
+
+The module is larger than most (about 390 lines) because the consumer thread's loop, pausing, rewinds and
+the rebalance callbacks share one piece of state (what is in flight, per partition and generation) that must
+change on one thread; the parts with no share in it live beside it (commits, positions, offsets, dispatch).
 """
 
 from __future__ import annotations

@@ -50,6 +50,9 @@ def make_consumer(settings: KafkaSettings, group_id: str, client_id: str, **over
         "heartbeat.interval.ms": 1_000,
         "reconnect.backoff.max.ms": 2_000,
         "fetch.wait.max.ms": 50,
+        # Partitions added to a topic are seen within 30 s instead of librdkafka's default 300 s, so records on
+        # them do not wait minutes for a consumer.
+        "topic.metadata.refresh.interval.ms": 30_000,
         "logger": _CLIENT_LOG,
     }
     conf.update(overrides)

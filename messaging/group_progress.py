@@ -17,8 +17,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from messaging.group_lag import LagReading
 
@@ -111,6 +112,21 @@ class GroupProgress:
             with self._lock:
                 self._close()
 
+    def _log_change(self, stalled: list[int], partitions: Mapping[int, Any]) -> None:
+        """One line when partitions stall and one when they all move again, not one per reading."""
+        before = self._report.stalled if self._report is not None else []
+        if stalled and stalled != before:
+            lags = ", ".join(f"{partition} (lag {partitions[partition].lag})" for partition in stalled)
+            log.warning(
+                "%s: group %s has not moved partition(s) %s for over %g s",
+                self._topic,
+                self._group,
+                lags,
+                self._stall_seconds,
+            )
+        elif before and not stalled:
+            log.warning("%s: group %s makes progress again on every partition", self._topic, self._group)
+
     def _fresh(self, now: float) -> bool:
         return self._report is not None and self._read_at is not None and now - self._read_at < self._max_age
 
@@ -138,6 +154,7 @@ class GroupProgress:
         lagging = [partition for partition, p in reading.partitions.items() if p.lag > 0]
         waited = {partition: now - self._progress_at[partition] for partition in lagging}
         stalled = sorted(partition for partition, seconds in waited.items() if seconds > self._stall_seconds)
+        self._log_change(stalled, reading.partitions)
         self._report = ProgressReport(
             self._topic,
             self._group,

@@ -10,6 +10,7 @@ and its OrderCreated event are stored in one transaction (outbox) and published 
 from __future__ import annotations
 
 import functools
+import logging
 import time
 import uuid
 from collections.abc import Callable, Collection
@@ -27,6 +28,9 @@ from order_service.status_waiter import StatusWaiter
 from order_service.unit_of_work import IdempotencyKeyTaken, OrderUnitOfWork
 
 MAX_EVENT_BYTES = 990_000
+
+
+log = logging.getLogger(__name__)
 
 
 class OrderService:
@@ -145,7 +149,14 @@ class OrderService:
         twice that, and so on up to max_interval. Consumers are idempotent, so this only heals: a skipped
         offset, a recreated topic, a lost registry or a dead-lettered valid record."""
         now = self._clock()
-        return await self._uow.republish_stale(now - stale_after, now, limit, stale_after, max_interval)
+        count = await self._uow.republish_stale(now - stale_after, now, limit, stale_after, max_interval)
+        if count:
+            log.warning(
+                "published OrderCreated again for %d order(s) without fulfillment progress for %g s",
+                count,
+                stale_after.total_seconds(),
+            )
+        return count
 
     async def stale_orders(self, stale_after: timedelta) -> tuple[int, timedelta | None]:
         """How many unfinished orders had no fulfillment progress for stale_after, and the longest time

@@ -130,3 +130,20 @@ def test_an_unreachable_broker_gives_no_figures_and_no_stall(broker, clock):
     broker.down = False  # the offset did not move while the broker was away: still stalled
     clock.now += 1
     assert watch.report().stalled == [0]
+
+
+def test_a_stall_and_the_recovery_are_logged_once_each_not_per_reading(broker, clock, caplog):
+    watch = progress(broker, clock)
+    broker.partitions = {0: (40, 100)}
+    with caplog.at_level("WARNING", logger="messaging.group_progress"):
+        for _ in range(5):  # readings before, at and after the stall time
+            watch.report()
+            clock.now += 10
+        broker.partitions = {0: (100, 100)}
+        for _ in range(3):
+            watch.report()
+            clock.now += 10
+    lines = [record.getMessage() for record in caplog.records]
+    assert len(lines) == 2, lines
+    assert "partition(s) 0 (lag 60)" in lines[0] and "for over 30 s" in lines[0]
+    assert "progress again" in lines[1]

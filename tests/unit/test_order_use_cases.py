@@ -521,7 +521,7 @@ def test_long_polls_arriving_together_read_their_orders_together_not_one_read_ea
     asyncio.run(main())
 
 
-def test_orders_without_progress_are_published_again_at_doubling_intervals(run):
+def test_orders_without_progress_are_published_again_at_doubling_intervals(run, caplog):
     stale_after, cap = timedelta(seconds=60), timedelta(seconds=200)
 
     async def scenario(w: World) -> None:
@@ -539,11 +539,16 @@ def test_orders_without_progress_are_published_again_at_doubling_intervals(run):
 
         w.clock.advance(timedelta(seconds=2))
         assert await w.service.stale_orders(stale_after) == (1, timedelta(seconds=61))
-        assert await w.service.republish_stale_orders(stale_after, cap) == 1
+        with caplog.at_level("WARNING", logger="order_service.use_cases"):
+            assert await w.service.republish_stale_orders(stale_after, cap) == 1
+            assert await w.service.republish_stale_orders(stale_after, cap) == 0
+        # The operator reads it in the log: one line for the republication, none when nothing was due.
+        assert [r.getMessage() for r in caplog.records] == [
+            "published OrderCreated again for 1 order(s) without fulfillment progress for 60 s"
+        ]
         again = w.events()
         assert [e.orderId for e in again] == [stuck.order_id]  # only the order without progress
         assert again[0].model_dump(exclude={"eventId"}) == w.events()[0].model_dump(exclude={"eventId"})
-        assert await w.service.republish_stale_orders(stale_after, cap) == 0  # its event waits in the outbox
         await w.apply(status_changed(moving.order_id, FulfillmentStatus.Failed, 1, reason="out of stock"))
 
         published_at = []

@@ -2,8 +2,10 @@
 that were stuck meanwhile.
 
 An order is stuck at time t when it was accepted more than STUCK_AFTER_S before t and was not yet terminal at
-t. STUCK_AFTER_S is the consumer stall time (CONSUMER_STALL_SECONDS, 30 s) plus 5 s for the health figures to
-be read: by then health must have noticed. Stuck-while-ok is the time during which some order was stuck and
+t. STUCK_AFTER_S is the Order Service's STALE_ORDER_SECONDS (60 s: the time after which an order without
+progress counts as stale, readiness says so and its OrderCreated is published again) plus 5 s for the figures
+to be read. Recoveries the system bounds itself below that time (a killed instance's orders waiting out their
+30 s call lease, a rejoin) are not stuck. Stuck-while-ok is the time during which some order was stuck and
 both services' health said `ok`.
 """
 
@@ -18,8 +20,9 @@ import httpx
 
 from harness.load import Accepted
 from harness.system import System
+from order_service.settings import OrderServiceSettings
 
-STUCK_AFTER_S = 35.0
+STUCK_AFTER_S = OrderServiceSettings.model_fields["stale_order_seconds"].default + 5.0
 # How often health is sampled (seconds).
 SAMPLE_INTERVAL_S = 1.0
 

@@ -31,8 +31,8 @@ LEGEND = """\
   where the fault is the Order Service itself.
 - **Max pickup delay**: OrderCreated timestamp to the picked-up (Pending) FulfillmentStatusChanged timestamp,
   both read from the topics.
-- **Stuck while ok**: seconds during which an accepted order was still unfinished 35 s after acceptance (the
-  consumer stall time plus 5 s) while both services' health said `ok` (sampled every second).
+- **Stuck while ok**: seconds during which an accepted order was still unfinished 65 s after acceptance (the
+  Order Service's stale-order time plus 5 s) while both services' health said `ok` (sampled every second).
 - **Drain time** (time to heal): end of the last fault window (faulted part back) until the last order accepted
   by then was terminal; `>deadline` when orders were still open at the drain deadline.
 """

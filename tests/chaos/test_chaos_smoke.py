@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from chaos.faults import SCENARIOS
-from chaos.health_watch import HealthSample, stuck_while_ok_seconds
+from chaos.health_watch import STUCK_AFTER_S, HealthSample, stuck_while_ok_seconds
 from chaos.profile import SMOKE
 from chaos.report import COLUMNS, row
 from chaos.scenario import run_scenario
@@ -98,10 +98,13 @@ def test_stuck_while_ok_counts_only_time_health_said_ok_about_an_order_stuck_pas
     accepted = {**_accepted("a", at=100.0), **_accepted("b", at=100.0)}
     samples = [HealthSample(100.0 + t, True, t not in (50, 51)) for t in range(0, 60)]
     # a finished at once; b only at 160: stuck from 135 on, health said ok except at 150 and 151.
-    stuck = stuck_while_ok_seconds(samples, accepted, {"a": 100.5, "b": 160.0})
+    stuck = stuck_while_ok_seconds(samples, accepted, {"a": 100.5, "b": 160.0}, stuck_after_s=35)
     assert stuck == 23.0  # 135..159 is 25 samples of 1 s, two of them not ok
-    assert stuck_while_ok_seconds(samples, accepted, {"a": 100.5, "b": 134.0}) == 0
-    assert stuck_while_ok_seconds([HealthSample(140.0, False, True)], accepted, {"a": 100.5}) == 0
+    assert stuck_while_ok_seconds(samples, accepted, {"a": 100.5, "b": 134.0}, stuck_after_s=35) == 0
+    assert stuck_while_ok_seconds([HealthSample(140.0, False, True)], accepted, {"a": 100.5}, stuck_after_s=35) == 0
+    # By default an order is stuck once the Order Service would call it stale (60 s) and readiness had 5 s to say so.
+    assert STUCK_AFTER_S == 65.0
+    assert stuck_while_ok_seconds(samples, accepted, {"a": 100.5, "b": 160.0}) == 0
 
 
 @pytest.mark.integration

@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         orders, fulfillment = services
         print(
             f"  Order Service        {orders.url}/api/orders   (Swagger UI {orders.url}/docs)\n"
-            f"  Fulfillment Service  {fulfillment.url}/api/fulfillment/health   (Swagger UI {fulfillment.url}/docs)",
+            f"  Fulfillment Service  {fulfillment.url}/api/fulfillment/health   (Swagger UI {fulfillment.url}/docs)\n"
+            f"  metrics              {orders.url}/metrics   {fulfillment.url}/metrics",
             flush=True,
         )
     print(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
-from messaging.consumer.start_offsets import PartitionView, committed_topic_id, start_offset
+from messaging.consumer.start_offsets import PartitionView, start_offset
 from messaging.consumer.topic_ids import TopicIds
 
 log = logging.getLogger(__name__)
@@ -88,14 +88,7 @@ class GroupLag:
                 low, high = consumer.get_watermark_offsets(
                     TopicPartition(self.topic, tp.partition), timeout=self._timeout, cached=False
                 )
-                has_commit = tp.offset >= 0
-                view = PartitionView(
-                    tp.offset if has_commit else None,
-                    committed_topic_id(tp.metadata) if has_commit else None,
-                    low,
-                    high,
-                    topic_id,
-                )
+                view = PartitionView.of(tp, low, high, topic_id)
                 lags[tp.partition] = PartitionLag(
                     tp.partition, view.committed, max(start_offset(view).offset, low), high
                 )

@@ -27,7 +27,6 @@ from messaging.consumer.start_offsets import (
     PartitionView,
     StartDecision,
     commit_metadata,
-    committed_topic_id,
     start_offset,
 )
 from messaging.consumer.topic_ids import TopicIdLookup
@@ -85,13 +84,7 @@ class PartitionPositions:
             key = (tp.topic, tp.partition)
             low, high = self._watermarks(tp.topic, tp.partition)
             has_commit = tp.offset >= 0
-            view = PartitionView(
-                tp.offset if has_commit else None,
-                committed_topic_id(tp.metadata) if has_commit else None,
-                low,
-                high,
-                topic_ids[tp.topic],
-            )
+            view = PartitionView.of(tp, low, high, topic_ids[tp.topic])
             decision = start_offset(view)
             if decision.from_beginning:
                 _warn(tp.topic, tp.partition, view, decision, "on assignment")

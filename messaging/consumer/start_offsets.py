@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 _METADATA_PREFIX = "topic-id:"
 
@@ -55,6 +55,19 @@ class PartitionView:
     low: int | None
     high: int | None
     topic_id: str | None
+
+    @classmethod
+    def of(cls, committed: TopicPartition, low: int | None, high: int | None, topic_id: str | None) -> PartitionView:
+        """The view of committed (as Consumer.committed() returns it: offset < 0 for none, the topic id in
+        its metadata) with the partition's watermarks and the topic's current id."""
+        has_commit = committed.offset >= 0
+        return cls(
+            committed.offset if has_commit else None,
+            committed_topic_id(committed.metadata) if has_commit else None,
+            low,
+            high,
+            topic_id,
+        )
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,6 @@ stops the components bootstrap() wired."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
@@ -14,7 +12,7 @@ from fulfillment_service.api import fulfillment_router, provider_control_router
 from fulfillment_service.bootstrap import bootstrap
 from fulfillment_service.health import health_router
 from fulfillment_service.settings import FulfillmentServiceSettings
-from httpapi.app import contract_app
+from httpapi.app import contract_app, lifespan_of
 
 
 def create_app(settings: FulfillmentServiceSettings | None = None, **overrides: Any) -> FastAPI:
@@ -22,13 +20,7 @@ def create_app(settings: FulfillmentServiceSettings | None = None, **overrides: 
     takes them. Nothing is migrated or started until the app's lifespan begins."""
     components = bootstrap(settings, **overrides)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await components.start()
-        try:
-            yield
-        finally:
-            await components.stop()
+    lifespan = lifespan_of(components)
 
     app = contract_app(
         "Fulfillment Service",

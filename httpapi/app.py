@@ -3,9 +3,10 @@ exact decimals in JSON and a request body limit."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 
@@ -54,3 +55,25 @@ def contract_app(
     install_problem_handlers(app)
     serve_contract(app, contract, asyncapi=asyncapi)
     return app
+
+
+class Startable(Protocol):
+    """A service's wired components: started when the app starts serving, stopped when it ends."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def lifespan_of(components: Startable) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The app lifespan that starts components before serving and stops them after (also when serving fails)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await components.start()
+        try:
+            yield
+        finally:
+            await components.stop()
+
+    return lifespan

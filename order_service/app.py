@@ -3,9 +3,8 @@ the components bootstrap() wired."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from contract_models.order_api import Problem
-from httpapi.app import contract_app
+from httpapi.app import contract_app, lifespan_of
 from observability.metrics import Metrics
 from order_service.api import order_router
 from order_service.bootstrap import bootstrap
@@ -27,13 +26,7 @@ def create_app(settings: OrderServiceSettings | None = None, **overrides: Any) -
     takes them. Nothing is migrated or started until the app's lifespan begins."""
     components = bootstrap(settings, **overrides)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await components.start()
-        try:
-            yield
-        finally:
-            await components.stop()
+    lifespan = lifespan_of(components)
 
     app = order_api(
         components.service,

@@ -11,7 +11,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,18 +70,20 @@ class Sampling:
 class Environment:
     """A fresh pair of services on the shared stack; a context manager that starts and warms them up.
 
-    Measured orders carry the customerId prefix ``tag``; files go to ``<run dir>/<name>/``.
+    Measured orders carry the customerId prefix ``tag``; files go to ``<run dir>/<name>/``; env are further
+    environment variables for both services (e.g. METRICS_ENABLED="false").
     """
 
-    def __init__(self, bench: BenchRun, name: str) -> None:
+    def __init__(self, bench: BenchRun, name: str, env: Mapping[str, str] | None = None) -> None:
         self.bench = bench
         self.name = name
         self.dir = bench.run_dir / name
         self.dir.mkdir(parents=True, exist_ok=True)
         suffix = uuid.uuid4().hex[:6]
         self.tag = f"bench{suffix}"  # customerId prefix of measured orders
+        extra = {**PROVIDER, **(env or {})}
         self.system: System = make_system(
-            bench.stack.bootstrap_servers, bench.stack.registry_url, self.dir, prefix=f"{name}-{suffix}-", **PROVIDER
+            bench.stack.bootstrap_servers, bench.stack.registry_url, self.dir, prefix=f"{name}-{suffix}-", **extra
         )
 
     @property
@@ -204,15 +206,17 @@ class Environment:
         drain_timeout: float | None = None,
         settle_s: float = 0,
         sample_every: float | None = None,
+        profile: bool = True,
     ) -> dict[str, Any]:
         """Run spec sampled, then follow both topics until every accepted order is terminal (drain_timeout s).
 
-        settle_s: wait this long after the drain before the last samples (memory settles). Returns the
+        settle_s: wait this long after the drain before the last samples (memory settles); profile: py-spy the
+        services meanwhile when the run profiles (False where the profiler's CPU would distort). Returns the
         scenario's figures: load, events, lag, processes and profiles.
         """
         drain_timeout = drain_timeout if drain_timeout is not None else self.bench.profile.drain_timeout_s
         with self.sampling(sample_every) as sampling:
-            result = self.load(spec, "load", sampling)
+            result = self.load(spec, "load", sampling, profile=profile)
             load_end = time.time()
             collector = self.collector()
             try:

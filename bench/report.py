@@ -12,6 +12,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from bench.scenarios import observability_cost
+
 # Order of the processes in tables and plots.
 PROCESSES = ("order-service", "fulfillment-service", "kafka", "registry", "loadgen", "harness")
 
@@ -202,7 +204,16 @@ def evaluate_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 None,
             )
         )
+    out.append(_observability_target(scenarios, note))
     return out
+
+
+def _observability_target(scenarios: dict[str, Any], note: str) -> dict[str, Any]:
+    """Metrics may cost at most 5 % of the services' CPU per order (both services, vs metrics off)."""
+    over = _get(scenarios, "observability-cost", "overheadPercent", "metrics", "total")
+    if over is None:
+        return _target("CPU cost of metrics per order", "< 5 %", "not run (`--scenario observability-cost`)", None)
+    return _target("CPU cost of metrics per order", "< 5 %", f"{over:+.1f} %", over < 5, note)
 
 
 def _le(value: Any, limit: float) -> bool | None:
@@ -374,7 +385,7 @@ def markdown(results: dict[str, Any], pngs: dict[str, str]) -> str:
         if s.get("error"):
             lines.append(f"| {name} | failed: `{s['error'][:200]}` |" + " |" * 17)
             continue
-        if s.get("kind") == "ramp":
+        if s.get("kind") in ("ramp", "observability-cost"):
             continue
         load = s.get("load", {})
         spec = s.get("spec", {})
@@ -455,6 +466,10 @@ def markdown(results: dict[str, Any], pngs: dict[str, str]) -> str:
                 f"{_ms(lat, 'p99')} | {_ms(step.get('pickupMs'), 'p95')} | {_fmt(step['lag']['slope_per_s'], '', 1)} | "
                 f"{_fmt(step['lag']['end_backlog'])} | {'pass' if step['passed'] else 'fail: ' + step['verdict']} |"
             )
+
+    cost = scenarios.get("observability-cost")
+    if isinstance(cost, dict) and cost.get("variants"):
+        lines += observability_cost.markdown(cost)
 
     generator_rows = [
         (name, s["load"]["generator"])

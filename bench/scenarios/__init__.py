@@ -6,6 +6,7 @@
 | capacity | capacity | closed loop: the highest create throughput |
 | burst | burst | N orders due at the same instant |
 | ramp | ramp | rising open-loop steps until one fails |
+| observability-cost | observability_cost | CPU per order with metrics and tracing off/on |
 | long | long | a million orders, for memory (only when named) |
 """
 
@@ -15,10 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.environment import BenchRun
-from bench.scenarios import burst, capacity, long, ramp, steady
+from bench.scenarios import burst, capacity, long, observability_cost, ramp, steady
 
 STEADY_RATES = steady.RATES
-DEFAULT_SCENARIOS = (*STEADY_RATES, "capacity", "burst", "ramp")
+DEFAULT_SCENARIOS = (*STEADY_RATES, "capacity", "burst", "ramp", "observability-cost")
 ALL_SCENARIOS = (*DEFAULT_SCENARIOS, "long")
 
 _RUNNERS: dict[str, Callable[[BenchRun], dict[str, Any]]] = {
@@ -26,6 +27,7 @@ _RUNNERS: dict[str, Callable[[BenchRun], dict[str, Any]]] = {
     "burst": burst.run,
     "ramp": ramp.run,
     "long": long.run,
+    "observability-cost": observability_cost.run,
 }
 
 

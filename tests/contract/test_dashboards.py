@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -31,6 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from fulfillment_service import bootstrap as fulfillment_bootstrap
 from fulfillment_service.app import create_app as create_fulfillment_app
 from fulfillment_service.settings import FulfillmentServiceSettings
+from harness.dashboard import DASHBOARD, as_sent, dashboard_queries, load_dashboard
 from infra.ports import free_port
 from infra.prometheus import ensure_installed
 from observability.http_metrics import METRICS_PATH
@@ -40,7 +40,6 @@ from order_service.settings import OrderServiceSettings
 from persistence.engine import make_engine
 
 ROOT = Path(__file__).resolve().parents[2]
-DASHBOARD = ROOT / "deploy/grafana/dashboards/order-processing.json"
 DATASOURCES = ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml"
 SCRAPE_CONFIG = ROOT / "deploy/prometheus/prometheus.yml"
 GRID_COLUMNS = 24
@@ -55,9 +54,6 @@ PROMETHEUS_SERIES = {
     "scrape_samples_post_metric_relabeling",
     "scrape_series_added",
 }
-# Grafana's global variables, replaced by a duration before Prometheus sees a query (Grafana docs: "Global
-# variables"); promtool is given the query with the same stand-ins.
-GRAFANA_DURATIONS = {"$__rate_interval": "1m", "$__interval": "15s", "$__range": "1h"}
 # How each metric type's samples are named after its family (the Prometheus text format 0.0.4).
 SAMPLE_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
 
@@ -67,7 +63,7 @@ SAMPLE_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_
 
 @functools.cache
 def dashboard() -> dict[str, Any]:
-    return json.loads(DASHBOARD.read_text())
+    return load_dashboard(DASHBOARD)
 
 
 def panels() -> list[dict[str, Any]]:
@@ -76,14 +72,7 @@ def panels() -> list[dict[str, Any]]:
 
 def queries() -> list[tuple[str, str]]:
     """(panel title, PromQL as Grafana sends it) of every query of the dashboard."""
-    return [(panel["title"], target["expr"]) for panel in panels() for target in panel["targets"]]
-
-
-def as_sent(expr: str) -> str:
-    """The query with Grafana's variables replaced, as Prometheus receives it."""
-    for variable, duration in GRAFANA_DURATIONS.items():
-        expr = expr.replace(variable, duration)
-    return expr
+    return dashboard_queries(dashboard())
 
 
 def selectors(expr: str) -> list[Any]:

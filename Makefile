@@ -9,10 +9,18 @@ PYTEST_ARGS ?=
 # ports; on two cores, chaos scenarios running side by side miss their timing checks, so one is the default.
 TEST_WORKERS ?= 0
 
+# `make run` ports: the services', Kafka's (and its KRaft controller's) and the Schema Registry's.
+ORDER_PORT ?= 5001
+FULFILLMENT_PORT ?= 5002
+KAFKA_PORT ?= 9092
+CONTROLLER_PORT ?= 9093
+REGISTRY_PORT ?= 8081
+
 .PHONY: run test unit integration contract schema-check e2e bench chaos codegen codegen-check lint fetch install clean
 
 run: install fetch
-	$(PY) -m infra.run
+	$(PY) -m infra.run --order-port $(ORDER_PORT) --fulfillment-port $(FULFILLMENT_PORT) \
+		--kafka-port $(KAFKA_PORT) --controller-port $(CONTROLLER_PORT) --registry-port $(REGISTRY_PORT)
 
 test: install fetch codegen-check lint
 	$(PY) -m pytest tests -n $(TEST_WORKERS) --dist load $(PYTEST_ARGS)

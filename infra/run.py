@@ -1,5 +1,9 @@
 """`make run`: Kafka, the Schema Registry and both services on the standard ports, until Ctrl-C.
 
+Each service's output goes to its log file under <dir>/logs and, line by line, to the terminal prefixed with the
+service's name as compose shows it (``order-service        | ...``); Kafka and the registry log to their files
+only. The ports are options (`make run ORDER_PORT=6001 ...` passes them).
+
 ``python -m infra.run --stack-only`` runs Kafka and the Schema Registry alone (for services started
 elsewhere, e.g. from an IDE). Everything started is watched by one supervise loop: when a process
 exits on its own the end of its log is printed and everything else is stopped (exit status 1).
@@ -19,6 +23,7 @@ from pathlib import Path
 from infra.broker import DEFAULT_CONTROLLER_PORT, DEFAULT_KAFKA_PORT
 from infra.fetch import FetchError
 from infra.jvm import StackError
+from infra.prefixed_output import Terminal
 from infra.registry import DEFAULT_REGISTRY_PORT
 from infra.services import ROOT, ServiceProcess, ServiceStartError, fulfillment_service, order_service, service_env
 from infra.stack import LocalStack
@@ -52,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
             order_service(args.order_port, env["order"], logs),
             fulfillment_service(args.fulfillment_port, env["fulfillment"], logs),
         ]
+        terminal = Terminal(sys.stdout, [service.label for service in services])
+        for service in services:
+            service.echo = terminal.sink(service.label)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, _interrupt)  # unwinds a start-up like Ctrl-C, so what started is stopped
 

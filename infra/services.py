@@ -7,6 +7,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import httpx
 
 from events.topology import TOPICS
 from infra.pausing import Pausable
+from infra.prefixed_output import LineSink, pump_lines
 from infra.supervision import log_tail
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +29,12 @@ class ServiceStartError(RuntimeError):
 
 @dataclass
 class ServiceProcess(Pausable):
-    """One service process; start() returns once its health endpoint answers; pause() freezes it (SIGSTOP)."""
+    """One service process; start() returns once its health endpoint answers; pause() freezes it (SIGSTOP).
+
+    Its stdout and stderr are appended to log_file. With echo set (`make run`: a prefixed terminal, see
+    infra.prefixed_output), each line of that output also goes to echo as it comes; stop() and kill() return once
+    the last line has gone out.
+    """
 
     module: str
     port: int
@@ -38,13 +45,20 @@ class ServiceProcess(Pausable):
     # RLIMIT_NOFILE (soft and hard) for the process; None: inherited. The services raise their soft limit to
     # the hard one at start (one descriptor per connection), so a lower limit must lower both.
     open_files: int | None = None
+    echo: LineSink | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    _output: threading.Thread | None = field(default=None, init=False, repr=False)
     restarts: int = field(default=0, init=False)
 
     @property
     def name(self) -> str:
         """The service's module name, e.g. ``order_service``."""
         return self.module
+
+    @property
+    def label(self) -> str:
+        """The service's name as compose and the log files spell it, e.g. ``order-service``."""
+        return self.module.replace("_", "-")
 
     @property
     def url(self) -> str:
@@ -66,15 +80,18 @@ class ServiceProcess(Pausable):
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self._paused = False
         env = {**os.environ, **self.env, "HOST": self.host, "PORT": str(self.port)}
-        with self.log_file.open("ab") as log:
+        argv = [sys.executable, "-m", self.module]
+        if self.echo is None:
+            with self.log_file.open("ab") as log:
+                self.process = subprocess.Popen(
+                    argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+        else:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", self.module],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+                argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
             )
+            assert self.process.stdout is not None
+            self._output = pump_lines(self.process.stdout, self.log_file, self.echo)
         if self.open_files is not None:
             resource.prlimit(self.process.pid, resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
         deadline = time.monotonic() + timeout
@@ -93,16 +110,19 @@ class ServiceProcess(Pausable):
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGTERM (graceful shutdown) and wait; SIGKILL if it does not exit in time. Returns the exit code."""
         if not self.running:
+            self._drain_output()
             return self.process.returncode if self.process else None
         assert self.process is not None
         if self._paused:
             self.resume()  # a stopped process would act on SIGTERM only when continued
         self.process.send_signal(signal.SIGTERM)
         try:
-            return self.process.wait(timeout)
+            code = self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.kill()
             return self.process.returncode
+        self._drain_output()
+        return code
 
     def kill(self) -> None:
         """SIGKILL: the process dies mid-work, as in a crash."""
@@ -110,6 +130,13 @@ class ServiceProcess(Pausable):
             assert self.process is not None
             self.process.kill()
             self.process.wait(10)
+        self._drain_output()
+
+    def _drain_output(self, timeout: float = 5.0) -> None:
+        """Wait (up to timeout seconds) for the echo of an exited process's last lines."""
+        if self._output is not None:
+            self._output.join(timeout)
+            self._output = None
 
     def restart(self, timeout: float = 60.0) -> None:
         """Graceful stop, then start again with the same port and environment (counted in restarts)."""

@@ -1,5 +1,6 @@
 """A real Prometheus scrapes both services, running on the real broker and registry, while orders go through:
-what it stores is what an operator's dashboards and alerts would read."""
+what it stores is what an operator's dashboards and alerts would read, and every panel of the committed Grafana
+dashboard (deploy/grafana/dashboards/) gets an answer from it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.dashboard import as_sent, dashboard_queries, load_dashboard
 from harness.orders import post_orders, wait_all_terminal
 from harness.system import System
 from harness.waiting import wait_until
@@ -18,6 +20,10 @@ pytestmark = pytest.mark.integration
 
 ORDERS = 20
 DEADLINE = 60.0  # seconds for Prometheus to show a figure (it scrapes every second)
+# Grafana's variables for a scrape every second; the window spans the whole run of this Prometheus.
+DURATIONS = {"$__rate_interval": "1m", "$__interval": "1s", "$__range": "5m"}
+# Panels with series only once something went wrong: no record was dead-lettered, no scrape-time source failed.
+ONLY_AFTER_FAILURES = {"Dead-lettered records /s by error type", "Metrics left out of a scrape /s"}
 
 
 def test_prometheus_scrapes_orders_outcomes_request_durations_and_consumer_lag(system: System, tmp_path: Path) -> None:
@@ -66,3 +72,10 @@ def test_prometheus_scrapes_orders_outcomes_request_durations_and_consumer_lag(s
         # Route templates, never raw paths: one series for every order read.
         routes = prometheus.query('orderprocessing_http_server_request_duration_seconds_count{job="order-service"}')
         assert not any(order_id in series["metric"]["route"] for series in routes for order_id in order_ids)
+
+        # Every query of the dashboard is one Prometheus answers, and every panel but those of failures has data.
+        answered: dict[str, list[dict[str, object]]] = {}
+        for title, expr in dashboard_queries(load_dashboard()):
+            answered.setdefault(title, []).extend(prometheus.query(as_sent(expr, DURATIONS)))
+        empty = {title for title, series in answered.items() if not series}
+        assert empty <= ONLY_AFTER_FAILURES, f"panels without data: {sorted(empty - ONLY_AFTER_FAILURES)}"

@@ -268,6 +268,90 @@ def test_images_pin_versions():
         assert ":" in image and not image.endswith(":latest"), f"Dockerfile: unpinned base image {image}"
 
 
+# --- Prometheus and Grafana ----------------------------------------------------------------------
+
+OBSERVABILITY = ("prometheus", "grafana")
+SCRAPE_CONFIG = "deploy/prometheus/prometheus.yml"
+
+
+def bind_mounts(name: str) -> dict[str, str]:
+    """Container path -> repository path of each bind mount ("./path:/target[:ro]") of a service."""
+    mounts = {}
+    for volume in service(name).get("volumes", []):
+        source, target = (volume["source"], volume["target"]) if isinstance(volume, dict) else volume.split(":")[:2]
+        if source.startswith("./"):
+            mounts[target] = source.removeprefix("./")
+    return mounts
+
+
+def container_file(name: str, path: str) -> Path:
+    """The committed file a container of service name sees at path (through a bind mount); AssertionError if none."""
+    for target, source in bind_mounts(name).items():
+        if path == target or path.startswith(target.rstrip("/") + "/"):
+            return ROOT / source / path.removeprefix(target).lstrip("/")
+    raise AssertionError(f"{name}: nothing is mounted at {path}")
+
+
+def test_compose_runs_prometheus_and_grafana():
+    assert set(OBSERVABILITY) <= set(compose()["services"])
+    assert service("prometheus")["image"].startswith("prom/prometheus:")
+    assert service("grafana")["image"].startswith("grafana/grafana:")
+
+
+@pytest.mark.parametrize(("name", "port"), [("prometheus", 9090), ("grafana", 3000)])
+def test_observability_ports_are_published_on_loopback_only(name, port):
+    assert published_ports(name).get(port) == port, f"{name} does not publish port {port}"
+    for entry in service(name)["ports"]:
+        assert str(entry).startswith("127.0.0.1:"), f"{name} publishes {entry} beyond this machine"
+
+
+@pytest.mark.parametrize("name", OBSERVABILITY)
+def test_mounted_files_are_committed(name):
+    mounts = bind_mounts(name)
+    assert mounts, f"{name} mounts nothing from this repository"
+    for target, source in mounts.items():
+        assert (ROOT / source).exists(), f"{name} mounts {source} at {target}, which is not in the repository"
+
+
+def test_prometheus_reads_the_committed_scrape_config():
+    flags = dict(flag.removeprefix("--").split("=", 1) for flag in service("prometheus")["command"])
+    assert container_file("prometheus", flags["config.file"]) == ROOT / SCRAPE_CONFIG
+
+
+def test_prometheus_scrapes_both_services_where_they_listen(monkeypatch):
+    config = yaml.safe_load((ROOT / SCRAPE_CONFIG).read_text())
+    targets = {
+        job["job_name"]: [target for static in job["static_configs"] for target in static["targets"]]
+        for job in config["scrape_configs"]
+    }
+    assert set(targets) == set(APP_SERVICES), "one job per service, named as its compose service"
+    for name, job_targets in targets.items():
+        port = settings_from_compose(name, monkeypatch).port
+        assert job_targets == [f"{name}:{port}"], f"{name} listens on {name}:{port}"
+
+
+def test_grafana_reads_prometheus_and_the_committed_dashboards():
+    datasources = container_file("grafana", "/etc/grafana/provisioning/datasources")
+    sources = [s for path in datasources.glob("*.yml") for s in yaml.safe_load(path.read_text())["datasources"]]
+    url = urlsplit(next(s["url"] for s in sources if s["type"] == "prometheus"))
+    assert url.hostname == "prometheus" and url.port in published_ports("prometheus"), f"no Prometheus at {url}"
+
+    providers = container_file("grafana", "/etc/grafana/provisioning/dashboards")
+    paths = [p["options"]["path"] for f in providers.glob("*.yml") for p in yaml.safe_load(f.read_text())["providers"]]
+    assert paths, "no dashboard provider"
+    for path in paths:
+        dashboards = container_file("grafana", path)
+        assert list(dashboards.glob("*.json")), f"the provider reads {path}, which holds no dashboard"
+    home = environment("grafana")["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert container_file("grafana", home).is_file()
+
+
+def test_grafana_lets_anonymous_users_view_only():
+    env = environment("grafana")
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "true"
+    assert env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+
+
 # --- the Dockerfile ------------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ fault's window), holds them for their duration with ``run.hold(...)`` and record
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import random
 import re
@@ -15,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -269,26 +271,48 @@ class Run:
             self._group_lag.close()
 
 
-# The services' log format (httpapi.serve): "%(asctime)s %(levelname)s %(name)s: %(message)s", local time.
+# The services' log formats (observability.logs): JSON lines (LOG_FORMAT=json, the default off a terminal), and
+# plain text records "%(asctime)s %(levelname)s %(name)s: %(message)s" in local time, traceback lines following.
 _RECORD_START = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
 
 
 def log_records(path: Path) -> Iterator[tuple[float, str]]:
     """Each record of a service's log file as (epoch s, its text with the lines that follow it, e.g. a traceback);
-    lines before the first record are skipped. Nothing for a missing file."""
+    lines before the first record are skipped. Nothing for a missing file.
+
+    A JSON line is one record; its text is "<date> <time> <LEVEL> <the JSON line>" (UTC), so the level is its
+    third word, as in a text record, and its exception is in the line."""
     if not path.exists():
         return
     at: float | None = None
     lines: list[str] = []
     with path.open(encoding="utf-8", errors="replace") as file:
         for line in file:
-            start = _RECORD_START.match(line)
-            if start:
+            record = _json_record(line)
+            start = None if record else _RECORD_START.match(line)
+            if record or start:
                 if at is not None:
                     yield at, "".join(lines)
+                if record:
+                    at, lines = record
+                    continue
+                assert start is not None
                 stamp = time.mktime(time.strptime(start.group(1), "%Y-%m-%d %H:%M:%S"))
                 at, lines = stamp + int(start.group(2)) / 1000, [line]
             elif at is not None:
                 lines.append(line)
     if at is not None:
         yield at, "".join(lines)
+
+
+def _json_record(line: str) -> tuple[float, list[str]] | None:
+    """(epoch s, [its text]) of a JSON log line, None for any other line."""
+    if not line.startswith("{"):
+        return None
+    try:
+        fields = json.loads(line)
+        stamp = datetime.fromisoformat(str(fields["timestamp"]).replace("Z", "+00:00"))
+        level = str(fields["level"]).upper()
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return stamp.timestamp(), [f"{stamp:%Y-%m-%d %H:%M:%S} {level} {line}"]

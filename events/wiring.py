@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Collection
 from typing import Any
 
 from confluent_kafka import Producer
@@ -33,10 +34,13 @@ def publisher(
     registry: SchemaRegistryClient,
     producer: Producer,
     metrics: Metrics | None = None,
+    announce: Collection[str] = (),
 ) -> OutboxRelay:
     """The relay that publishes, from the outbox table on engine with producer, every event the topology says
     service produces (one codec per declared topic, picked by the row's event type); it checks the event
-    schemas' registration every SCHEMA_CHECK_INTERVAL_SECONDS and observes its publish latency in metrics.
+    schemas' registration every SCHEMA_CHECK_INTERVAL_SECONDS and observes its publish latency in metrics. Its
+    log lines about a row carry the row's key under the topic's key field (orderId); the publication of the
+    event types in announce is logged at INFO, of the others at DEBUG.
 
     Raises ValueError when the topology declares no topic that service produces.
     """
@@ -50,6 +54,8 @@ def publisher(
         {d.event.name: codec_for(registry, d, settings.topic(d).name) for d in declarations},
         registration_check_seconds=settings.schema_check_interval_seconds,
         metrics=metrics,
+        log_keys={d.event.name: d.key for d in declarations},
+        announce=announce,
     )
 
 

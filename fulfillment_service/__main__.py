@@ -6,11 +6,21 @@ from fulfillment_service.app import create_app
 from fulfillment_service.settings import FulfillmentServiceSettings
 from httpapi.serve import serve
 
+SERVICE = "fulfillment-service"  # the `service` field of its log lines
+
 
 def main() -> None:
     """Serve on HOST:PORT until SIGTERM or Ctrl-C, then drain within SHUTDOWN_GRACE_SECONDS."""
     settings = FulfillmentServiceSettings()
-    serve(create_app(settings), settings.host, settings.port, settings.log_level, settings.shutdown_grace_seconds + 5)
+    serve(
+        create_app(settings),
+        settings.host,
+        settings.port,
+        settings.log_level,
+        settings.shutdown_grace_seconds + 5,
+        log_format=settings.log_format,
+        service=SERVICE,
+    )
 
 
 if __name__ == "__main__":

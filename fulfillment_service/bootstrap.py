@@ -207,7 +207,7 @@ def bootstrap(
             settings,
             ORDER_EVENTS,
             registry,
-            KeyOrderedDispatcher(fulfiller.handle_order_created, key_of=ORDER_EVENTS.key_of),
+            KeyOrderedDispatcher(fulfiller.handle_order_created, key_of=ORDER_EVENTS.key_of, log_key=ORDER_EVENTS.key),
             group=settings.consumer_group,
             client_id="fulfillment-service",
             dead_letter_client_id="fulfillment-service-dlq",

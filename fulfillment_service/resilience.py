@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from datetime import timedelta
 from enum import StrEnum
 
 from tenacity import wait_exponential_jitter
+
+log = logging.getLogger(__name__)
 
 
 class BackoffPolicy:
@@ -94,18 +97,26 @@ class CircuitBreaker:
         return timedelta(seconds=remaining + random.uniform(0.05, 0.5))
 
     def record_success(self) -> None:
-        """A call succeeded: the breaker closes and the failure count starts again."""
+        """A call succeeded: the breaker closes and the failure count starts again (logged when it was open)."""
+        if self._state != BreakerState.closed:
+            log.info("circuit breaker closed: the provider answers again")
         self._failures = 0
         self._probe_in_flight = False
         self._state = BreakerState.closed
 
     def record_failure(self) -> None:
-        """A call failed or timed out: opens the breaker at the threshold, or again after a failed probe."""
+        """A call failed or timed out: opens the breaker at the threshold, or again after a failed probe (logged
+        once per opening, not per failed call)."""
         self._failures += 1
         was_probe = self._probe_in_flight
         self._probe_in_flight = False
         if was_probe or (self._state == BreakerState.closed and self._failures >= self.failure_threshold):
             if self._state != BreakerState.open or was_probe:
                 self.opened_count += 1
+                log.warning(
+                    "circuit breaker opened after %d consecutive provider failures; a probe in %g s",
+                    self._failures,
+                    self.reset_seconds,
+                )
             self._state = BreakerState.open
             self._opened_at = time.monotonic()

@@ -9,6 +9,7 @@ API go through a FulfillmentReader, on threads of its own. Use cases see no conn
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import uuid
 from collections.abc import Callable, Collection
@@ -154,7 +155,8 @@ class SqlFulfillmentReader:
 
     async def get(self, order_id: uuid.UUID) -> Fulfillment | None:
         """See FulfillmentReader.get. Raises what the database raises."""
-        return await asyncio.get_running_loop().run_in_executor(self._readers, self._get, order_id)
+        context = contextvars.copy_context()  # the caller's log context (its orderId) goes with the read
+        return await asyncio.get_running_loop().run_in_executor(self._readers, context.run, self._get, order_id)
 
     def _get(self, order_id: uuid.UUID) -> Fulfillment | None:
         with self._engine.connect() as conn:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -24,11 +25,14 @@ from fulfillment_service.metrics import FulfillmentMetrics
 from fulfillment_service.resilience import CircuitBreaker
 from fulfillment_service.shipping import ProviderError, ShippingProvider
 from fulfillment_service.unit_of_work import UnitOfWork
+from observability.logs import order_context
 from observability.metrics import Metrics
 
 # A running call pushes the order's next attempt this far past the call timeout: an order whose worker
 # died mid-call is then due again for the retry scheduler.
 LEASE_MARGIN = timedelta(seconds=20)
+
+log = logging.getLogger(__name__)
 
 
 class Fulfiller:
@@ -37,6 +41,10 @@ class Fulfiller:
     provider_timeout_seconds bounds every provider call; delivery_after_seconds > 0 simulates delivery
     that long after shipping. shipped and failed count the outcomes this instance recorded; metrics is where
     outcomes, provider calls and scheduled retries are observed (fulfillment_service.metrics).
+
+    Every step runs with the order's id bound to its log lines (observability.logs.order_context), and each state
+    change it records is one INFO line: "fulfillment picked up", "retry scheduled", "order shipped", "order failed",
+    "order delivered".
     """
 
     def __init__(
@@ -81,14 +89,19 @@ class Fulfiller:
         unfinished one is attempted again unless it is running here already. Returns once the attempt's
         outcome is durable; raises only what the unit of work raises.
         """
-        now = self._clock()
-        fulfillment, new = await self._uow.add(pick_up(event.orderId, event.timestamp, now, now + self._lease))
-        if fulfillment.status.is_terminal:
-            await self._uow.publish(fulfillment.report(now))
-            return
-        if fulfillment.order_id in self._active:
-            return
-        await self.attempt(fulfillment, first=new)
+        with order_context(event.orderId):
+            now = self._clock()
+            fulfillment, new = await self._uow.add(pick_up(event.orderId, event.timestamp, now, now + self._lease))
+            if new:
+                log.info("fulfillment picked up", extra={"status": fulfillment.status.value})
+            else:
+                log.debug("OrderCreated again for a picked-up order", extra={"status": fulfillment.status.value})
+            if fulfillment.status.is_terminal:
+                await self._uow.publish(fulfillment.report(now))
+                return
+            if fulfillment.order_id in self._active:
+                return
+            await self.attempt(fulfillment, first=new)
 
     async def attempt(self, fulfillment: Fulfillment, first: bool = False) -> None:
         """One provider call for a Pending order, then its outcome recorded: Shipped, Failed, or a retry.
@@ -101,6 +114,10 @@ class Fulfiller:
         after the breaker counted the call as failed and (for an exception of the call) the order was made due
         again when the breaker next lets a call through, without counting an attempt.
         """
+        with order_context(fulfillment.order_id):
+            await self._attempt(fulfillment, first)
+
+    async def _attempt(self, fulfillment: Fulfillment, first: bool) -> None:
         order_id = fulfillment.order_id
         if order_id in self._active:
             return
@@ -112,6 +129,7 @@ class Fulfiller:
                     await self._record(fulfillment.ship(found, self._clock(), self._delivery_after, found=True))
                     return
             if not self._breaker.allow():
+                log.debug("provider call waits for the circuit breaker")
                 await self._uow.apply(fulfillment.wait_for_breaker(self._clock() + self._breaker.retry_after()))
                 return
             started = time.perf_counter()
@@ -146,7 +164,8 @@ class Fulfiller:
     async def deliver(self, fulfillment: Fulfillment) -> None:
         """Record the simulated delivery of a Shipped order, reported by a Delivered event (once; a second call
         for the same order records nothing). Raises InvalidTransition (the domain's) for an order not Shipped."""
-        await self._record(fulfillment.deliver(self._clock()))
+        with order_context(fulfillment.order_id):
+            await self._record(fulfillment.deliver(self._clock()))
 
     async def _record(self, transition: Transition) -> None:
         """Record an outcome, or a failed attempt's scheduled retry (a Pending transition)."""
@@ -157,3 +176,27 @@ class Fulfiller:
             elif status is Status.Failed:
                 self.failed += 1
             self._metrics.recorded(status)
+            _log_recorded(transition.fulfillment, self._clock())
+
+
+def _log_recorded(fulfillment: Fulfillment, now: datetime) -> None:
+    """The one INFO line of a recorded state change (the order's id is bound by the caller)."""
+    status = fulfillment.status
+    if status is Status.Shipped:
+        fields = {"trackingNumber": fulfillment.tracking_number, "carrier": fulfillment.carrier}
+        log.info("order shipped", extra={"status": status.value, "attempts": fulfillment.attempts, **fields})
+    elif status is Status.Failed:
+        log.info("order failed", extra={"status": status.value, "reason": fulfillment.failure_reason})
+    elif status is Status.Delivered:
+        log.info("order delivered", extra={"status": status.value})
+    else:  # still Pending after a failed attempt: its next call is scheduled
+        due = fulfillment.next_attempt_at
+        log.info(
+            "retry scheduled",
+            extra={
+                "status": status.value,
+                "attempts": fulfillment.attempts,
+                "reason": fulfillment.failure_reason,
+                "retryInSeconds": round((due - now).total_seconds(), 3) if due else None,
+            },
+        )

@@ -1,5 +1,5 @@
 """The FastAPI application both services start from: their committed contract, problem+json errors,
-exact decimals in JSON and a request body limit."""
+exact decimals in JSON, a request body limit and the access log."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from fastapi import FastAPI
 
+from httpapi.access_log import AccessLog
 from httpapi.body_limit import BodyLimitMiddleware
 from httpapi.error_boundary import ErrorBoundary
 from httpapi.json_body import DecimalJSONResponse
@@ -36,6 +37,7 @@ def contract_app(
     and JSON responses keep Decimal exact; lifespan is the service's start-up and shutdown (None: nothing to start).
     With metrics, GET /metrics serves them (a 404 problem, of the contract's problem_model, while they are
     disabled) and, while they are enabled, every request's duration is observed (observability.http_metrics).
+    Every request is written to the access log (httpapi.access_log).
     """
     # No redirect to the slash-less path: it would echo the client's Host header into Location.
     app = FastAPI(
@@ -52,6 +54,7 @@ def contract_app(
         if metrics.enabled:  # outside the error boundary: it sees the status the client gets
             app.add_middleware(RequestDurations, metrics=metrics, router=app.router)
         app.include_router(metrics_router(metrics, problem_model))
+    app.add_middleware(AccessLog, router=app.router)  # outermost: the status and time the client got
     install_problem_handlers(app)
     serve_contract(app, contract, asyncapi=asyncapi)
     return app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 
 import uvicorn
@@ -15,6 +14,7 @@ from httpapi.slow_clients import (
     bounded_protocol,
     raise_open_file_limit,
 )
+from observability.logs import configure_logging
 
 
 def serve(
@@ -28,6 +28,8 @@ def serve(
     body_idle_timeout_seconds: float = BODY_IDLE_SECONDS,
     body_timeout_seconds: float = BODY_SECONDS,
     max_connections: int = 4096,
+    log_format: str = "auto",
+    service: str | None = None,
 ) -> None:
     """Serve app on host:port until SIGTERM, then shut down within graceful_seconds and exit 0.
 
@@ -36,9 +38,10 @@ def serve(
     Beyond max_connections open connections (or requests in progress) new requests get 503 at once; near the
     open-file limit a new connection closes the one that has waited longest for a request head.
     WebSocket upgrades are not served (the APIs have none): such a request is an ordinary HTTP request.
+    Every log line, uvicorn's included, goes to stderr at log_level in log_format (observability.logs), with
+    service as its `service` field; uvicorn's own access log is off (httpapi.access_log writes one instead).
     """
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry call otherwise
+    configure_logging(log_level, log_format, service=service)
     open_files = raise_open_file_limit()
     # uvicorn re-raises SIGTERM once it has shut down gracefully; a no-op handler turns that into exit 0.
     signal.signal(signal.SIGTERM, lambda *_: None)
@@ -48,6 +51,7 @@ def serve(
         port=port,
         log_level=log_level,
         access_log=False,
+        log_config=None,  # uvicorn's loggers propagate to the root logger configured above
         timeout_graceful_shutdown=int(graceful_seconds),
         http=bounded_protocol(
             head_timeout_seconds,

@@ -31,7 +31,8 @@ def ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec], timeout: f
 
     Raises KafkaException when the broker at bootstrap_servers cannot be reached within timeout seconds.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    # librdkafka's lines through logging, like every client's (not printed past the log on stderr).
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "logger": logging.getLogger("kafka.client")})
     existing = admin.list_topics(timeout=timeout).topics
     wanted = [
         NewTopic(

@@ -1,1 +1,1 @@
-"""What the services tell their operators: logs that do not flood."""
+"""What the services tell their operators: structured logs that do not flood, metrics."""

@@ -6,11 +6,21 @@ from httpapi.serve import serve
 from order_service.app import create_app
 from order_service.settings import OrderServiceSettings
 
+SERVICE = "order-service"  # the `service` field of its log lines
+
 
 def main() -> None:
     """Serve the Order Service on HOST:PORT with the settings from the environment."""
     settings = OrderServiceSettings()
-    serve(create_app(settings), settings.host, settings.port, settings.log_level, graceful_seconds=10)
+    serve(
+        create_app(settings),
+        settings.host,
+        settings.port,
+        settings.log_level,
+        graceful_seconds=10,
+        log_format=settings.log_format,
+        service=SERVICE,
+    )
 
 
 if __name__ == "__main__":

@@ -150,7 +150,17 @@ def bootstrap(
     if producer is None:
         producer = make_producer(settings, "order-service-outbox")
     if relay is None:
-        relay = publisher(settings, ORDER_SERVICE, engine, store.outbox, registry, producer, metrics)
+        # OrderCreated going out is a step of the order an operator follows: one INFO line each.
+        relay = publisher(
+            settings,
+            ORDER_SERVICE,
+            engine,
+            store.outbox,
+            registry,
+            producer,
+            metrics,
+            announce={ORDER_EVENTS.event.name},
+        )
     if uow is None:
         uow = SqlOrderUnitOfWork(engine, settings.topic(ORDER_EVENTS).name, on_event_written=relay.wake)
     if waiter is None:

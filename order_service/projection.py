@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from contract_models.events import FulfillmentStatusChanged
+from observability.logs import order_context
 from order_service.domain import FulfillmentView, apply_fulfillment
 from order_service.unit_of_work import OrderUnitOfWork
 
@@ -39,12 +40,22 @@ class FulfillmentProjection:
 
     def __call__(self, events: list[FulfillmentStatusChanged]) -> None:
         """Apply events in order in one transaction; blocking. Raises what the unit of work raises (nothing is
-        applied then), so the batch is handled again."""
+        applied then), so the batch is handled again. After the commit, logs one INFO line "order status applied"
+        (with its orderId and the new status) per order that changed."""
         if not events:
             return
-        changed = self._uow.change_fulfillments(
-            {event.orderId for event in events}, functools.partial(_apply, events), self._clock()
-        )
+        applied: dict[uuid.UUID, FulfillmentView] = {}
+
+        def change(current: Mapping[uuid.UUID, FulfillmentView]) -> dict[uuid.UUID, FulfillmentView]:
+            applied.clear()  # a transaction tried again starts over
+            applied.update(_apply(events, current))
+            return applied
+
+        changed = self._uow.change_fulfillments({event.orderId for event in events}, change, self._clock())
+        for order_id in changed:  # committed: one line per order whose status this batch changed
+            with order_context(order_id):
+                view = applied[order_id]
+                log.info("order status applied", extra={"status": view.status.value, "sequence": view.sequence})
         if changed and self._on_changed:
             self._on_changed(changed)
 
@@ -59,7 +70,8 @@ def _apply(
         view = views.get(event.orderId)
         if view is None:
             # Not an order of this service (or its row is gone): nothing to project onto.
-            log.warning("fulfillment event %s for unknown order %s", event.eventId, event.orderId)
+            with order_context(event.orderId):
+                log.warning("fulfillment event %s for unknown order %s", event.eventId, event.orderId)
             continue
         updated = apply_fulfillment(
             view,

@@ -9,6 +9,7 @@ worker), one transaction each. Use cases see no connection, SQL or outbox table,
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import uuid
 from collections.abc import Callable, Collection, Mapping
@@ -207,7 +208,9 @@ class SqlOrderUnitOfWork:
         return len(stale)
 
     async def _read(self, query: Callable[[Connection], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._readers, self._in_connection, query)
+        # In the caller's context: a line logged (or a span started) by the read belongs to the caller's order.
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._readers, context.run, self._in_connection, query)
 
     def _in_connection(self, query: Callable[[Connection], T]) -> T:
         with self._engine.connect() as conn:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from contracts.order_rules import ValidOrder
 from messaging.avro_codec import RegistrationCheck
+from observability.logs import order_context
 from observability.metrics import Metrics
 from order_service.domain import Order, OrderPage, OrderStatus, accept
 from order_service.errors import EventSchemaRefused, IdempotencyKeyReused, OrderNotFound
@@ -68,6 +69,7 @@ class OrderService:
     async def place(self, request: ValidOrder, idempotency_key: str | None) -> tuple[Order, bool]:
         """Accept the order: store it and its OrderCreated event in one transaction, then return it.
 
+        Logs one INFO line "order accepted" (with its orderId) per order stored.
         Returns (order, replayed): replayed is True when an earlier request with the same key placed the same
         order (by value), and then nothing is stored. Raises IdempotencyKeyReused (the key was used with another
         order), EventNotEncodable or EventTooLarge (the event could never be published, so the order is
@@ -78,7 +80,7 @@ class OrderService:
         if idempotency_key:
             replay = await self._replay(idempotency_key, fingerprint)
             if replay is not None:
-                return replay, True
+                return self._replayed(replay), True
         refusal = self._schema_refusal()
         if refusal is not None:
             raise EventSchemaRefused(refusal.subject, refusal.detail or "refused", refusal.fields, self._retry_after)
@@ -94,10 +96,22 @@ class OrderService:
             assert idempotency_key is not None
             replay = await self._replay(idempotency_key, fingerprint)
             if replay is not None:
-                return replay, True
+                return self._replayed(replay), True
             raise
         self._metrics.orders_created.inc()
+        with order_context(order.order_id):
+            log.info(
+                "order accepted",
+                extra={"status": order.status.value, "items": len(order.lines), "totalAmount": str(order.total)},
+            )
         return order, False
+
+    @staticmethod
+    def _replayed(order: Order) -> Order:
+        """order, answered again for its Idempotency-Key: no state changes, so DEBUG only."""
+        with order_context(order.order_id):
+            log.debug("order replayed for its Idempotency-Key", extra={"status": order.status.value})
+        return order
 
     async def get(
         self, order_id: uuid.UUID, wait_for: Collection[OrderStatus] = (), timeout_seconds: float = 0.0

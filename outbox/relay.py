@@ -21,9 +21,11 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
+import structlog
 from confluent_kafka import KafkaError, Message, Producer
 from sqlalchemy import Engine, Table
 
@@ -53,7 +55,9 @@ class OutboxRelay:
     batch_size rows are claimed at a time for lease_seconds; with nothing to do the relay polls every
     idle_poll_seconds, or at once when woken (wake()); at most max_in_flight records await the broker's answer.
     registration_check_seconds: how often the codecs' registrations are checked (0: only at start and after
-    registry errors).
+    registry errors). log_keys: by event type, the log context field a row's key is bound to while the relay
+    logs about the row (e.g. "orderId"; "key" for other types). Each confirmed publication is one line, at INFO
+    for the event types in announce (a state change an operator follows, e.g. OrderCreated), else at DEBUG.
     """
 
     def __init__(
@@ -69,11 +73,15 @@ class OutboxRelay:
         max_in_flight: int = 20_000,
         registration_check_seconds: float = 30.0,
         metrics: Metrics | None = None,
+        log_keys: Mapping[str, str] | None = None,
+        announce: Collection[str] = (),
     ) -> None:
         self._engine = engine
         self._table = table
         self._producer = producer
         self._codecs = codecs
+        self._log_keys = dict(log_keys or {})
+        self._announce = frozenset(announce)
         self._metrics = RelayMetrics(metrics or Metrics())
         self._batch_size = batch_size
         self._lease = lease_seconds
@@ -232,14 +240,15 @@ class OutboxRelay:
                 value = self._encode(row)
                 self._in_flight.add(row.id)
                 try:
-                    self._produce_one(row.topic, row.key, value, row.id, row.created_at)
+                    self._produce_one(row.topic, row.key, value, row.id, row.created_at, row.event_type)
                 except Exception:
                     self._in_flight.discard(row.id)
                     raise
             except Exception as exc:
                 failure = classify(exc)
                 if failure.permanent:
-                    log.error("outbox row %d (key %s) parked: %s", row.id, row.key, failure.reason)
+                    with self._row_context(row.event_type, row.key):
+                        log.error("outbox row %d (key %s) parked: %s", row.id, row.key, failure.reason)
                     self._claims.park([row.id], failure.reason)
                     blocked.add(row.key)
                     continue
@@ -289,10 +298,13 @@ class OutboxRelay:
                 check.schema_id,
             )
 
-    def _produce_one(self, topic: str, key: str, value: bytes, row_id: int, created_at: float) -> None:
-        def on_delivery(err: KafkaError | None, _msg: Message, row_id: int = row_id) -> None:
+    def _produce_one(
+        self, topic: str, key: str, value: bytes, row_id: int, created_at: float, event_type: str = ""
+    ) -> None:
+        def on_delivery(err: KafkaError | None, msg: Message, row_id: int = row_id) -> None:
             if err is None:
                 self._metrics.published(topic, time.time() - created_at)
+                self._log_published(event_type, key, msg)
             with self._lock:
                 if err is None:
                     self._delivered.append(row_id)
@@ -305,6 +317,25 @@ class OutboxRelay:
                 return
             except BufferError:
                 self._producer.poll(0.1)
+
+    @contextmanager
+    def _row_context(self, event_type: str, key: str) -> Iterator[None]:
+        """The row's key bound to the lines logged inside, under its event type's log key."""
+        with structlog.contextvars.bound_contextvars(**{self._log_keys.get(event_type, "key"): key}):
+            yield
+
+    def _log_published(self, event_type: str, key: str, msg: Message) -> None:
+        """One line per confirmed record (on the thread polling the producer, the relay's)."""
+        level = logging.INFO if event_type in self._announce else logging.DEBUG
+        if not log.isEnabledFor(level):
+            return
+        with self._row_context(event_type, key):
+            log.log(
+                level,
+                "%s published",
+                event_type,
+                extra={"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset()},
+            )
 
     def _settle(self) -> None:
         """Delete confirmed rows; park the rows the broker refused for good, free the others for another try."""

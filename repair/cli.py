@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,10 +25,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from events.settings import EventSettings
 from messaging.avro_codec import PoisonRecord, RegistryUnavailable
+from observability.logs import configure_logging, order_context
+from observability.settings import ObservabilitySettings
 from outbox.parking import discard_parked, list_parked, retry_parked
 from outbox.table import outbox_table
 from persistence.engine import make_engine
-from repair.dead_letters import DeadLetter, ReplayReport, Selection, replay
+from repair.dead_letters import FAILED, REPLAYED, DeadLetter, ReplayReport, Selection, replay
 from repair.environment import Environment, KafkaEnvironment, source_topic
 from repair.spool import Spool, replay_spool
 
@@ -53,6 +56,15 @@ outbox_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(outbox_app, name="outbox")
+
+log = logging.getLogger("repair")
+
+
+class LogSettings(ObservabilitySettings):
+    """LOG_LEVEL (default info) and LOG_FORMAT, as the services read them; the tool logs to stderr."""
+
+    log_level: str = "info"
+
 
 # Characters of an error message a list line shows.
 MESSAGE_CHARS = 80
@@ -144,9 +156,15 @@ def _print_copies(copies: Sequence[DeadLetter], as_json: bool, spooled: bool) ->
 
 
 def _print_report(report: ReplayReport) -> None:
+    """One line per outcome on stdout, then the summary; what was done (replayed, failed) is also logged, one
+    line each naming the order (the record's key) for the operator's audit trail."""
     for outcome in report.outcomes:
         key = _shorten(outcome.copy.key_text or "-", 40)
         typer.echo(f"{outcome.action:<12}  {outcome.copy.where}  key={key}  {outcome.detail}")
+        if outcome.action in (REPLAYED, FAILED) and outcome.copy.key_text:
+            with order_context(outcome.copy.key_text):
+                level = logging.INFO if outcome.action == REPLAYED else logging.WARNING
+                log.log(level, "dead-lettered record %s", outcome.action, extra={"where": outcome.copy.where})
     typer.echo(report.summary())
 
 
@@ -348,6 +366,7 @@ def outbox_retry(database_url: DatabaseOption, row_id: Annotated[int, typer.Opti
     if not retry_parked(engine, table, row_id):
         typer.echo(f"no parked row {row_id}")
         raise typer.Exit(1)
+    log.info("outbox row %d unparked", row_id)
     typer.echo(f"row {row_id} unparked")
 
 
@@ -360,9 +379,14 @@ def outbox_discard(database_url: DatabaseOption, row_id: Annotated[int, typer.Op
     if row is None:
         typer.echo(f"no parked row {row_id}")
         raise typer.Exit(1)
+    with order_context(row.key):
+        log.info("outbox row %d discarded", row_id, extra={"eventType": row.event_type})
     typer.echo(json.dumps(dataclasses.asdict(row)))
 
 
 def run() -> None:
-    """The `order-repair` console script."""
+    """The `order-repair` console script: logs to stderr at LOG_LEVEL in LOG_FORMAT (observability.logs), its
+    output on stdout."""
+    settings = LogSettings()
+    configure_logging(settings.log_level, settings.log_format, service="order-repair")
     app(prog_name="order-repair")

@@ -7,6 +7,7 @@ and this project's `__orderprocessing.dlq.*`); values are UTF-8 text, numbers in
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 from events.topology import DEAD_LETTER_HEADERS
 from messaging.avro_codec import PoisonRecord, RegistryUnavailable
 from messaging.topic_reader import OffsetRange
+from observability.logs import order_context
 
 H = DEAD_LETTER_HEADERS
 
@@ -304,7 +306,8 @@ def replay(
             continue
         assert copy.original_topic is not None
         try:
-            decoder.decode(copy.original_topic, copy.key, copy.value)
+            with _key_context(copy):  # what the registry client logs meanwhile names the order
+                decoder.decode(copy.original_topic, copy.key, copy.value)
         except PoisonRecord as exc:
             verdicts.append(Outcome(copy, SKIPPED, f"still cannot be processed: {exc.kind}: {exc.message[:200]}"))
             continue
@@ -330,3 +333,9 @@ def replay(
             else:
                 report.outcomes.append(Outcome(copy, FAILED, f"-> {copy.original_topic}: {delivery.error}"))
     return report
+
+
+def _key_context(copy: DeadLetter) -> contextlib.AbstractContextManager[None]:
+    """The copy's key (the orderId of both topics' records) bound to the lines logged inside; nothing without one."""
+    key = copy.key_text
+    return order_context(key) if key else contextlib.nullcontext()

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+import structlog
 from confluent_kafka import Message
 
 from messaging.backoff import Backoff
@@ -45,12 +46,17 @@ class KeyOrderedDispatcher:
     """Handles every record in its own task, many at once; records with the same key one after another.
 
     handler: async, takes one event and makes its outcome durable (it must be idempotent: a record may be
-    handled again after a restart). key_of: the key of an event (e.g. its order id).
+    handled again after a restart). key_of: the key of an event (e.g. its order id). log_key: the log context
+    field (structlog.contextvars) the key is bound to in the record's task, e.g. "orderId", so every line logged
+    while it is handled (its retries' warnings included) names it; None binds nothing.
     """
 
-    def __init__(self, handler: Callable[[Any], Awaitable[None]], key_of: Callable[[Any], str]) -> None:
+    def __init__(
+        self, handler: Callable[[Any], Awaitable[None]], key_of: Callable[[Any], str], log_key: str | None = None
+    ) -> None:
         self._handler = handler
         self._key_of = key_of
+        self._log_key = log_key
         self._by_key: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -62,7 +68,7 @@ class KeyOrderedDispatcher:
         for record in records:
             key = self._key_of(record.event)
             previous = self._by_key.get(key)
-            task = loop.create_task(self._handle(record, previous, done))
+            task = loop.create_task(self._handle(record, key, previous, done))
             self._by_key[key] = task
             self._tasks.add(task)
             task.add_done_callback(lambda t, key=key: self._forget(t, key))
@@ -80,7 +86,9 @@ class KeyOrderedDispatcher:
         if self._by_key.get(key) is task:
             del self._by_key[key]
 
-    async def _handle(self, record: Decoded[Any], previous: asyncio.Task[None] | None, done: Done) -> None:
+    async def _handle(self, record: Decoded[Any], key: str, previous: asyncio.Task[None] | None, done: Done) -> None:
+        if self._log_key is not None:  # the task's own context: the binding ends with the task
+            structlog.contextvars.bind_contextvars(**{self._log_key: key})
         if previous is not None and not previous.done():
             await asyncio.wait({previous})  # same key: keep the order of records
         backoff = Backoff()

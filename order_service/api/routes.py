@@ -1,5 +1,6 @@
 """REST endpoints of the Order Service: parse the request, call a use case, represent its result; the use
-cases' exceptions become problem+json here (order_service/api/problems.py)."""
+cases' exceptions become problem+json here (order_service/api/problems.py). Once a request names an order, its
+id is bound to the request's log lines (observability.logs.bind_order), the access log line included."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from contract_models.order_api import Order, OrderPage, OrderStatus, Problem
 from httpapi.json_body import DecimalJSONResponse
 from httpapi.parameters import JSON_INTEGER, JSON_NUMBER, UUIDParameter
 from httpapi.problems import PROBLEM_JSON
+from observability.logs import bind_order
 from order_service import domain
 from order_service.api.order_request import parse_order_request
 from order_service.api.problems import problem_for, schema_refused_response
@@ -77,6 +79,7 @@ def order_router(service: OrderService) -> APIRouter:
             return schema_refused_response(exc, request.url.path)
         except OrderServiceError as exc:
             raise problem_for(exc) from exc
+        bind_order(order.order_id)  # the rest of the request's lines (its access log line) name the order
         headers = {"Location": f"/api/orders/{order.order_id}"}
         if replayed:
             headers["Idempotent-Replayed"] = "true"
@@ -112,6 +115,7 @@ def order_router(service: OrderService) -> APIRouter:
         waitFor: Annotated[WaitFor | None, Query()] = None,
         timeout: Annotated[Decimal, Query(ge=0, le=30), JSON_NUMBER] = 0,  # type: ignore[assignment]
     ) -> Response:
+        bind_order(orderId)
         wanted = {domain.OrderStatus(status.value) for status in waitFor or ()}
         try:
             order = await service.get(orderId, wanted, float(timeout))

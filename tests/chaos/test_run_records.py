@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -38,3 +40,21 @@ def test_a_timeline_counts_each_status_until_the_next_sample() -> None:
     assert timeline.seconds("down", until=106.0) == pytest.approx(3.5)
     assert timeline.summary() == "ok x2, down x2"
     assert StatusTimeline().seconds("ok") == 0.0
+
+
+def test_json_log_lines_are_records_with_their_time_level_and_exception(tmp_path: Path) -> None:
+    log = tmp_path / "order-service.log"
+    first = {"timestamp": "2027-01-15T08:00:00.250000Z", "level": "info", "event": "Started server process"}
+    second = {
+        "timestamp": "2027-01-15T08:00:02.250000Z",
+        "level": "error",
+        "logger": "httpapi.error_boundary",
+        "event": "storage unavailable for POST /api/orders",
+        "exception": "Traceback (most recent call last):\nsqlite3.OperationalError: database or disk is full",
+    }
+    log.write_text("not a record\n" + "\n".join(json.dumps(line) for line in (first, second)) + "\n")
+    records = list(log_records(log))
+    t0 = datetime(2027, 1, 15, 8, 0, 0, 250000, tzinfo=UTC).timestamp()
+    assert [round(at - t0, 3) for at, _ in records] == [0, 2]
+    assert [text.split(" ", 3)[2] for _, text in records] == ["INFO", "ERROR"]
+    assert "database or disk is full" in records[1][1] and len(records[1][1].splitlines()) == 1

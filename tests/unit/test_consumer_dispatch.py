@@ -2,11 +2,13 @@
 skipped, and a record is reported done only once its work finished."""
 
 import asyncio
+import logging
 import threading
 
 from messaging.consumer.decode import Decoded
 from messaging.consumer.dispatch import BatchDispatcher, KeyOrderedDispatcher
 from messaging.consumer.runtime import ConsumerRuntime
+from tests.unit.log_capture import json_lines
 
 
 class Record:
@@ -135,3 +137,27 @@ def test_dead_lettered_records_are_done_at_once_and_only_events_are_dispatched()
         consumer._thread.shutdown()
 
     asyncio.run(scenario())
+
+
+def test_each_record_is_handled_with_its_key_bound_to_the_log_lines_its_retries_included():
+    log = logging.getLogger("test.dispatch.handler")
+    failed_once: set[str] = set()
+
+    async def handle(event):
+        log.info("handling %s", event)
+        if event not in failed_once:
+            failed_once.add(event)
+            raise RuntimeError("database away")
+
+    async def scenario():
+        dispatcher = KeyOrderedDispatcher(handle, key_of=lambda event: event[0], log_key="orderId")
+        dispatcher.dispatch([decoded(0, "a1"), decoded(1, "b1")], lambda m: None)
+        await asyncio.wait(dispatcher.running())
+        log.info("dispatched")
+
+    with json_lines("test.dispatch.handler", "messaging.consumer.dispatch") as lines:
+        asyncio.run(scenario())
+    by_event = {(line["event"], line.get("orderId")) for line in lines.all()}
+    assert {("handling a1", "a"), ("handling b1", "b"), ("dispatched", None)} <= by_event
+    retries = [line for line in lines.all() if line["logger"] == "messaging.consumer.dispatch"]
+    assert retries and {line["orderId"] for line in retries} <= {"a", "b"}

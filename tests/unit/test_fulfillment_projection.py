@@ -14,6 +14,7 @@ from contract_models.events import FulfillmentStatus, FulfillmentStatusChanged
 from order_service.domain import NOT_STARTED, FulfillmentView, OrderStatus
 from order_service.projection import FulfillmentProjection
 from order_service.unit_of_work import FulfillmentChange
+from tests.unit.log_capture import json_lines
 
 NOW = datetime(2025, 3, 1, 12, 0, 5, tzinfo=UTC)
 ETA = datetime(2030, 1, 2, 12, 30, tzinfo=UTC)
@@ -122,3 +123,22 @@ def test_an_empty_batch_opens_no_transaction() -> None:
     uow = FakeUnitOfWork({})
     projection_over(uow, [])([])
     assert uow.transactions == []
+
+
+def test_each_order_whose_status_changed_is_one_info_line_after_the_commit(orders) -> None:
+    first, second = orders
+    uow = FakeUnitOfWork({first: NOT_STARTED, second: NOT_STARTED})
+    with json_lines("order_service.projection") as lines:
+        projection_over(uow, [])(
+            [
+                event(first, FulfillmentStatus.Pending, 0),
+                event(first, FulfillmentStatus.Shipped, 1, trackingNumber="SHIP-1", carrier="C"),
+                event(second, FulfillmentStatus.Pending, 0),
+                event(second, FulfillmentStatus.Pending, 0),  # redelivered: changes nothing
+            ]
+        )
+        uow.fail = RuntimeError("database away")
+        with pytest.raises(RuntimeError):
+            projection_over(uow, [])([event(second, FulfillmentStatus.Failed, 1, reason="gave up")])
+    applied = [(line["orderId"], line["status"]) for line in lines.at("info")]
+    assert applied == [(str(first), "Fulfilled"), (str(second), "Processing")]

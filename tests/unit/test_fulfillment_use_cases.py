@@ -26,6 +26,7 @@ from persistence.group_commit import GroupCommitter
 from persistence.migrations import upgrade_to_head
 from tests.sample_events import order_created as sample_order_created
 from tests.unit.fake_shipping import HANG, FakeShippingProvider, Gate
+from tests.unit.log_capture import json_lines
 from tests.unit.manual_clock import ManualClock
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "fulfillment_service" / "migrations"
@@ -383,3 +384,35 @@ def test_an_order_whose_call_fails_with_anything_is_due_again_with_the_breaker_n
         assert w.provider.lookups == [str(order.orderId)]  # the retry asked whether it had shipped first
 
     run(scenario, FakeShippingProvider(OSError(28, "No space left on device")))
+
+
+def test_each_state_change_is_one_info_line_naming_the_order(run):
+    async def scenario(w: World) -> None:
+        event = order_created()
+        with json_lines("fulfillment_service.use_cases") as lines:
+            await w.fulfiller.handle_order_created(event)  # fails, a retry is scheduled
+            w.clock.advance(RETRY_DELAY)
+            await w.retry_due()  # ships
+            await w.fulfiller.handle_order_created(event)  # redelivered: changes nothing
+        info = lines.at("info")
+        assert [line["event"] for line in info] == ["fulfillment picked up", "retry scheduled", "order shipped"]
+        assert {line["orderId"] for line in lines.all()} == {str(event.orderId)}
+        retry, shipped = info[1], info[2]
+        assert (retry["attempts"], retry["reason"], retry["retryInSeconds"]) == (1, "503 Unavailable", 1.0)
+        assert shipped["trackingNumber"] == w.stored(event.orderId).tracking_number
+        assert shipped["status"] == "Shipped"
+
+    run(scenario, FakeShippingProvider(ProviderError("503 Unavailable")))
+
+
+def test_a_failed_order_is_one_info_line_with_its_reason(run):
+    async def scenario(w: World) -> None:
+        event = order_created()
+        with json_lines("fulfillment_service.use_cases") as lines:
+            await w.fulfiller.handle_order_created(event)
+        (picked_up, failed) = lines.at("info")
+        assert (picked_up["event"], failed["event"]) == ("fulfillment picked up", "order failed")
+        assert failed["reason"] == "gave up after 1 attempt(s): 503 Unavailable"
+        assert failed["orderId"] == str(event.orderId)
+
+    run(scenario, FakeShippingProvider(ProviderError("503 Unavailable")), max_attempts=1)

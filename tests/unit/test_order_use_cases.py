@@ -36,6 +36,7 @@ from order_service.unit_of_work import SqlOrderUnitOfWork
 from order_service.use_cases import OrderService
 from persistence.engine import make_engine
 from persistence.migrations import upgrade_to_head
+from tests.unit.log_capture import json_lines
 from tests.unit.manual_clock import ManualClock
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "order_service" / "migrations"
@@ -562,5 +563,19 @@ def test_orders_without_progress_are_published_again_at_doubling_intervals(run, 
         assert published_at == [timedelta(seconds=s) for s in (60, 120, 200, 200, 200)]
         assert [e.orderId for e in w.events()] == [stuck.order_id]
         assert (await w.service.stale_orders(stale_after))[0] == 1
+
+    run(scenario)
+
+
+def test_an_accepted_order_is_one_info_line_and_a_replay_none(run):
+    async def scenario(w: World) -> None:
+        with json_lines("order_service.use_cases") as lines:
+            order, _ = await w.service.place(request(), "key-1")
+            await w.service.place(request(), "key-1")
+        (accepted,) = lines.at("info")
+        assert accepted["event"] == "order accepted"
+        assert (accepted["orderId"], accepted["status"]) == (str(order.order_id), "Pending")
+        (replayed,) = lines.at("debug")
+        assert replayed["orderId"] == str(order.order_id)
 
     run(scenario)

@@ -27,6 +27,7 @@ from persistence.engine import make_engine
 from repair.cli import app
 from repair.dead_letters import DeadLetter, Delivery, Outgoing, Selection
 from repair.spool import SpoolTable
+from tests.unit.log_capture import json_lines
 
 H = DEAD_LETTER_HEADERS
 DLQ = "order-events.dlq"
@@ -403,3 +404,11 @@ def test_a_mistyped_database_path_is_reported_not_created(tmp_path: Path) -> Non
     result = CliRunner().invoke(app, ["outbox", "list", "--database-url", f"sqlite:///{missing}"], obj=object())
     assert result.exit_code == 2 and "no database file" in result.output
     assert not missing.exists()
+
+
+def test_each_replayed_record_is_logged_naming_its_order(mixed: FakeEnvironment) -> None:
+    with json_lines("repair") as lines:
+        result = invoke(mixed, "dlq", "replay")
+    assert result.exit_code == 0, result.output
+    replayed = [(line["orderId"], line["event"]) for line in lines.at("info")]
+    assert replayed == [("order-1", "dead-lettered record replayed"), ("order-2", "dead-lettered record replayed")]

@@ -1,0 +1,176 @@
+"""Structured logs: one format for every line a service writes, JSON lines or plain text, through structlog.
+
+    configure_logging("info", "auto", service="order-service")
+
+The code base logs with the standard library (`logging.getLogger(__name__)`), and so do uvicorn and the Kafka
+clients; structlog's `ProcessorFormatter` renders all of those records (and any structlog logger's) the same
+way. `LOG_FORMAT` (observability/settings.py) picks the renderer:
+
+* `json`: one JSON object per line with `timestamp` (ISO 8601, UTC), `level`, `logger`, `event` (the message),
+  `service`, the context bound with structlog.contextvars (`orderId`), `trace_id` and `span_id` while an
+  OpenTelemetry span is current, and the fields a call passed in `extra`. An exception is one field,
+  `exception` (the traceback as text), so a record is always one line;
+* `console`: structlog's ConsoleRenderer, for a human at a terminal;
+* `auto` (the default): `json` unless the stream is a terminal.
+
+Lines about an order carry `orderId`: whoever handles an order binds it (`bind_order` for the rest of a task,
+such as an HTTP request or a consumed record, `order_context` for a block), and every line logged meanwhile, by
+any logger on that thread or task, carries it. Threads do not inherit context variables: work handed to a
+plain thread or an executor for an order runs in `contextvars.copy_context().run` (asyncio.to_thread copies it).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import uuid
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+from typing import Any, Literal, TextIO
+
+import structlog
+from opentelemetry import trace
+
+LogFormat = Literal["auto", "json", "console"]
+ORDER_ID = "orderId"
+# Extras some libraries put on their records that say nothing a line does not already say (uvicorn: the
+# message with terminal colours).
+_DROPPED_EXTRAS = ("color_message",)
+_LEAD_FIELDS = ("timestamp", "level", "service", "logger", "event")
+
+
+def configure_logging(
+    level: str | int, log_format: str = "auto", *, service: str | None = None, stream: TextIO | None = None
+) -> None:
+    """Send every log record of the process to stream (default: stderr) in log_format, at level and above.
+
+    level: a logging level name ("info", case-insensitive) or number. log_format: "json", "console" or
+    "auto" (json unless stream is a terminal). service: the `service` field of every line (e.g.
+    "order-service"; None leaves it out). Replaces the root logger's handlers (calling it again reconfigures),
+    configures structlog's own loggers to go the same way, routes warnings and uncaught exceptions of threads
+    into the log, and keeps httpx's per-request lines out below WARNING. Raises ValueError for another format
+    or an unknown level name.
+    """
+    stream = stream if stream is not None else sys.stderr
+    as_json = _wants_json(log_format, stream)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(log_formatter(as_json, service, colors=not as_json and _is_terminal(stream)))
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level.upper() if isinstance(level, str) else level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry call otherwise
+    logging.captureWarnings(True)
+    threading.excepthook = _log_thread_exception
+    structlog.configure(
+        processors=[*_context_processors(service), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+def log_formatter(as_json: bool, service: str | None = None, *, colors: bool = False) -> logging.Formatter:
+    """The formatter of every record: JSON lines when as_json, else structlog's console lines (with terminal
+    colours when colors). service: the `service` field (None: none)."""
+    renderer: list[Any]
+    if as_json:
+        renderer = [
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,  # the traceback as one field: the record stays one line
+            _lead_with_standard_fields,
+            structlog.processors.JSONRenderer(),
+        ]
+    else:
+        renderer = [structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=structlog.dev.plain_traceback)]
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*_context_processors(service), structlog.stdlib.ExtraAdder(), _drop_extras],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer],
+    )
+
+
+def add_trace_ids(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: `trace_id` (32 lower-case hex digits) and `span_id` (16) of the current
+    OpenTelemetry span, as W3C Trace Context writes them; nothing while no valid span is current."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict["trace_id"] = trace.format_trace_id(context.trace_id)
+        event_dict["span_id"] = trace.format_span_id(context.span_id)
+    return event_dict
+
+
+def bind_order(order_id: uuid.UUID | str) -> None:
+    """Bind `orderId` to every line logged from here to the end of the current task or thread's context (an
+    HTTP request, one consumed record). Use order_context for a block of a longer-lived task."""
+    structlog.contextvars.bind_contextvars(**{ORDER_ID: str(order_id)})
+
+
+@contextmanager
+def order_context(order_id: uuid.UUID | str) -> Iterator[None]:
+    """Bind `orderId` to every line logged inside the block; what was bound before is restored after."""
+    with structlog.contextvars.bound_contextvars(**{ORDER_ID: str(order_id)}):
+        yield
+
+
+def _context_processors(service: str | None) -> list[Any]:
+    """What every line gets, whichever logger wrote it: context, level, logger, time, service, trace ids."""
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+    ]
+    if service is not None:
+        processors.append(_add_service(service))
+    processors.append(add_trace_ids)
+    return processors
+
+
+def _add_service(service: str) -> Any:
+    def add_service(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        event_dict["service"] = service
+        return event_dict
+
+    return add_service
+
+
+def _lead_with_standard_fields(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """The same fields first on every JSON line (timestamp, level, service, logger, event), then the context."""
+    lead = {key: event_dict.pop(key) for key in _LEAD_FIELDS if key in event_dict}
+    return {**lead, **event_dict}
+
+
+def _drop_extras(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key in _DROPPED_EXTRAS:
+        event_dict.pop(key, None)
+    return event_dict
+
+
+def _wants_json(log_format: str, stream: TextIO) -> bool:
+    if log_format == "json":
+        return True
+    if log_format == "console":
+        return False
+    if log_format == "auto":
+        return not _is_terminal(stream)
+    raise ValueError(f"log format {log_format!r} is not one of auto, json, console")
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    """An exception that ended a thread: one ERROR record (instead of a traceback printed past the log)."""
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    exc_info = (args.exc_type, args.exc_value, args.exc_traceback) if args.exc_value is not None else None
+    logging.getLogger("threading").error("uncaught exception in thread %s", name, exc_info=exc_info)

@@ -1,0 +1,98 @@
+"""Both services, run as processes on the real broker and registry with LOG_FORMAT=json, write logs an operator's
+tools can read: every line a JSON object, and the order's path through both services found by its orderId."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from harness.order_bodies import order_body
+from harness.system import System, running_system
+from harness.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def json_system(stack, tmp_path: Path):
+    with running_system(stack, tmp_path, LOG_FORMAT="json", LOG_LEVEL="info", PROVIDER_FAILURE_RATE="0") as system:
+        yield system
+
+
+def json_lines(log_file: Path) -> list[dict[str, Any]]:
+    """Every line of a service's log, parsed; fails the test on a line that is not one JSON object."""
+    lines = []
+    for number, text in enumerate(log_file.read_text().splitlines(), 1):
+        try:
+            line = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise AssertionError(f"{log_file.name}:{number} is not JSON: {text[:300]}") from exc
+        assert isinstance(line, dict), text
+        lines.append(line)
+    return lines
+
+
+def about(log_file: Path, order_id: str) -> list[dict[str, Any]]:
+    """The lines naming order_id anywhere; each must carry it as its orderId."""
+    lines = [line for line in json_lines(log_file) if order_id in json.dumps(line)]
+    assert all(line.get("orderId") == order_id for line in lines), [
+        line for line in lines if line.get("orderId") != order_id
+    ]
+    return lines
+
+
+def events(lines: list[dict[str, Any]]) -> list[str]:
+    return [line["event"] for line in lines]
+
+
+def test_an_order_is_followed_through_both_services_json_logs_by_its_id(json_system: System) -> None:
+    system = json_system
+    response = httpx.post(f"{system.orders.url}/api/orders", json=order_body(), timeout=10)
+    assert response.status_code == 201, response.text
+    order_id = response.json()["orderId"]
+    final = httpx.get(
+        f"{system.orders.url}/api/orders/{order_id}", params={"waitFor": "Fulfilled,Failed", "timeout": 30}, timeout=40
+    ).json()
+    assert final["status"] == "Fulfilled"
+
+    orders_log, fulfillment_log = system.orders.log_file, system.fulfillment.log_file
+    expected_orders = {"order accepted", "OrderCreated published", "order status applied"}
+    wait_until(
+        lambda: expected_orders <= set(events(about(orders_log, order_id))),
+        timeout=15,
+        message="the Order Service's lines about the order",
+    )
+    wait_until(
+        lambda: {"fulfillment picked up", "order shipped"} <= set(events(about(fulfillment_log, order_id))),
+        timeout=15,
+        message="the Fulfillment Service's lines about the order",
+    )
+
+    orders_lines = about(orders_log, order_id)
+    assert all(line["service"] == "order-service" for line in json_lines(orders_log))
+    assert all(line["service"] == "fulfillment-service" for line in json_lines(fulfillment_log))
+    for line in json_lines(orders_log) + json_lines(fulfillment_log):
+        assert {"timestamp", "level", "logger", "event"} <= line.keys(), line
+        assert line["timestamp"].endswith("Z"), line
+
+    # One INFO line per state change: accepted, published, then the statuses the projection applied.
+    info = [line for line in orders_lines if line["level"] == "info" and line["logger"] != "httpapi.access"]
+    assert events(info).count("order accepted") == 1
+    assert events(info).count("OrderCreated published") == 1
+    applied = [line["status"] for line in info if line["event"] == "order status applied"]
+    assert applied[-1] == "Fulfilled" and len(applied) == len(set(applied))
+
+    # The access log: the route template (never the raw path), the status, the time taken, the client.
+    access = [line for line in orders_lines if line["logger"] == "httpapi.access"]
+    (post,) = [line for line in access if line["method"] == "POST"]
+    assert (post["route"], post["status"], post["level"]) == ("/api/orders", 201, "info")
+    assert post["duration_ms"] > 0 and post["client"].startswith("127.0.0.1:")
+    assert any(line["route"] == "/api/orders/{orderId}" and line["status"] == 200 for line in access)
+    assert not any(order_id in line["route"] for line in access)
+
+    shipped = [line for line in about(fulfillment_log, order_id) if line["event"] == "order shipped"]
+    assert len(shipped) == 1 and shipped[0]["trackingNumber"] == final["trackingNumber"]

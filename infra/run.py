@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -52,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     logs = args.dir / "logs"
     services: list[ServiceProcess] = []
     if not args.stack_only:
-        env = service_env(stack.bootstrap_servers, stack.registry_url, args.dir / "data")
+        # The services' output reaches a person through the prefixes: plain text when this runs on a terminal
+        # (the services themselves see a pipe, which means JSON), unless LOG_FORMAT says otherwise.
+        console = {"LOG_FORMAT": "console"} if sys.stdout.isatty() and "LOG_FORMAT" not in os.environ else {}
+        env = service_env(stack.bootstrap_servers, stack.registry_url, args.dir / "data", **console)
         services = [
             order_service(args.order_port, env["order"], logs),
             fulfillment_service(args.fulfillment_port, env["fulfillment"], logs),

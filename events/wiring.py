@@ -37,6 +37,7 @@ def publisher(
     """The relay that publishes, from the outbox table on engine with producer, every event the topology says
     service produces (one codec per declared topic, picked by the row's event type); it checks the event
     schemas' registration every SCHEMA_CHECK_INTERVAL_SECONDS and observes its publish latency in metrics.
+    With AUTO_REGISTER_SCHEMAS=false the codecs only look their schemas up, never register them.
 
     Raises ValueError when the topology declares no topic that service produces.
     """
@@ -47,7 +48,10 @@ def publisher(
         engine,
         table,
         producer,
-        {d.event.name: codec_for(registry, d, settings.topic(d).name) for d in declarations},
+        {
+            d.event.name: codec_for(registry, d, settings.topic(d).name, auto_register=settings.auto_register_schemas)
+            for d in declarations
+        },
         registration_check_seconds=settings.schema_check_interval_seconds,
         metrics=metrics,
     )

@@ -16,7 +16,8 @@ KAFKA_PORT ?= 9092
 CONTROLLER_PORT ?= 9093
 REGISTRY_PORT ?= 8081
 
-.PHONY: run test unit integration contract schema-check e2e bench chaos codegen codegen-check lint fetch install clean
+.PHONY: run test unit integration contract schema-check schema-register contracts-release e2e bench chaos codegen \
+	codegen-check lint fetch install oasdiff clean
 
 run: install fetch
 	$(PY) -m infra.run --order-port $(ORDER_PORT) --fulfillment-port $(FULFILLMENT_PORT) \
@@ -47,7 +48,11 @@ lint: install
 fetch: install
 	$(PY) -m infra.fetch
 
-install: $(STAMP)
+install: $(STAMP) oasdiff
+
+# oasdiff (the OpenAPI gate, a Go program) pinned in tools/oasdiff.py, built once into .tools/ with `go install`.
+oasdiff: $(STAMP)
+	@$(PY) -m tools.oasdiff install
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 1; }
@@ -58,7 +63,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) .run var
+	rm -rf $(VENV) .run var .tools
 
 # Benchmark: load generator, ceilings, scenarios; prints where report.md, report.json and the plots are.
 # BENCH_ARGS=--quick for a short smoke run, BENCH_ARGS="--scenario long" for the 1,000,000-order run.
@@ -72,12 +77,22 @@ CONTRACT_EXAMPLES ?= 1000
 contract: install fetch codegen-check
 	CONTRACT_EXAMPLES=$(CONTRACT_EXAMPLES) $(PY) -m pytest tests/contract $(PYTEST_ARGS)
 
-# Event schemas: compatible with every released version, locally and per the Schema Registry
-# ($SCHEMA_REGISTRY_URL, else a local registry started for the check). OpenAPI: no breaking change against
-# schemas/openapi/released/.
+# Event schemas: FULL_TRANSITIVE with every released version, locally and in a registry the check starts for
+# itself; with SCHEMA_REGISTRY_URL set, also with the versions registered there (read only: nothing is written).
+# OpenAPI: no breaking change against schemas/openapi/released/ (oasdiff).
 schema-check: install fetch
-	$(PY) -m tools.schema_check --seed-history
+	$(PY) -m tools.schema_check
 	$(PY) -m tools.openapi_diff
+
+# Deploy pipelines: set FULL_TRANSITIVE on every event subject and register the current schemas in
+# $SCHEMA_REGISTRY_URL (idempotent), before services with AUTO_REGISTER_SCHEMAS=false start.
+schema-register: install
+	$(PY) -m tools.schema_register
+
+# Record the current event schemas as their next versions in schemas/avro/history/ and the OpenAPI documents as
+# schemas/openapi/released/, refusing a no-op and anything the gates refuse.
+contracts-release: install
+	$(PY) -m tools.contracts_release
 
 # Every chaos scenario, full length, each on a fresh stack; tables land in chaos/results/.
 chaos: install fetch

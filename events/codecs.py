@@ -14,12 +14,15 @@ from events.topology import TopicDeclaration
 from messaging.avro_codec import EventCodec
 
 
-def codec_for(registry: SchemaRegistryClient, declaration: TopicDeclaration, topic: str) -> EventCodec[Any]:
+def codec_for(
+    registry: SchemaRegistryClient, declaration: TopicDeclaration, topic: str, *, auto_register: bool = True
+) -> EventCodec[Any]:
     """The codec of declaration's event on topic (this deployment's name for it).
 
     A decoded event that breaks the event's rules, or came under another key than the declared key field's,
-    is a PoisonRecord of kind InvalidEvent; the first write sets the declared compatibility on the topic's
-    subject.
+    is a PoisonRecord of kind InvalidEvent. With auto_register the first write registers the schema and sets
+    the declared compatibility on the topic's subject; without, writes use the id the subject already has for
+    the schema and fail closed (messaging.registry.SchemaNotRegistered) while it has none.
     """
     event = declaration.event
     return EventCodec(
@@ -31,6 +34,7 @@ def codec_for(registry: SchemaRegistryClient, declaration: TopicDeclaration, top
         subject=declaration.subject(topic),
         compatibility=declaration.compatibility,
         key_of=declaration.key_of,
+        auto_register=auto_register,
     )
 
 

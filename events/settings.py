@@ -54,6 +54,10 @@ class EventSettings(_TopologyFields):
     # How often a publisher asks the registry whether its event schema is still registered with the id it
     # writes (seconds): a registry that lost its data or now refuses the schema is noticed within this time.
     schema_check_interval_seconds: float = 30.0
+    # Whether publishers register their event schema themselves (local and dev). False (production): they only
+    # look up the id of their exact schema under the subject, which the deploy pipeline registered with
+    # `make schema-register`, and hold their events back (intake closed) while it is not there.
+    auto_register_schemas: bool = True
 
     def topic(self, declaration: TopicDeclaration) -> Topic:
         """declaration with this deployment's topic name, dead-letter topic name and partitions."""

@@ -15,8 +15,9 @@ from typing import Any
 
 from messaging.dead_letter_headers import DeadLetterHeaders
 
-# The registry compatibility level of every subject: a new reader reads all old data.
-COMPATIBILITY = "BACKWARD_TRANSITIVE"
+# The registry compatibility level of every subject: every version reads data written with every other, so
+# producers and consumers deploy in either order (docs/adr/0001-event-schema-compatibility.md).
+COMPATIBILITY = "FULL_TRANSITIVE"
 # How long every topic keeps records, unless TOPIC_RETENTION_MS says otherwise: 7 days, in ms.
 RETENTION_MS = 604_800_000
 # Subject name strategies the topology knows, by the name Confluent's serializers give them.

@@ -41,6 +41,7 @@ def publisher(
     schemas' registration every SCHEMA_CHECK_INTERVAL_SECONDS and observes its publish latency in metrics. Its
     log lines about a row carry the row's key under the topic's key field (orderId); the publication of the
     event types in announce is logged at INFO, of the others at DEBUG.
+    With AUTO_REGISTER_SCHEMAS=false the codecs only look their schemas up, never register them.
 
     Raises ValueError when the topology declares no topic that service produces.
     """
@@ -51,7 +52,10 @@ def publisher(
         engine,
         table,
         producer,
-        {d.event.name: codec_for(registry, d, settings.topic(d).name) for d in declarations},
+        {
+            d.event.name: codec_for(registry, d, settings.topic(d).name, auto_register=settings.auto_register_schemas)
+            for d in declarations
+        },
         registration_check_seconds=settings.schema_check_interval_seconds,
         metrics=metrics,
         log_keys={d.event.name: d.key for d in declarations},

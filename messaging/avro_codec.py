@@ -1,7 +1,9 @@
 """Avro encoding in Confluent wire format (magic byte 0, 4-byte big-endian schema id, Avro body; Schema
 Registry docs, "Wire format") via the registry.
 
-Writers register the committed schema under the topic's subject (confluent-kafka's AvroSerializer); readers
+Writers register the committed schema under the topic's subject (confluent-kafka's AvroSerializer), or, with
+auto_register off (AUTO_REGISTER_SCHEMAS=false), only look up its id there (the registry's "look up schema under
+subject", POST /subjects/{subject}) and refuse to write while it is not registered (SchemaNotRegistered); readers
 resolve every writer version against their own (generated) reader schema with fastavro, so old records read
 with defaults filled in, after checking the writer schema is safe to decode with (messaging.avro_safety).
 
@@ -36,6 +38,7 @@ from messaging.avro_safety import (
     use_bounded_decimals,
 )
 from messaging.registry import (
+    SchemaNotRegistered,
     SchemaRefused,
     SubjectRegistration,
     is_registry_unavailable,
@@ -134,6 +137,9 @@ class EventCodec(Generic[M]):
     too: its partition, and so its order with the other events of the same entity, would be wrong).
     subject: the registry subject writers register under (default: the serializer's, `<topic>-value`);
     compatibility: the level set on that subject before the first write (default: left as the registry has it).
+    auto_register: register the schema when the subject lacks it (confluent-kafka's `auto.register.schemas`);
+    False: write only with the id the registry already has for exactly this schema under the subject, set no
+    compatibility, and fail closed (SchemaNotRegistered) while there is none.
     """
 
     def __init__(
@@ -147,6 +153,7 @@ class EventCodec(Generic[M]):
         subject: str | None = None,
         compatibility: str | None = None,
         key_of: Callable[[M], str] | None = None,
+        auto_register: bool = True,
     ) -> None:
         if compatibility is not None and subject is None:
             raise ValueError("a compatibility level needs the subject it is set on")
@@ -158,7 +165,8 @@ class EventCodec(Generic[M]):
         self._compatibility = compatibility
         self._context = SerializationContext(topic, MessageField.VALUE)
         self._schema = schema
-        self._serializer_conf: dict[str, Any] = {"auto.register.schemas": True}
+        self._auto_register = auto_register
+        self._serializer_conf: dict[str, Any] = {"auto.register.schemas": auto_register}
         if subject is not None:
             self._serializer_conf["subject.name.strategy"] = lambda _context, _record_name: subject
         # The writer's own client: dropping its cached ids (check_registration) leaves the readers' alone.
@@ -171,7 +179,7 @@ class EventCodec(Generic[M]):
         self._writers: dict[int, Any] = {}  # schema id -> parsed writer schema
         self._unknown_ids: dict[int, float] = {}  # schema id -> when the registry said it has none (monotonic)
         self._key_of = key_of
-        self._compatibility_set = compatibility is None
+        self._compatibility_set = compatibility is None or not auto_register
         self._record_names = {_record_name(schema)}
         self._reader_decimals = reader_decimals(schema)
         self._writer_checked: dict[int, str | None] = {}  # schema id -> why it is unsafe (None: safe)
@@ -179,8 +187,9 @@ class EventCodec(Generic[M]):
 
     def encode(self, event: M | dict[str, Any]) -> bytes:
         """Serialize in the wire format. Raises RegistryUnavailable while the schema cannot be registered or
-        looked up (retry later), SchemaRefused when the registry refuses the schema (409/422), and
-        UnencodableEvent when the event does not fit the schema (neither will change by waiting)."""
+        looked up (retry later), SchemaRefused when the registry refuses the schema (409/422),
+        SchemaNotRegistered (a SchemaRefused) when auto_register is off and the subject lacks the schema (404),
+        and UnencodableEvent when the event does not fit the schema (neither will change by waiting)."""
         record = event.model_dump() if isinstance(event, BaseModel) else event
         if self._stale:
             self._apply_reset()
@@ -192,9 +201,11 @@ class EventCodec(Generic[M]):
             value: bytes = self._serializer(record, self._context)
         except Exception as exc:
             status = getattr(exc, "http_status_code", None)
+            subject = self._registration.subject if self._registration else self._subject or f"{self.topic}-value"
             if status in (409, 422) and isinstance(exc, SchemaRegistryError):
-                subject = self._registration.subject if self._registration else self.topic
                 raise SchemaRefused(subject, status, exc.error_message) from exc
+            if status == 404 and not self._auto_register and isinstance(exc, SchemaRegistryError):
+                raise SchemaNotRegistered(subject, exc.error_message) from exc
             if is_registry_unavailable(exc) or isinstance(exc, SchemaRegistryError):
                 raise RegistryUnavailable(str(exc)) from exc
             raise UnencodableEvent(f"{type(exc).__name__}: {exc}"[:500]) from exc
@@ -208,7 +219,8 @@ class EventCodec(Generic[M]):
         the caches are dropped by the next encode().
 
         Not registered (the subject was emptied, the registry lost its data): register again, setting the
-        declared compatibility first where the subject has none of its own. Registered with another id than the
+        declared compatibility first where the subject has none of its own; with auto_register off, a refusal
+        (SchemaNotRegistered) instead, which clears once the schema is registered. Registered with another id than the
         one written: the caches are dropped, so the next record carries the registry's id. Refused: the caches
         are dropped too, so encode() asks the registry and raises SchemaRefused instead of writing the old id.
         """
@@ -217,6 +229,8 @@ class EventCodec(Generic[M]):
             return RegistrationCheck("unknown", self.topic, now, detail="no registry URL to check against")
         try:
             found = registration.registered_id()
+            if found is None and not self._auto_register:
+                raise SchemaNotRegistered(registration.subject, "POST /subjects/{subject} answered 404")
             if found is None:
                 if self._compatibility is not None and not registration.has_compatibility():
                     set_compatibility(self._writer_client, registration.subject, self._compatibility)

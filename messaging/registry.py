@@ -68,6 +68,22 @@ class SchemaRefused(Exception):
         super().__init__(f"registry refuses the schema for {subject}: {status} {message[:400]}{named}")
 
 
+class SchemaNotRegistered(SchemaRefused):
+    """The writer schema is not registered under its subject and the writer may not register it
+    (AUTO_REGISTER_SCHEMAS=false: the deploy pipeline registers schemas, `make schema-register`). The registry's
+    "look up schema under subject" (POST /subjects/{subject}) answered 404. Registering the schema cures it, so
+    it holds the events back rather than parking them; status is 404, fields is empty.
+    """
+
+    def __init__(self, subject: str, message: str) -> None:
+        super().__init__(
+            subject,
+            404,
+            f"the schema is not registered under {subject} and AUTO_REGISTER_SCHEMAS is false: register it "
+            f"(make schema-register) before deploying this writer; registry: {message}",
+        )
+
+
 def refused_fields(message: str) -> list[str]:
     """The field names a registry's refusal message names as incompatible (Apicurio's and Confluent's
     wordings), without repeats, in order of appearance; [] when it names none."""

@@ -1,7 +1,9 @@
 """Why publishing an outbox row failed, and whether waiting can cure it.
 
 Transient (retry the row later, with backoff): the broker or the registry unreachable or slow, the producer's
-queue full, a delivery that timed out, anything not known to be permanent. Permanent (park the row, outbox.parking):
+queue full, a delivery that timed out, a writer schema not registered while writers may not register it
+(AUTO_REGISTER_SCHEMAS=false: the rows wait until the deploy pipeline registers it), anything not known to be
+permanent. Permanent (park the row, outbox.parking):
 an event that does not encode with its schema or does not validate as its event type, a registry that refuses
 the writer schema (HTTP 409 incompatible / 422 invalid), a record over the producer's or the broker's size limit
 (librdkafka's MSG_SIZE_TOO_LARGE and the broker's RecordTooLarge/RecordListTooLarge) or one the broker calls
@@ -17,7 +19,7 @@ from confluent_kafka import KafkaError, KafkaException
 from pydantic import ValidationError
 
 from messaging.avro_codec import RegistryUnavailable, UnencodableEvent
-from messaging.registry import SchemaRefused
+from messaging.registry import SchemaNotRegistered, SchemaRefused
 
 # Kafka errors no retry cures: the record is too large or malformed for the producer or the broker.
 PERMANENT_KAFKA_ERRORS = frozenset(
@@ -48,7 +50,7 @@ class UnknownEventType(Exception):
 
 def classify(exc: BaseException) -> PublishFailure:
     """The failure exc (raised while encoding or producing a row) amounts to."""
-    if isinstance(exc, RegistryUnavailable):
+    if isinstance(exc, (RegistryUnavailable, SchemaNotRegistered)):
         return _failure(False, exc)
     if isinstance(exc, (SchemaRefused, UnencodableEvent, ValidationError, UnknownEventType)):
         return _failure(True, exc)

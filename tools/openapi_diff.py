@@ -1,280 +1,98 @@
-"""Breaking changes between a released OpenAPI 3.1 document and the current one.
+"""Breaking changes between a released OpenAPI 3.1 document and the current one, found by oasdiff.
 
     python -m tools.openapi_diff [--released DIR] [--current DIR]
 
-Compares every schemas/openapi/<name>.yaml with schemas/openapi/released/<name>.yaml and exits with 1 when a
-client of the released version could break. (Existing tools did not fit: oasdiff is Go, and the npm
-`openapi-diff` reads OpenAPI 3.0 only and ignores parameters, required flags and enums.)
+Compares every schemas/openapi/released/<name>.yaml with schemas/openapi/<name>.yaml by running
+`oasdiff breaking RELEASED CURRENT` (tools/oasdiff.py installs the pinned version) and exits with 1 when a client
+of the released version could break: every change oasdiff rates an error or a warning counts (the same verdict
+as `oasdiff breaking --fail-on WARN`). oasdiff covers paths, methods, parameters, request and response bodies
+with their constraints, enums (a new enum value in a response is an error: a client may not know it), response
+headers, security requirements and oneOf/anyOf/allOf; its warnings are the changes it cannot prove harmless
+(a response wrapped in a oneOf, a request property removed), which this project treats as breaking.
+tools/oasdiff-levels.txt raises what oasdiff rates lower but breaks clients here: removing a response header
+the spec marks optional (the services always send Location, Retry-After; clients read them).
 
-Breaking, as a client sees it:
-
-* a path or a method removed, or a documented 2xx response or its media type removed;
-* requests: a new required parameter or body field (or an optional one made required, or a body made
-  required), and anything that narrows what is accepted: a type or enum value removed, a minimum/maximum,
-  length, item count or property count tightened, a multipleOf that old values no longer meet, a pattern or
-  format added or changed, additionalProperties closed, a media type removed;
-* responses: a field removed or no longer required, or a field's type changed.
-
-Not breaking: additions (paths, methods, optional parameters and fields, response fields, enum values in
-requests), widening of request constraints, descriptions and examples. A parameter or field removed from a
-request is not breaking either: servers ignore what they do not know.
+The list of every check and its level: `.tools/oasdiff-<version>/oasdiff checks changelog`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
-import yaml
+from tools.oasdiff import binary
 
 ROOT = Path(__file__).resolve().parent.parent
 OPENAPI_DIR = ROOT / "schemas" / "openapi"
 RELEASED_DIR = OPENAPI_DIR / "released"
-METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-# Keywords whose larger value accepts less, and whose smaller value accepts less.
-_LOWER_BOUNDS = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties")
-_UPPER_BOUNDS = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties")
+SEVERITY_LEVELS = Path(__file__).resolve().parent / "oasdiff-levels.txt"
+# oasdiff's levels in its JSON output: 3 error, 2 warning, 1 info. Warnings and errors break the gate.
+BREAKING_LEVEL = 2
+_LEVEL_NAMES = {3: "error", 2: "warning", 1: "info"}
 
 
 @dataclass(frozen=True)
 class Breaking:
-    """One change that can break a client of the released document."""
+    """One change that can break a client of the released document: where (`METHOD /path`, or the document),
+    what (oasdiff's text), check (oasdiff's check id, e.g. `response-property-enum-value-added`) and level."""
 
     where: str
     what: str
+    check: str = ""
+    level: str = "error"
 
     def __str__(self) -> str:
-        return f"{self.where}: {self.what}"
+        return f"{self.where}: {self.what} [{self.check}, {self.level}]"
 
 
-class _Document:
-    def __init__(self, data: dict[str, Any]) -> None:
-        self.data = data
+def diff_files(released: Path, current: Path) -> list[Breaking]:
+    """Every breaking change from the document at released to the one at current.
 
-    def resolve(self, node: Any, depth: int = 0) -> Any:
-        """node with a leading $ref chain followed (siblings of $ref win, as in OpenAPI 3.1)."""
-        while isinstance(node, dict) and "$ref" in node:
-            if depth > 32:
-                raise ValueError(f"$ref chain too long at {node['$ref']}")
-            target: Any = self.data
-            for part in node["$ref"].removeprefix("#/").split("/"):
-                target = target[part.replace("~1", "/").replace("~0", "~")]
-            node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
-            depth += 1
-        return node
-
-
-def diff(released: dict[str, Any], current: dict[str, Any]) -> list[Breaking]:
-    """Every breaking change from released to current."""
-    old, new = _Document(released), _Document(current)
-    found: list[Breaking] = []
-    for path, old_item in released.get("paths", {}).items():
-        new_item = current.get("paths", {}).get(path)
-        if new_item is None:
-            found.append(Breaking(path, "path removed"))
-            continue
-        for method in METHODS:
-            if method not in old_item:
-                continue
-            where = f"{method.upper()} {path}"
-            if method not in new_item:
-                found.append(Breaking(where, "method removed"))
-                continue
-            found += _operation(where, old, new, old_item, new_item, method)
-    return found
-
-
-def _operation(
-    where: str, old: _Document, new: _Document, old_item: dict[str, Any], new_item: dict[str, Any], method: str
-) -> list[Breaking]:
-    found: list[Breaking] = []
-    old_params = _parameters(old, old_item, method)
-    for key, param in _parameters(new, new_item, method).items():
-        label = f"{where} {key[0]} parameter {param['name']}"
-        before = old_params.get(key)
-        if param.get("required") and (before is None or not before.get("required")):
-            found.append(Breaking(label, "new required parameter" if before is None else "parameter made required"))
-        if before is not None:
-            found += _request_schema(label, old, new, before.get("schema", {}), param.get("schema", {}))
-    found += _request_body(where, old, new, old_item[method].get("requestBody"), new_item[method].get("requestBody"))
-    old_responses = old_item[method].get("responses", {})
-    new_responses = new_item[method].get("responses", {})
-    for status, old_response in old_responses.items():
-        label = f"{where} response {status}"
-        if status not in new_responses:
-            if str(status).startswith("2"):
-                found.append(Breaking(label, "response removed"))
-            continue
-        old_content = old.resolve(old_response).get("content", {})
-        new_content = new.resolve(new_responses[status]).get("content", {})
-        for media_type, old_media in old_content.items():
-            if media_type not in new_content:
-                found.append(Breaking(f"{label} {media_type}", "media type removed"))
-            elif "schema" in old_media:
-                found += _response_schema(
-                    f"{label} {media_type}", old, new, old_media["schema"], new_content[media_type].get("schema", {})
-                )
-    return found
-
-
-def _parameters(document: _Document, item: dict[str, Any], method: str) -> dict[tuple[str, str], dict[str, Any]]:
-    params = {}
-    for raw in [*item.get("parameters", []), *item[method].get("parameters", [])]:
-        param = document.resolve(raw)
-        name = param["name"].lower() if param["in"] == "header" else param["name"]
-        params[(param["in"], name)] = param
-    return params
-
-
-def _request_body(
-    where: str, old: _Document, new: _Document, old_body: dict[str, Any] | None, new_body: dict[str, Any] | None
-) -> list[Breaking]:
-    label = f"{where} request body"
-    old_body = old.resolve(old_body) if old_body else None
-    new_body = new.resolve(new_body) if new_body else None
-    if new_body is None:
-        return []
-    if old_body is None:
-        return [Breaking(label, "new required request body")] if new_body.get("required") else []
-    found = []
-    if new_body.get("required") and not old_body.get("required"):
-        found.append(Breaking(label, "request body made required"))
-    new_content = new_body.get("content", {})
-    for media_type, old_media in old_body.get("content", {}).items():
-        if media_type not in new_content:
-            found.append(Breaking(f"{label} {media_type}", "media type removed"))
-        else:
-            found += _request_schema(
-                f"{label} {media_type}",
-                old,
-                new,
-                old_media.get("schema", {}),
-                new_content[media_type].get("schema", {}),
-            )
-    return found
-
-
-def _types(schema: dict[str, Any]) -> set[str] | None:
-    kind = schema.get("type")
-    if kind is None:
-        return None
-    types = {kind} if isinstance(kind, str) else set(kind)
-    if "integer" in types and "number" in types:
-        types.discard("integer")
-    return types
-
-
-def _request_schema(
-    where: str, old: _Document, new: _Document, before: Any, after: Any, depth: int = 0
-) -> list[Breaking]:
-    """Changes that make a request valid under before invalid under after."""
-    before, after = old.resolve(before), new.resolve(after)
-    if not isinstance(before, dict) or not isinstance(after, dict) or depth > 32:
-        return []
-    found = []
-    old_types, new_types = _types(before), _types(after)
-    if new_types is not None:
-        widened_to_number = old_types == {"integer"} and new_types >= {"number"}
-        if old_types is None:
-            found.append(Breaking(where, f"type restricted to {sorted(new_types)}"))
-        elif not old_types <= new_types and not widened_to_number:
-            found.append(Breaking(where, f"type changed from {sorted(old_types)} to {sorted(new_types)}"))
-    if "enum" in after:
-        removed = [v for v in before.get("enum", []) if v not in after["enum"]] if "enum" in before else None
-        if removed is None:
-            found.append(Breaking(where, f"restricted to enum {after['enum']}"))
-        elif removed:
-            found.append(Breaking(where, f"enum values removed: {removed}"))
-    if "const" in after and before.get("const", object()) != after["const"]:
-        found.append(Breaking(where, f"restricted to const {after['const']!r}"))
-    for keyword in _LOWER_BOUNDS:
-        if keyword in after and (keyword not in before or _number(after[keyword]) > _number(before[keyword])):
-            found.append(Breaking(where, f"{keyword} tightened from {before.get(keyword, 'none')} to {after[keyword]}"))
-    for keyword in _UPPER_BOUNDS:
-        if keyword in after and (keyword not in before or _number(after[keyword]) < _number(before[keyword])):
-            found.append(Breaking(where, f"{keyword} tightened from {before.get(keyword, 'none')} to {after[keyword]}"))
-    if "multipleOf" in after and (
-        "multipleOf" not in before or _number(before["multipleOf"]) % _number(after["multipleOf"]) != 0
-    ):
-        found.append(
-            Breaking(where, f"multipleOf changed from {before.get('multipleOf', 'none')} to {after['multipleOf']}")
-        )
-    for keyword in ("pattern", "format"):
-        if keyword in after and before.get(keyword) != after[keyword]:
-            found.append(
-                Breaking(where, f"{keyword} changed from {before.get(keyword, 'none')!r} to {after[keyword]!r}")
-            )
-    if after.get("additionalProperties") is False and before.get("additionalProperties") is not False:
-        found.append(Breaking(where, "additional properties no longer allowed"))
-    old_required, new_required = set(before.get("required", [])), set(after.get("required", []))
-    old_properties, new_properties = before.get("properties", {}), after.get("properties", {})
-    for name in sorted(new_required - old_required):
-        found.append(
-            Breaking(f"{where}.{name}", "new required field" if name not in old_properties else "field made required")
-        )
-    for name, schema in new_properties.items():
-        if name in old_properties:
-            found += _request_schema(f"{where}.{name}", old, new, old_properties[name], schema, depth + 1)
-    for keyword, suffix in (("items", "[]"), ("additionalProperties", "{}")):
-        if isinstance(before.get(keyword), dict) and isinstance(after.get(keyword), dict):
-            found += _request_schema(f"{where}{suffix}", old, new, before[keyword], after[keyword], depth + 1)
-    return found
-
-
-def _response_schema(
-    where: str, old: _Document, new: _Document, before: Any, after: Any, depth: int = 0
-) -> list[Breaking]:
-    """Changes that take away something a client of before may rely on."""
-    before, after = old.resolve(before), new.resolve(after)
-    if not isinstance(before, dict) or not isinstance(after, dict) or depth > 32:
-        return []
-    found = []
-    old_types, new_types = _types(before), _types(after)
-    if old_types is not None and old_types != new_types:
-        found.append(Breaking(where, f"type changed from {sorted(old_types)} to {sorted(new_types or ['any'])}"))
-    old_properties, new_properties = before.get("properties", {}), after.get("properties", {})
-    new_required = set(after.get("required", []))
-    for name, schema in old_properties.items():
-        if name not in new_properties:
-            found.append(Breaking(f"{where}.{name}", "response field removed"))
-            continue
-        if name in before.get("required", []) and name not in new_required:
-            found.append(Breaking(f"{where}.{name}", "response field no longer required (may be absent)"))
-        found += _response_schema(f"{where}.{name}", old, new, schema, new_properties[name], depth + 1)
-    for keyword, suffix in (("items", "[]"), ("additionalProperties", "{}")):
-        if isinstance(before.get(keyword), dict) and isinstance(after.get(keyword), dict):
-            found += _response_schema(f"{where}{suffix}", old, new, before[keyword], after[keyword], depth + 1)
-    return found
-
-
-def _number(value: Any) -> Decimal:
-    return Decimal(str(value))
-
-
-def load(path: Path) -> dict[str, Any]:
-    """An OpenAPI YAML file as JSON data: the round trip turns YAML's integer keys (response codes) into strings.
-
-    Raises OSError, yaml.YAMLError, or TypeError for a YAML value JSON cannot hold (a date, say).
+    Raises FileNotFoundError when oasdiff is not installed, RuntimeError when oasdiff fails (e.g. a document
+    it cannot read), naming its error output.
     """
-    return json.loads(json.dumps(yaml.safe_load(path.read_text())))
+    command = [
+        str(binary()),
+        "breaking",
+        str(released),
+        str(current),
+        "--format",
+        "json",
+        "--severity-levels",
+        str(SEVERITY_LEVELS),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise RuntimeError(f"oasdiff failed on {released} and {current}: {result.stderr.strip() or result.stdout}")
+    changes = json.loads(result.stdout or "[]") or []
+    return [
+        Breaking(
+            f"{change.get('operation', '')} {change.get('path', '')}".strip() or current.name,
+            change.get("text", ""),
+            change.get("id", ""),
+            _LEVEL_NAMES.get(change.get("level", 3), str(change.get("level"))),
+        )
+        for change in changes
+        if change.get("level", 3) >= BREAKING_LEVEL
+    ]
 
 
 def compare_all(
     released_dir: Path = RELEASED_DIR, current_dir: Path = OPENAPI_DIR
 ) -> Iterator[tuple[str, list[Breaking]]]:
-    """(spec name, breaking changes) for every released spec."""
+    """(spec name, breaking changes) for every released spec; a released spec without a current one is one
+    breaking change (the API was removed)."""
     for released in sorted(released_dir.glob("*.yaml")):
         current = current_dir / released.name
         if not current.exists():
-            yield released.name, [Breaking(released.name, "released API removed")]
+            yield released.name, [Breaking(released.name, "released API removed", "api-removed")]
             continue
-        yield released.name, diff(load(released), load(current))
+        yield released.name, diff_files(released, current)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -295,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             for change in changes:
                 print(f"  BREAKING {change}", file=sys.stderr)
         else:
-            print(f"{name}: no breaking changes against the released version")
+            print(f"{name}: no breaking changes against the released version (oasdiff)")
     return 1 if broken else 0
 
 

@@ -1,19 +1,25 @@
-"""Can the current event schemas be registered without breaking a consumer?
+"""Can the current event schemas be registered without breaking a producer or a consumer?
 
-    python -m tools.schema_check [--registry URL] [--local-only] [--seed-history]
+    python -m tools.schema_check [--registry URL] [--no-scratch] [--local-only]
 
-Two checks with one verdict, for every schema in schemas/avro/:
+Up to three checks with one verdict, for every schema in schemas/avro/, at the topology's level
+(events.topology.COMPATIBILITY, FULL_TRANSITIVE: docs/adr/0001-event-schema-compatibility.md):
 
-* local (no registry): the current schema, as reader, must resolve every released version in
-  schemas/avro/history/<Name>.v<N>.avsc, as writer (`avro.compatibility.ReaderWriterCompatibilityChecker`):
-  that is BACKWARD_TRANSITIVE, the level the services set on their subjects.
-* registry: the Schema Registry is asked whether the schema is compatible with the versions registered under
-  its subject (`order-events-value`, `fulfillment-events-value`), at the subject's level, which must be
-  BACKWARD_TRANSITIVE. The registry is --registry, else $SCHEMA_REGISTRY_URL, else an ephemeral local stack
-  started for the run. When it answers "incompatible" without saying why (Apicurio's compatibility endpoint
-  does), the schema is submitted for registration: the registry refuses it with a 409 that names the
-  differences, which are printed. With --seed-history an empty subject first gets the released versions,
-  so the check compares against something (the ephemeral stack always starts empty).
+* local (no registry): the current schema against every released version in
+  schemas/avro/history/<Name>.v<N>.avsc, both ways (`avro.compatibility.ReaderWriterCompatibilityChecker`):
+  the current schema reads data written with each released one, and each released one reads data written with
+  the current one.
+* scratch registry: a Kafka broker and Apicurio Registry started for the run (infra.stack.LocalStack) get the
+  released versions in order under a subject of the run's own at that level, then its compatibility API is
+  asked about the current schema; when it says "incompatible" without saying why (Apicurio does), the schema
+  is submitted there for registration, and the 409 naming the differences is printed. This registry is the
+  check's own, so it may write to it.
+* shared registry (--registry, else $SCHEMA_REGISTRY_URL; skipped when neither is set): READ ONLY. For each
+  subject (`order-events-value`, `fulfillment-events-value`, or as ORDER_EVENTS_TOPIC etc. name the topics),
+  its compatibility API is asked whether the current schema may follow the registered versions (at the
+  subject's level), and the registered versions are fetched and checked locally at the topology's level, so a
+  subject still at a weaker level does not let a schema through. Nothing is registered and no level is set
+  there: `make schema-register` does that, in the deploy pipeline.
 
 Exit status 0 when everything is compatible, 1 otherwise.
 """
@@ -25,6 +31,7 @@ import os
 import re
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,13 +43,13 @@ import httpx
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
 from events.topology import COMPATIBILITY, TOPIC_NAME_STRATEGY, TOPICS, subject_name
+from tools.registry_api import Registry
 
 AVRO_DIR = Path(__file__).resolve().parent.parent / "schemas" / "avro"
 HISTORY_DIR = AVRO_DIR / "history"
 # The topic each event is published on (default names), by its schema file: what the check covers by default.
 EVENT_TOPICS = {topic.event.schema_file: topic.name for topic in TOPICS}
 _STRATEGY = {topic.event.schema_file: topic.subject_strategy for topic in TOPICS}
-_CONTENT_TYPE = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,8 @@ def event_schemas(avro_dir: Path = AVRO_DIR, topics: dict[str, str] = EVENT_TOPI
 
 
 def local_incompatibilities(reader: str, writer: str) -> list[str]:
-    """Why data written with writer cannot be read with reader; empty when it can."""
+    """Why data written with writer cannot be read with reader (Avro schema resolution, as the Avro library's
+    ReaderWriterCompatibilityChecker sees it); empty when it can."""
     result = ReaderWriterCompatibilityChecker().get_compatibility(avro.schema.parse(reader), avro.schema.parse(writer))
     if result.compatibility is SchemaCompatibilityType.compatible:
         return []
@@ -110,92 +118,76 @@ def check_local(events: list[EventSchema], level: str = COMPATIBILITY) -> list[s
     return problems
 
 
-class Registry:
-    """The few calls of the Confluent Schema Registry API this check needs."""
+def check_shared(
+    registry: Registry, events: list[EventSchema], level: str = COMPATIBILITY
+) -> tuple[list[str], list[str]]:
+    """(problems, notes) from asking a shared registry about every current schema, writing nothing to it.
 
-    def __init__(self, url: str) -> None:
-        self.url = url.rstrip("/")
-        self._http = httpx.Client(timeout=30, headers=_CONTENT_TYPE)
-
-    def versions(self, subject: str) -> list[int]:
-        """The subject's registered version numbers, [] for an unknown subject; httpx.HTTPStatusError otherwise."""
-        response = self._http.get(f"{self.url}/subjects/{subject}/versions")
-        if response.status_code == 404:
-            return []
-        response.raise_for_status()
-        return list(response.json())
-
-    def compatibility_level(self, subject: str) -> str:
-        """The subject's compatibility level, or the global one when the subject has none (registry answers 404).
-
-        Raises httpx.HTTPStatusError on any other error answer.
-        """
-        response = self._http.get(f"{self.url}/config/{subject}")
-        if response.status_code == 404:
-            response = self._http.get(f"{self.url}/config")
-        response.raise_for_status()
-        body = response.json()
-        return str(body.get("compatibilityLevel") or body.get("compatibility"))
-
-    def set_compatibility_level(self, subject: str, level: str) -> None:
-        """Set the subject's level (e.g. BACKWARD_TRANSITIVE); httpx.HTTPStatusError if refused."""
-        self._http.put(f"{self.url}/config/{subject}", json={"compatibility": level}).raise_for_status()
-
-    def register(self, subject: str, schema: str) -> httpx.Response:
-        """POST schema (Avro JSON text) as a new version; the raw answer, so a 409 (incompatible) can be reported."""
-        return self._http.post(f"{self.url}/subjects/{subject}/versions", json={"schema": schema})
-
-    def is_compatible(self, subject: str, schema: str) -> tuple[bool, list[str]]:
-        """Against every registered version as the subject's level says; the registry's reasons, if any."""
-        response = self._http.post(
-            f"{self.url}/compatibility/subjects/{subject}/versions",
-            params={"verbose": "true"},
-            json={"schema": schema},
-        )
-        response.raise_for_status()
-        body = response.json()
-        return bool(body["is_compatible"]), [str(m) for m in body.get("messages") or []]
-
-    def close(self) -> None:
-        """Close the HTTP client."""
-        self._http.close()
-
-
-def seed_history(registry: Registry, events: list[EventSchema]) -> list[str]:
-    """Register the released versions under every empty subject, at BACKWARD_TRANSITIVE."""
-    seeded = []
-    for event in events:
-        if registry.versions(event.subject):
-            continue
-        registry.set_compatibility_level(event.subject, COMPATIBILITY)
-        for version, text in event.history:
-            response = registry.register(event.subject, text)
-            if response.status_code >= 400:
-                raise RuntimeError(f"{event.subject}: cannot register released v{version}: {response.text}")
-            seeded.append(f"{event.subject}: registered released v{version}")
-    return seeded
-
-
-def check_registry(registry: Registry, events: list[EventSchema]) -> tuple[list[str], list[str]]:
-    """(problems, notes) from asking the registry about every current schema."""
+    A problem: the registry's compatibility API calls the schema incompatible with the registered versions (at
+    the subject's level), or the schema is incompatible at level with a registered version (fetched and checked
+    here). A subject with no versions, or at another level than level, is a note (schema-register fixes both).
+    """
     problems, notes = [], []
     for event in events:
         versions = registry.versions(event.subject)
         if not versions:
-            notes.append(f"{event.subject}: no versions registered; nothing to be compatible with")
+            notes.append(f"{event.subject}: no versions registered; `make schema-register` will register it")
             continue
-        level = registry.compatibility_level(event.subject)
-        if level != COMPATIBILITY:
-            problems.append(f"{event.subject}: compatibility level is {level}, the services need {COMPATIBILITY}")
-            continue
+        subject_level = registry.compatibility_level(event.subject)
+        if subject_level != level:
+            notes.append(f"{event.subject}: level is {subject_level}; `make schema-register` sets {level}")
         compatible, reasons = registry.is_compatible(event.subject, event.text)
-        if compatible:
+        local = [
+            f"registered v{version}: {reason}"
+            for version in versions
+            for reason in incompatibilities(event.text, registry.schema(event.subject, version), level)
+        ]
+        if not compatible:
+            problems.append(
+                f"{event.subject}: {event.name} is incompatible with the registered versions {versions} "
+                f"({subject_level}, the registry's answer): " + "; ".join(reasons or local or ["it gave no reason"])
+            )
+        elif local:
+            problems.append(
+                f"{event.subject}: {event.name} is incompatible with the registered versions ({level}): "
+                + "; ".join(local)
+            )
+        else:
             notes.append(f"{event.subject}: {event.name} is compatible with versions {versions} ({level})")
+    return problems, notes
+
+
+def check_scratch(
+    registry: Registry, events: list[EventSchema], level: str = COMPATIBILITY, run_id: str | None = None
+) -> tuple[list[str], list[str]]:
+    """(problems, notes) from a registry the check may write to: per event, the released versions registered in
+    order under a subject of this run's own (`schema-check-<run_id>-<subject>`) at level, then the current schema
+    offered to its compatibility API (and, when it says no without a reason, for registration, whose 409 names
+    the differences)."""
+    run_id = run_id or uuid.uuid4().hex[:12]
+    problems, notes = [], []
+    for event in events:
+        if not event.history:
+            notes.append(f"{event.subject}: no released versions; nothing to be compatible with")
+            continue
+        subject = f"schema-check-{run_id}-{event.subject}"
+        registry.set_compatibility_level(subject, level)
+        for version, text in event.history:
+            response = registry.register(subject, text)
+            if response.status_code >= 400:
+                problems.append(
+                    f"{event.subject}: released v{version} is not {level} with the versions released before it: "
+                    + _rejection(response)
+                )
+        compatible, reasons = registry.is_compatible(subject, event.text)
+        released = [version for version, _ in event.history]
+        if compatible:
+            notes.append(f"{event.subject}: {event.name} is compatible with released versions {released} ({level})")
             continue
         if not reasons:
-            reasons = [_rejection(registry.register(event.subject, event.text))]
+            reasons = [_rejection(registry.register(subject, event.text))]
         problems.append(
-            f"{event.subject}: {event.name} is incompatible with the registered versions {versions} ({level}): "
+            f"{event.subject}: {event.name} is incompatible with the registered versions {released} ({level}): "
             + "; ".join(reasons)
         )
     return problems, notes
@@ -214,56 +206,88 @@ def _rejection(response: httpx.Response) -> str:
 
 @contextmanager
 def ephemeral_registry() -> Iterator[str]:
-    """A Kafka broker and Apicurio Registry of our own, for the length of the check."""
+    """A Kafka broker and Apicurio Registry of our own, for the length of the check; yields the registry URL."""
     from infra.stack import LocalStack
 
     with tempfile.TemporaryDirectory(prefix="schema-check-") as tmp, LocalStack.ephemeral(Path(tmp)) as stack:
         yield stack.registry_url
 
 
-def run(registry_url: str | None, local_only: bool, seed: bool, events: list[EventSchema] | None = None) -> int:
-    """The whole check, printed; returns the exit status."""
+def run(
+    shared_url: str | None,
+    events: list[EventSchema] | None = None,
+    *,
+    scratch: bool = True,
+    scratch_url: str | None = None,
+    level: str = COMPATIBILITY,
+) -> int:
+    """The whole check, printed; returns the exit status (0 compatible, 1 not).
+
+    shared_url: a registry to check against, read only (None: skipped). scratch: also check the history in a
+    registry this check may write to: scratch_url, else one started for the run.
+    """
     events = event_schemas() if events is None else events
-    problems = check_local(events)
-    print(f"local: {len(events)} schemas against {sum(len(e.history) for e in events)} released versions")
-    if not local_only:
-        with _registry(registry_url) as url:
-            registry = Registry(url)
-            try:
-                for line in seed_history(registry, events) if seed else []:
-                    print(line)
-                remote, notes = check_registry(registry, events)
-            finally:
-                registry.close()
+    problems = check_local(events, level)
+    print(f"local: {len(events)} schemas against {sum(len(e.history) for e in events)} released versions ({level})")
+    if scratch:
+        with _scratch_registry(scratch_url) as url:
+            found, notes = _ask(url, lambda registry: check_scratch(registry, events, level))
         for note in notes:
-            print(f"registry {url}: {note}")
-        problems += remote
+            print(f"scratch registry: {note}")
+        problems += found
+    if shared_url:
+        found, notes = _ask(shared_url, lambda registry: check_shared(registry, events, level))
+        for note in notes:
+            print(f"registry {shared_url} (read only): {note}")
+        problems += found
     for problem in problems:
         print(f"INCOMPATIBLE {problem}", file=sys.stderr)
     if problems:
         return 1
-    print("all event schemas are backward compatible with every released version")
+    print(f"all event schemas are {level} with every released and registered version")
     return 0
 
 
+def _ask(url: str, check: Any) -> tuple[list[str], list[str]]:
+    registry = Registry(url)
+    try:
+        result: tuple[list[str], list[str]] = check(registry)
+        return result
+    finally:
+        registry.close()
+
+
 @contextmanager
-def _registry(url: str | None) -> Iterator[str]:
+def _scratch_registry(url: str | None) -> Iterator[str]:
     if url:
         yield url
         return
-    print("no --registry or SCHEMA_REGISTRY_URL: starting a local Kafka and Schema Registry")
+    print("starting a local Kafka and Schema Registry of the check's own")
     with ephemeral_registry() as started:
         yield started
 
 
+def deployed_topics() -> dict[str, str]:
+    """{schema file: topic} as this environment names the topics (ORDER_EVENTS_TOPIC etc.; defaults otherwise)."""
+    from events.settings import EventSettings
+
+    settings = EventSettings()
+    return {d.event.schema_file: settings.topic(d).name for d in TOPICS}
+
+
 def main(argv: list[str] | None = None) -> int:
-    """The command line (``--registry``, ``--local-only``, ``--seed-history``); exit status 0 when all is compatible."""
+    """The command line (``--registry``, ``--no-scratch``, ``--local-only``); exit status 0 when all is compatible."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--registry", default=os.environ.get("SCHEMA_REGISTRY_URL"), help="Confluent API base URL")
-    parser.add_argument("--local-only", action="store_true", help="skip the registry; local check only")
-    parser.add_argument("--seed-history", action="store_true", help="register released versions in empty subjects")
+    parser.add_argument(
+        "--registry", default=os.environ.get("SCHEMA_REGISTRY_URL"), help="shared registry (Confluent API), read only"
+    )
+    parser.add_argument("--no-scratch", action="store_true", help="skip the check in a registry of the check's own")
+    parser.add_argument("--local-only", action="store_true", help="no registry at all; the local check only")
     args = parser.parse_args(argv)
-    return run(args.registry, args.local_only, args.seed_history)
+    events = event_schemas(topics=deployed_topics())
+    if args.local_only:
+        return run(None, events, scratch=False)
+    return run(args.registry, events, scratch=not args.no_scratch)
 
 
 if __name__ == "__main__":

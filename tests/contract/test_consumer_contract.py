@@ -137,7 +137,7 @@ def unresolvable_writer() -> dict[str, Any]:
 def test_an_unreadable_writer_schema_is_dead_lettered_and_consumption_goes_on(system: System) -> None:
     registry = SchemaRegistryClient({"url": system.registry_url})
     writer = unresolvable_writer()
-    # The topic's subject is BACKWARD_TRANSITIVE and would refuse this schema; another subject takes it, and
+    # The topic's subject is FULL_TRANSITIVE and would refuse this schema; another subject takes it, and
     # the record names it by id, as a misconfigured producer would.
     schema_id = registry.register_schema(f"stray-{uuid.uuid4().hex[:8]}-value", Schema(json.dumps(writer), "AVRO"))
     record = sample(writer)

@@ -1,9 +1,10 @@
 """The schema gates bite: the real registry and the local check refuse the same breaking changes and let the
 same compatible ones through.
 
-Each test registers a base version under a subject of its own at BACKWARD_TRANSITIVE, the level the services
-set, then offers a changed schema to the registry (compatibility endpoint, then an actual registration) and to
-`tools.schema_check.incompatibilities` (the local check `make schema-check` runs without a registry).
+Each test registers a base version under a subject of its own at a given level (BACKWARD_TRANSITIVE, or
+FULL_TRANSITIVE, the level the services set), then offers a changed schema to the registry (compatibility
+endpoint, then an actual registration) and to `tools.schema_check.incompatibilities` (the local check
+`make schema-check` runs without a registry).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Any
 
 import pytest
 
-from tools.schema_check import Registry, event_schemas, incompatibilities, run
+from events.topology import COMPATIBILITY
+from tools.registry_api import Registry
+from tools.schema_check import event_schemas, incompatibilities, run
 
 pytestmark = pytest.mark.integration
 
@@ -149,20 +152,21 @@ def test_schema_check_fails_naming_the_subject_and_the_difference(
     topics = write_events(tmp_path, changed(replace("quantity", type="string")), [json.dumps(BASE)])
     events = event_schemas(tmp_path, topics)
 
-    assert run(stack.registry_url, local_only=False, seed=True, events=events) == 1
+    assert run(None, events, scratch_url=stack.registry_url) == 1
 
     subject = f"{topics['GateProbe.avsc']}-value"
     err = capsys.readouterr().err.splitlines()
     local = [line for line in err if "vs released v1" in line]
     remote = [line for line in err if "incompatible with the registered versions" in line]
-    assert len(local) == 1 and subject in local[0] and "/fields/1/type" in local[0]
+    # Both ways at FULL_TRANSITIVE: neither int nor string reads the other.
+    assert len(local) == 2 and all(subject in line and "/fields/1/type" in line for line in local)
     # Apicurio's 409 details: reader type STRING is not compatible with writer type INT at /fields/1/type.
     assert len(remote) == 1 and subject in remote[0] and "/fields/1/type" in remote[0]
 
 
 def test_schema_check_passes_for_a_compatible_schema(stack: Any, tmp_path: Path) -> None:
     topics = write_events(tmp_path, changed(COMPATIBLE["add a field with a default"]), [json.dumps(BASE)])
-    assert run(stack.registry_url, local_only=False, seed=True, events=event_schemas(tmp_path, topics)) == 0
+    assert run(None, event_schemas(tmp_path, topics), scratch_url=stack.registry_url) == 0
 
 
 def test_committed_event_schemas_pass_against_the_registry(stack: Any) -> None:
@@ -175,4 +179,5 @@ def test_committed_event_schemas_pass_against_the_registry(stack: Any) -> None:
         }
     )
     assert [len(e.history) for e in events] == [1, 1]
-    assert run(stack.registry_url, local_only=False, seed=True, events=events) == 0
+    assert COMPATIBILITY == "FULL_TRANSITIVE"
+    assert run(None, events, scratch_url=stack.registry_url) == 0

@@ -58,7 +58,7 @@ def test_order_is_published_picked_up_and_fulfilled(default_system):
         registered = registry.get_latest_version("order-events-value")
         assert registered.schema_id == schema_id
         assert json.loads(registered.schema.schema_str)["name"] == "OrderCreated"
-        assert registry.get_compatibility("order-events-value") == "BACKWARD_TRANSITIVE"
+        assert registry.get_compatibility("order-events-value") == "FULL_TRANSITIVE"
         event = EventCodec(registry, "order-events", ORDER_CREATED_SCHEMA, OrderCreated).decode(record.value())
         assert str(event.orderId) == order_id
         assert event.totalAmount == Decimal("59.97")

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, MetaData, Table, insert, select
 
 from harness.waiting import wait_until
 from messaging.avro_codec import RegistryUnavailable, UnencodableEvent
-from messaging.registry import SchemaRefused, refused_fields
+from messaging.registry import SchemaNotRegistered, SchemaRefused, refused_fields
 from observability.metrics import Metrics
 from outbox.claims import OutboxClaims
 from outbox.failures import classify, classify_delivery
@@ -58,6 +58,8 @@ CONFLUENT_409 = (
         (UnencodableEvent("ValueError: not a decimal"), True),
         (SchemaRefused("order-events-value", 409, APICURIO_409), True),
         (SchemaRefused("order-events-value", 422, "Invalid schema"), True),
+        # AUTO_REGISTER_SCHEMAS=false and not registered yet: the pipeline's registration cures it; rows wait.
+        (SchemaNotRegistered("order-events-value", "Schema not found"), False),
         (KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE)), True),
         (KafkaException(KafkaError(KafkaError.RECORD_LIST_TOO_LARGE)), True),
         (KafkaException(KafkaError(KafkaError.INVALID_RECORD)), True),

@@ -36,12 +36,14 @@ def binary() -> Path:
 def install() -> Path:
     """Build the pinned oasdiff into BIN_DIR unless it is there; its path.
 
-    Raises FileNotFoundError without Go on the PATH, subprocess.CalledProcessError when `go install` fails.
+    Raises FileNotFoundError without Go (on the PATH or in /usr/local/go/bin), subprocess.CalledProcessError
+    when `go install` fails.
     """
     target = BIN_DIR / "oasdiff"
     if target.is_file():
         return target
-    go = shutil.which("go")
+    # Go's own installer puts it in /usr/local/go/bin, which a non-login shell (CI) may not have on its PATH.
+    go = shutil.which("go") or shutil.which("go", path="/usr/local/go/bin")
     if go is None:
         raise FileNotFoundError("Go is needed to install oasdiff (the OpenAPI gate): put `go` on the PATH")
     BIN_DIR.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""`python -m codegen` writes contract_models/ and schemas/asyncapi/asyncapi.yaml; `--check` fails on drift."""
+"""`python -m codegen` writes contract_models/ and schemas/asyncapi/asyncapi.yaml, and keeps the Order Service spec's
+`CountryCode` enum equal to ISO 3166-1 (codegen/country_codes.py); `--check` fails on drift."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from codegen import asyncapi
+from codegen import asyncapi, country_codes
 from codegen.avro_models import HEADER, render
 from events.topology import TOPICS
 
@@ -104,13 +105,30 @@ def _snapshot(directory: Path, asyncapi_file: Path) -> dict[str, str]:
     return files
 
 
+def _spec_texts(synced: bool) -> dict[str, str]:
+    """The OpenAPI documents kept by codegen, as committed or (synced) with their generated parts rewritten."""
+    spec = OPENAPI["order_api.py"]
+    text = spec.read_text()
+    return {spec.relative_to(ROOT).as_posix(): country_codes.with_assigned_codes(text) if synced else text}
+
+
+def sync_specs() -> None:
+    """Rewrite the generated parts of the OpenAPI documents (the CountryCode enum) in place."""
+    for name, text in _spec_texts(synced=True).items():
+        path = ROOT / name
+        if path.read_text() != text:
+            path.write_text(text)
+
+
 def check() -> int:
     """Return 1 (and print a diff) when the committed output differs from what the schemas give."""
-    with tempfile.TemporaryDirectory() as tmp:
+    # Inside the repository: the formatter datamodel-codegen runs reads the line length from the pyproject.toml
+    # above its output, so output generated elsewhere would wrap differently from `make codegen`'s.
+    with tempfile.TemporaryDirectory(dir=ROOT, prefix=".codegen-check-") as tmp:
         fresh = Path(tmp) / PACKAGE
         generate(fresh, Path(tmp) / "asyncapi.yaml")
-        expected = _snapshot(fresh, Path(tmp) / "asyncapi.yaml")
-        actual = _snapshot(ROOT / PACKAGE, ASYNCAPI)
+        expected = _snapshot(fresh, Path(tmp) / "asyncapi.yaml") | _spec_texts(synced=True)
+        actual = _snapshot(ROOT / PACKAGE, ASYNCAPI) | _spec_texts(synced=False)
     if expected == actual:
         print(f"{PACKAGE}/ and {ASYNCAPI.relative_to(ROOT)} are up to date with schemas/")
         return 0
@@ -125,7 +143,7 @@ def check() -> int:
                 n=1,
             )
             print("\n".join(list(diff)[:60]))
-    stale = f"{PACKAGE}/ or {ASYNCAPI.relative_to(ROOT)}"
+    stale = f"{PACKAGE}/, {ASYNCAPI.relative_to(ROOT)} or the OpenAPI country codes"
     print(f"\n{stale} is out of date with schemas/: run `make codegen` and commit the result", file=sys.stderr)
     return 1
 
@@ -137,8 +155,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.check:
         return check()
+    sync_specs()
     generate(ROOT / PACKAGE)
-    print(f"wrote {PACKAGE}/ and {ASYNCAPI.relative_to(ROOT)}")
+    print(f"wrote {PACKAGE}/ and {ASYNCAPI.relative_to(ROOT)}; CountryCode in {OPENAPI['order_api.py'].name}")
     return 0
 
 

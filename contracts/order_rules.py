@@ -3,11 +3,14 @@ Fulfillment Service.
 
 Shapes and bounds are the Order Service's OpenAPI document (`CreateOrderRequest`, generated into
 `contract_models.order_api`): texts of 1-200 characters with a non-blank one and no NUL, 1-1,000 items,
-quantity 1-10,000, price 0-1,000,000 as a multiple of 0.01, an optional totalAmount. This module adds what
-JSON Schema cannot say:
+quantity 1-10,000, price 0-1,000,000 as a multiple of 0.01, an optional totalAmount, an optional shippingAddress
+(recipient, 1-3 address lines, a city of 1-100 characters, a postal code of 1-20 letters, digits, spaces and
+hyphens, an assigned ISO 3166-1 alpha-2 country in upper case). This module adds what JSON Schema cannot say:
 
 * totalAmount, when given, equals the sum of quantity * price;
-* texts are trimmed of surrounding blanks (the blanks the schema's pattern names, which are Python's);
+* texts are trimmed of surrounding blanks (the blanks the schema's pattern names, which are Python's), the
+  postal code of surrounding spaces;
+* totalAmount and shippingAddress are optional but not nullable: `null` is refused like any other wrong type;
 * money is held at the contract's scale of 2 decimals (19.990 is 19.99, -0.00 is 0.00), which Avro's
   decimal(12,2) and decimal(18,2) require: an order that passes always encodes;
 * numbers are compared and summed in `MONEY_CONTEXT`, with every trap on and room for every bounded input
@@ -21,7 +24,7 @@ JSON Schema cannot say:
 from __future__ import annotations
 
 import decimal
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -29,7 +32,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from contract_models.events import OrderCreated
-from contract_models.order_api import CreateOrderRequest
+from contract_models.order_api import CountryCode, CreateOrderRequest
+from contract_models.order_api import ShippingAddress as AddressModel
 from contracts.number_bounds import MAX_MAGNITUDE, MAX_SIGNIFICANT_DIGITS, MIN_MAGNITUDE, UnrepresentableNumber
 from contracts.violation import FieldError, RuleViolation, field_path
 
@@ -58,13 +62,28 @@ class OrderLine:
 
 
 @dataclass(frozen=True)
+class Address:
+    """A shipping address that keeps the rules: trimmed texts (recipient and lines 1-200 characters, city
+    1-100), 1-3 address lines, a postal code of 1-20 ASCII letters, digits, spaces and hyphens, and country an
+    assigned ISO 3166-1 alpha-2 code in upper case ("DE")."""
+
+    recipient_name: str
+    address_lines: tuple[str, ...]
+    city: str
+    postal_code: str
+    country: str
+
+
+@dataclass(frozen=True)
 class ValidOrder:
-    """An order that keeps every rule: trimmed texts, money at scale 2, total = sum of the lines."""
+    """An order that keeps every rule: trimmed texts, money at scale 2, total = sum of the lines; where it
+    ships (None: no address was given)."""
 
     customer_id: str
     customer_name: str
     lines: tuple[OrderLine, ...]
     total: Decimal
+    shipping_address: Address | None = None
 
 
 def order_total(lines: Iterable[tuple[int, Decimal]]) -> Decimal:
@@ -91,10 +110,16 @@ def validate_order(document: Any) -> ValidOrder:
     integral Decimal quantity becomes an int; an integer price or total becomes a Decimal.
     Raises RuleViolation naming each offending field.
     """
-    prepared = _with_json_number_types(document)
-    if isinstance(prepared, dict) and "totalAmount" in prepared and prepared["totalAmount"] is None:
+    prepared = _with_country_code(_with_json_number_types(document))
+    if isinstance(prepared, dict):
         # Optional, but not nullable: the model's `None` default stands for "absent" only.
-        raise RuleViolation(_INVALID_REQUEST, [{"field": "totalAmount", "message": "must be a number"}])
+        nulls: list[FieldError] = [
+            {"field": name, "message": message}
+            for name, message in (("totalAmount", "must be a number"), ("shippingAddress", "must be an object"))
+            if name in prepared and prepared[name] is None
+        ]
+        if nulls:
+            raise RuleViolation(_INVALID_REQUEST, nulls)
     try:
         with decimal.localcontext(MONEY_CONTEXT):
             request = CreateOrderRequest.model_validate(prepared, strict=True)
@@ -113,7 +138,41 @@ def validate_order(document: Any) -> ValidOrder:
             "totalAmount does not match the items.",
             [{"field": "totalAmount", "message": f"expected {total}, the sum of quantity * price"}],
         )
-    return ValidOrder(request.customerId.root.strip(), request.customerName.root.strip(), lines, total)
+    address = None if request.shippingAddress is None else _address(request.shippingAddress)
+    return ValidOrder(request.customerId.root.strip(), request.customerName.root.strip(), lines, total, address)
+
+
+def _address(model: AddressModel) -> Address:
+    return Address(
+        recipient_name=model.recipientName.root.strip(),
+        address_lines=tuple(line.root.strip() for line in model.addressLines),
+        city=model.city.root.strip(),
+        postal_code=model.postalCode.root.strip(" "),
+        country=model.country.value,
+    )
+
+
+def address_from_document(document: Mapping[str, Any]) -> Address:
+    """The Address an address_document() holds, as it was written (nothing is checked again). Raises KeyError
+    for a document without one of its keys."""
+    return Address(
+        recipient_name=document["recipientName"],
+        address_lines=tuple(document["addressLines"]),
+        city=document["city"],
+        postal_code=document["postalCode"],
+        country=document["country"],
+    )
+
+
+def address_document(address: Address) -> dict[str, Any]:
+    """The address in the contracts' camelCase shape (the API's and OrderCreated's ShippingAddress)."""
+    return {
+        "recipientName": address.recipient_name,
+        "addressLines": list(address.address_lines),
+        "city": address.city,
+        "postalCode": address.postal_code,
+        "country": address.country,
+    }
 
 
 def check_order_created(event: OrderCreated) -> None:
@@ -135,13 +194,25 @@ def check_order_created(event: OrderCreated) -> None:
         ],
         "totalAmount": event.totalAmount,
     }
+    if event.shippingAddress is not None:
+        document["shippingAddress"] = event.shippingAddress.model_dump()
     try:
         order = validate_order(document)
     except RuleViolation as exc:
         errors.extend(exc.errors)
     else:
-        sent = (event.customerId, event.customerName, [(i.productId, i.productName) for i in event.items])
-        normal = (order.customer_id, order.customer_name, [(x.product_id, x.product_name) for x in order.lines])
+        sent = (
+            event.customerId,
+            event.customerName,
+            [(i.productId, i.productName) for i in event.items],
+            None if event.shippingAddress is None else event.shippingAddress.model_dump(),
+        )
+        normal = (
+            order.customer_id,
+            order.customer_name,
+            [(x.product_id, x.product_name) for x in order.lines],
+            None if order.shipping_address is None else address_document(order.shipping_address),
+        )
         if sent != normal:
             errors.append({"field": "body", "message": "texts must be trimmed of surrounding blanks"})
     if errors:
@@ -159,6 +230,21 @@ def _with_json_number_types(document: Any) -> Any:
     if isinstance(items, list):
         prepared["items"] = [_item_with_json_number_types(item) for item in items]
     return prepared
+
+
+def _with_country_code(document: Any) -> Any:
+    """The body with an assigned country code as the contract's CountryCode: strict validation takes enum members
+    only, and JSON has none. Anything else is left for the model to refuse."""
+    if not isinstance(document, dict) or not isinstance(document.get("shippingAddress"), dict):
+        return document
+    address = document["shippingAddress"]
+    country = address.get("country")
+    if type(country) is not str or country not in _COUNTRY_CODES:
+        return document
+    return {**document, "shippingAddress": {**address, "country": _COUNTRY_CODES[country]}}
+
+
+_COUNTRY_CODES = {code.value: code for code in CountryCode}
 
 
 def _item_with_json_number_types(item: Any) -> Any:
@@ -192,6 +278,10 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
             message = "unknown field"
         elif error["msg"].startswith("Input should be an instance of Decimal"):
             message = "must be a number"
+        elif error["loc"][-1:] == ("country",) and error["type"] in ("is_instance_of", "enum"):
+            message = "must be an assigned ISO 3166-1 alpha-2 country code in upper case, e.g. DE"
+        elif error["type"] == "string_pattern_mismatch" and "postalCode" in error["loc"]:
+            message = "must be letters A-Z, digits, spaces and hyphens, with at least one letter or digit"
         elif error["type"] == "string_pattern_mismatch":
             message = "must contain a non-blank character and no NUL (U+0000)"
         else:

@@ -172,7 +172,9 @@ def bootstrap(
             settings.provider_min_latency_ms, settings.provider_max_latency_ms, settings.provider_failure_rate
         )
     if provider is None:
-        provider = MockShippingProvider(make_engine(settings.provider_database_url), behaviour)
+        provider = MockShippingProvider(
+            make_engine(settings.provider_database_url), behaviour, home_country=settings.provider_home_country
+        )
     if breaker is None:
         breaker = CircuitBreaker(
             settings.breaker_failure_threshold,

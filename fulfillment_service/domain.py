@@ -27,6 +27,11 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from contract_models.events import FulfillmentStatus, FulfillmentStatusChanged
+from contract_models.events import ShippingAddress as EventAddress
+from contracts.order_rules import Address, address_from_document
+
+# Where an order ships: the shipping address of its OrderCreated, as the order rules keep it.
+Destination = Address
 
 SEQ_PICKED_UP, SEQ_OUTCOME, SEQ_DELIVERED = 0, 1, 2
 
@@ -91,7 +96,8 @@ class Fulfillment:
 
     next_attempt_at: when a Pending order is due for its next provider call (a running call pushes it
     past the call's timeout, so an order whose worker died mid-call is taken up again). deliver_at: when a
-    Shipped order's simulated delivery is due. All datetimes are timezone-aware UTC.
+    Shipped order's simulated delivery is due. destination: where the order ships, None for an order placed
+    without an address (or announced by a writer that predates the field). All datetimes are timezone-aware UTC.
     """
 
     order_id: uuid.UUID
@@ -107,6 +113,7 @@ class Fulfillment:
     estimated_delivery: datetime | None = None
     failure_reason: str | None = None
     deliver_at: datetime | None = None
+    destination: Destination | None = None
 
     def ship(
         self, shipment: Shipment, now: datetime, delivery_after: timedelta | None, *, found: bool = False
@@ -191,9 +198,16 @@ class Fulfillment:
         return Transition(after, expected=self.status, changed=tuple(changes), event=event)
 
 
-def pick_up(order_id: uuid.UUID, order_timestamp: datetime, now: datetime, lease_until: datetime) -> Transition:
-    """A new Pending fulfillment for an accepted order, its first provider call due at lease_until (by when
-    a worker that took it up and died is presumed gone); publishes Pending (sequence 0, no attempts)."""
+def pick_up(
+    order_id: uuid.UUID,
+    order_timestamp: datetime,
+    now: datetime,
+    lease_until: datetime,
+    destination: Destination | None = None,
+) -> Transition:
+    """A new Pending fulfillment for an accepted order shipping to destination (None: no address), its first
+    provider call due at lease_until (by when a worker that took it up and died is presumed gone); publishes
+    Pending (sequence 0, no attempts)."""
     fulfillment = Fulfillment(
         order_id=order_id,
         status=Status.Pending,
@@ -203,9 +217,15 @@ def pick_up(order_id: uuid.UUID, order_timestamp: datetime, now: datetime, lease
         updated_at=now,
         next_attempt_at=lease_until,
         order_timestamp=order_timestamp,
+        destination=destination,
     )
     fields = tuple(field.name for field in dataclasses.fields(Fulfillment))
     return Transition(fulfillment, expected=None, changed=fields, event=status_changed(fulfillment, now))
+
+
+def destination_of(address: EventAddress | None) -> Destination | None:
+    """The destination an OrderCreated names (its shippingAddress; None when it has none)."""
+    return None if address is None else address_from_document(address.model_dump())
 
 
 def status_changed(fulfillment: Fulfillment, now: datetime) -> FulfillmentStatusChanged:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pydantic import field_validator
+
+from contract_models.order_api import CountryCode
 from events.settings import EventSettings
 from events.topology import FULFILLMENT_SERVICE
+from fulfillment_service.shipping import DEFAULT_HOME_COUNTRY
 from observability.settings import ObservabilitySettings
 
 
@@ -32,6 +36,8 @@ class FulfillmentServiceSettings(EventSettings, ObservabilitySettings):
     provider_timeout_seconds: float = 10.0
     # Lets tests and chaos runs change the provider's behaviour at run time (PUT /admin/provider).
     provider_control_enabled: bool = False
+    # The country the mock provider ships from (ISO 3166-1 alpha-2): delivery elsewhere is estimated later.
+    provider_home_country: str = DEFAULT_HOME_COUNTRY
     # Simulated delivery: Shipped orders become Delivered this many seconds later (0 = off).
     delivery_after_seconds: float = 0.0
 
@@ -44,3 +50,11 @@ class FulfillmentServiceSettings(EventSettings, ObservabilitySettings):
     # Circuit breaker around the provider.
     breaker_failure_threshold: int = 20
     breaker_reset_seconds: float = 5.0
+
+    @field_validator("provider_home_country")
+    @classmethod
+    def _assigned_country(cls, value: str) -> str:
+        """PROVIDER_HOME_COUNTRY must be an assigned ISO 3166-1 alpha-2 code, as the order contract spells them."""
+        if value not in CountryCode.__members__.values():
+            raise ValueError(f"{value!r} is not an assigned ISO 3166-1 alpha-2 code in upper case, e.g. DE")
+        return value

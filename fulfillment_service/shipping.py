@@ -2,8 +2,9 @@
 
 The mock behaves like a remote API: 100-500 ms latency, 10 % random failures, and honours an idempotency
 key (the order id), so a repeated request for an order returns the shipment already created instead of a
-second one. Its ledger is durable (its own database), as a real provider's records would be; the
-ledger is also how tests count shipments per order.
+second one. It estimates delivery 2-5 days ahead within its home country (PROVIDER_HOME_COUNTRY) and for an
+order without a destination, 7-12 days ahead for any other country. Its ledger is durable (its own
+database), as a real provider's records would be; the ledger is also how tests count shipments per order.
 """
 
 from __future__ import annotations
@@ -19,10 +20,15 @@ from typing import Any, Protocol
 from sqlalchemy import Column, Connection, Engine, Float, Integer, MetaData, String, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from fulfillment_service.domain import Shipment
+from fulfillment_service.domain import Destination, Shipment
 from persistence.group_commit import GroupCommitter
 
 CARRIER = "MockCarrier"
+# Days from shipping to the estimated delivery: within the home country (or without a destination), and abroad.
+# The ranges do not overlap, so every estimate abroad is later than every one at home.
+HOME_DELIVERY_DAYS = (2.0, 5.0)
+ABROAD_DELIVERY_DAYS = (7.0, 12.0)
+DEFAULT_HOME_COUNTRY = "DE"
 
 ledger_metadata = MetaData()
 shipments = Table(
@@ -44,8 +50,9 @@ class ProviderError(Exception):
 class ShippingProvider(Protocol):
     """Ships orders, idempotently: a request with a key that already has a shipment returns that one."""
 
-    async def create_shipment(self, idempotency_key: str) -> Shipment:
-        """Ship the order with this key (the order id), or return the shipment it already has. Raises
+    async def create_shipment(self, idempotency_key: str, destination: Destination | None) -> Shipment:
+        """Ship the order with this key (the order id) to destination (None: the order has no address, the
+        provider ships it as it did before addresses), or return the shipment it already has. Raises
         ProviderError when the call fails; it may also hang, so callers enforce a timeout."""
         ...
 
@@ -66,14 +73,22 @@ class ProviderBehaviour:
 class MockShippingProvider:
     """A ShippingProvider with adjustable latency and failure rate, its ledger in its own database.
 
-    calls and failures count create_shipment calls; start() before use (it creates the ledger table if missing
-    and writes through a group committer on the running event loop), stop() at shutdown. Building one touches
-    no database.
+    home_country: the ISO 3166-1 alpha-2 code the provider ships from; a destination elsewhere gets a later
+    estimated delivery (estimate_delivery). calls and failures count create_shipment calls; start() before use
+    (it creates the ledger table if missing and writes through a group committer on the running event loop),
+    stop() at shutdown. Building one touches no database.
     """
 
-    def __init__(self, engine: Engine, behaviour: ProviderBehaviour, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        behaviour: ProviderBehaviour,
+        rng: random.Random | None = None,
+        home_country: str = DEFAULT_HOME_COUNTRY,
+    ) -> None:
         self._engine = engine
         self.behaviour = behaviour
+        self.home_country = home_country
         self._ledger = GroupCommitter(engine, "shipping-ledger")
         self._rng = rng or random.Random()
         self.calls = 0
@@ -89,8 +104,16 @@ class MockShippingProvider:
         """Finish queued ledger writes and stop the writer."""
         await self._ledger.stop()
 
-    async def create_shipment(self, idempotency_key: str) -> Shipment:
-        """Ship an order. Raises ProviderError on a (random) failure; the caller enforces the timeout."""
+    def estimate_delivery(self, shipped_at: float, destination: Destination | None) -> float:
+        """When a parcel shipped at shipped_at (epoch s) to destination should arrive (epoch s): HOME_DELIVERY_DAYS
+        later within the home country or without a destination, ABROAD_DELIVERY_DAYS later for another country."""
+        abroad = destination is not None and destination.country != self.home_country
+        low, high = ABROAD_DELIVERY_DAYS if abroad else HOME_DELIVERY_DAYS
+        return shipped_at + self._rng.uniform(low, high) * 86_400
+
+    async def create_shipment(self, idempotency_key: str, destination: Destination | None) -> Shipment:
+        """Ship an order to destination (estimate_delivery). Raises ProviderError on a (random) failure; the
+        caller enforces the timeout."""
         self.calls += 1
         behaviour = self.behaviour
         low, high = behaviour.min_latency_ms, max(behaviour.min_latency_ms, behaviour.max_latency_ms)
@@ -103,7 +126,7 @@ class MockShippingProvider:
             "idempotency_key": idempotency_key,
             "tracking_number": f"SHIP-{secrets.token_hex(6).upper()}",
             "carrier": CARRIER,
-            "estimated_delivery": now + self._rng.uniform(2, 5) * 86_400,
+            "estimated_delivery": self.estimate_delivery(now, destination),
             "created_at": now,
             "requests": 1,
         }

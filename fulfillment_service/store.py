@@ -2,13 +2,15 @@
 
 Rows cross this boundary as domain `Fulfillment`s, whose times are UTC datetimes. The columns keep their
 units: epoch seconds (float) for next_attempt_at, deliver_at, picked_up_at and updated_at, epoch
-milliseconds (integer) for estimated_delivery and order_timestamp; they are converted here and nowhere else.
+milliseconds (integer) for estimated_delivery and order_timestamp, JSON text (the contract's camelCase
+ShippingAddress; NULL without one) for the destination; they are converted here and nowhere else.
 
 Every function runs on the caller's Connection, inside the caller's transaction; SQLAlchemy's errors propagate.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Collection, Iterable
 from datetime import UTC, datetime, timedelta
@@ -32,7 +34,8 @@ from sqlalchemy import (
     update,
 )
 
-from fulfillment_service.domain import Fulfillment, Status
+from contracts.order_rules import address_document, address_from_document
+from fulfillment_service.domain import Destination, Fulfillment, Status
 from messaging.dead_letter_spool import dead_letter_spool_table
 from outbox.table import outbox_table
 
@@ -56,6 +59,7 @@ fulfillments = Table(
     Column("order_timestamp", BigInteger),  # OrderCreated timestamp, epoch ms
     Column("picked_up_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("destination", Text),  # JSON (camelCase ShippingAddress of the OrderCreated); NULL: no address
     Index("ix_fulfillments_due", "status", "next_attempt_at"),
     Index("ix_fulfillments_deliver", "deliver_at"),
 )
@@ -142,6 +146,7 @@ def to_columns(fulfillment: Fulfillment, fields: Iterable[str] | None = None) ->
         "order_timestamp": _millis(f.order_timestamp),
         "picked_up_at": _seconds(f.picked_up_at),
         "updated_at": _seconds(f.updated_at),
+        "destination": _destination_json(f.destination),
     }
     return columns if fields is None else {name: columns[name] for name in fields}
 
@@ -161,7 +166,20 @@ def _fulfillment(row: RowMapping) -> Fulfillment:
         estimated_delivery=_from_millis(row["estimated_delivery"]),
         failure_reason=row["failure_reason"],
         deliver_at=_from_seconds(row["deliver_at"]),
+        destination=_destination(row["destination"]),
     )
+
+
+def _destination_json(destination: Destination | None) -> str | None:
+    if destination is None:
+        return None
+    return json.dumps(address_document(destination), separators=(",", ":"), ensure_ascii=False)
+
+
+def _destination(destination_json: str | None) -> Destination | None:
+    if destination_json is None:
+        return None
+    return address_from_document(json.loads(destination_json))
 
 
 def _seconds(moment: datetime | None) -> float | None:

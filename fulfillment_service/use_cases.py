@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from contract_models.events import OrderCreated
-from fulfillment_service.domain import Fulfillment, RetryPolicy, Status, Transition, pick_up
+from fulfillment_service.domain import Fulfillment, RetryPolicy, Status, Transition, destination_of, pick_up
 from fulfillment_service.metrics import FulfillmentMetrics
 from fulfillment_service.resilience import CircuitBreaker
 from fulfillment_service.shipping import ProviderError, ShippingProvider
@@ -86,12 +86,15 @@ class Fulfiller:
 
         A redelivered (or republished) event finds the order already picked up: a finished order is not
         attempted again, but its current state is reported again, in case the Order Service missed it; an
-        unfinished one is attempted again unless it is running here already. Returns once the attempt's
+        unfinished one is attempted again unless it is running here already. The order's destination (its
+        shippingAddress, None without one) is kept with it for every later attempt. Returns once the attempt's
         outcome is durable; raises only what the unit of work raises.
         """
         with order_context(event.orderId):
             now = self._clock()
-            fulfillment, new = await self._uow.add(pick_up(event.orderId, event.timestamp, now, now + self._lease))
+            destination = destination_of(event.shippingAddress)
+            picked_up = pick_up(event.orderId, event.timestamp, now, now + self._lease, destination)
+            fulfillment, new = await self._uow.add(picked_up)
             if new:
                 log.info("fulfillment picked up", extra={"status": fulfillment.status.value})
             else:
@@ -134,7 +137,8 @@ class Fulfiller:
                 return
             started = time.perf_counter()
             try:
-                shipment = await asyncio.wait_for(self._provider.create_shipment(str(order_id)), self._timeout)
+                call = self._provider.create_shipment(str(order_id), fulfillment.destination)
+                shipment = await asyncio.wait_for(call, self._timeout)
             except (ProviderError, TimeoutError) as exc:
                 self._metrics.provider_failed(exc, time.perf_counter() - started)
                 self._breaker.record_failure()

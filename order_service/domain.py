@@ -13,7 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from contract_models.events import FulfillmentStatus
-from contracts.order_rules import OrderLine, ValidOrder
+from contracts.order_rules import Address, OrderLine, ValidOrder
 
 
 class OrderStatus(StrEnum):
@@ -53,8 +53,8 @@ NOT_STARTED = FulfillmentView(status=OrderStatus.Pending, sequence=-1)
 
 @dataclass(frozen=True)
 class Order:
-    """An accepted order: what was ordered, when (created_at; updated_at: its last status change), and
-    what it knows of its fulfillment."""
+    """An accepted order: what was ordered, when (created_at; updated_at: its last status change), what it
+    knows of its fulfillment, and where it ships (None: placed without an address)."""
 
     order_id: uuid.UUID
     customer_id: str
@@ -64,6 +64,7 @@ class Order:
     created_at: datetime
     updated_at: datetime
     fulfillment: FulfillmentView = NOT_STARTED
+    shipping_address: Address | None = None
 
     @property
     def status(self) -> OrderStatus:
@@ -89,6 +90,7 @@ def accept(order_id: uuid.UUID, request: ValidOrder, now: datetime) -> Order:
         total=request.total,
         created_at=now,
         updated_at=now,
+        shipping_address=request.shipping_address,
     )
 
 

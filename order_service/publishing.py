@@ -7,13 +7,17 @@ import uuid
 
 from contract_models.events import ORDER_CREATED_SCHEMA, OrderCreated
 from contract_models.events import OrderItem as EventItem
+from contract_models.events import ShippingAddress as EventAddress
+from contracts.order_rules import address_document
 from messaging.avro_codec import WIRE_HEADER_BYTES, AvroBodyWriter, UnencodableEvent
 from order_service.domain import Order
 from order_service.errors import EventNotEncodable, EventTooLarge
 
 
 def order_created(order: Order) -> OrderCreated:
-    """The OrderCreated event announcing order, stamped with its acceptance time (a new event id each call)."""
+    """The OrderCreated event announcing order, stamped with its acceptance time (a new event id each call); its
+    shippingAddress is null for an order placed without one."""
+    address = order.shipping_address
     return OrderCreated(
         eventId=uuid.uuid4(),
         timestamp=order.created_at,
@@ -27,6 +31,7 @@ def order_created(order: Order) -> OrderCreated:
             for line in order.lines
         ],
         totalAmount=order.total,
+        shippingAddress=None if address is None else EventAddress(**address_document(address)),
     )
 
 

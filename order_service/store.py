@@ -4,7 +4,8 @@ on them.
 Rows cross this boundary as domain `Order`s, `FulfillmentView`s and `IdempotencyRecord`s, whose times are
 UTC datetimes and whose money is `Decimal`. The columns keep their units: epoch microseconds (integer) for
 an order's created_at and updated_at, epoch milliseconds (integer) for estimated_delivery, epoch seconds
-(float) for an idempotency key's created_at, decimal strings for money; they are converted here and nowhere
+(float) for an idempotency key's created_at, decimal strings for money, JSON text (the contract's camelCase
+ShippingAddress; NULL for an order without one) for the shipping address; they are converted here and nowhere
 else. The page cursor is the keyset position in those units: created_at in µs and the order id.
 
 Every function runs on the caller's Connection, inside the caller's transaction; SQLAlchemy's errors propagate.
@@ -45,7 +46,7 @@ from sqlalchemy import (
     update,
 )
 
-from contracts.order_rules import OrderLine
+from contracts.order_rules import Address, OrderLine, address_document, address_from_document
 from messaging.dead_letter_spool import dead_letter_spool_table
 from order_service.domain import FulfillmentView, Order, OrderPage, OrderStatus
 from order_service.errors import InvalidCursor
@@ -76,6 +77,7 @@ orders = Table(
     Column("fulfillment_seq", Integer, nullable=False, default=-1),
     Column("republish_count", Integer, nullable=False, server_default="0"),  # OrderCreated published again
     Column("republish_due_at", BigInteger),  # epoch microseconds, UTC: not published again before
+    Column("shipping_address", Text),  # JSON (camelCase ShippingAddress); NULL: placed without one
     Index("ix_orders_created", "created_at", "order_id"),
     Index("ix_orders_customer_created", "customer_id", "created_at", "order_id"),
     Index("ix_orders_status_created", "status", "created_at", "order_id"),
@@ -324,6 +326,7 @@ def list_orders(
     with conn.execution_options(yield_per=_PAGE_READ_BATCH).execute(query) as result:
         for row in result.mappings():
             characters += len(row["items"]) + len(row["customer_name"]) + len(row["customer_id"])
+            characters += len(row["shipping_address"] or "")
             if len(rows) == limit or (rows and characters > PAGE_BUDGET_CHARACTERS):
                 more = True
                 break
@@ -348,6 +351,7 @@ def _order_columns(order: Order) -> dict[str, Any]:
         "estimated_delivery": _millis(view.estimated_delivery),
         "failure_reason": view.failure_reason,
         "fulfillment_seq": view.sequence,
+        "shipping_address": _address_json(order.shipping_address),
     }
 
 
@@ -361,6 +365,7 @@ def _order(row: RowMapping) -> Order:
         created_at=_EPOCH + row["created_at"] * _MICROSECOND,
         updated_at=_EPOCH + row["updated_at"] * _MICROSECOND,
         fulfillment=_fulfillment_view(row),
+        shipping_address=_address(row["shipping_address"]),
     )
 
 
@@ -394,6 +399,18 @@ def _lines(items_json: str) -> tuple[OrderLine, ...]:
         OrderLine(item["productId"], item["productName"], item["quantity"], Decimal(item["price"]))
         for item in json.loads(items_json)
     )
+
+
+def _address_json(address: Address | None) -> str | None:
+    if address is None:
+        return None
+    return json.dumps(address_document(address), separators=(",", ":"), ensure_ascii=False)
+
+
+def _address(address_json: str | None) -> Address | None:
+    if address_json is None:
+        return None
+    return address_from_document(json.loads(address_json))
 
 
 def _micros(moment: datetime) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from contracts.order_rules import address_document
 from order_service.domain import Order, OrderPage
 
 
@@ -36,6 +37,7 @@ def order_document(order: Order) -> dict[str, Any]:
         "carrier": fulfillment.carrier,
         "estimatedDelivery": iso_utc(fulfillment.estimated_delivery),
         "failureReason": fulfillment.failure_reason,
+        "shippingAddress": None if order.shipping_address is None else address_document(order.shipping_address),
     }
 
 

@@ -8,6 +8,7 @@ read with the services' own reader, `EventCodec.decode` with the generated reade
 from __future__ import annotations
 
 import copy
+import io
 import json
 import struct
 import time
@@ -17,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
@@ -28,6 +30,7 @@ from contract_models.events import (
     ORDER_CREATED_SCHEMA,
     FulfillmentStatusChanged,
     OrderCreated,
+    ShippingAddress,
 )
 from events.topology import DEAD_LETTER_HEADERS, ORDER_EVENTS
 from harness.orders import TERMINAL, post_orders, wait_all_terminal
@@ -35,6 +38,7 @@ from harness.records import avro_body, produce_records, wire_value
 from harness.system import System
 from harness.topics import read_topic
 from messaging.avro_codec import EventCodec
+from tests.sample_events import order_created
 
 pytestmark = pytest.mark.integration
 
@@ -106,6 +110,58 @@ def test_every_released_version_is_read_by_the_current_reader(registry: SchemaRe
         for field in reader["fields"]
     }
     assert event.model_dump() == expected
+
+
+@pytest.mark.parametrize("released", RELEASED, ids=[p.stem for p in RELEASED])
+def test_a_current_record_is_read_by_every_released_reader(registry: SchemaRegistryClient, released: Path) -> None:
+    # Forward: a consumer still on a released version reads what today's producer writes (the shipping address
+    # of OrderCreated among it), skipping the fields it does not know.
+    reader = json.loads(released.read_text())
+    writer_text, _ = READERS[reader["name"]]
+    writer = json.loads(writer_text)
+    topic = f"consumer-{uuid.uuid4().hex[:8]}"
+    record = sample(writer)
+    data = AvroSerializer(registry, writer_text, conf={"auto.register.schemas": True})(
+        record, SerializationContext(topic, MessageField.VALUE)
+    )
+
+    decoded = fastavro.schemaless_reader(
+        io.BytesIO(data[5:]), fastavro.parse_schema(writer), fastavro.parse_schema(reader)
+    )
+
+    assert decoded == {field["name"]: record[field["name"]] for field in reader["fields"]}
+
+
+def test_an_order_created_with_an_address_is_read_by_the_v1_reader_and_one_without_by_the_v2_reader(
+    registry: SchemaRegistryClient,
+) -> None:
+    v1 = (HISTORY / "OrderCreated.v1.avsc").read_text()
+    topic = f"consumer-{uuid.uuid4().hex[:8]}"
+    address = {
+        "recipientName": "Marie Curie",
+        "addressLines": ["36 Quai de Bethune"],
+        "city": "Paris",
+        "postalCode": "75004",
+        "country": "FR",
+    }
+    with_address = order_created(shippingAddress=ShippingAddress(**address)).model_dump()
+    v2_data = AvroSerializer(registry, ORDER_CREATED_SCHEMA)(
+        with_address, SerializationContext(topic, MessageField.VALUE)
+    )
+    without = {k: v for k, v in order_created().model_dump().items() if k != "shippingAddress"}
+    v1_data = AvroSerializer(registry, v1)(without, SerializationContext(f"{topic}-v1", MessageField.VALUE))
+
+    old_reader = fastavro.schemaless_reader(
+        io.BytesIO(v2_data[5:]),
+        fastavro.parse_schema(json.loads(ORDER_CREATED_SCHEMA)),
+        fastavro.parse_schema(json.loads(v1)),
+    )
+    new_reader = EventCodec(registry, f"{topic}-v1", ORDER_CREATED_SCHEMA, OrderCreated).decode(v1_data)
+    same_version = EventCodec(registry, topic, ORDER_CREATED_SCHEMA, OrderCreated).decode(v2_data)
+
+    assert "shippingAddress" not in old_reader and old_reader["orderId"] == with_address["orderId"]
+    assert (new_reader.orderId, new_reader.shippingAddress) == (without["orderId"], None)
+    assert same_version.shippingAddress is not None and same_version.shippingAddress.model_dump() == address
 
 
 def test_a_writer_without_the_defaulted_fields_reads_with_defaults(registry: SchemaRegistryClient) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from fulfillment_service.domain import Shipment
+from fulfillment_service.domain import Destination, Shipment
 
 HANG = "hang"  # an outcome: the call never answers (the caller's timeout ends it)
 
@@ -28,17 +28,20 @@ class Gate:
 class FakeShippingProvider:
     """Each create_shipment takes the next scripted outcome: an exception is raised, HANG never answers, a
     Gate holds the call until opened; with no outcome left (or None) it ships. Idempotent by key like the
-    real provider: a key that has a shipment gets that one back. calls and lookups list the keys asked for.
+    real provider: a key that has a shipment gets that one back. calls and lookups list the keys asked for,
+    destinations the destination of each call.
     """
 
     def __init__(self, *outcomes: Exception | Gate | str | None) -> None:
         self.outcomes = list(outcomes)
         self.shipments: dict[str, Shipment] = {}
         self.calls: list[str] = []
+        self.destinations: list[Destination | None] = []
         self.lookups: list[str] = []
 
-    async def create_shipment(self, idempotency_key: str) -> Shipment:
+    async def create_shipment(self, idempotency_key: str, destination: Destination | None = None) -> Shipment:
         self.calls.append(idempotency_key)
+        self.destinations.append(destination)
         outcome = self.outcomes.pop(0) if self.outcomes else None
         if outcome == HANG:
             await asyncio.Event().wait()

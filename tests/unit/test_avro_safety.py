@@ -172,7 +172,8 @@ def test_a_record_of_the_committed_schema_decodes_and_its_key_must_be_its_order_
 )
 def test_a_writer_decimal_of_another_scale_or_precision_is_poison(writer_decimal, kind):
     schema = json.loads(ORDER_CREATED_SCHEMA)
-    schema["fields"][-1]["type"] = writer_decimal  # totalAmount
+    (total,) = (field for field in schema["fields"] if field["name"] == "totalAmount")
+    total["type"] = writer_decimal
     codec, data = _wire(schema, _record())
     with pytest.raises(PoisonRecord) as raised:
         codec.decode(data)

@@ -36,14 +36,19 @@ def files(root: Path) -> dict[str, bytes]:
 def test_a_compatible_event_change_is_recorded_as_the_next_version(
     schemas: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    history = schemas / "avro" / "history"
+    released = {
+        name: len(list(history.glob(f"{name}.v*.avsc"))) for name in ("OrderCreated", "FulfillmentStatusChanged")
+    }
     edit_order_created(schemas, name="channel", type="string", default="web", doc="Where the order came from.")
 
     assert main(["--schemas", str(schemas)]) == 0
 
-    recorded = schemas / "avro" / "history" / "OrderCreated.v2.avsc"
+    version = released["OrderCreated"] + 1
+    recorded = history / f"OrderCreated.v{version}.avsc"
     assert recorded.read_text() == (schemas / "avro" / "OrderCreated.avsc").read_text()
-    assert not (schemas / "avro" / "history" / "FulfillmentStatusChanged.v2.avsc").exists()
-    assert "released avro/OrderCreated.avsc as avro/history/OrderCreated.v2.avsc" in capsys.readouterr().out
+    assert not (history / f"FulfillmentStatusChanged.v{released['FulfillmentStatusChanged'] + 1}.avsc").exists()
+    assert f"released avro/OrderCreated.avsc as avro/history/OrderCreated.v{version}.avsc" in capsys.readouterr().out
     assert main(["--schemas", str(schemas)]) == 1  # released already: a no-op now
 
 

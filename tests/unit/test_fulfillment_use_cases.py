@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
-from contract_models.events import FulfillmentStatus, FulfillmentStatusChanged, OrderCreated
+from contract_models.events import FulfillmentStatus, FulfillmentStatusChanged, OrderCreated, ShippingAddress
+from contracts.order_rules import check_order_created
 from fulfillment_service import store
-from fulfillment_service.domain import Fulfillment, Status, pick_up
+from fulfillment_service.domain import Destination, Fulfillment, Status, pick_up
 from fulfillment_service.resilience import BackoffPolicy, BreakerState, CircuitBreaker
 from fulfillment_service.shipping import ProviderError
 from fulfillment_service.unit_of_work import SqlUnitOfWork
@@ -416,3 +417,44 @@ def test_a_failed_order_is_one_info_line_with_its_reason(run):
         assert failed["orderId"] == str(event.orderId)
 
     run(scenario, FakeShippingProvider(ProviderError("503 Unavailable")), max_attempts=1)
+
+
+PARIS = Destination("Marie Curie", ("36 Quai de Bethune",), "Paris", "75004", "FR")
+
+
+def address_of(destination: Destination) -> ShippingAddress:
+    return ShippingAddress(
+        recipientName=destination.recipient_name,
+        addressLines=list(destination.address_lines),
+        city=destination.city,
+        postalCode=destination.postal_code,
+        country=destination.country,
+    )
+
+
+def test_the_provider_ships_to_the_orders_address_on_every_call(run):
+    async def scenario(w: World) -> None:
+        event = sample_order_created(timestamp=T0 - timedelta(seconds=1), shippingAddress=address_of(PARIS))
+        check_order_created(event)  # an event the Order Service could have written
+        await w.fulfiller.handle_order_created(event)
+        assert w.provider.destinations == [PARIS]
+        assert w.stored(event.orderId).destination == PARIS  # kept for the retries, across restarts
+
+        w.clock.advance(RETRY_DELAY)
+        assert len(await w.retry_due()) == 1
+        assert w.provider.destinations == [PARIS, PARIS]
+        assert w.stored(event.orderId).status is Status.Shipped
+
+    run(scenario, FakeShippingProvider(ProviderError("503")))
+
+
+def test_an_order_without_an_address_is_shipped_without_a_destination(run):
+    async def scenario(w: World) -> None:
+        event = order_created()
+        assert event.shippingAddress is None  # as every v1 writer's record reads
+        await w.fulfiller.handle_order_created(event)
+        assert w.provider.destinations == [None]
+        stored = w.stored(event.orderId)
+        assert (stored.status, stored.destination) == (Status.Shipped, None)
+
+    run(scenario, FakeShippingProvider())

@@ -1,6 +1,7 @@
 """The Alembic migrations build exactly the schema the code uses: on a fresh database, idempotently, and from
 a database at the head released before the outbox became a shared branch (and before the dead-letter spool)."""
 
+import uuid
 from pathlib import Path
 from types import ModuleType
 
@@ -89,3 +90,46 @@ def upgrade_from_released_head(engine: Engine, fresh: Engine, service: ModuleTyp
 def test_a_database_at_the_released_head_upgrades_cleanly(tmp_path, service, metadata):
     engine = make_engine(f"sqlite:///{tmp_path}/db.sqlite")
     upgrade_from_released_head(engine, make_engine(f"sqlite:///{tmp_path}/fresh.sqlite"), service, metadata)
+
+
+def upgrade_to(engine: Engine, migrations: Path, revision: str) -> None:
+    config = Config(str(migrations / "alembic.ini"))
+    config.set_main_option("script_location", str(migrations))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+
+
+def test_orders_and_fulfillments_stored_before_shipping_addresses_read_without_one(tmp_path):
+    # The revisions before the shipping address: 0004 of the Order Service, 0003 of the Fulfillment Service.
+    orders = make_engine(f"sqlite:///{tmp_path}/orders.sqlite")
+    upgrade_to(orders, order_bootstrap.MIGRATIONS, "0004")
+    fulfillments = make_engine(f"sqlite:///{tmp_path}/fulfillment.sqlite")
+    upgrade_to(fulfillments, fulfillment_bootstrap.MIGRATIONS, "0003")
+    order_id = "0b6e2a4c-3f0e-4f3a-9d7e-5a1c2b3d4e5f"
+    with orders.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO orders (order_id, customer_id, customer_name, items, total_amount, status, created_at, "
+                "updated_at, fulfillment_seq) VALUES (:id, 'c-1', 'Ada', :items, '1.00', 'Pending', 1, 1, -1)"
+            ),
+            {"id": order_id, "items": '[{"productId":"p-1","productName":"Lamp","quantity":1,"price":"1.00"}]'},
+        )
+    with fulfillments.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO fulfillments (order_id, status, attempts, sequence, picked_up_at, updated_at, "
+                "next_attempt_at) VALUES (:id, 'Pending', 0, 0, 1.0, 1.0, 2.0)"
+            ),
+            {"id": order_id},
+        )
+
+    order_bootstrap.migrate(orders)
+    fulfillment_bootstrap.migrate(fulfillments)
+
+    with orders.connect() as conn:
+        order = order_store.get_order(conn, uuid.UUID(order_id))
+    with fulfillments.connect() as conn:
+        fulfillment = fulfillment_store.get(conn, uuid.UUID(order_id))
+    assert order is not None and order.shipping_address is None and order.customer_name == "Ada"
+    assert fulfillment is not None and fulfillment.destination is None and fulfillment.next_attempt_at is not None

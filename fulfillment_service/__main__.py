@@ -5,10 +5,12 @@ from __future__ import annotations
 from fulfillment_service.app import create_app
 from fulfillment_service.settings import FulfillmentServiceSettings
 from httpapi.serve import serve
+from observability.tracing import configure_tracing
 
 
 def main() -> None:
     """Serve on HOST:PORT until SIGTERM or Ctrl-C, then drain within SHUTDOWN_GRACE_SECONDS."""
+    configure_tracing("fulfillment-service")
     settings = FulfillmentServiceSettings()
     serve(create_app(settings), settings.host, settings.port, settings.log_level, settings.shutdown_grace_seconds + 5)
 

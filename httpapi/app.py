@@ -17,6 +17,7 @@ from httpapi.openapi import serve_contract
 from httpapi.problems import install_problem_handlers
 from httpapi.request_framing import RequestFraming
 from observability.http_metrics import RequestDurations, metrics_router
+from observability.http_tracing import TraceRequests
 from observability.metrics import Metrics
 
 
@@ -36,6 +37,7 @@ def contract_app(
     and JSON responses keep Decimal exact; lifespan is the service's start-up and shutdown (None: nothing to start).
     With metrics, GET /metrics serves them (a 404 problem, of the contract's problem_model, while they are
     disabled) and, while they are enabled, every request's duration is observed (observability.http_metrics).
+    Every request gets a server span continuing its W3C trace context (observability.http_tracing).
     """
     # No redirect to the slash-less path: it would echo the client's Host header into Location.
     app = FastAPI(
@@ -52,6 +54,7 @@ def contract_app(
         if metrics.enabled:  # outside the error boundary: it sees the status the client gets
             app.add_middleware(RequestDurations, metrics=metrics, router=app.router)
         app.include_router(metrics_router(metrics, problem_model))
+    app.add_middleware(TraceRequests, router=app.router)  # outermost: the request's span is current throughout
     install_problem_handlers(app)
     serve_contract(app, contract, asyncapi=asyncapi)
     return app

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from httpapi.serve import serve
+from observability.tracing import configure_tracing
 from order_service.app import create_app
 from order_service.settings import OrderServiceSettings
 
 
 def main() -> None:
     """Serve the Order Service on HOST:PORT with the settings from the environment."""
+    configure_tracing("order-service")
     settings = OrderServiceSettings()
     serve(create_app(settings), settings.host, settings.port, settings.log_level, graceful_seconds=10)
 

@@ -13,6 +13,8 @@ registry refuses) parks it with its reason (outbox.parking), and the relay goes 
 later rows of that key wait behind the parked one. The relay also asks the registry now and then (at start,
 every registration_check_seconds, sooner after registry errors) whether each codec's schema is still registered
 with the id it writes (messaging.avro_codec.EventCodec.check_registration); schema_checks() is the last answer.
+A row written in a trace is published in a span of that trace, its record carrying the W3C trace context headers
+(outbox.tracing).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
+from opentelemetry.trace import Span, Tracer
 from sqlalchemy import Engine, Table
 
 from messaging.avro_codec import EventCodec, RegistrationCheck, RegistryUnavailable
@@ -37,6 +40,7 @@ from outbox.failures import UnknownEventType, classify, classify_delivery
 from outbox.metrics import RelayMetrics
 from outbox.ownership import current_owner, owner_is_gone
 from outbox.parking import OutboxHealth, outbox_health
+from outbox.tracing import PublishSpans
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +57,8 @@ class OutboxRelay:
     batch_size rows are claimed at a time for lease_seconds; with nothing to do the relay polls every
     idle_poll_seconds, or at once when woken (wake()); at most max_in_flight records await the broker's answer.
     registration_check_seconds: how often the codecs' registrations are checked (0: only at start and after
-    registry errors).
+    registry errors). tracer: where the publish spans of rows written in a trace are made (outbox.tracing; default:
+    the global provider's).
     """
 
     def __init__(
@@ -69,8 +74,10 @@ class OutboxRelay:
         max_in_flight: int = 20_000,
         registration_check_seconds: float = 30.0,
         metrics: Metrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._engine = engine
+        self._spans = PublishSpans(tracer)
         self._table = table
         self._producer = producer
         self._codecs = codecs
@@ -231,10 +238,13 @@ class OutboxRelay:
             try:
                 value = self._encode(row)
                 self._in_flight.add(row.id)
+                span, headers = self._spans.start(row)
                 try:
-                    self._produce_one(row.topic, row.key, value, row.id, row.created_at)
-                except Exception:
+                    self._produce_one(row.topic, row.key, value, row.id, row.created_at, headers, span)
+                except Exception as exc:
                     self._in_flight.discard(row.id)
+                    if span is not None:
+                        self._spans.failed(span, exc)
                     raise
             except Exception as exc:
                 failure = classify(exc)
@@ -289,10 +299,21 @@ class OutboxRelay:
                 check.schema_id,
             )
 
-    def _produce_one(self, topic: str, key: str, value: bytes, row_id: int, created_at: float) -> None:
-        def on_delivery(err: KafkaError | None, _msg: Message, row_id: int = row_id) -> None:
+    def _produce_one(
+        self,
+        topic: str,
+        key: str,
+        value: bytes,
+        row_id: int,
+        created_at: float,
+        headers: list[tuple[str, bytes]] | None,
+        span: Span | None,
+    ) -> None:
+        def on_delivery(err: KafkaError | None, msg: Message, row_id: int = row_id) -> None:
             if err is None:
                 self._metrics.published(topic, time.time() - created_at)
+            if span is not None:
+                self._spans.delivered(span, err, msg)
             with self._lock:
                 if err is None:
                     self._delivered.append(row_id)
@@ -301,7 +322,7 @@ class OutboxRelay:
 
         while True:
             try:
-                self._producer.produce(topic, key=key.encode(), value=value, on_delivery=on_delivery)
+                self._producer.produce(topic, key=key.encode(), value=value, headers=headers, on_delivery=on_delivery)
                 return
             except BufferError:
                 self._producer.poll(0.1)

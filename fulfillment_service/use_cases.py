@@ -16,7 +16,11 @@ import functools
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Tracer
 
 from contract_models.events import OrderCreated
 from fulfillment_service.domain import Fulfillment, RetryPolicy, Status, Transition, pick_up
@@ -36,7 +40,8 @@ class Fulfiller:
 
     provider_timeout_seconds bounds every provider call; delivery_after_seconds > 0 simulates delivery
     that long after shipping. shipped and failed count the outcomes this instance recorded; metrics is where
-    outcomes, provider calls and scheduled retries are observed (fulfillment_service.metrics).
+    outcomes, provider calls and scheduled retries are observed (fulfillment_service.metrics); tracer makes a
+    span per provider call, a child of the current span (default: the global provider's tracer).
     """
 
     def __init__(
@@ -49,8 +54,10 @@ class Fulfiller:
         delivery_after_seconds: float,
         clock: Callable[[], datetime] = functools.partial(datetime.now, UTC),
         metrics: Metrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._uow = uow
+        self._tracer = tracer or trace.get_tracer(__name__)
         self._metrics = FulfillmentMetrics(metrics or Metrics())
         self._provider = provider
         self._breaker = breaker
@@ -107,7 +114,8 @@ class Fulfiller:
         self._active.add(order_id)
         try:
             if not first:
-                found = await self._provider.find_shipment(str(order_id))
+                with self._provider_span("find_shipment", order_id):
+                    found = await self._provider.find_shipment(str(order_id))
                 if found is not None:
                     await self._record(fulfillment.ship(found, self._clock(), self._delivery_after, found=True))
                     return
@@ -116,7 +124,8 @@ class Fulfiller:
                 return
             started = time.perf_counter()
             try:
-                shipment = await asyncio.wait_for(self._provider.create_shipment(str(order_id)), self._timeout)
+                with self._provider_span("create_shipment", order_id):
+                    shipment = await asyncio.wait_for(self._provider.create_shipment(str(order_id)), self._timeout)
             except (ProviderError, TimeoutError) as exc:
                 self._metrics.provider_failed(exc, time.perf_counter() - started)
                 self._breaker.record_failure()
@@ -147,6 +156,15 @@ class Fulfiller:
         """Record the simulated delivery of a Shipped order, reported by a Delivered event (once; a second call
         for the same order records nothing). Raises InvalidTransition (the domain's) for an order not Shipped."""
         await self._record(fulfillment.deliver(self._clock()))
+
+    def _provider_span(self, operation: str, order_id: uuid.UUID) -> AbstractContextManager[Span]:
+        """The current span of one provider call (kind CLIENT, a child of the order's processing span): named
+        `shipping-provider <operation>`; a failure or timeout ends it as an error with the exception recorded."""
+        return self._tracer.start_as_current_span(
+            f"shipping-provider {operation}",
+            kind=SpanKind.CLIENT,
+            attributes={"peer.service": "shipping-provider", "order.id": str(order_id)},
+        )
 
     async def _record(self, transition: Transition) -> None:
         """Record an outcome, or a failed attempt's scheduled retry (a Pending transition)."""

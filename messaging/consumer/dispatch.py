@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from confluent_kafka import Message
+from opentelemetry import trace
+from opentelemetry.trace import Span
 
 from messaging.backoff import Backoff
 from messaging.consumer.decode import Decoded
+from messaging.consumer.tracing import ConsumerSpans
 from observability.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
@@ -45,12 +49,21 @@ class KeyOrderedDispatcher:
     """Handles every record in its own task, many at once; records with the same key one after another.
 
     handler: async, takes one event and makes its outcome durable (it must be idempotent: a record may be
-    handled again after a restart). key_of: the key of an event (e.g. its order id).
+    handled again after a restart). key_of: the key of an event (e.g. its order id). spans: with them, each
+    record is handled in its processing span (messaging.consumer.tracing), current while the handler runs, so
+    the handler's own spans and the events it writes continue the record's trace; failed attempts are events of
+    that span.
     """
 
-    def __init__(self, handler: Callable[[Any], Awaitable[None]], key_of: Callable[[Any], str]) -> None:
+    def __init__(
+        self,
+        handler: Callable[[Any], Awaitable[None]],
+        key_of: Callable[[Any], str],
+        spans: ConsumerSpans | None = None,
+    ) -> None:
         self._handler = handler
         self._key_of = key_of
+        self._spans = spans
         self._by_key: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -83,18 +96,30 @@ class KeyOrderedDispatcher:
     async def _handle(self, record: Decoded[Any], previous: asyncio.Task[None] | None, done: Done) -> None:
         if previous is not None and not previous.done():
             await asyncio.wait({previous})  # same key: keep the order of records
+        if self._spans is None:
+            finished = await self._attempts(record, None)
+        else:
+            span = self._spans.start(record.message)
+            with trace.use_span(span, end_on_exit=True):
+                finished = await self._attempts(record, span)
+        if finished:
+            done(record.message)
+
+    async def _attempts(self, record: Decoded[Any], span: Span | None) -> bool:
+        """Handle record until it succeeds (True) or the dispatcher stops (False: not done)."""
         backoff = Backoff()
         while True:
             try:
                 await self._handler(record.event)
-                break
+                return True
             except Exception as exc:
                 # The handler's own failures (database away...) are retried; the record is never skipped.
                 self._failures.warning(type(exc).__name__, f"handling {_where(record.message)} failed, retrying", exc)
+                if span is not None:
+                    span.record_exception(exc)
                 if self._stopping:
-                    return  # not done: the record is read again after restart
+                    return False  # not done: the record is read again after restart
                 await asyncio.sleep(backoff.failed())
-        done(record.message)
 
 
 class BatchDispatcher:
@@ -103,11 +128,19 @@ class BatchDispatcher:
     handler: blocking (run in a worker thread), takes up to max_batch events and makes their outcome durable
     in one go, e.g. one transaction (it must be idempotent: a batch may be handled again after a restart).
     Records that arrive while a batch is being handled form the next batch; after stop() no new batch starts.
+
+    spans: with them, every record of a batch gets its own processing span (messaging.consumer.tracing), each
+    a child of that record's trace, all spanning the batch's handling (from its start to its commit; a failed
+    attempt is an event of each): a span per record, not one per batch with links, so that each record's trace
+    (an order's, from its request on) includes the work that applied it.
     """
 
-    def __init__(self, handler: Callable[[list[Any]], None], max_batch: int = 500) -> None:
+    def __init__(
+        self, handler: Callable[[list[Any]], None], max_batch: int = 500, spans: ConsumerSpans | None = None
+    ) -> None:
         self._handler = handler
         self._max_batch = max_batch
+        self._spans = spans
         self._pending: list[tuple[Decoded[Any], Done]] = []
         self._worker: asyncio.Task[None] | None = None
         self._stopping = False
@@ -131,6 +164,7 @@ class BatchDispatcher:
         while self._pending and not self._stopping:
             batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
             events = [record.event for record, _ in batch]
+            spans = self._start_spans(batch)
             backoff = Backoff()
             while True:
                 try:
@@ -141,11 +175,30 @@ class BatchDispatcher:
                     self._failures.error(
                         type(exc).__name__, f"handling a batch of {len(batch)} from {where} failed, retrying", exc
                     )
+                    for span in spans:
+                        span.record_exception(exc)
                     if self._stopping:
+                        _end(spans)
                         return
                     await asyncio.sleep(backoff.failed())
+            _end(spans)
             for record, done in batch:
                 done(record.message)
+
+    def _start_spans(self, batch: list[tuple[Decoded[Any], Done]]) -> list[Span]:
+        if self._spans is None:
+            return []
+        started = time.time_ns()
+        spans = [self._spans.start(record.message, started) for record, _ in batch]
+        for span in spans:
+            span.set_attribute("messaging.batch.message_count", len(batch))
+        return spans
+
+
+def _end(spans: list[Span]) -> None:
+    ended = time.time_ns()
+    for span in spans:
+        span.end(ended)
 
 
 def _where(message: Message) -> str:

@@ -9,6 +9,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from fastapi import FastAPI
+from opentelemetry.trace import TracerProvider
 
 from httpapi.body_limit import BodyLimitMiddleware
 from httpapi.error_boundary import ErrorBoundary
@@ -17,7 +18,6 @@ from httpapi.openapi import serve_contract
 from httpapi.problems import install_problem_handlers
 from httpapi.request_framing import RequestFraming
 from observability.http_metrics import RequestDurations, metrics_router
-from observability.http_tracing import TraceRequests
 from observability.metrics import Metrics
 
 
@@ -30,6 +30,7 @@ def contract_app(
     asyncapi: bool = False,
     metrics: Metrics | None = None,
     problem_model: Any = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
     """A FastAPI app serving schemas/openapi/<contract>.yaml (and the AsyncAPI document when asyncapi).
 
@@ -37,7 +38,19 @@ def contract_app(
     and JSON responses keep Decimal exact; lifespan is the service's start-up and shutdown (None: nothing to start).
     With metrics, GET /metrics serves them (a 404 problem, of the contract's problem_model, while they are
     disabled) and, while they are enabled, every request's duration is observed (observability.http_metrics).
-    Every request gets a server span continuing its W3C trace context (observability.http_tracing).
+
+    Every request gets a server span from FastAPI's own OpenTelemetry support (no instrumentation package, and no
+    middleware of ours that would make a second one): kind SERVER, named `<METHOD> <route template>`
+    (`POST /api/orders`), continuing the request's W3C `traceparent`/`tracestate` (the global propagator,
+    OTEL_PROPAGATORS, W3C Trace Context and Baggage by default) or starting a new trace, current while the app
+    handles the request (so an outbox row written then captures it), an error for a 5xx answer or an exception.
+    It works once a TracerProvider is set, globally (observability.tracing.configure_tracing) or as
+    tracer_provider, and spans go wherever that provider exports them. FastAPI's spans of dependency resolution,
+    endpoint and serialisation are off (three more spans per request, for little: the request's own duration is
+    in its span), as are its OpenTelemetry metrics (the service's are Prometheus', observability.metrics) and its
+    exporter set-up from the environment (observability.tracing owns it). No `traceparent` goes back in the
+    response: W3C Trace Context defines none for responses (`traceresponse` is a draft), and the contract
+    documents every response header.
     """
     # No redirect to the slash-less path: it would echo the client's Host header into Location.
     app = FastAPI(
@@ -46,6 +59,13 @@ def contract_app(
         lifespan=lifespan,
         default_response_class=DecimalJSONResponse,
         redirect_slashes=False,
+        telemetry={
+            "tracer_provider": tracer_provider,
+            "tracing": True,
+            "operation_spans": False,
+            "metrics": False,
+            "auto_configure": False,
+        },
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(RequestFraming)
@@ -54,7 +74,6 @@ def contract_app(
         if metrics.enabled:  # outside the error boundary: it sees the status the client gets
             app.add_middleware(RequestDurations, metrics=metrics, router=app.router)
         app.include_router(metrics_router(metrics, problem_model))
-    app.add_middleware(TraceRequests, router=app.router)  # outermost: the request's span is current throughout
     install_problem_handlers(app)
     serve_contract(app, contract, asyncapi=asyncapi)
     return app

@@ -14,7 +14,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 from harness.otlp_receiver import OtlpReceiver
-from observability.http_tracing import TraceRequests
+from httpapi.app import contract_app
 from observability.trace_context import capture, carrier, from_headers, kafka_headers, restore
 from observability.tracing import exporter_names, span_exporters, tracer_provider
 from tests.unit.span_recorder import SpanRecorder
@@ -143,17 +143,18 @@ def test_sdk_disabled_makes_no_spans_but_passes_an_incoming_context_on(monkeypat
 
 
 def traced_app(recorder: SpanRecorder) -> FastAPI:
-    app = FastAPI()
+    """The app both services start from, with a route that answers with what an outbox row written there
+    would store, and one that fails."""
+    app = contract_app("Order Service", "order-service", None, max_body_bytes=1000, tracer_provider=recorder.provider)
 
     @app.get("/items/{item_id}")
     async def item(item_id: str) -> dict:
-        return {"item": item_id, "context": capture()}  # what an outbox row written here would store
+        return {"item": item_id, "context": capture()}
 
     @app.get("/broken")
     async def broken() -> dict:
         raise RuntimeError("boom")
 
-    app.add_middleware(TraceRequests, router=app.router, tracer=recorder.tracer)
     return app
 
 
@@ -175,6 +176,7 @@ def test_a_request_continues_its_callers_traceparent_in_a_span_named_by_its_rout
     assert span.attributes["http.route"] == "/items/{item_id}"
     assert span.attributes["http.response.status_code"] == 200
     assert span.attributes["url.path"] == "/items/42"
+    assert recorder.finished() == [span]  # one span per request: none per dependency, endpoint or serialisation
     stored = json.loads(response.json()["context"])  # the handler ran in the request's span
     assert stored == {"traceparent": traceparent(span), "tracestate": "v=1"}
 

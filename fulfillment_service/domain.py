@@ -91,7 +91,9 @@ class Fulfillment:
 
     next_attempt_at: when a Pending order is due for its next provider call (a running call pushes it
     past the call's timeout, so an order whose worker died mid-call is taken up again). deliver_at: when a
-    Shipped order's simulated delivery is due. All datetimes are timezone-aware UTC.
+    Shipped order's simulated delivery is due. All datetimes are timezone-aware UTC. trace_context: the W3C
+    trace context the order was picked up in (observability.trace_context's stored form), so that later attempts
+    continue that trace; the domain carries it and never reads it.
     """
 
     order_id: uuid.UUID
@@ -107,6 +109,7 @@ class Fulfillment:
     estimated_delivery: datetime | None = None
     failure_reason: str | None = None
     deliver_at: datetime | None = None
+    trace_context: str | None = None
 
     def ship(
         self, shipment: Shipment, now: datetime, delivery_after: timedelta | None, *, found: bool = False

@@ -56,6 +56,7 @@ fulfillments = Table(
     Column("order_timestamp", BigInteger),  # OrderCreated timestamp, epoch ms
     Column("picked_up_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("trace_context", Text),  # the W3C trace context the order was picked up in (JSON), see domain
     Index("ix_fulfillments_due", "status", "next_attempt_at"),
     Index("ix_fulfillments_deliver", "deliver_at"),
 )
@@ -142,6 +143,7 @@ def to_columns(fulfillment: Fulfillment, fields: Iterable[str] | None = None) ->
         "order_timestamp": _millis(f.order_timestamp),
         "picked_up_at": _seconds(f.picked_up_at),
         "updated_at": _seconds(f.updated_at),
+        "trace_context": f.trace_context,
     }
     return columns if fields is None else {name: columns[name] for name in fields}
 
@@ -161,6 +163,7 @@ def _fulfillment(row: RowMapping) -> Fulfillment:
         estimated_delivery=_from_millis(row["estimated_delivery"]),
         failure_reason=row["failure_reason"],
         deliver_at=_from_seconds(row["deliver_at"]),
+        trace_context=row["trace_context"],
     )
 
 

@@ -11,6 +11,7 @@ API go through a FulfillmentReader, on threads of its own. Use cases see no conn
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import uuid
 from collections.abc import Callable, Collection
@@ -23,6 +24,7 @@ from sqlalchemy import Connection, Engine
 from contract_models.events import FulfillmentStatusChanged
 from fulfillment_service import store
 from fulfillment_service.domain import Fulfillment, Transition
+from observability.trace_context import capture
 from outbox.table import OutboxEntry, add_to_outbox
 from persistence.group_commit import GroupCommitter
 
@@ -78,9 +80,13 @@ class SqlUnitOfWork:
         self._clock = clock
 
     async def add(self, transition: Transition) -> tuple[Fulfillment, bool]:
-        """See UnitOfWork.add. Raises ValueError for a transition of an existing fulfillment."""
+        """See UnitOfWork.add; the new fulfillment keeps the caller's trace context. Raises ValueError for a
+        transition of an existing fulfillment."""
         if transition.expected is not None:
             raise ValueError(f"not a new fulfillment: expects status {transition.expected}")
+        # The new fulfillment keeps the trace it was picked up in, for the attempts the scheduler makes later.
+        traced = dataclasses.replace(transition.fulfillment, trace_context=capture())
+        transition = dataclasses.replace(transition, fulfillment=traced)
         stored = await self._committer.submit(functools.partial(self._add, transition, self._entries(transition)))
         self._after(transition)
         return stored

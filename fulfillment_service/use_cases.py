@@ -20,6 +20,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Tracer
 
 from contract_models.events import OrderCreated
@@ -29,6 +30,7 @@ from fulfillment_service.resilience import CircuitBreaker
 from fulfillment_service.shipping import ProviderError, ShippingProvider
 from fulfillment_service.unit_of_work import UnitOfWork
 from observability.metrics import Metrics
+from observability.trace_context import restore
 
 # A running call pushes the order's next attempt this far past the call timeout: an order whose worker
 # died mid-call is then due again for the retry scheduler.
@@ -106,8 +108,13 @@ class Fulfiller:
         order is being attempted here already. ProviderError and a call over provider_timeout_seconds are
         recorded as a failed attempt; any other exception of the call (or of the unit of work) propagates,
         after the breaker counted the call as failed and (for an exception of the call) the order was made due
-        again when the breaker next lets a call through, without counting an attempt.
+        again when the breaker next lets a call through, without counting an attempt. It runs in the current
+        span, or without one (the retry scheduler's) in a span of the trace the order was picked up in.
         """
+        with self._in_order_trace(fulfillment, "attempt"):
+            await self._attempt(fulfillment, first)
+
+    async def _attempt(self, fulfillment: Fulfillment, first: bool) -> None:
         order_id = fulfillment.order_id
         if order_id in self._active:
             return
@@ -155,7 +162,20 @@ class Fulfiller:
     async def deliver(self, fulfillment: Fulfillment) -> None:
         """Record the simulated delivery of a Shipped order, reported by a Delivered event (once; a second call
         for the same order records nothing). Raises InvalidTransition (the domain's) for an order not Shipped."""
-        await self._record(fulfillment.deliver(self._clock()))
+        with self._in_order_trace(fulfillment, "delivery"):
+            await self._record(fulfillment.deliver(self._clock()))
+
+    def _in_order_trace(self, fulfillment: Fulfillment, work: str) -> AbstractContextManager[object]:
+        """Where work on fulfillment's order runs: in the current span when there is one (the order's record
+        being processed), else (the retry scheduler) in a new span `fulfillment <work>`, a child of the trace the
+        order was picked up in, so that the order's later attempts and events stay in its trace."""
+        if trace.get_current_span().get_span_context().is_valid:
+            return contextlib.nullcontext()
+        return self._tracer.start_as_current_span(
+            f"fulfillment {work}",
+            context=restore(fulfillment.trace_context) or Context(),
+            attributes={"order.id": str(fulfillment.order_id)},
+        )
 
     def _provider_span(self, operation: str, order_id: uuid.UUID) -> AbstractContextManager[Span]:
         """The current span of one provider call (kind CLIENT, a child of the order's processing span): named

@@ -100,19 +100,23 @@ def test_an_unknown_exporter_is_skipped():
     assert span_exporters({"OTEL_TRACES_EXPORTER": "zipkin-someday"}) == []
 
 
-def test_without_an_exporter_spans_are_real_but_go_nowhere(monkeypatch):
+def test_without_an_exporter_spans_have_real_ids_and_record_nothing(monkeypatch):
     for name in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)
-    with OtlpReceiver() as receiver:
-        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", receiver.traces_url)
-        monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
-        provider = tracer_provider("order-service")
-        with provider.get_tracer("t").start_as_current_span("request") as span:
-            assert span.get_span_context().is_valid and span.get_span_context().trace_flags.sampled
-            assert capture() is not None
-        assert provider.force_flush(5)
-        provider.shutdown()
-        assert receiver.spans() == []
+    monkeypatch.delenv("OTEL_TRACES_SAMPLER", raising=False)
+    tracer = tracer_provider("order-service").get_tracer("t")
+    with tracer.start_as_current_span("request", attributes={"a": 1}) as root:
+        assert not root.is_recording()
+        assert root.get_span_context().is_valid and root.get_span_context().trace_flags.sampled
+        assert json.loads(capture()) == {"traceparent": traceparent(root)}
+        with tracer.start_as_current_span("child") as child:
+            assert ids(child)[0] == ids(root)[0] and ids(child)[1] != ids(root)[1]
+    incoming = from_headers([("traceparent", TRACEPARENT), ("tracestate", "v=1")])
+    continued = tracer.start_span("record", context=incoming)
+    assert ids(continued)[0] == TRACE_ID and ids(continued)[1] != PARENT_ID
+    assert kafka_headers(trace.set_span_in_context(continued))[1] == ("tracestate", b"v=1")
+    unsampled = from_headers([("traceparent", f"00-{TRACE_ID}-{PARENT_ID}-00")])
+    assert not tracer.start_span("record", context=unsampled).get_span_context().trace_flags.sampled  # parent-based
 
 
 def test_with_otlp_configured_spans_reach_the_receiver_with_the_service_name(monkeypatch):

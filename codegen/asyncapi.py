@@ -1,12 +1,13 @@
 """AsyncAPI 3.0 document of the event contract, from the Avro schemas and the event topology.
 
 Channels are the topics of `events.topology` with their default names and partitions (so the document does not
-depend on the environment it is generated in); each event channel carries its Avro schema verbatim, and each
-dead-letter channel the headers the topology names.
+depend on the environment it is generated in); each event channel carries its Avro schema verbatim and the W3C
+trace context headers, and each dead-letter channel the headers the topology names beside those.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ from events.topology import (
     TopicDeclaration,
 )
 from messaging.settings import KafkaSettings
+from observability.trace_context import TRACEPARENT, TRACESTATE
 
 AVRO_FORMAT = "application/vnd.apache.avro+json;version=1.9.0"
 KAFKA_BINDING = "0.5.0"
@@ -41,6 +43,7 @@ def _event_message(schema: dict[str, Any], topic: TopicDeclaration) -> dict[str,
             f"schema in the Schema Registry (subject `{topic.subject()}`, compatibility {topic.compatibility}), "
             "then the Avro body. Readers resolve every registered writer version against their reader schema."
         ),
+        "headers": {"type": "object", "properties": _trace_headers()},
         "payload": {"schemaFormat": AVRO_FORMAT, "schema": schema},
         "bindings": {
             "kafka": {
@@ -54,6 +57,24 @@ def _event_message(schema: dict[str, Any], topic: TopicDeclaration) -> dict[str,
     }
 
 
+# The W3C Trace Context headers (https://www.w3.org/TR/trace-context/) every event record may carry.
+_TRACE_HEADERS = {
+    TRACEPARENT: {
+        "type": "string",
+        "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+        "description": "W3C Trace Context traceparent: the trace the record belongs to (an order's, from its request "
+        "on) and the span that published it, which the consumer's processing continues. Absent on records written "
+        "outside any trace. A dead-letter copy keeps the original's.",
+    },
+    TRACESTATE: {"type": "string", "description": "W3C Trace Context tracestate, when the trace has one."},
+}
+
+
+def _trace_headers() -> dict[str, Any]:
+    """The trace headers' schemas, a fresh copy for each use (shared objects would be written as YAML aliases)."""
+    return copy.deepcopy(_TRACE_HEADERS)
+
+
 def _dead_letter_message(name: str, topic: TopicDeclaration) -> dict[str, Any]:
     source_topic = topic.name
     names = DEAD_LETTER_HEADERS.names()
@@ -63,7 +84,7 @@ def _dead_letter_message(name: str, topic: TopicDeclaration) -> dict[str, Any]:
         "title": name,
         "summary": f"A record of {source_topic} that can never be processed, parked with the reason.",
         "contentType": "application/octet-stream",
-        "headers": {"type": "object", "required": names, "properties": headers},
+        "headers": {"type": "object", "required": names, "properties": {**_trace_headers(), **headers}},
         "payload": {
             "type": "string",
             "format": "binary",

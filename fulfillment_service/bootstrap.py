@@ -33,6 +33,7 @@ from fulfillment_service.use_cases import LEASE_MARGIN, Fulfiller
 from messaging.clients import make_producer
 from messaging.consumer.dispatch import KeyOrderedDispatcher
 from messaging.consumer.runtime import ConsumerRuntime
+from messaging.consumer.tracing import ConsumerSpans
 from messaging.dead_letter_spool import DeadLetterSpool
 from messaging.group_lag import GroupLag
 from messaging.group_progress import GroupProgress
@@ -209,7 +210,12 @@ def bootstrap(
             settings,
             ORDER_EVENTS,
             registry,
-            KeyOrderedDispatcher(fulfiller.handle_order_created, key_of=ORDER_EVENTS.key_of, log_key=ORDER_EVENTS.key),
+            KeyOrderedDispatcher(
+                fulfiller.handle_order_created,
+                key_of=ORDER_EVENTS.key_of,
+                log_key=ORDER_EVENTS.key,
+                spans=ConsumerSpans(settings.consumer_group),
+            ),
             group=settings.consumer_group,
             client_id="fulfillment-service",
             dead_letter_client_id="fulfillment-service-dlq",

@@ -98,6 +98,8 @@ class Fulfillment:
     past the call's timeout, so an order whose worker died mid-call is taken up again). deliver_at: when a
     Shipped order's simulated delivery is due. destination: where the order ships, None for an order placed
     without an address (or announced by a writer that predates the field). All datetimes are timezone-aware UTC.
+    trace_context: the W3C trace context the order was picked up in (observability.trace_context's stored form),
+    so that later attempts continue that trace; the domain carries it and never reads it.
     """
 
     order_id: uuid.UUID
@@ -114,6 +116,7 @@ class Fulfillment:
     failure_reason: str | None = None
     deliver_at: datetime | None = None
     destination: Destination | None = None
+    trace_context: str | None = None
 
     def ship(
         self, shipment: Shipment, now: datetime, delivery_after: timedelta | None, *, found: bool = False

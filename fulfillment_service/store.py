@@ -60,6 +60,7 @@ fulfillments = Table(
     Column("picked_up_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
     Column("destination", Text),  # JSON (camelCase ShippingAddress of the OrderCreated); NULL: no address
+    Column("trace_context", Text),  # the W3C trace context the order was picked up in (JSON), see domain
     Index("ix_fulfillments_due", "status", "next_attempt_at"),
     Index("ix_fulfillments_deliver", "deliver_at"),
 )
@@ -147,6 +148,7 @@ def to_columns(fulfillment: Fulfillment, fields: Iterable[str] | None = None) ->
         "picked_up_at": _seconds(f.picked_up_at),
         "updated_at": _seconds(f.updated_at),
         "destination": _destination_json(f.destination),
+        "trace_context": f.trace_context,
     }
     return columns if fields is None else {name: columns[name] for name in fields}
 
@@ -167,6 +169,7 @@ def _fulfillment(row: RowMapping) -> Fulfillment:
         failure_reason=row["failure_reason"],
         deliver_at=_from_seconds(row["deliver_at"]),
         destination=_destination(row["destination"]),
+        trace_context=row["trace_context"],
     )
 
 

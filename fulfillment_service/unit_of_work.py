@@ -2,7 +2,9 @@
 
 A use case hands over a domain `Transition` (a new fulfillment, or changed fields of one, and the event
 reporting it). The unit of work writes the row and puts the event in the outbox in one transaction,
-through the group committer, so the state changes of many orders in flight share commits. Reads for the
+through the group committer, so the state changes of many orders in flight share commits. The event's outbox
+entry is made on the caller's task and carries its trace context (the record's processing span, see
+messaging.consumer.tracing), so the relay continues that trace. Reads for the
 API go through a FulfillmentReader, on threads of its own. Use cases see no connection, SQL or outbox table.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import functools
 import uuid
 from collections.abc import Callable, Collection
@@ -22,6 +25,7 @@ from sqlalchemy import Connection, Engine
 from contract_models.events import FulfillmentStatusChanged
 from fulfillment_service import store
 from fulfillment_service.domain import Fulfillment, Transition
+from observability.trace_context import capture
 from outbox.table import OutboxEntry, add_to_outbox
 from persistence.group_commit import GroupCommitter
 
@@ -77,10 +81,14 @@ class SqlUnitOfWork:
         self._clock = clock
 
     async def add(self, transition: Transition) -> tuple[Fulfillment, bool]:
-        """See UnitOfWork.add. Raises ValueError for a transition of an existing fulfillment."""
+        """See UnitOfWork.add; the new fulfillment keeps the caller's trace context. Raises ValueError for a
+        transition of an existing fulfillment."""
         if transition.expected is not None:
             raise ValueError(f"not a new fulfillment: expects status {transition.expected}")
-        stored = await self._committer.submit(functools.partial(self._add, transition))
+        # The new fulfillment keeps the trace it was picked up in, for the attempts the scheduler makes later.
+        traced = dataclasses.replace(transition.fulfillment, trace_context=capture())
+        transition = dataclasses.replace(transition, fulfillment=traced)
+        stored = await self._committer.submit(functools.partial(self._add, transition, self._entries(transition)))
         self._after(transition)
         return stored
 
@@ -88,7 +96,7 @@ class SqlUnitOfWork:
         """See UnitOfWork.apply. Raises ValueError for a new fulfillment (use add)."""
         if transition.expected is None:
             raise ValueError("a new fulfillment is added, not applied")
-        applied = await self._committer.submit(functools.partial(self._apply, transition))
+        applied = await self._committer.submit(functools.partial(self._apply, transition, self._entries(transition)))
         self._after(transition)
         return applied
 
@@ -106,18 +114,18 @@ class SqlUnitOfWork:
         """See UnitOfWork.due_for_delivery."""
         return await self._committer.submit(functools.partial(self._due_for_delivery, limit))
 
-    def _add(self, transition: Transition, conn: Connection) -> tuple[Fulfillment, bool]:
+    def _add(self, transition: Transition, entries: list[OutboxEntry], conn: Connection) -> tuple[Fulfillment, bool]:
         existing = store.insert_if_absent(conn, transition.fulfillment)
         if existing is not None:
             return existing, False
-        self._to_outbox(conn, transition)
+        add_to_outbox(conn, store.outbox, entries)
         return transition.fulfillment, True
 
-    def _apply(self, transition: Transition, conn: Connection) -> bool:
+    def _apply(self, transition: Transition, entries: list[OutboxEntry], conn: Connection) -> bool:
         assert transition.expected is not None
         if not store.update_if_status(conn, transition.fulfillment, transition.expected, transition.changed):
             return False
-        self._to_outbox(conn, transition)
+        add_to_outbox(conn, store.outbox, entries)
         return True
 
     def _claim(self, lease: timedelta, limit: int, busy: Collection[uuid.UUID], conn: Connection) -> list[Fulfillment]:
@@ -127,10 +135,12 @@ class SqlUnitOfWork:
     def _due_for_delivery(self, limit: int, conn: Connection) -> list[Fulfillment]:
         return store.due_for_delivery(conn, self._clock(), limit)
 
-    def _to_outbox(self, conn: Connection, transition: Transition) -> None:
-        if transition.event is not None:
-            entry = OutboxEntry.of(self._topic, str(transition.fulfillment.order_id), transition.event)
-            add_to_outbox(conn, store.outbox, [entry])
+    def _entries(self, transition: Transition) -> list[OutboxEntry]:
+        """The outbox entry of the transition's event (none without one), made on the caller's task so that it
+        captures the caller's trace context (the group committer's thread has none)."""
+        if transition.event is None:
+            return []
+        return [OutboxEntry.of(self._topic, str(transition.fulfillment.order_id), transition.event)]
 
     def _after(self, transition: Transition) -> None:
         if transition.event is not None:

@@ -17,7 +17,12 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
+
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Tracer
 
 from contract_models.events import OrderCreated
 from fulfillment_service.domain import Fulfillment, RetryPolicy, Status, Transition, destination_of, pick_up
@@ -27,6 +32,7 @@ from fulfillment_service.shipping import ProviderError, ShippingProvider
 from fulfillment_service.unit_of_work import UnitOfWork
 from observability.logs import order_context
 from observability.metrics import Metrics
+from observability.trace_context import restore
 
 # A running call pushes the order's next attempt this far past the call timeout: an order whose worker
 # died mid-call is then due again for the retry scheduler.
@@ -45,6 +51,8 @@ class Fulfiller:
     Every step runs with the order's id bound to its log lines (observability.logs.order_context), and each state
     change it records is one INFO line: "fulfillment picked up", "retry scheduled", "order shipped", "order failed",
     "order delivered".
+    outcomes, provider calls and scheduled retries are observed (fulfillment_service.metrics); tracer makes a
+    span per provider call, a child of the current span (default: the global provider's tracer).
     """
 
     def __init__(
@@ -57,8 +65,10 @@ class Fulfiller:
         delivery_after_seconds: float,
         clock: Callable[[], datetime] = functools.partial(datetime.now, UTC),
         metrics: Metrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._uow = uow
+        self._tracer = tracer or trace.get_tracer(__name__)
         self._metrics = FulfillmentMetrics(metrics or Metrics())
         self._provider = provider
         self._breaker = breaker
@@ -115,9 +125,10 @@ class Fulfiller:
         order is being attempted here already. ProviderError and a call over provider_timeout_seconds are
         recorded as a failed attempt; any other exception of the call (or of the unit of work) propagates,
         after the breaker counted the call as failed and (for an exception of the call) the order was made due
-        again when the breaker next lets a call through, without counting an attempt.
+        again when the breaker next lets a call through, without counting an attempt. It runs in the current
+        span, or without one (the retry scheduler's) in a span of the trace the order was picked up in.
         """
-        with order_context(fulfillment.order_id):
+        with order_context(fulfillment.order_id), self._in_order_trace(fulfillment, "attempt"):
             await self._attempt(fulfillment, first)
 
     async def _attempt(self, fulfillment: Fulfillment, first: bool) -> None:
@@ -127,7 +138,8 @@ class Fulfiller:
         self._active.add(order_id)
         try:
             if not first:
-                found = await self._provider.find_shipment(str(order_id))
+                with self._provider_span("find_shipment", order_id):
+                    found = await self._provider.find_shipment(str(order_id))
                 if found is not None:
                     await self._record(fulfillment.ship(found, self._clock(), self._delivery_after, found=True))
                     return
@@ -137,8 +149,9 @@ class Fulfiller:
                 return
             started = time.perf_counter()
             try:
-                call = self._provider.create_shipment(str(order_id), fulfillment.destination)
-                shipment = await asyncio.wait_for(call, self._timeout)
+                with self._provider_span("create_shipment", order_id):
+                    call = self._provider.create_shipment(str(order_id), fulfillment.destination)
+                    shipment = await asyncio.wait_for(call, self._timeout)
             except (ProviderError, TimeoutError) as exc:
                 self._metrics.provider_failed(exc, time.perf_counter() - started)
                 self._breaker.record_failure()
@@ -168,8 +181,29 @@ class Fulfiller:
     async def deliver(self, fulfillment: Fulfillment) -> None:
         """Record the simulated delivery of a Shipped order, reported by a Delivered event (once; a second call
         for the same order records nothing). Raises InvalidTransition (the domain's) for an order not Shipped."""
-        with order_context(fulfillment.order_id):
+        with order_context(fulfillment.order_id), self._in_order_trace(fulfillment, "delivery"):
             await self._record(fulfillment.deliver(self._clock()))
+
+    def _in_order_trace(self, fulfillment: Fulfillment, work: str) -> AbstractContextManager[object]:
+        """Where work on fulfillment's order runs: in the current span when there is one (the order's record
+        being processed), else (the retry scheduler) in a new span `fulfillment <work>`, a child of the trace the
+        order was picked up in, so that the order's later attempts and events stay in its trace."""
+        if trace.get_current_span().get_span_context().is_valid:
+            return contextlib.nullcontext()
+        return self._tracer.start_as_current_span(
+            f"fulfillment {work}",
+            context=restore(fulfillment.trace_context) or Context(),
+            attributes={"order.id": str(fulfillment.order_id)},
+        )
+
+    def _provider_span(self, operation: str, order_id: uuid.UUID) -> AbstractContextManager[Span]:
+        """The current span of one provider call (kind CLIENT, a child of the order's processing span): named
+        `shipping-provider <operation>`; a failure or timeout ends it as an error with the exception recorded."""
+        return self._tracer.start_as_current_span(
+            f"shipping-provider {operation}",
+            kind=SpanKind.CLIENT,
+            attributes={"peer.service": "shipping-provider", "order.id": str(order_id)},
+        )
 
     async def _record(self, transition: Transition) -> None:
         """Record an outcome, or a failed attempt's scheduled retry (a Pending transition)."""

@@ -9,6 +9,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from fastapi import FastAPI
+from opentelemetry.trace import TracerProvider
 
 from httpapi.access_log import AccessLog
 from httpapi.body_limit import BodyLimitMiddleware
@@ -30,6 +31,7 @@ def contract_app(
     asyncapi: bool = False,
     metrics: Metrics | None = None,
     problem_model: Any = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
     """A FastAPI app serving schemas/openapi/<contract>.yaml (and the AsyncAPI document when asyncapi).
 
@@ -38,6 +40,19 @@ def contract_app(
     With metrics, GET /metrics serves them (a 404 problem, of the contract's problem_model, while they are
     disabled) and, while they are enabled, every request's duration is observed (observability.http_metrics).
     Every request is written to the access log (httpapi.access_log).
+
+    Every request gets a server span from FastAPI's own OpenTelemetry support (no instrumentation package, and no
+    middleware of ours that would make a second one): kind SERVER, named `<METHOD> <route template>`
+    (`POST /api/orders`), continuing the request's W3C `traceparent`/`tracestate` (the global propagator,
+    OTEL_PROPAGATORS, W3C Trace Context and Baggage by default) or starting a new trace, current while the app
+    handles the request (so an outbox row written then captures it), an error for a 5xx answer or an exception.
+    It works once a TracerProvider is set, globally (observability.tracing.configure_tracing) or as
+    tracer_provider, and spans go wherever that provider exports them. FastAPI's spans of dependency resolution,
+    endpoint and serialisation are off (three more spans per request, for little: the request's own duration is
+    in its span), as are its OpenTelemetry metrics (the service's are Prometheus', observability.metrics) and its
+    exporter set-up from the environment (observability.tracing owns it). No `traceparent` goes back in the
+    response: W3C Trace Context defines none for responses (`traceresponse` is a draft), and the contract
+    documents every response header.
     """
     # No redirect to the slash-less path: it would echo the client's Host header into Location.
     app = FastAPI(
@@ -46,6 +61,13 @@ def contract_app(
         lifespan=lifespan,
         default_response_class=DecimalJSONResponse,
         redirect_slashes=False,
+        telemetry={
+            "tracer_provider": tracer_provider,
+            "tracing": True,
+            "operation_spans": False,
+            "metrics": False,
+            "auto_configure": False,
+        },
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(RequestFraming)

@@ -51,7 +51,9 @@ def dead_letter_headers(
     original_size: int | None = None,
     truncated: bool = False,
 ) -> list[tuple[str, bytes]]:
-    """The headers (name, UTF-8 value) that park message for error_type with error_message, named by names.
+    """The headers that park message for error_type with error_message: the original record's own headers
+    (its W3C `traceparent`, for one, so the copy stays in its trace), a null value as empty bytes, and then the
+    dead-letter facts (UTF-8 values) named by names; an original header with one of those names is left out.
 
     original_size: the original value's size in bytes (default: len(message.value())); truncated: whether the
     copy's bytes were cut.
@@ -59,7 +61,10 @@ def dead_letter_headers(
     _, timestamp = message.timestamp()
     if original_size is None:
         original_size = len(message.value() or b"")
+    ours = set(names.names())
+    kept = [(name, _bytes(value)) for name, value in message.headers() or () if name not in ours]
     return [
+        *kept,
         (names.original_topic, (message.topic() or "").encode()),
         (names.original_partition, str(message.partition()).encode()),
         (names.original_offset, str(message.offset()).encode()),
@@ -70,6 +75,10 @@ def dead_letter_headers(
         (names.original_size, str(original_size).encode()),
         (names.truncated, b"true" if truncated else b"false"),
     ]
+
+
+def _bytes(value: bytes | str | None) -> bytes:
+    return value.encode() if isinstance(value, str) else value or b""
 
 
 def headers_size(headers: list[tuple[str, bytes]]) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from httpapi.serve import serve
+from observability.tracing import configure_tracing
 from order_service.app import create_app
 from order_service.settings import OrderServiceSettings
 
@@ -11,6 +12,7 @@ SERVICE = "order-service"  # the `service` field of its log lines
 
 def main() -> None:
     """Serve the Order Service on HOST:PORT with the settings from the environment."""
+    configure_tracing("order-service")
     settings = OrderServiceSettings()
     serve(
         create_app(settings),

@@ -28,6 +28,7 @@ from events.wiring import create_topics, publisher, subscriber
 from messaging.clients import make_producer
 from messaging.consumer.dispatch import BatchDispatcher
 from messaging.consumer.runtime import ConsumerRuntime
+from messaging.consumer.tracing import ConsumerSpans
 from messaging.dead_letter_spool import DeadLetterSpool
 from messaging.health import CachedProbe, dependency_probes
 from messaging.registry import registry_client
@@ -180,7 +181,9 @@ def bootstrap(
             settings,
             FULFILLMENT_EVENTS,
             registry,
-            BatchDispatcher(FulfillmentProjection(uow, waiter.notify_threadsafe)),
+            BatchDispatcher(
+                FulfillmentProjection(uow, waiter.notify_threadsafe), spans=ConsumerSpans(settings.consumer_group)
+            ),
             group=settings.consumer_group,
             client_id="order-service-projection",
             dead_letter_client_id="order-service-dlq",

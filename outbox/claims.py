@@ -26,7 +26,8 @@ _CHUNK = 500
 @dataclass(frozen=True)
 class ClaimedRow:
     """An outbox row claimed for publication: id (insertion order, which is publication order), topic, key,
-    event_type (picks the codec), payload (the event as JSON) and created_at (epoch s when it was written)."""
+    event_type (picks the codec), payload (the event as JSON), created_at (epoch s when it was written) and
+    trace_context (the W3C trace context it continues, observability.trace_context's stored form; None: none)."""
 
     id: int
     topic: str
@@ -34,6 +35,7 @@ class ClaimedRow:
     event_type: str
     payload: str
     created_at: float
+    trace_context: str | None = None
 
 
 class OutboxClaims:
@@ -71,11 +73,20 @@ class OutboxClaims:
                 .where(table.c.id.in_(ids))
                 .values(claimed_until=now + lease_seconds, claimed_by=self._owner)
                 .returning(
-                    table.c.id, table.c.topic, table.c.key, table.c.event_type, table.c.payload, table.c.created_at
+                    table.c.id,
+                    table.c.topic,
+                    table.c.key,
+                    table.c.event_type,
+                    table.c.payload,
+                    table.c.created_at,
+                    table.c.trace_context,
                 )
             ).all()
         return sorted(
-            (ClaimedRow(r.id, r.topic, r.key, r.event_type, r.payload, float(r.created_at)) for r in rows),
+            (
+                ClaimedRow(r.id, r.topic, r.key, r.event_type, r.payload, float(r.created_at), r.trace_context)
+                for r in rows
+            ),
             key=lambda r: r.id,
         )
 

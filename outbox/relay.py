@@ -13,6 +13,8 @@ registry refuses) parks it with its reason (outbox.parking), and the relay goes 
 later rows of that key wait behind the parked one. The relay also asks the registry now and then (at start,
 every registration_check_seconds, sooner after registry errors) whether each codec's schema is still registered
 with the id it writes (messaging.avro_codec.EventCodec.check_registration); schema_checks() is the last answer.
+A row written in a trace is published in a span of that trace, its record carrying the W3C trace context headers
+(outbox.tracing).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 import structlog
 from confluent_kafka import KafkaError, Message, Producer
+from opentelemetry.trace import Span, Tracer
 from sqlalchemy import Engine, Table
 
 from messaging.avro_codec import EventCodec, RegistrationCheck, RegistryUnavailable
@@ -39,6 +42,7 @@ from outbox.failures import UnknownEventType, classify, classify_delivery
 from outbox.metrics import RelayMetrics
 from outbox.ownership import current_owner, owner_is_gone
 from outbox.parking import OutboxHealth, outbox_health
+from outbox.tracing import PublishSpans
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +62,8 @@ class OutboxRelay:
     registry errors). log_keys: by event type, the log context field a row's key is bound to while the relay
     logs about the row (e.g. "orderId"; "key" for other types). Each confirmed publication is one line, at INFO
     for the event types in announce (a state change an operator follows, e.g. OrderCreated), else at DEBUG.
+    tracer: where the publish spans of rows written in a trace are made (outbox.tracing; default: the global
+    provider's).
     """
 
     def __init__(
@@ -75,8 +81,10 @@ class OutboxRelay:
         metrics: Metrics | None = None,
         log_keys: Mapping[str, str] | None = None,
         announce: Collection[str] = (),
+        tracer: Tracer | None = None,
     ) -> None:
         self._engine = engine
+        self._spans = PublishSpans(tracer)
         self._table = table
         self._producer = producer
         self._codecs = codecs
@@ -239,10 +247,13 @@ class OutboxRelay:
             try:
                 value = self._encode(row)
                 self._in_flight.add(row.id)
+                span, headers = self._spans.start(row)
                 try:
-                    self._produce_one(row.topic, row.key, value, row.id, row.created_at, row.event_type)
-                except Exception:
+                    self._produce_one(row.topic, row.key, value, row.id, row.created_at, row.event_type, headers, span)
+                except Exception as exc:
                     self._in_flight.discard(row.id)
+                    if span is not None:
+                        self._spans.failed(span, exc)
                     raise
             except Exception as exc:
                 failure = classify(exc)
@@ -299,12 +310,22 @@ class OutboxRelay:
             )
 
     def _produce_one(
-        self, topic: str, key: str, value: bytes, row_id: int, created_at: float, event_type: str = ""
+        self,
+        topic: str,
+        key: str,
+        value: bytes,
+        row_id: int,
+        created_at: float,
+        event_type: str,
+        headers: list[tuple[str, bytes]] | None,
+        span: Span | None,
     ) -> None:
         def on_delivery(err: KafkaError | None, msg: Message, row_id: int = row_id) -> None:
             if err is None:
                 self._metrics.published(topic, time.time() - created_at)
                 self._log_published(event_type, key, msg)
+            if span is not None:
+                self._spans.delivered(span, err, msg)
             with self._lock:
                 if err is None:
                     self._delivered.append(row_id)
@@ -313,7 +334,7 @@ class OutboxRelay:
 
         while True:
             try:
-                self._producer.produce(topic, key=key.encode(), value=value, on_delivery=on_delivery)
+                self._producer.produce(topic, key=key.encode(), value=value, headers=headers, on_delivery=on_delivery)
                 return
             except BufferError:
                 self._producer.poll(0.1)

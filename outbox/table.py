@@ -12,8 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.context import Context
 from pydantic import BaseModel
 from sqlalchemy import BigInteger, Column, Connection, Float, Integer, MetaData, String, Table, Text, insert
+
+from observability.trace_context import capture
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -27,6 +30,10 @@ def outbox_table(metadata: MetaData) -> Table:
     of the first), failure_reason (the last one's cause) and parked_at (epoch s when the row was set aside
     because publishing it can never succeed; NULL = not parked). A parked row is never claimed, and neither
     is a later row with its key, until it is retried or discarded (outbox.parking).
+
+    trace_context: the W3C trace context of the work that wrote the row, in observability.trace_context's stored
+    form (JSON of `traceparent` and `tracestate`); the relay sends it as the record's headers. NULL: none (rows
+    written before the column existed, or outside any trace), and the record goes out without them.
     """
     return Table(
         "outbox",
@@ -43,6 +50,7 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("first_failed_at", Float, nullable=True),
         Column("failure_reason", Text, nullable=True),
         Column("parked_at", Float, nullable=True, index=True),
+        Column("trace_context", Text, nullable=True),
     )
 
 
@@ -50,19 +58,22 @@ def outbox_table(metadata: MetaData) -> Table:
 class OutboxEntry:
     """An event to write to the outbox: it goes to topic under key (e.g. the order id); event_type is the event
     model's class name (it picks the relay's codec), payload the event as JSON, created_at when it was written
-    (epoch s)."""
+    (epoch s), trace_context the W3C trace context the event continues (observability.trace_context's stored
+    form; None: none)."""
 
     topic: str
     key: str
     event_type: str
     payload: str
     created_at: float
+    trace_context: str | None = None
 
     @classmethod
-    def of(cls, topic: str, key: str, event: BaseModel) -> OutboxEntry:
-        """The entry that carries event to topic under key, written now; insert it (add_to_outbox) in the
-        transaction that changes the state."""
-        return cls(topic, key, type(event).__name__, event.model_dump_json(), time.time())
+    def of(cls, topic: str, key: str, event: BaseModel, context: Context | None = None) -> OutboxEntry:
+        """The entry that carries event to topic under key, written now, in the trace of context (default: the
+        current context, so make the entry where the work's span is current, not on a thread that does not
+        share it); insert it (add_to_outbox) in the transaction that changes the state."""
+        return cls(topic, key, type(event).__name__, event.model_dump_json(), time.time(), capture(context))
 
     def columns(self) -> dict[str, Any]:
         """The entry as the outbox row's column values: unclaimed, no failed attempts."""
@@ -75,6 +86,7 @@ class OutboxEntry:
             "claimed_until": None,
             "claimed_by": None,
             "attempts": 0,
+            "trace_context": self.trace_context,
         }
 
 

@@ -16,6 +16,7 @@ from events.topology import DEAD_LETTER_HEADERS
 from messaging.avro_codec import PoisonRecord, RegistryUnavailable
 from messaging.topic_reader import OffsetRange
 from observability.logs import order_context
+from observability.trace_context import FIELDS as TRACE_FIELDS
 
 H = DEAD_LETTER_HEADERS
 
@@ -283,8 +284,9 @@ def replay(
     decoder: Decoder,
     sender: Sender | None,
 ) -> ReplayReport:
-    """Produce each copy's key and value, unchanged and without headers, to its original topic; sender None is
-    a dry run that produces nothing and says what it would do.
+    """Produce each copy's key and value, unchanged, to its original topic, with the original's W3C trace context
+    headers (`traceparent`, `tracestate`: the replay continues the original's trace) and no others; sender None
+    is a dry run that produces nothing and says what it would do.
 
     Skipped (never produced): copies replay_refusal refuses, a second copy of an original already replayed in
     this run, and copies that still do not decode as the original topic's event (PoisonRecord: replaying them
@@ -318,7 +320,9 @@ def replay(
         verdicts.append(None)
         to_send.append(copy)
     deliveries = iter(
-        sender.send([Outgoing(c.original_topic or "", c.key, c.value) for c in to_send]) if sender else []
+        sender.send([Outgoing(c.original_topic or "", c.key, c.value, _trace_headers(c)) for c in to_send])
+        if sender
+        else []
     )
     for copy, verdict in zip(copies, verdicts, strict=True):
         if verdict is not None:
@@ -339,3 +343,8 @@ def _key_context(copy: DeadLetter) -> contextlib.AbstractContextManager[None]:
     """The copy's key (the orderId of both topics' records) bound to the lines logged inside; nothing without one."""
     key = copy.key_text
     return order_context(key) if key else contextlib.nullcontext()
+
+
+def _trace_headers(copy: DeadLetter) -> tuple[tuple[str, bytes], ...]:
+    """The copy's W3C trace context headers, which it kept from its original."""
+    return tuple((name, value) for name, value in copy.headers if name in TRACE_FIELDS)

@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import structlog
 from confluent_kafka import Message
+from opentelemetry import trace
+from opentelemetry.trace import Span
 
 from messaging.backoff import Backoff
 from messaging.consumer.decode import Decoded
+from messaging.consumer.tracing import ConsumerSpans
 from observability.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
@@ -48,15 +52,23 @@ class KeyOrderedDispatcher:
     handler: async, takes one event and makes its outcome durable (it must be idempotent: a record may be
     handled again after a restart). key_of: the key of an event (e.g. its order id). log_key: the log context
     field (structlog.contextvars) the key is bound to in the record's task, e.g. "orderId", so every line logged
-    while it is handled (its retries' warnings included) names it; None binds nothing.
+    while it is handled (its retries' warnings included) names it; None binds nothing. spans: with them, each
+    record is handled in its processing span (messaging.consumer.tracing), current while the handler runs, so
+    the handler's own spans and the events it writes continue the record's trace; failed attempts are events of
+    that span.
     """
 
     def __init__(
-        self, handler: Callable[[Any], Awaitable[None]], key_of: Callable[[Any], str], log_key: str | None = None
+        self,
+        handler: Callable[[Any], Awaitable[None]],
+        key_of: Callable[[Any], str],
+        log_key: str | None = None,
+        spans: ConsumerSpans | None = None,
     ) -> None:
         self._handler = handler
         self._key_of = key_of
         self._log_key = log_key
+        self._spans = spans
         self._by_key: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -91,18 +103,30 @@ class KeyOrderedDispatcher:
             structlog.contextvars.bind_contextvars(**{self._log_key: key})
         if previous is not None and not previous.done():
             await asyncio.wait({previous})  # same key: keep the order of records
+        if self._spans is None:
+            finished = await self._attempts(record, None)
+        else:
+            span = self._spans.start(record.message)
+            with trace.use_span(span, end_on_exit=True):
+                finished = await self._attempts(record, span)
+        if finished:
+            done(record.message)
+
+    async def _attempts(self, record: Decoded[Any], span: Span | None) -> bool:
+        """Handle record until it succeeds (True) or the dispatcher stops (False: not done)."""
         backoff = Backoff()
         while True:
             try:
                 await self._handler(record.event)
-                break
+                return True
             except Exception as exc:
                 # The handler's own failures (database away...) are retried; the record is never skipped.
                 self._failures.warning(type(exc).__name__, f"handling {_where(record.message)} failed, retrying", exc)
+                if span is not None:
+                    span.record_exception(exc)
                 if self._stopping:
-                    return  # not done: the record is read again after restart
+                    return False  # not done: the record is read again after restart
                 await asyncio.sleep(backoff.failed())
-        done(record.message)
 
 
 class BatchDispatcher:
@@ -111,11 +135,19 @@ class BatchDispatcher:
     handler: blocking (run in a worker thread), takes up to max_batch events and makes their outcome durable
     in one go, e.g. one transaction (it must be idempotent: a batch may be handled again after a restart).
     Records that arrive while a batch is being handled form the next batch; after stop() no new batch starts.
+
+    spans: with them, every record of a batch gets its own processing span (messaging.consumer.tracing), each
+    a child of that record's trace, all spanning the batch's handling (from its start to its commit; a failed
+    attempt is an event of each): a span per record, not one per batch with links, so that each record's trace
+    (an order's, from its request on) includes the work that applied it.
     """
 
-    def __init__(self, handler: Callable[[list[Any]], None], max_batch: int = 500) -> None:
+    def __init__(
+        self, handler: Callable[[list[Any]], None], max_batch: int = 500, spans: ConsumerSpans | None = None
+    ) -> None:
         self._handler = handler
         self._max_batch = max_batch
+        self._spans = spans
         self._pending: list[tuple[Decoded[Any], Done]] = []
         self._worker: asyncio.Task[None] | None = None
         self._stopping = False
@@ -139,6 +171,7 @@ class BatchDispatcher:
         while self._pending and not self._stopping:
             batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
             events = [record.event for record, _ in batch]
+            spans = self._start_spans(batch)
             backoff = Backoff()
             while True:
                 try:
@@ -149,11 +182,30 @@ class BatchDispatcher:
                     self._failures.error(
                         type(exc).__name__, f"handling a batch of {len(batch)} from {where} failed, retrying", exc
                     )
+                    for span in spans:
+                        span.record_exception(exc)
                     if self._stopping:
+                        _end(spans)
                         return
                     await asyncio.sleep(backoff.failed())
+            _end(spans)
             for record, done in batch:
                 done(record.message)
+
+    def _start_spans(self, batch: list[tuple[Decoded[Any], Done]]) -> list[Span]:
+        if self._spans is None:
+            return []
+        started = time.time_ns()
+        spans = [self._spans.start(record.message, started) for record, _ in batch]
+        for span in spans:
+            span.set_attribute("messaging.batch.message_count", len(batch))
+        return spans
+
+
+def _end(spans: list[Span]) -> None:
+    ended = time.time_ns()
+    for span in spans:
+        span.end(ended)
 
 
 def _where(message: Message) -> str:

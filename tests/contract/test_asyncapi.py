@@ -106,13 +106,22 @@ class AnyRecord:
     def value(self) -> bytes:
         return b"value"
 
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"), ("tracestate", b"v=1")]
+
 
 def test_dead_letter_messages_document_the_headers_the_code_writes(document: dict[str, Any]) -> None:
-    written = [name for name, _ in dead_letter_headers(DEAD_LETTER_HEADERS, AnyRecord(), "type", "message")]  # type: ignore[arg-type]
+    copied = [name for name, _ in dead_letter_headers(DEAD_LETTER_HEADERS, AnyRecord(), "type", "message")]  # type: ignore[arg-type]
+    trace = ["traceparent", "tracestate"]  # the original's, kept when it has them
+    assert copied[:2] == trace
+    written = copied[2:]
     for name in ("DeadLetteredOrderCreated", "DeadLetteredFulfillmentStatusChanged"):
         headers = document["components"]["messages"][name]["headers"]
-        assert list(headers["properties"]) == written
+        assert list(headers["properties"]) == trace + written
         assert headers["required"] == written
+    for name in ("OrderCreated", "FulfillmentStatusChanged"):  # what the relay sends for a row written in a trace
+        headers = document["components"]["messages"][name]["headers"]
+        assert list(headers["properties"]) == trace and "required" not in headers
     # Kafka Connect's dead-letter context headers first, under their Connect names; this project's extras after.
     assert written == [
         "__connect.errors.topic",

@@ -44,6 +44,7 @@ def dead_letter(
     original_topic: str = "order-events",
     original_offset: int | None = None,
     max_bytes: int = PRODUCER_MAX_MESSAGE_BYTES,
+    headers: list[tuple[str, bytes]] | None = None,
 ) -> DeadLetter:
     """The copy the consumer writes for a record of original_topic, as it lies at DLQ[partition]@offset."""
     original = Message(
@@ -52,6 +53,7 @@ def dead_letter(
         offset=offset if original_offset is None else original_offset,
         key=key.encode(),
         value=value,
+        headers=headers,
         timestamp=(1, 1_700),
     )
     copy = dead_letter_copy(H, original, error_type, f"{error_type} at offset {offset}", max_bytes)
@@ -266,6 +268,18 @@ def test_replay_produces_exactly_the_valid_records_unchanged_to_their_original_t
     assert "still cannot be processed: InvalidWireFormat" in skipped["order-garbage"]
     assert "fulfillment-events is not order-events" in skipped["order-3"]
     assert lines[-1] == "replayed 2, skipped 3, failed 0 of 5 selected"
+
+
+def test_replay_continues_the_originals_trace_and_carries_no_other_header() -> None:
+    traceparent = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    original_headers = [("traceparent", traceparent), ("tracestate", b"v=1"), ("other", b"x")]
+    environment = FakeEnvironment([dead_letter(0, "order-1", headers=original_headers), dead_letter(1, "order-2")])
+    result = invoke(environment, "dlq", "replay")
+    assert result.exit_code == 0, result.output
+    assert environment.sender_.sent == [
+        Outgoing("order-events", b"order-1", VALID, (("traceparent", traceparent), ("tracestate", b"v=1"))),
+        Outgoing("order-events", b"order-2", VALID),
+    ]
 
 
 def test_replay_honours_the_filters(mixed: FakeEnvironment) -> None:

@@ -43,8 +43,9 @@ def contract_app(
 
     Every request gets a server span from FastAPI's own OpenTelemetry support (no instrumentation package, and no
     middleware of ours that would make a second one): kind SERVER, named `<METHOD> <route template>`
-    (`POST /api/orders`), continuing the request's W3C `traceparent`/`tracestate` (the global propagator,
-    OTEL_PROPAGATORS, W3C Trace Context and Baggage by default) or starting a new trace, current while the app
+    (`POST /api/orders`), continuing the request's W3C `traceparent`/`tracestate` (the global propagator:
+    W3C Trace Context only and bounded, unless OTEL_PROPAGATORS names others, observability.tracing; no baggage
+    is read) or starting a new trace, current while the app
     handles the request (so an outbox row written then captures it), an error for a 5xx answer or an exception.
     It works once a TracerProvider is set, globally (observability.tracing.configure_tracing) or as
     tracer_provider, and spans go wherever that provider exports them. FastAPI's spans of dependency resolution,

@@ -7,11 +7,15 @@
 reaching the app to the end of its response, long polls included. `route` is the matched route's template
 (`/api/orders/{orderId}`), never the raw path, and `unmatched` for a path no route has; `method` is one of
 HTTP's standard methods or `other`: every label comes from a bounded set, whatever clients send.
+
+`orderprocessing_http_requests_refused_total{reason}` counts the requests refused before they reach the app (and so
+in neither the histogram nor the access log): httpapi.slow_clients' reasons, each series present from the start.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter
@@ -75,6 +79,23 @@ class RequestDurations:
         if child is None:
             child = self._children[key] = self._histogram.labels(key[0], key[1], str(status))
         return child
+
+
+def refusal_counter(metrics: Metrics, reasons: Sequence[str]) -> Callable[[str], None]:
+    """A function counting one refused request under its reason (one of reasons) in
+    `orderprocessing_http_requests_refused_total{reason}`; every reason's series exists (at 0) from now on."""
+    counter = metrics.counter(
+        "http_requests_refused_total",
+        "HTTP requests refused before reaching the app (malformed, head or body too slow, head too large, over the "
+        "connection limit), by reason.",
+        ["reason"],
+    )
+    children = {reason: counter.labels(reason) for reason in reasons}
+
+    def refused(reason: str) -> None:
+        children[reason].inc()
+
+    return refused
 
 
 def route_template(scope: Scope, routes: list[BaseRoute]) -> str:

@@ -26,12 +26,14 @@ are bounded wherever a context is read or written:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import CarrierT, Getter, Setter, default_getter, default_setter
+from opentelemetry.trace import Span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 TRACEPARENT = "traceparent"
@@ -192,3 +194,14 @@ def from_headers(headers: Iterable[tuple[str, bytes | str | None]] | None) -> Co
 
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+@contextmanager
+def within(span: Span | None) -> Iterator[None]:
+    """Make span current inside the block without ending it (nothing for None), so lines logged there carry its
+    trace and span ids: for work about a span that runs where it is not current, such as a delivery callback."""
+    if span is None:
+        yield
+        return
+    with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+        yield

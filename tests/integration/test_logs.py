@@ -4,6 +4,7 @@ tools can read: every line a JSON object, and the order's path through both serv
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +97,36 @@ def test_an_order_is_followed_through_both_services_json_logs_by_its_id(json_sys
 
     shipped = [line for line in about(fulfillment_log, order_id) if line["event"] == "order shipped"]
     assert len(shipped) == 1 and shipped[0]["trackingNumber"] == final["trackingNumber"]
+
+
+def test_every_line_about_an_order_carries_the_trace_of_the_clients_request(json_system: System) -> None:
+    system = json_system
+    trace_id = secrets.token_hex(16)
+    traceparent = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+    response = httpx.post(f"{system.orders.url}/api/orders", json=order_body(), headers=traceparent, timeout=10)
+    assert response.status_code == 201, response.text
+    order_id = response.json()["orderId"]
+    final = httpx.get(
+        f"{system.orders.url}/api/orders/{order_id}",
+        params={"waitFor": "Fulfilled,Failed", "timeout": 30},
+        headers=traceparent,  # the client's read of the order, in the same trace
+        timeout=40,
+    ).json()
+    assert final["status"] == "Fulfilled"
+    orders_log, fulfillment_log = system.orders.log_file, system.fulfillment.log_file
+    wait_until(
+        lambda: (
+            {"OrderCreated published", "order status applied"} <= set(events(about(orders_log, order_id)))
+            and "order shipped" in events(about(fulfillment_log, order_id))
+        ),
+        timeout=15,
+        message="the lines about the order in both services",
+    )
+
+    lines = about(orders_log, order_id) + about(fulfillment_log, order_id)
+    assert len(lines) >= 6
+    untraced = [
+        (line["service"], line["event"], line.get("trace_id")) for line in lines if line.get("trace_id") != trace_id
+    ]
+    assert not untraced, untraced
+    assert all(len(line["span_id"]) == 16 for line in lines)

@@ -19,7 +19,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -114,7 +113,8 @@ def route_template(scope: Scope, routes: list[BaseRoute]) -> str:
 
 def metrics_router(metrics: Metrics, problem_model: Any) -> APIRouter:
     """GET /metrics: every series of metrics in the Prometheus text format 0.0.4 (scrape-time sources are read
-    first), or 404 problem+json (problem_model, the service's contract model) while metrics are disabled."""
+    first; concurrent and close scrapes share one rendering, Metrics.scrape), or 404 problem+json (problem_model,
+    the service's contract model) while metrics are disabled."""
     router = APIRouter()
 
     @router.get(
@@ -129,8 +129,6 @@ def metrics_router(metrics: Metrics, problem_model: Any) -> APIRouter:
     async def scrape() -> Response:
         if not metrics.enabled:
             raise ProblemError(404, "Not Found", "Metrics are disabled here (METRICS_ENABLED=false).")
-        await metrics.refresh()
-        body = await run_in_threadpool(metrics.exposition)
-        return Response(body, media_type=CONTENT_TYPE)
+        return Response(await metrics.scrape(), media_type=CONTENT_TYPE)
 
     return router

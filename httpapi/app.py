@@ -18,7 +18,8 @@ from httpapi.json_body import DecimalJSONResponse
 from httpapi.openapi import serve_contract
 from httpapi.problems import install_problem_handlers
 from httpapi.request_framing import RequestFraming
-from observability.http_metrics import RequestDurations, metrics_router
+from httpapi.slow_clients import REFUSAL_REASONS
+from observability.http_metrics import RequestDurations, metrics_router, refusal_counter
 from observability.metrics import Metrics
 
 
@@ -38,13 +39,16 @@ def contract_app(
     Bodies over max_body_bytes get 413, framing the service refuses 400/415/501, every error problem+json,
     and JSON responses keep Decimal exact; lifespan is the service's start-up and shutdown (None: nothing to start).
     With metrics, GET /metrics serves them (a 404 problem, of the contract's problem_model, while they are
-    disabled) and, while they are enabled, every request's duration is observed (observability.http_metrics).
+    disabled) and, while they are enabled, every request's duration is observed (observability.http_metrics);
+    `app.state.refused_requests` is then the function counting requests refused before the app
+    (httpapi.serve hands it to the protocol, httpapi.slow_clients).
     Every request is written to the access log (httpapi.access_log).
 
     Every request gets a server span from FastAPI's own OpenTelemetry support (no instrumentation package, and no
     middleware of ours that would make a second one): kind SERVER, named `<METHOD> <route template>`
-    (`POST /api/orders`), continuing the request's W3C `traceparent`/`tracestate` (the global propagator,
-    OTEL_PROPAGATORS, W3C Trace Context and Baggage by default) or starting a new trace, current while the app
+    (`POST /api/orders`), continuing the request's W3C `traceparent`/`tracestate` (the global propagator:
+    W3C Trace Context only and bounded, unless OTEL_PROPAGATORS names others, observability.tracing; no baggage
+    is read) or starting a new trace, current while the app
     handles the request (so an outbox row written then captures it), an error for a 5xx answer or an exception.
     It works once a TracerProvider is set, globally (observability.tracing.configure_tracing) or as
     tracer_provider, and spans go wherever that provider exports them. FastAPI's spans of dependency resolution,
@@ -76,6 +80,7 @@ def contract_app(
         if metrics.enabled:  # outside the error boundary: it sees the status the client gets
             app.add_middleware(RequestDurations, metrics=metrics, router=app.router)
         app.include_router(metrics_router(metrics, problem_model))
+        app.state.refused_requests = refusal_counter(metrics, REFUSAL_REASONS)
     app.add_middleware(AccessLog, router=app.router)  # outermost: the status and time the client got
     install_problem_handlers(app)
     serve_contract(app, contract, asyncapi=asyncapi)

@@ -40,6 +40,8 @@ def serve(
     WebSocket upgrades are not served (the APIs have none): such a request is an ordinary HTTP request.
     Every log line, uvicorn's included, goes to stderr at log_level in log_format (observability.logs), with
     service as its `service` field; uvicorn's own access log is off (httpapi.access_log writes one instead).
+    Requests refused before the app are counted by app.state.refused_requests when the app has it
+    (httpapi.app.contract_app with metrics).
     """
     configure_logging(log_level, log_format, service=service)
     open_files = raise_open_file_limit()
@@ -59,6 +61,7 @@ def serve(
             body_timeout_seconds,
             max_connections=max_connections,
             open_files=open_files,
+            on_refused=getattr(app.state, "refused_requests", None),
         ),
         ws="none",
     )

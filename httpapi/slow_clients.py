@@ -25,6 +25,15 @@ CPU. `bounded_protocol()` returns uvicorn's httptools protocol (uvicorn takes a 
 
 A connection that sent nothing is closed quietly; one in the middle of a request gets `408 Request Timeout`
 (RFC 9110 §15.5.9) as problem+json, and is closed.
+
+A refusal (400, 408, 431, 503) is final: the answer is written once, the connection reads and drops whatever
+else arrives until it closes, and no parser callback acts after it (the parser may still be inside the chunk that
+caused the refusal, and would otherwise go on to the message's end on a request that was never started). Each
+refusal is counted by its reason (REFUSAL_REASONS: `malformed`, `head_timeout`, `body_timeout`,
+`head_too_large`, `over_connection_limit`) through the protocol's `on_refused` (the services count them in
+`orderprocessing_http_requests_refused_total{reason}`, observability.http_metrics) and logged at WARNING from one
+place, so the log's per-site limit (observability.log_rate_limit) bounds these lines however many clients are
+refused; uvicorn's own "Invalid HTTP request received." line is not written.
 """
 
 from __future__ import annotations
@@ -35,8 +44,10 @@ import resource
 import sys
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import ClassVar
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from httpapi.json_body import dumps
@@ -60,6 +71,12 @@ _REASONS = {
     431: b"Request Header Fields Too Large",
     503: b"Service Unavailable",
 }
+MALFORMED = "malformed"
+HEAD_TIMEOUT = "head_timeout"
+BODY_TIMEOUT = "body_timeout"
+HEAD_TOO_LARGE = "head_too_large"
+OVER_CONNECTION_LIMIT = "over_connection_limit"
+REFUSAL_REASONS = (MALFORMED, HEAD_TIMEOUT, BODY_TIMEOUT, HEAD_TOO_LARGE, OVER_CONNECTION_LIMIT)
 
 
 class _BoundedProtocol(HttpToolsProtocol):
@@ -74,6 +91,7 @@ class _BoundedProtocol(HttpToolsProtocol):
     _awaiting_head: ClassVar[OrderedDict[_BoundedProtocol, None]] = OrderedDict()
     _shed = 0
     _shed_logged_at = -SHED_LOG_SECONDS
+    on_refused: ClassVar[Callable[[str], None] | None] = None
 
     _deadline: asyncio.TimerHandle | None = None
     _request_started = False
@@ -81,7 +99,7 @@ class _BoundedProtocol(HttpToolsProtocol):
     _head_bytes = 0
     _parsed_head = 0
     _body_until = 0.0
-    _lingering = False
+    _refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -96,39 +114,68 @@ class _BoundedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._lingering:
+        if self._refused:
             return  # after a refusal: read and drop what the client still sends (see _refuse)
         if not self._reading_body:
             if not self._request_started and self._deadline is None:
                 self._arm(self.head_seconds)  # the first bytes of a request after a keep-alive pause
             self._request_started = True
             self._head_bytes += len(data)
-        super().data_received(data)
+        self._feed(data)
         # Still in the head after this chunk: every byte counted so far belongs to it.
         head_incomplete = self._request_started and not self._reading_body
         if head_incomplete and self._head_bytes > self.max_head_bytes and not self.transport.is_closing():
-            self._refuse(431, f"The request head exceeds {self.max_head_bytes} bytes.")
+            self._refuse(431, HEAD_TOO_LARGE, f"The request head exceeds {self.max_head_bytes} bytes.")
+
+    def _feed(self, data: bytes) -> None:
+        """uvicorn's HttpToolsProtocol.data_received, with a request the parser refuses answered by _refuse
+        (uvicorn would log a line of its own for each, and then answer)."""
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            if not self._refused:
+                self._refuse(400, MALFORMED, f"The request is not valid HTTP/1.1: {_parser_error(exc)}")
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+
+    def on_message_begin(self) -> None:
+        if not self._refused:
+            super().on_message_begin()
 
     def on_url(self, url: bytes) -> None:
+        if self._refused:
+            return
         # Counted from the parser's callbacks too: a head that arrives in one chunk is parsed whole before
         # data_received could look at its size.
         self._parsed_head += len(url)
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._refused:
+            return
         self._parsed_head += len(name) + len(value) + 4  # ": " and CRLF
         super().on_header(name, value)
 
     def send_400_response(self, msg: str) -> None:
-        self._refuse(400, f"The request is not valid HTTP/1.1: {msg}")
+        self._refuse(400, MALFORMED, f"The request is not valid HTTP/1.1: {msg}")
 
     def on_headers_complete(self) -> None:
+        if self._refused:
+            return
         self._awaiting_head.pop(self, None)
         if self._parsed_head > self.max_head_bytes:
-            self._refuse(431, f"The request head exceeds {self.max_head_bytes} bytes.")
+            self._refuse(431, HEAD_TOO_LARGE, f"The request head exceeds {self.max_head_bytes} bytes.")
             return
         if len(self.connections) > self.max_connections:
-            self._refuse(503, f"More than {self.max_connections} connections are open; try again shortly.")
+            self._refuse(
+                503,
+                OVER_CONNECTION_LIMIT,
+                f"More than {self.max_connections} connections are open; try again shortly.",
+            )
             return
         self._reading_body = True
         self._body_until = time.monotonic() + self.body_seconds
@@ -136,10 +183,14 @@ class _BoundedProtocol(HttpToolsProtocol):
         self._arm(self.body_idle_seconds)
 
     def on_body(self, body: bytes) -> None:
+        if self._refused:
+            return
         super().on_body(body)
         self._arm(min(self.body_idle_seconds, max(0.0, self._body_until - time.monotonic())))
 
     def on_message_complete(self) -> None:
+        if self._refused:
+            return
         super().on_message_complete()
         self._reading_body = False
         self._request_started = False
@@ -149,7 +200,7 @@ class _BoundedProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self._reading_body and not self.transport.is_closing():
+        if not self._refused and not self._reading_body and not self.transport.is_closing():
             self._arm(self.head_seconds)
             self._awaiting_head.pop(self, None)
             self._awaiting_head[self] = None  # waits for the next head from now on
@@ -194,23 +245,33 @@ class _BoundedProtocol(HttpToolsProtocol):
 
     def _expired(self) -> None:
         self._deadline = None
-        if self.transport.is_closing():
+        if self._refused or self.transport.is_closing():
             return
         if self.cycle is not None and self.cycle.response_started and not self.cycle.response_complete:
             return  # the request is in; writing the answer is the application's business
-        if self._request_started or self._reading_body:
-            self._refuse(408, "The request did not arrive in time.")
+        if self._reading_body:
+            self._refuse(408, BODY_TIMEOUT, "The request did not arrive in time.")
+        elif self._request_started:
+            self._refuse(408, HEAD_TIMEOUT, "The request did not arrive in time.")
         else:
             self.transport.close()
 
-    def _refuse(self, status: int, detail: str) -> None:
-        """Answer status as problem+json and close, unless the application already started answering.
+    def _refuse(self, status: int, reason: str, detail: str) -> None:
+        """Answer status as problem+json and close, unless the application already started answering; count
+        and log the refusal under reason (one of REFUSAL_REASONS). Only the first call on a connection acts.
 
         The close lingers: the answer is followed by a FIN, and what the client still sends is read and
         dropped for LINGER_SECONDS. Closing at once with unread data makes the kernel reset the connection,
         and a client still sending its oversized head would lose the answer with it.
         """
+        if self._refused:
+            return
+        self._refused = True
         self._disarm()
+        self._awaiting_head.pop(self, None)
+        self._report_refusal(status, reason)
+        if self.transport.is_closing():
+            return
         if self.cycle is not None and self.cycle.response_started:
             self.transport.close()
             return
@@ -224,10 +285,27 @@ class _BoundedProtocol(HttpToolsProtocol):
             % (status, title, PROBLEM_JSON.encode(), len(body))
             + body
         )
-        self._lingering = True
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+    def _report_refusal(self, status: int, reason: str) -> None:
+        counted = type(self).on_refused
+        if counted is not None:
+            counted(reason)
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else None
+        log.warning(
+            "request refused before the application: %d %s",
+            status,
+            reason,
+            extra={"status": status, "reason": reason, "client": client},
+        )
+
+
+def _parser_error(exc: Exception) -> str:
+    """The parser's reason for refusing a request (httptools: "Invalid method encountered"), without the bytes
+    of the request it may quote."""
+    return str(exc).split(":", 1)[0][:100] or type(exc).__name__
 
 
 def bounded_protocol(
@@ -237,11 +315,13 @@ def bounded_protocol(
     max_head_bytes: int = 65_536,
     max_connections: int = 4096,
     open_files: int | None = None,
+    on_refused: Callable[[str], None] | None = None,
 ) -> type[HttpToolsProtocol]:
     """uvicorn's httptools protocol with the bounds above (seconds, bytes), answering 503 to requests
     arriving while more than max_connections connections are open (one descriptor each). With open_files
     (the process's open-file limit), beyond open_files - RESERVED_DESCRIPTORS connections the one waiting
-    longest for a request head is closed to make room for a new one."""
+    longest for a request head is closed to make room for a new one. on_refused(reason) is called for each
+    refused request (reason: one of REFUSAL_REASONS)."""
     limited = open_files is not None and 0 < open_files != resource.RLIM_INFINITY
     cap = max(1, open_files - RESERVED_DESCRIPTORS) if limited and open_files is not None else sys.maxsize
     return type(
@@ -257,6 +337,7 @@ def bounded_protocol(
             "_awaiting_head": OrderedDict(),
             "_shed": 0,
             "_shed_logged_at": -SHED_LOG_SECONDS,
+            "on_refused": staticmethod(on_refused) if on_refused is not None else None,
         },
     )
 

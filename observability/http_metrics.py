@@ -7,15 +7,18 @@
 reaching the app to the end of its response, long polls included. `route` is the matched route's template
 (`/api/orders/{orderId}`), never the raw path, and `unmatched` for a path no route has; `method` is one of
 HTTP's standard methods or `other`: every label comes from a bounded set, whatever clients send.
+
+`orderprocessing_http_requests_refused_total{reason}` counts the requests refused before they reach the app (and so
+in neither the histogram nor the access log): httpapi.slow_clients' reasons, each series present from the start.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -77,6 +80,23 @@ class RequestDurations:
         return child
 
 
+def refusal_counter(metrics: Metrics, reasons: Sequence[str]) -> Callable[[str], None]:
+    """A function counting one refused request under its reason (one of reasons) in
+    `orderprocessing_http_requests_refused_total{reason}`; every reason's series exists (at 0) from now on."""
+    counter = metrics.counter(
+        "http_requests_refused_total",
+        "HTTP requests refused before reaching the app (malformed, head or body too slow, head too large, over the "
+        "connection limit), by reason.",
+        ["reason"],
+    )
+    children = {reason: counter.labels(reason) for reason in reasons}
+
+    def refused(reason: str) -> None:
+        children[reason].inc()
+
+    return refused
+
+
 def route_template(scope: Scope, routes: list[BaseRoute]) -> str:
     """The path template of the route scope went to (or would go to, for another method), UNMATCHED when none
     has its path. The routing marks API routes in scope["route"]; other routes are matched here."""
@@ -93,7 +113,8 @@ def route_template(scope: Scope, routes: list[BaseRoute]) -> str:
 
 def metrics_router(metrics: Metrics, problem_model: Any) -> APIRouter:
     """GET /metrics: every series of metrics in the Prometheus text format 0.0.4 (scrape-time sources are read
-    first), or 404 problem+json (problem_model, the service's contract model) while metrics are disabled."""
+    first; concurrent and close scrapes share one rendering, Metrics.scrape), or 404 problem+json (problem_model,
+    the service's contract model) while metrics are disabled."""
     router = APIRouter()
 
     @router.get(
@@ -108,8 +129,6 @@ def metrics_router(metrics: Metrics, problem_model: Any) -> APIRouter:
     async def scrape() -> Response:
         if not metrics.enabled:
             raise ProblemError(404, "Not Found", "Metrics are disabled here (METRICS_ENABLED=false).")
-        await metrics.refresh()
-        body = await run_in_threadpool(metrics.exposition)
-        return Response(body, media_type=CONTENT_TYPE)
+        return Response(await metrics.scrape(), media_type=CONTENT_TYPE)
 
     return router

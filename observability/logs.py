@@ -13,6 +13,11 @@ way. `LOG_FORMAT` (observability/settings.py) picks the renderer:
 * `console`: structlog's ConsoleRenderer, for a human at a terminal;
 * `auto` (the default): `json` unless the stream is a terminal.
 
+Every line is bounded, whichever logger wrote it (libraries echo what clients send): a value is cut at 2,000
+characters, a traceback at 16,000, and plain text escapes control characters (observability.log_bounds); a place
+in the code logs at most 10 warnings a minute, then one line counting the ones it dropped
+(observability.log_rate_limit).
+
 Lines about an order carry `orderId`: whoever handles an order binds it (`bind_order` for the rest of a task,
 such as an HTTP request or a consumed record, `order_context` for a block), and every line logged meanwhile, by
 any logger on that thread or task, carries it. Threads do not inherit context variables: work handed to a
@@ -32,11 +37,17 @@ from typing import Any, Literal, TextIO
 import structlog
 from opentelemetry import trace
 
+from observability.log_bounds import bound_values, escape_controls
+from observability.log_rate_limit import SiteRateLimit
+
 LogFormat = Literal["auto", "json", "console"]
 ORDER_ID = "orderId"
 # Extras some libraries put on their records that say nothing a line does not already say (uvicorn: the
 # message with terminal colours).
-_DROPPED_EXTRAS = ("color_message",)
+_DROPPED_EXTRAS = ("color_message", "_rate_limit_summary")
+# Libraries that log one INFO line per HTTP call (the registry client's, confluent-kafka's vendored httpx2 among
+# them): their warnings are kept.
+_CHATTY_HTTP_CLIENTS = ("httpx", "httpx2")
 _LEAD_FIELDS = ("timestamp", "level", "service", "logger", "event")
 
 
@@ -49,19 +60,22 @@ def configure_logging(
     "auto" (json unless stream is a terminal). service: the `service` field of every line (e.g.
     "order-service"; None leaves it out). Replaces the root logger's handlers (calling it again reconfigures),
     configures structlog's own loggers to go the same way, routes warnings and uncaught exceptions of threads
-    into the log, and keeps httpx's per-request lines out below WARNING. Raises ValueError for another format
-    or an unknown level name.
+    into the log, limits warnings per call site (observability.log_rate_limit) and keeps the per-request lines
+    of httpx and httpx2 (the registry client's) out below WARNING. Raises ValueError for another format or an
+    unknown level name.
     """
     stream = stream if stream is not None else sys.stderr
     as_json = _wants_json(log_format, stream)
     handler = logging.StreamHandler(stream)
     handler.setFormatter(log_formatter(as_json, service, colors=not as_json and _is_terminal(stream)))
+    handler.addFilter(SiteRateLimit(handler))
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per registry call otherwise
+    for name in _CHATTY_HTTP_CLIENTS:
+        logging.getLogger(name).setLevel(logging.WARNING)  # one line per registry call otherwise
     logging.captureWarnings(True)
     threading.excepthook = _log_thread_exception
     structlog.configure(
@@ -74,17 +88,17 @@ def configure_logging(
 
 def log_formatter(as_json: bool, service: str | None = None, *, colors: bool = False) -> logging.Formatter:
     """The formatter of every record: JSON lines when as_json, else structlog's console lines (with terminal
-    colours when colors). service: the `service` field (None: none)."""
-    renderer: list[Any]
+    colours when colors), every value within observability.log_bounds' limits. service: the `service` field
+    (None: none)."""
+    renderer: list[Any] = [
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,  # the traceback as one field: a JSON record stays one line
+        bound_values,
+    ]
     if as_json:
-        renderer = [
-            structlog.processors.StackInfoRenderer(),
-            structlog.processors.format_exc_info,  # the traceback as one field: the record stays one line
-            _lead_with_standard_fields,
-            structlog.processors.JSONRenderer(),
-        ]
+        renderer += [_lead_with_standard_fields, structlog.processors.JSONRenderer()]
     else:
-        renderer = [structlog.dev.ConsoleRenderer(colors=colors, exception_formatter=structlog.dev.plain_traceback)]
+        renderer += [escape_controls, structlog.dev.ConsoleRenderer(colors=colors)]
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*_context_processors(service), structlog.stdlib.ExtraAdder(), _drop_extras],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer],

@@ -17,11 +17,20 @@ Series come in two kinds:
   per interval and counted in `orderprocessing_metrics_source_errors_total{source}`; the other series are served.
 
 Label values must come from bounded sets (route templates, status codes, error types), never from order ids.
+
+A scrape (`scrape()`, what GET /metrics serves) costs the process: the refreshers, the collectors (database and
+broker reads) and the rendering of every series. So that scrapers, however many and however often, never stall
+the API, scrapes share renderings: the exposition is rendered on a worker thread, never on the event loop; scrapes
+that arrive while one is being rendered wait for that one and get it; and a rendering is served again to the
+scrapes of the next `scrape_cache_seconds` (SCRAPE_CACHE_SECONDS, 1 s, well below any scrape interval). Figures
+read at scrape time are therefore up to that old.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -42,6 +51,9 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 # call, up to minutes while something is away.
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+# How long one rendering of the exposition serves later scrapes (see the module docstring).
+SCRAPE_CACHE_SECONDS = 1.0
 
 M = TypeVar("M", Counter, Gauge, Histogram)
 
@@ -75,11 +87,16 @@ class Metrics:
 
     enabled: whether the service serves them (METRICS_ENABLED); series are declared and observed either way
     (an increment costs well under a microsecond), but with enabled False nothing is read at scrape time
-    because nothing is scraped.
+    because nothing is scraped. scrape_cache_seconds: how long a rendering serves later scrapes (0: each scrape
+    not overlapping another renders anew).
     """
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, scrape_cache_seconds: float = SCRAPE_CACHE_SECONDS) -> None:
         self.enabled = enabled
+        self._cache_seconds = scrape_cache_seconds
+        self._last: tuple[float, bytes] | None = None  # (monotonic time rendered, exposition)
+        self._rendering: asyncio.Future[bytes] | None = None
+        self.renderings = 0  # how many times scrape() rendered the exposition
         self.registry = CollectorRegistry(auto_describe=True)
         self._series: dict[str, Counter | Gauge | Histogram] = {}
         self._refreshers: list[tuple[str, Callable[[], Awaitable[None]]]] = []
@@ -138,6 +155,28 @@ class Metrics:
                 await refresh()
             except Exception as exc:
                 self._failed(source, exc)
+
+    async def scrape(self) -> bytes:
+        """The exposition for a scrape (CONTENT_TYPE): the last rendering while it is under scrape_cache_seconds
+        old, else the one being rendered, else a new one (refresh(), then exposition() on a worker thread). A
+        scrape that is cancelled (its client left) does not cancel the rendering the others wait for."""
+        last = self._last
+        if last is not None and time.monotonic() - last[0] < self._cache_seconds:
+            return last[1]
+        rendering = self._rendering
+        if rendering is None or rendering.get_loop() is not asyncio.get_running_loop():
+            rendering = self._rendering = asyncio.ensure_future(self._render())
+        return await asyncio.shield(rendering)
+
+    async def _render(self) -> bytes:
+        try:
+            await self.refresh()
+            body = await asyncio.to_thread(self.exposition)
+            self.renderings += 1
+            self._last = (time.monotonic(), body)
+            return body
+        finally:
+            self._rendering = None
 
     def exposition(self) -> bytes:
         """Every series in the text format 0.0.4 (CONTENT_TYPE). Blocking: runs the scrape-time collectors."""

@@ -21,6 +21,12 @@ deliberate difference: without `OTEL_TRACES_EXPORTER` nothing is exported (the s
 * `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES` name the process; the service's own name otherwise.
 * `OTEL_SDK_DISABLED=true`: the SDK makes no spans (the provider hands out no-op tracers); incoming trace
   contexts are still passed on unchanged, new ones are not started.
+* `OTEL_PROPAGATORS`: what the HTTP edge reads from a request. Unset, the services read W3C Trace Context only
+  (observability.trace_context.PROPAGATOR, bounded), not the specification's default `tracecontext,baggage`:
+  they use no baggage, and parsing it would only cost time and log lines per request. Set, its names are
+  loaded as the API loads them (entry points `opentelemetry_propagator`; `tracecontext` is the bounded W3C
+  propagator, `none` reads nothing); an unknown name is logged and skipped. Kafka records carry W3C Trace
+  Context whatever it says (observability.trace_context).
 
 Without an exporter no span is recorded at all (observability.id_only_tracer): spans still have real ids, the
 ones the SDK would have made, at a quarter of the cost of recording them; no processor, queue or thread runs.
@@ -31,13 +37,19 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from importlib.metadata import entry_points
+from typing import Any
 
-from opentelemetry import trace
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
 from observability.id_only_tracer import IdOnlyTracerProvider
+from observability.trace_context import PROPAGATOR
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +107,48 @@ def tracer_provider(service_name: str, environ: Mapping[str, str] | None = None)
     return provider
 
 
+def http_propagator(environ: Mapping[str, str]) -> TextMapPropagator:
+    """The propagator the HTTP edge reads requests with: PROPAGATOR (W3C Trace Context, bounded) unless
+    environ's OTEL_PROPAGATORS names others, then those (see the module docstring)."""
+    configured = environ.get("OTEL_PROPAGATORS", "").strip()
+    if not configured:
+        return PROPAGATOR
+    chosen: list[TextMapPropagator] = []
+    for name in dict.fromkeys(part.strip().lower() for part in configured.split(",")):
+        if name == "none":
+            return _NoPropagation()
+        if name == "tracecontext":
+            chosen.append(PROPAGATOR)
+            continue
+        found = list(entry_points(group="opentelemetry_propagator", name=name))
+        if not found:
+            log.warning("unknown propagator %r in OTEL_PROPAGATORS; ignored", name)
+            continue
+        chosen.append(found[0].load()())
+    return chosen[0] if len(chosen) == 1 else CompositePropagator(chosen)
+
+
+class _NoPropagation(TextMapPropagator):
+    """OTEL_PROPAGATORS=none: reads and writes nothing (the API's empty composite would hand back no context)."""
+
+    def extract(self, carrier: Any, context: Context | None = None, getter: Any = None) -> Context:
+        return context if context is not None else Context()
+
+    def inject(self, carrier: Any, context: Context | None = None, setter: Any = None) -> None:
+        return None
+
+    @property
+    def fields(self) -> set[str]:
+        return set()
+
+
 def configure_tracing(service_name: str, environ: Mapping[str, str] | None = None) -> trace.TracerProvider:
     """Install tracer_provider(service_name, environ) as the process's global TracerProvider, which every
-    `trace.get_tracer` of the code then uses; returns it. Call once per process, before serving: the
-    OpenTelemetry API keeps the first global provider and ignores (with a warning) any later one."""
+    `trace.get_tracer` of the code then uses, and http_propagator(environ) as its global propagator (what the
+    HTTP edge extracts with); returns the provider. Call once per process, before serving: the OpenTelemetry
+    API keeps the first global provider and ignores (with a warning) any later one."""
+    environ = os.environ if environ is None else environ
+    propagate.set_global_textmap(http_propagator(environ))
     provider = tracer_provider(service_name, environ)
     trace.set_tracer_provider(provider)
     return provider

@@ -10,11 +10,15 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
+from opentelemetry.trace import Span
+
 from contract_models.events import FulfillmentStatusChanged
+from messaging.consumer.tracing import batch_spans
 from observability.logs import order_context
+from observability.trace_context import within
 from order_service.domain import FulfillmentView, apply_fulfillment
 from order_service.unit_of_work import OrderUnitOfWork
 
@@ -41,36 +45,48 @@ class FulfillmentProjection:
     def __call__(self, events: list[FulfillmentStatusChanged]) -> None:
         """Apply events in order in one transaction; blocking. Raises what the unit of work raises (nothing is
         applied then), so the batch is handled again. After the commit, logs one INFO line "order status applied"
-        (with its orderId and the new status) per order that changed."""
+        (with its orderId and the new status) per order that changed, in the trace of the event that set that
+        status (its record's processing span, messaging.consumer.tracing.batch_spans)."""
         if not events:
             return
+        spans = batch_spans()
         applied: dict[uuid.UUID, FulfillmentView] = {}
+        applied_by: dict[uuid.UUID, int] = {}
 
         def change(current: Mapping[uuid.UUID, FulfillmentView]) -> dict[uuid.UUID, FulfillmentView]:
             applied.clear()  # a transaction tried again starts over
-            applied.update(_apply(events, current))
+            applied_by.clear()
+            applied.update(_apply(events, current, applied_by, spans))
             return applied
 
         changed = self._uow.change_fulfillments({event.orderId for event in events}, change, self._clock())
         for order_id in changed:  # committed: one line per order whose status this batch changed
-            with order_context(order_id):
+            with order_context(order_id), within(_span(spans, applied_by[order_id])):
                 view = applied[order_id]
                 log.info("order status applied", extra={"status": view.status.value, "sequence": view.sequence})
         if changed and self._on_changed:
             self._on_changed(changed)
 
 
+def _span(spans: Sequence[Span], index: int) -> Span | None:
+    return spans[index] if index < len(spans) else None
+
+
 def _apply(
-    events: list[FulfillmentStatusChanged], current: Mapping[uuid.UUID, FulfillmentView]
+    events: list[FulfillmentStatusChanged],
+    current: Mapping[uuid.UUID, FulfillmentView],
+    applied_by: dict[uuid.UUID, int],
+    spans: Sequence[Span],
 ) -> dict[uuid.UUID, FulfillmentView]:
-    """The views events change, from current (the orders' views, by id), in the order they first changed."""
+    """The views events change, from current (the orders' views, by id), in the order they first changed;
+    applied_by gets the index of the event that set each changed view (spans: the events' processing spans)."""
     views = dict(current)
     changed: list[uuid.UUID] = []
-    for event in events:
+    for index, event in enumerate(events):
         view = views.get(event.orderId)
         if view is None:
             # Not an order of this service (or its row is gone): nothing to project onto.
-            with order_context(event.orderId):
+            with order_context(event.orderId), within(_span(spans, index)):
                 log.warning("fulfillment event %s for unknown order %s", event.eventId, event.orderId)
             continue
         updated = apply_fulfillment(
@@ -84,5 +100,7 @@ def _apply(
         )
         if updated is not None:
             views[event.orderId] = updated
-            changed.append(event.orderId)
+            applied_by[event.orderId] = index
+            if event.orderId not in changed:
+                changed.append(event.orderId)
     return {order_id: views[order_id] for order_id in changed}

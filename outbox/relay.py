@@ -37,6 +37,7 @@ from messaging.backoff import Backoff
 from messaging.registry import SchemaRefused
 from observability.metrics import Metrics
 from observability.throttled_log import ThrottledLog
+from observability.trace_context import within
 from outbox.claims import ClaimedRow, OutboxClaims
 from outbox.failures import UnknownEventType, classify, classify_delivery
 from outbox.metrics import RelayMetrics
@@ -323,7 +324,8 @@ class OutboxRelay:
         def on_delivery(err: KafkaError | None, msg: Message, row_id: int = row_id) -> None:
             if err is None:
                 self._metrics.published(topic, time.time() - created_at)
-                self._log_published(event_type, key, msg)
+                with within(span):  # the callback runs outside the span: the line names its trace
+                    self._log_published(event_type, key, msg)
             if span is not None:
                 self._spans.delivered(span, err, msg)
             with self._lock:

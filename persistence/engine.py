@@ -1,4 +1,9 @@
-"""SQLAlchemy engines: SQLite in WAL mode by default, PostgreSQL when DATABASE_URL names one."""
+"""SQLAlchemy engines: SQLite in WAL mode by default, PostgreSQL when DATABASE_URL names one.
+
+Every engine of the services is made here, and each hides statement parameters from its errors
+(`hide_parameters=True`): SQLAlchemy's DBAPIError text otherwise ends in `[parameters: (...)]`, the values of the
+failed statement (customer names, addresses), which would reach the log with every logged database error.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +26,8 @@ def normalize_url(url: str) -> str:
 
 
 def make_engine(url: str, sqlite_synchronous: str = "NORMAL") -> Engine:
-    """An engine tuned for many short transactions from a few threads."""
+    """An engine for url tuned for many short transactions from a few threads, whose errors never show statement
+    parameters (see the module docstring). sqlite_synchronous: SQLite's `PRAGMA synchronous` (NORMAL, FULL)."""
     url = normalize_url(url)
     if url.startswith("sqlite"):
         database = make_url(url).database
@@ -32,6 +38,7 @@ def make_engine(url: str, sqlite_synchronous: str = "NORMAL") -> Engine:
             connect_args={"check_same_thread": False, "timeout": 30},
             pool_size=8,
             max_overflow=8,
+            hide_parameters=True,
         )
 
         @event.listens_for(engine, "connect")
@@ -45,7 +52,7 @@ def make_engine(url: str, sqlite_synchronous: str = "NORMAL") -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True)
 
 
 def is_postgres(engine: Engine) -> bool:

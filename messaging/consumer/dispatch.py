@@ -22,7 +22,7 @@ from opentelemetry.trace import Span
 
 from messaging.backoff import Backoff
 from messaging.consumer.decode import Decoded
-from messaging.consumer.tracing import ConsumerSpans
+from messaging.consumer.tracing import ConsumerSpans, reset_batch_spans, set_batch_spans
 from observability.throttled_log import ThrottledLog
 
 log = logging.getLogger(__name__)
@@ -174,6 +174,7 @@ class BatchDispatcher:
             spans = self._start_spans(batch)
             backoff = Backoff()
             while True:
+                token = set_batch_spans(spans)  # the handler's thread gets a copy of this context
                 try:
                     await asyncio.to_thread(self._handler, events)
                     break
@@ -188,6 +189,8 @@ class BatchDispatcher:
                         _end(spans)
                         return
                     await asyncio.sleep(backoff.failed())
+                finally:
+                    reset_batch_spans(token)
             _end(spans)
             for record, done in batch:
                 done(record.message)

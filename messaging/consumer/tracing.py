@@ -5,10 +5,15 @@ record's `traceparent`/`tracestate` headers (observability.trace_context), or th
 none. Attributes follow the OpenTelemetry messaging semantic conventions: messaging.system `kafka`,
 messaging.operation.type `process`, messaging.destination.name, messaging.destination.partition.id,
 messaging.kafka.offset, messaging.consumer.group.name and messaging.kafka.message.key (the order id). The
-dispatchers (messaging.consumer.dispatch) start and end them.
+dispatchers (messaging.consumer.dispatch) start and end them. A batch handler, which handles many records at once
+outside their spans, finds the span of each of its events in `batch_spans()` (the same order), to log what it did
+for a record in that record's trace (observability.trace_context.within).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from contextvars import ContextVar
 
 from confluent_kafka import Message
 from opentelemetry import trace
@@ -16,6 +21,25 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Tracer
 
 from observability.trace_context import from_headers
+
+_BATCH_SPANS: ContextVar[Sequence[Span]] = ContextVar("batch_spans", default=())
+
+
+def batch_spans() -> Sequence[Span]:
+    """The processing spans of the batch the current handler call handles, one per event in the order of its
+    events; empty without spans (or outside a batch handler)."""
+    return _BATCH_SPANS.get()
+
+
+def set_batch_spans(spans: Sequence[Span]) -> object:
+    """Make spans what batch_spans() returns in this context (and in threads started from it with a copy of it,
+    as asyncio.to_thread does); returns the token for reset_batch_spans."""
+    return _BATCH_SPANS.set(spans)
+
+
+def reset_batch_spans(token: object) -> None:
+    """Undo the set_batch_spans that returned token."""
+    _BATCH_SPANS.reset(token)  # type: ignore[arg-type]
 
 
 class ConsumerSpans:

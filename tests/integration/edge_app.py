@@ -11,12 +11,21 @@ import sys
 from fastapi import FastAPI, Request
 from sqlalchemy.exc import OperationalError
 
+from contract_models.order_api import Problem
 from httpapi.app import contract_app
 from httpapi.serve import serve
+from observability.metrics import Metrics
 
 
 def edge_app() -> FastAPI:
-    app = contract_app("Edge", "order-service", lambda _app: _no_lifespan(), max_body_bytes=1_048_576)
+    app = contract_app(
+        "Edge",
+        "order-service",
+        lambda _app: _no_lifespan(),
+        max_body_bytes=1_048_576,
+        metrics=Metrics(),
+        problem_model=Problem,
+    )
 
     @app.get("/ok")
     async def ok() -> dict[str, str]:

@@ -4,6 +4,7 @@ answered on the connection they came on, and logs do not flood."""
 from __future__ import annotations
 
 import http.client
+import json
 import resource
 import socket
 import subprocess
@@ -273,3 +274,43 @@ def test_silent_connections_never_take_the_descriptors_others_and_the_service_ne
             conn.close()
         process.terminate()
         process.wait(10)
+
+
+def _refused_counts(port: int) -> dict[str, float]:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    counts = {}
+    for line in text.splitlines():
+        if line.startswith("orderprocessing_http_requests_refused_total{"):
+            labels, value = line.rsplit(" ", 1)
+            counts[labels.split('reason="', 1)[1].split('"', 1)[0]] = float(value)
+    return counts
+
+
+def test_a_refusal_is_final_counted_by_reason_and_logged_within_the_limit(edge):
+    port, log = edge
+    too_large = b"GET /ok HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 66_000 + b"\r\n\r\n"
+    for _ in range(20):
+        assert _exchange(port, too_large).startswith(b"HTTP/1.1 431")
+    for request in (b"get /ok HTTP/1.1\r\nHost: x\r\n\r\n", b"GET /ok HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n"):
+        assert _exchange(port, request).startswith(b"HTTP/1.1 400")
+    with socket.create_connection(("127.0.0.1", port)) as conn:  # half a head: 408 at the head deadline
+        conn.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\n")
+        assert _read_until_closed(conn, timeout=10).startswith(b"HTTP/1.1 408")
+    # A refusal followed by more requests on the same connection: answered once, nothing after it.
+    answer = _exchange(port, too_large + b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+    assert answer.count(b"HTTP/1.1 ") == 1 and answer.startswith(b"HTTP/1.1 431")
+
+    counts = _refused_counts(port)
+    assert counts == {
+        "malformed": 2,
+        "head_timeout": 1,
+        "body_timeout": 0,
+        "head_too_large": 21,
+        "over_connection_limit": 0,
+    }
+    text = log.read_text()
+    for failure in ("Traceback", "Fatal error", "AttributeError", "write_eof", "Invalid HTTP request received"):
+        assert failure not in text, text[-3000:]
+    refusals = [json.loads(line) for line in text.splitlines() if "request refused before the application" in line]
+    assert 1 <= len(refusals) <= 10  # 24 refusals, one place in the code: ten lines a minute
+    assert {line["reason"] for line in refusals} <= set(counts) and refusals[0]["level"] == "warning"

@@ -4,6 +4,8 @@ tools can read: every line a JSON object, and the order's path through both serv
 from __future__ import annotations
 
 import json
+import secrets
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +98,74 @@ def test_an_order_is_followed_through_both_services_json_logs_by_its_id(json_sys
 
     shipped = [line for line in about(fulfillment_log, order_id) if line["event"] == "order shipped"]
     assert len(shipped) == 1 and shipped[0]["trackingNumber"] == final["trackingNumber"]
+
+
+def test_every_line_about_an_order_carries_the_trace_of_the_clients_request(json_system: System) -> None:
+    system = json_system
+    trace_id = secrets.token_hex(16)
+    traceparent = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+    response = httpx.post(f"{system.orders.url}/api/orders", json=order_body(), headers=traceparent, timeout=10)
+    assert response.status_code == 201, response.text
+    order_id = response.json()["orderId"]
+    final = httpx.get(
+        f"{system.orders.url}/api/orders/{order_id}",
+        params={"waitFor": "Fulfilled,Failed", "timeout": 30},
+        headers=traceparent,  # the client's read of the order, in the same trace
+        timeout=40,
+    ).json()
+    assert final["status"] == "Fulfilled"
+    orders_log, fulfillment_log = system.orders.log_file, system.fulfillment.log_file
+    wait_until(
+        lambda: (
+            {"OrderCreated published", "order status applied"} <= set(events(about(orders_log, order_id)))
+            and "order shipped" in events(about(fulfillment_log, order_id))
+        ),
+        timeout=15,
+        message="the lines about the order in both services",
+    )
+
+    lines = about(orders_log, order_id) + about(fulfillment_log, order_id)
+    assert len(lines) >= 6
+    untraced = [
+        (line["service"], line["event"], line.get("trace_id")) for line in lines if line.get("trace_id") != trace_id
+    ]
+    assert not untraced, untraced
+    assert all(len(line["span_id"]) == 16 for line in lines)
+
+
+def _raw_request(port: int, head: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(head)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def test_headers_a_client_sends_cannot_flood_the_log(json_system: System) -> None:
+    system = json_system
+    port = int(system.orders.url.rsplit(":", 1)[1])
+    before = len(system.orders.log_file.read_text().splitlines())
+    hostile = [
+        b"baggage: k=" + b"\xff" * 63_000,
+        b"baggage: " + b",".join([b"x"] * 4_000),
+        b"traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\ntracestate: " + b"Q" * 48_000,
+    ]
+    for _ in range(5):
+        for header in hostile:
+            request = b"GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + header + b"\r\n\r\n"
+            assert _raw_request(port, request).startswith(b"HTTP/1.1 200")
+        too_large = b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 66_000 + b"\r\n\r\n"
+        assert _raw_request(port, too_large).startswith(b"HTTP/1.1 431")
+    assert httpx.get(f"{system.orders.url}/health/live", timeout=10).status_code == 200
+    lines = system.orders.log_file.read_text().splitlines()[before:]
+    assert all(len(line) < 16_000 for line in lines), max(map(len, lines))
+    assert sum(map(len, lines)) < 200_000  # 20 hostile requests: not megabytes of log
+    parsed = [json.loads(line) for line in lines]
+    assert not [line for line in parsed if line["logger"].startswith("opentelemetry.baggage")]  # never parsed
+    assert not [line for line in parsed if "exception" in line or "Fatal error" in line["event"]]
+    warnings: dict[str, int] = {}
+    for line in parsed:
+        if line["level"] in ("warning", "error"):
+            warnings[line["logger"]] = warnings.get(line["logger"], 0) + 1
+    assert all(count <= 20 for count in warnings.values()), warnings

@@ -4,12 +4,17 @@ dashboard (deploy/grafana/dashboards/) gets an answer from it."""
 
 from __future__ import annotations
 
+import statistics
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from harness.dashboard import as_sent, dashboard_queries, load_dashboard
+from harness.order_bodies import order_body
 from harness.orders import post_orders, wait_all_terminal
 from harness.system import System
 from harness.waiting import wait_until
@@ -79,3 +84,57 @@ def test_prometheus_scrapes_orders_outcomes_request_durations_and_consumer_lag(s
             answered.setdefault(title, []).extend(prometheus.query(as_sent(expr, DURATIONS)))
         empty = {title for title, series in answered.items() if not series}
         assert empty <= ONLY_AFTER_FAILURES, f"panels without data: {sorted(empty - ONLY_AFTER_FAILURES)}"
+
+
+SCRAPERS = 20
+
+
+def _post_latencies(url: str, count: int) -> list[float]:
+    seconds = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for _ in range(count):
+            started = time.perf_counter()
+            response = client.post("/api/orders", json=order_body())
+            seconds.append(time.perf_counter() - started)
+            assert response.status_code == 201, response.text
+    return seconds
+
+
+def _p50_beside(url: str, path: str, clients: int) -> tuple[float, int]:
+    """The median latency of POST /api/orders while clients threads GET path in a loop; and the bytes of path."""
+    stop = threading.Event()
+    done = [0]
+    size = [0]
+
+    def hammer() -> None:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            while not stop.is_set():
+                response = client.get(path)
+                assert response.status_code == 200
+                size[0] = len(response.content)
+                done[0] += 1
+
+    threads = [threading.Thread(target=hammer) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_until(lambda: done[0] >= clients, 30, message=f"every client of {path} under way")
+        return statistics.median(_post_latencies(url, 30)), size[0]
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+
+
+def test_concurrent_scrapes_do_not_stall_the_api(system: System) -> None:
+    url = system.orders.url
+    _post_latencies(url, 5)  # warm up
+    alone = statistics.median(_post_latencies(url, 30))
+    # The baseline: as many clients asking for the cheapest answer the service has; then as many scrapers.
+    beside_probes, _ = _p50_beside(url, "/health/live", SCRAPERS)
+    beside_scrapes, size = _p50_beside(url, "/metrics", SCRAPERS)
+    print(
+        f"POST /api/orders p50: {alone * 1000:.1f} ms alone, {beside_probes * 1000:.1f} ms beside {SCRAPERS} "
+        f"clients of /health/live, {beside_scrapes * 1000:.1f} ms beside {SCRAPERS} scrapers ({size} bytes)"
+    )
+    assert beside_scrapes < 2 * beside_probes, (alone, beside_probes, beside_scrapes)

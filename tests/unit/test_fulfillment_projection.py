@@ -9,8 +9,11 @@ from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import format_span_id, format_trace_id
 
 from contract_models.events import FulfillmentStatus, FulfillmentStatusChanged
+from messaging.consumer.tracing import reset_batch_spans, set_batch_spans
 from order_service.domain import NOT_STARTED, FulfillmentView, OrderStatus
 from order_service.projection import FulfillmentProjection
 from order_service.unit_of_work import FulfillmentChange
@@ -142,3 +145,26 @@ def test_each_order_whose_status_changed_is_one_info_line_after_the_commit(order
             projection_over(uow, [])([event(second, FulfillmentStatus.Failed, 1, reason="gave up")])
     applied = [(line["orderId"], line["status"]) for line in lines.at("info")]
     assert applied == [(str(first), "Fulfilled"), (str(second), "Processing")]
+
+
+def test_each_line_is_in_the_trace_of_the_event_that_set_the_status(orders) -> None:
+    first, second = orders
+    uow = FakeUnitOfWork({first: NOT_STARTED})
+    tracer = TracerProvider().get_tracer("test")
+    batch = [
+        event(first, FulfillmentStatus.Pending, 0),
+        event(first, FulfillmentStatus.Shipped, 1, trackingNumber="SHIP-1", carrier="C"),
+        event(second, FulfillmentStatus.Pending, 0),  # not an order of this service
+    ]
+    spans = [tracer.start_span(f"record {index}") for index in range(len(batch))]
+    token = set_batch_spans(spans)
+    try:
+        with json_lines("order_service.projection") as lines:
+            projection_over(uow, [])(batch)
+    finally:
+        reset_batch_spans(token)
+    (applied,) = lines.at("info")
+    (unknown,) = lines.at("warning")
+    assert applied["trace_id"] == format_trace_id(spans[1].get_span_context().trace_id)  # Shipped set the status
+    assert applied["span_id"] == format_span_id(spans[1].get_span_context().span_id)
+    assert unknown["trace_id"] == format_trace_id(spans[2].get_span_context().trace_id)

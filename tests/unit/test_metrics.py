@@ -4,6 +4,8 @@ its own series."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -121,7 +123,7 @@ def test_with_metrics_disabled_the_route_is_a_404_problem_and_requests_are_not_t
 
 
 def test_figures_are_read_at_each_scrape_and_a_failing_source_costs_only_its_own_series() -> None:
-    metrics = Metrics()
+    metrics = Metrics(scrape_cache_seconds=0)  # every scrape reads the sources anew
     state = {"reads": 0, "fail": False}
 
     def collect() -> list[Any]:
@@ -193,3 +195,37 @@ def test_consumer_lag_per_partition_comes_from_the_groups_progress_and_vanishes_
     broker["down"] = True
     clock[0] += 2  # past the reading's max age: read again
     assert metrics.sample("consumer_lag_records", partition="0", **labels) is None
+
+
+def test_concurrent_and_close_scrapes_share_one_rendering_off_the_event_loop() -> None:
+    metrics = Metrics(scrape_cache_seconds=60)
+    counter = metrics.counter("things_total", "Things.")
+    threads: list[str] = []
+    release = threading.Event()
+
+    def collect() -> list[Any]:  # a slow source: every scrape that arrives meanwhile waits for this rendering
+        threads.append(threading.current_thread().name)
+        release.wait(10)
+        return []
+
+    metrics.collect_at_scrape("slow", collect)
+
+    async def main() -> list[bytes]:
+        loop_thread = threading.current_thread().name
+        scrapes = [asyncio.ensure_future(metrics.scrape()) for _ in range(20)]
+        await asyncio.sleep(0)
+        ticks = 0
+        while not threads:  # the event loop goes on while the rendering runs
+            await asyncio.sleep(0.01)
+            ticks += 1
+        scrapes[0].cancel()  # a scraper that left does not cancel the others' rendering
+        release.set()
+        bodies = await asyncio.gather(*scrapes[1:])
+        assert threads[0] != loop_thread and ticks >= 1
+        counter.inc()
+        bodies.append(await metrics.scrape())  # within the cache time: the same rendering again
+        return bodies
+
+    bodies = asyncio.run(main())
+    assert metrics.renderings == 1 and len(threads) == 1
+    assert len(set(bodies)) == 1 and b"orderprocessing_things_total 0.0" in bodies[0]

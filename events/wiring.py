@@ -11,7 +11,7 @@ from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from sqlalchemy import Engine, Table
 
-from events.codecs import codec_for
+from events.codecs import codec_for, event_codecs
 from events.settings import EventSettings
 from events.topology import DEAD_LETTER_HEADERS, TOPICS, Service, TopicDeclaration
 from messaging.clients import make_consumer, make_producer
@@ -35,19 +35,23 @@ def publisher(
     metrics: Metrics | None = None,
 ) -> OutboxRelay:
     """The relay that publishes, from the outbox table on engine with producer, every event the topology says
-    service produces (one codec per declared topic, picked by the row's event type); it checks the event
-    schemas' registration every SCHEMA_CHECK_INTERVAL_SECONDS and observes its publish latency in metrics.
+    service produces (one codec per event type of each declared topic, picked by the row's event type); it
+    checks the event schemas' registration every SCHEMA_CHECK_INTERVAL_SECONDS and observes its publish latency
+    in metrics.
 
     Raises ValueError when the topology declares no topic that service produces.
     """
     declarations = [declaration for declaration in TOPICS if declaration.producer == service]
     if not declarations:
         raise ValueError(f"{service.name} produces no declared topic")
+    codecs = {}
+    for declaration in declarations:
+        codecs.update(event_codecs(registry, declaration, settings.topic(declaration).name))
     return OutboxRelay(
         engine,
         table,
         producer,
-        {d.event.name: codec_for(registry, d, settings.topic(d).name) for d in declarations},
+        codecs,
         registration_check_seconds=settings.schema_check_interval_seconds,
         metrics=metrics,
     )

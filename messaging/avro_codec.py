@@ -134,6 +134,9 @@ class EventCodec(Generic[M]):
     too: its partition, and so its order with the other events of the same entity, would be wrong).
     subject: the registry subject writers register under (default: the serializer's, `<topic>-value`);
     compatibility: the level set on that subject before the first write (default: left as the registry has it).
+    history_subject: a subject whose versions are registered under subject, in order, before the schema is
+    (SubjectRegistration.carry_over), at the first write and whenever the schema is registered again: the
+    history of a subject the event type used before; that subject is left as it is.
     """
 
     def __init__(
@@ -147,9 +150,10 @@ class EventCodec(Generic[M]):
         subject: str | None = None,
         compatibility: str | None = None,
         key_of: Callable[[M], str] | None = None,
+        history_subject: str | None = None,
     ) -> None:
-        if compatibility is not None and subject is None:
-            raise ValueError("a compatibility level needs the subject it is set on")
+        if (compatibility is not None or history_subject is not None) and subject is None:
+            raise ValueError("a compatibility level or history needs the subject it is set on")
         self.topic = topic
         self.model = model
         self._rules = rules
@@ -171,7 +175,8 @@ class EventCodec(Generic[M]):
         self._writers: dict[int, Any] = {}  # schema id -> parsed writer schema
         self._unknown_ids: dict[int, float] = {}  # schema id -> when the registry said it has none (monotonic)
         self._key_of = key_of
-        self._compatibility_set = compatibility is None
+        self._history_subject = history_subject
+        self._subject_prepared = compatibility is None and history_subject is None
         self._record_names = {_record_name(schema)}
         self._reader_decimals = reader_decimals(schema)
         self._writer_checked: dict[int, str | None] = {}  # schema id -> why it is unsafe (None: safe)
@@ -185,11 +190,15 @@ class EventCodec(Generic[M]):
         if self._stale:
             self._apply_reset()
         try:
-            if not self._compatibility_set:
-                assert self._subject is not None and self._compatibility is not None
-                set_compatibility(self._writer_client, self._subject, self._compatibility)
-                self._compatibility_set = True
+            if not self._subject_prepared:
+                assert self._subject is not None
+                if self._compatibility is not None:
+                    set_compatibility(self._writer_client, self._subject, self._compatibility)
+                self._carry_over_history()
+                self._subject_prepared = True
             value: bytes = self._serializer(record, self._context)
+        except SchemaRefused:
+            raise
         except Exception as exc:
             status = getattr(exc, "http_status_code", None)
             if status in (409, 422) and isinstance(exc, SchemaRegistryError):
@@ -220,6 +229,7 @@ class EventCodec(Generic[M]):
             if found is None:
                 if self._compatibility is not None and not registration.has_compatibility():
                     set_compatibility(self._writer_client, registration.subject, self._compatibility)
+                self._carry_over_history()
                 found = registration.register()
         except SchemaRefused as exc:
             self._reset_writer()
@@ -230,6 +240,12 @@ class EventCodec(Generic[M]):
         if stale:
             self._reset_writer()
         return RegistrationCheck("ok", registration.subject, now, schema_id=found, reregistered=stale)
+
+    def _carry_over_history(self) -> None:
+        """Register the history subject's versions under the subject first (a no-op without either). Raises
+        SchemaRefused, and SchemaRegistryError while the registry cannot answer."""
+        if self._history_subject is not None and self._registration is not None:
+            self._registration.carry_over(self._history_subject)
 
     def _reset_writer(self) -> None:
         """Have the next encode forget every id the writer cached, so it registers (or looks up) the schema."""

@@ -8,7 +8,8 @@ Two checks with one verdict, for every schema in schemas/avro/:
   schemas/avro/history/<Name>.v<N>.avsc, as writer (`avro.compatibility.ReaderWriterCompatibilityChecker`):
   that is BACKWARD_TRANSITIVE, the level the services set on their subjects.
 * registry: the Schema Registry is asked whether the schema is compatible with the versions registered under
-  its subject (`order-events-value`, `fulfillment-events-value`), at the subject's level, which must be
+  its subject as the topology names it (`order-events-orderprocessing.events.OrderCreated`,
+  `fulfillment-events-value`, ...), at the subject's level, which must be
   BACKWARD_TRANSITIVE. The registry is --registry, else $SCHEMA_REGISTRY_URL, else an ephemeral local stack
   started for the run. When it answers "incompatible" without saying why (Apicurio's compatibility endpoint
   does), the schema is submitted for registration: the registry refuses it with a 409 that names the
@@ -35,13 +36,16 @@ import avro.schema
 import httpx
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
-from events.topology import COMPATIBILITY, TOPIC_NAME_STRATEGY, TOPICS, subject_name
+from events.topology import COMPATIBILITY, TOPICS, EventType, TopicDeclaration, subject_name
 
 AVRO_DIR = Path(__file__).resolve().parent.parent / "schemas" / "avro"
 HISTORY_DIR = AVRO_DIR / "history"
 # The topic each event is published on (default names), by its schema file: what the check covers by default.
-EVENT_TOPICS = {topic.event.schema_file: topic.name for topic in TOPICS}
-_STRATEGY = {topic.event.schema_file: topic.subject_strategy for topic in TOPICS}
+EVENT_TOPICS = {event.schema_file: topic.name for topic in TOPICS for event in topic.events}
+# The declaration and event type of each schema file the topology declares.
+_DECLARED: dict[str, tuple[TopicDeclaration, EventType]] = {
+    event.schema_file: (topic, event) for topic in TOPICS for event in topic.events
+}
 _CONTENT_TYPE = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
 
 
@@ -58,8 +62,8 @@ class EventSchema:
 def event_schemas(avro_dir: Path = AVRO_DIR, topics: dict[str, str] = EVENT_TOPICS) -> list[EventSchema]:
     """Every event schema with its subject and released versions.
 
-    topics: {schema file in avro_dir: the topic it is published on}; the subject is the topic's per the
-    topology's subject strategy (TopicNameStrategy for a file the topology does not declare).
+    topics: {schema file in avro_dir: the topic it is published on}; the subject is the event's on that topic
+    per the topology's subject strategy (TopicNameStrategy for a file the topology does not declare).
     """
     events = []
     for file, topic in sorted(topics.items()):
@@ -70,7 +74,8 @@ def event_schemas(avro_dir: Path = AVRO_DIR, topics: dict[str, str] = EVENT_TOPI
             match = re.fullmatch(rf"{re.escape(name)}\.v(\d+)\.avsc", released.name)
             if match:
                 history.append((int(match.group(1)), released.read_text()))
-        subject = subject_name(topic, _STRATEGY.get(file, TOPIC_NAME_STRATEGY))
+        declared = _DECLARED.get(file)
+        subject = declared[0].subject(topic, declared[1]) if declared else subject_name(topic)
         events.append(EventSchema(name, subject, path.read_text(), sorted(history)))
     return events
 

@@ -34,6 +34,18 @@ class OrderCreated(BaseModel):
     totalAmount: Decimal = Field(description="Sum of quantity * price over all items, computed by the Order Service.")
 
 
+class OrderCancelled(BaseModel):
+    """A client asked to cancel an accepted order. Topic order-events (after the order's OrderCreated, same key), subject order-events-orderprocessing.events.OrderCancelled, key = orderId. The Fulfillment Service cancels the order unless it has shipped, and reports either outcome in FulfillmentStatusChanged."""
+
+    model_config = ConfigDict(extra='forbid')
+
+    eventId: UUID = Field(description="Unique id of this event; consumers use it to drop redeliveries.")
+    eventType: str = Field('OrderCancelled', description="Always \"OrderCancelled\".")
+    timestamp: AwareDatetime = Field(description="When the cancellation was requested, UTC.")
+    orderId: UUID = Field(description="Id of the order to cancel; also the record key.")
+    reason: None | str = Field(None, description="Why the client cancels, as the client gave it (trimmed, 1-500 characters), or null.")
+
+
 class FulfillmentStatus(str, Enum):
     """Where the fulfillment of an order stands. Readers map symbols they do not know to Pending."""
 
@@ -41,16 +53,17 @@ class FulfillmentStatus(str, Enum):
     Shipped = 'Shipped'
     Delivered = 'Delivered'
     Failed = 'Failed'
+    Cancelled = 'Cancelled'
 
 
 class FulfillmentStatusChanged(BaseModel):
-    """The fulfillment of an order moved on. Topic fulfillment-events, subject fulfillment-events-value, key = orderId. Status Pending means the Fulfillment Service has picked the order up and is shipping it; Shipped, Delivered and Failed follow."""
+    """The fulfillment of an order moved on. Topic fulfillment-events, subject fulfillment-events-value, key = orderId. Status Pending means the Fulfillment Service has picked the order up and is shipping it; Shipped, Delivered, Failed or Cancelled follow."""
 
     model_config = ConfigDict(extra='forbid')
 
     eventId: UUID = Field(description="Unique id of this event; consumers use it to drop redeliveries.")
     orderId: UUID = Field(description="Id of the order this event is about; also the record key.")
-    status: FulfillmentStatus = Field(description="Fulfillment status after this change. Pending = picked up, not yet shipped.")
+    status: FulfillmentStatus = Field(description="Fulfillment status after this change. Pending = picked up, not yet shipped; Cancelled = cancelled at the client's request before it shipped.")
     sequence: int = Field(0, description="Position of this change in the order's fulfillment history (0 = picked up); a reader ignores a change older than one it has applied.")
     trackingNumber: None | str = Field(None, description="Carrier tracking number (SHIP-...), once shipped.")
     carrier: None | str = Field(None, description="Carrier that ships the order, once shipped.")
@@ -58,9 +71,12 @@ class FulfillmentStatusChanged(BaseModel):
     reason: None | str = Field(None, description="Why the fulfillment failed, when status is Failed.")
     attempts: int = Field(0, description="Shipping provider calls made for this order so far.")
     timestamp: AwareDatetime = Field(description="When the change happened, UTC.")
+    cancellationRefused: None | str = Field(None, description="Why a requested cancellation was refused (the order had shipped), on the events after the refusal; null otherwise.")
 
 
 ORDER_CREATED_SCHEMA = '{"type":"record","name":"OrderCreated","namespace":"orderprocessing.events","doc":"An order was accepted by the Order Service. Topic order-events, subject order-events-value, key = orderId.","fields":[{"name":"eventId","type":{"type":"string","logicalType":"uuid"},"doc":"Unique id of this event; consumers use it to drop redeliveries."},{"name":"eventType","type":"string","default":"OrderCreated","doc":"Always \\"OrderCreated\\"."},{"name":"timestamp","type":{"type":"long","logicalType":"timestamp-millis"},"doc":"When the order was accepted, UTC."},{"name":"orderId","type":{"type":"string","logicalType":"uuid"},"doc":"Id of the order, assigned by the Order Service; also the record key."},{"name":"customerId","type":"string","doc":"Id of the ordering customer, trimmed, 1-200 characters."},{"name":"customerName","type":"string","doc":"Name of the ordering customer, trimmed, 1-200 characters."},{"name":"items","doc":"The ordered lines, 1-1000 of them.","type":{"type":"array","items":{"type":"record","name":"OrderItem","doc":"One line of an order.","fields":[{"name":"productId","type":"string","doc":"Id of the product, trimmed, 1-200 characters."},{"name":"productName","type":"string","doc":"Name of the product, trimmed, 1-200 characters."},{"name":"quantity","type":"int","doc":"How many units, 1-10000."},{"name":"price","type":{"type":"bytes","logicalType":"decimal","precision":12,"scale":2},"doc":"Unit price, 0-1000000 with 2 decimals."}]}}},{"name":"totalAmount","type":{"type":"bytes","logicalType":"decimal","precision":18,"scale":2},"doc":"Sum of quantity * price over all items, computed by the Order Service."}]}'
 ORDER_CREATED_SUBJECT_RECORD = 'orderprocessing.events.OrderCreated'
-FULFILLMENT_STATUS_CHANGED_SCHEMA = '{"type":"record","name":"FulfillmentStatusChanged","namespace":"orderprocessing.events","doc":"The fulfillment of an order moved on. Topic fulfillment-events, subject fulfillment-events-value, key = orderId. Status Pending means the Fulfillment Service has picked the order up and is shipping it; Shipped, Delivered and Failed follow.","fields":[{"name":"eventId","type":{"type":"string","logicalType":"uuid"},"doc":"Unique id of this event; consumers use it to drop redeliveries."},{"name":"orderId","type":{"type":"string","logicalType":"uuid"},"doc":"Id of the order this event is about; also the record key."},{"name":"status","doc":"Fulfillment status after this change. Pending = picked up, not yet shipped.","type":{"type":"enum","name":"FulfillmentStatus","doc":"Where the fulfillment of an order stands. Readers map symbols they do not know to Pending.","symbols":["Pending","Shipped","Delivered","Failed"],"default":"Pending"}},{"name":"sequence","type":"int","default":0,"doc":"Position of this change in the order\'s fulfillment history (0 = picked up); a reader ignores a change older than one it has applied."},{"name":"trackingNumber","type":["null","string"],"default":null,"doc":"Carrier tracking number (SHIP-...), once shipped."},{"name":"carrier","type":["null","string"],"default":null,"doc":"Carrier that ships the order, once shipped."},{"name":"estimatedDelivery","type":["null",{"type":"long","logicalType":"timestamp-millis"}],"default":null,"doc":"Estimated delivery time, UTC, once shipped."},{"name":"reason","type":["null","string"],"default":null,"doc":"Why the fulfillment failed, when status is Failed."},{"name":"attempts","type":"int","default":0,"doc":"Shipping provider calls made for this order so far."},{"name":"timestamp","type":{"type":"long","logicalType":"timestamp-millis"},"doc":"When the change happened, UTC."}]}'
+ORDER_CANCELLED_SCHEMA = '{"type":"record","name":"OrderCancelled","namespace":"orderprocessing.events","doc":"A client asked to cancel an accepted order. Topic order-events (after the order\'s OrderCreated, same key), subject order-events-orderprocessing.events.OrderCancelled, key = orderId. The Fulfillment Service cancels the order unless it has shipped, and reports either outcome in FulfillmentStatusChanged.","fields":[{"name":"eventId","type":{"type":"string","logicalType":"uuid"},"doc":"Unique id of this event; consumers use it to drop redeliveries."},{"name":"eventType","type":"string","default":"OrderCancelled","doc":"Always \\"OrderCancelled\\"."},{"name":"timestamp","type":{"type":"long","logicalType":"timestamp-millis"},"doc":"When the cancellation was requested, UTC."},{"name":"orderId","type":{"type":"string","logicalType":"uuid"},"doc":"Id of the order to cancel; also the record key."},{"name":"reason","type":["null","string"],"default":null,"doc":"Why the client cancels, as the client gave it (trimmed, 1-500 characters), or null."}]}'
+ORDER_CANCELLED_SUBJECT_RECORD = 'orderprocessing.events.OrderCancelled'
+FULFILLMENT_STATUS_CHANGED_SCHEMA = '{"type":"record","name":"FulfillmentStatusChanged","namespace":"orderprocessing.events","doc":"The fulfillment of an order moved on. Topic fulfillment-events, subject fulfillment-events-value, key = orderId. Status Pending means the Fulfillment Service has picked the order up and is shipping it; Shipped, Delivered, Failed or Cancelled follow.","fields":[{"name":"eventId","type":{"type":"string","logicalType":"uuid"},"doc":"Unique id of this event; consumers use it to drop redeliveries."},{"name":"orderId","type":{"type":"string","logicalType":"uuid"},"doc":"Id of the order this event is about; also the record key."},{"name":"status","doc":"Fulfillment status after this change. Pending = picked up, not yet shipped; Cancelled = cancelled at the client\'s request before it shipped.","type":{"type":"enum","name":"FulfillmentStatus","doc":"Where the fulfillment of an order stands. Readers map symbols they do not know to Pending.","symbols":["Pending","Shipped","Delivered","Failed","Cancelled"],"default":"Pending"}},{"name":"sequence","type":"int","default":0,"doc":"Position of this change in the order\'s fulfillment history (0 = picked up); a reader ignores a change older than one it has applied."},{"name":"trackingNumber","type":["null","string"],"default":null,"doc":"Carrier tracking number (SHIP-...), once shipped."},{"name":"carrier","type":["null","string"],"default":null,"doc":"Carrier that ships the order, once shipped."},{"name":"estimatedDelivery","type":["null",{"type":"long","logicalType":"timestamp-millis"}],"default":null,"doc":"Estimated delivery time, UTC, once shipped."},{"name":"reason","type":["null","string"],"default":null,"doc":"Why the fulfillment failed, when status is Failed."},{"name":"attempts","type":"int","default":0,"doc":"Shipping provider calls made for this order so far."},{"name":"timestamp","type":{"type":"long","logicalType":"timestamp-millis"},"doc":"When the change happened, UTC."},{"name":"cancellationRefused","type":["null","string"],"default":null,"doc":"Why a requested cancellation was refused (the order had shipped), on the events after the refusal; null otherwise."}]}'
 FULFILLMENT_STATUS_CHANGED_SUBJECT_RECORD = 'orderprocessing.events.FulfillmentStatusChanged'

@@ -178,6 +178,7 @@ ORDER_EVENTS = TopicDeclaration(
         EventType(
             "OrderCreated", rules="contracts.order_rules:check_order_created", history_strategy=TOPIC_NAME_STRATEGY
         ),
+        EventType("OrderCancelled", rules="contracts.order_rules:check_order_cancelled"),
     ),
     key="orderId",
     key_doc="The orderId of the order the record is about.",

@@ -69,6 +69,7 @@ def _apply(
             event.carrier,
             event.estimatedDelivery,
             event.reason,
+            event.cancellationRefused,
         )
         if updated is not None:
             views[event.orderId] = updated

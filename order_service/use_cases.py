@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 from contracts.order_rules import ValidOrder
 from messaging.avro_codec import RegistrationCheck
 from observability.metrics import Metrics
-from order_service.domain import Order, OrderPage, OrderStatus, accept
-from order_service.errors import EventSchemaRefused, IdempotencyKeyReused, OrderNotFound
+from order_service.domain import CancellationRequest, Order, OrderPage, OrderStatus, accept
+from order_service.errors import EventSchemaRefused, IdempotencyKeyReused, OrderNotCancellable, OrderNotFound
 from order_service.idempotency import IdempotencyRecord, request_fingerprint
 from order_service.metrics import OrderMetrics
 from order_service.publishing import PublishableCheck, order_created
@@ -98,6 +98,21 @@ class OrderService:
             raise
         self._metrics.orders_created.inc()
         return order, False
+
+    async def cancel(self, order_id: uuid.UUID, reason: str | None) -> Order:
+        """Ask to cancel the order: record the request and its OrderCancelled event in one transaction, and
+        return the order (its cancellation Requested; the Fulfillment Service's answer follows as events).
+
+        Idempotent: when a cancellation was requested before, the order is returned as it is and nothing is
+        stored or published (the first request's reason stays). Raises OrderNotFound, and OrderNotCancellable
+        for an order that is Fulfilled or Failed without an earlier request.
+        """
+        order = await self._uow.request_cancellation(order_id, CancellationRequest(self._clock(), reason))
+        if order is None:
+            raise OrderNotFound(order_id)
+        if order.cancellation is None:
+            raise OrderNotCancellable(order_id, order.status.value)
+        return order
 
     async def get(
         self, order_id: uuid.UUID, wait_for: Collection[OrderStatus] = (), timeout_seconds: float = 0.0

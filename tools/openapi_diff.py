@@ -13,7 +13,9 @@ Breaking, as a client sees it:
   required), and anything that narrows what is accepted: a type or enum value removed, a minimum/maximum,
   length, item count or property count tightened, a multipleOf that old values no longer meet, a pattern or
   format added or changed, additionalProperties closed, a media type removed;
-* responses: a field removed or no longer required, or a field's type changed.
+* responses: a field removed or no longer required, or a field's type changed; an enum value added, unless
+  the document's version raises its minor (or major) version over the released one: a client of the released
+  version may meet a value it does not know, so adding one is a deliberate minor release, reported as such.
 
 Not breaking: additions (paths, methods, optional parameters and fields, response fields, enum values in
 requests), widening of request constraints, descriptions and examples. A parameter or field removed from a
@@ -44,10 +46,13 @@ _UPPER_BOUNDS = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxPro
 
 @dataclass(frozen=True)
 class Breaking:
-    """One change that can break a client of the released document."""
+    """One change that can break a client of the released document. released_as_minor: a change a minor
+    release may make (a response enum value added) and the document's version is such a release; reported, not
+    failed."""
 
     where: str
     what: str
+    released_as_minor: bool = False
 
     def __str__(self) -> str:
         return f"{self.where}: {self.what}"
@@ -87,7 +92,24 @@ def diff(released: dict[str, Any], current: dict[str, Any]) -> list[Breaking]:
                 found.append(Breaking(where, "method removed"))
                 continue
             found += _operation(where, old, new, old_item, new_item, method)
+    if _minor_release(released, current):
+        found = [
+            Breaking(b.where, b.what, released_as_minor=True) if b.what.startswith(_ENUM_ADDED) else b for b in found
+        ]
     return found
+
+
+_ENUM_ADDED = "response enum values added"
+
+
+def _version(document: dict[str, Any]) -> tuple[int, ...]:
+    parts = str(document.get("info", {}).get("version", "")).split(".")
+    return tuple(int(p) if p.isdigit() else 0 for p in parts[:2])
+
+
+def _minor_release(released: dict[str, Any], current: dict[str, Any]) -> bool:
+    """Whether current's info.version raises released's major or minor version (semantic versioning)."""
+    return _version(current) > _version(released)
 
 
 def _operation(
@@ -238,6 +260,14 @@ def _response_schema(
     old_types, new_types = _types(before), _types(after)
     if old_types is not None and old_types != new_types:
         found.append(Breaking(where, f"type changed from {sorted(old_types)} to {sorted(new_types or ['any'])}"))
+    if "enum" in before and "enum" in after:
+        added = [v for v in after["enum"] if v not in before["enum"]]
+        if added:
+            found.append(Breaking(where, f"{_ENUM_ADDED}: {added} (clients of the released version may not know them)"))
+    for keyword in ("oneOf", "anyOf"):
+        if isinstance(before.get(keyword), list) and isinstance(after.get(keyword), list):
+            for index, (b, a) in enumerate(zip(before[keyword], after[keyword], strict=False)):
+                found += _response_schema(f"{where}<{keyword}[{index}]>", old, new, b, a, depth + 1)
     old_properties, new_properties = before.get("properties", {}), after.get("properties", {})
     new_required = set(after.get("required", []))
     for name, schema in old_properties.items():
@@ -288,7 +318,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no released specs in {args.released}", file=sys.stderr)
         return 1
     broken = False
-    for name, changes in results:
+    for name, found in results:
+        changes = [c for c in found if not c.released_as_minor]
+        for change in found:
+            if change.released_as_minor:
+                print(f"{name}: MINOR RELEASE {change}")
         if changes:
             broken = True
             print(f"{name}: {len(changes)} breaking change(s) against {args.released / name}:", file=sys.stderr)

@@ -264,3 +264,31 @@ def test_cli_fails_and_names_the_change(tmp_path: Path, capsys: pytest.CaptureFi
         "BREAKING POST /api/orders request body application/json.items[].quantity: maximum tightened from 10000 to 100"
         in capsys.readouterr().err
     )
+
+
+def _status_spec(version: str, statuses: list[str]) -> dict[str, Any]:
+    schema = {"type": "object", "properties": {"status": {"type": "string", "enum": statuses}}}
+    response = {"200": {"description": "ok", "content": {"application/json": {"schema": schema}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "T", "version": version},
+        "paths": {"/o": {"get": {"responses": response}}},
+    }
+
+
+def test_a_response_enum_value_added_without_a_minor_release_is_breaking() -> None:
+    (found,) = diff(
+        _status_spec("1.2.0", ["Pending", "Failed"]), _status_spec("1.2.1", ["Pending", "Failed", "Cancelled"])
+    )
+    assert str(found) == (
+        "GET /o response 200 application/json.status: response enum values added: ['Cancelled'] "
+        "(clients of the released version may not know them)"
+    )
+    assert not found.released_as_minor
+
+
+def test_a_response_enum_value_added_in_a_minor_release_is_reported_as_one(capsys: pytest.CaptureFixture[str]) -> None:
+    (found,) = diff(_status_spec("1.2.0", ["Pending"]), _status_spec("1.3.0", ["Pending", "Cancelled"]))
+    assert found.released_as_minor
+    assert main([]) == 0  # the committed specs add Cancelled in 1.3.0: reported, not failed
+    assert "MINOR RELEASE" in capsys.readouterr().out

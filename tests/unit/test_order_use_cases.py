@@ -391,6 +391,7 @@ def test_the_api_representation_of_a_stored_order(run):
             "carrier": "C",
             "estimatedDelivery": "2030-01-02T12:30:00.123000Z",
             "failureReason": None,
+            "cancellation": None,
         }
         assert list(document.items()) == list(expected.items())  # the fields in the contract's order, too
         assert str(document["totalAmount"]) == "0.30"  # exact, at the contract's scale

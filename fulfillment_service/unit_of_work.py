@@ -20,9 +20,12 @@ from sqlalchemy import Connection, Engine
 
 from contract_models.events import FulfillmentStatusChanged
 from fulfillment_service import store
-from fulfillment_service.domain import Fulfillment, Transition
+from fulfillment_service.domain import Fulfillment, InvalidTransition, Transition
 from outbox.table import OutboxEntry, add_to_outbox
 from persistence.group_commit import GroupCommitter
+
+# Given the order's fulfillment as stored now (None: never picked up), the transition to record (None: none).
+Decision = Callable[[Fulfillment | None], Transition | None]
 
 # Threads that read at once: as many as the request thread pool that ran these reads before offered.
 READ_THREADS = 40
@@ -39,6 +42,13 @@ class UnitOfWork(Protocol):
     async def apply(self, transition: Transition) -> bool:
         """Write the transition's changed fields and its event, if the stored status is still the one the
         transition expects; False when it is not (another worker moved the order on), writing nothing."""
+        ...
+
+    async def decide(self, order_id: uuid.UUID, decision: Decision) -> tuple[Fulfillment | None, bool]:
+        """In one transaction: read the order's fulfillment (its row locked), hand it to decision, and record
+        the transition it returns with its event. This serialises changes that depend on the row as it is now
+        (a cancellation, the start of a provider call, a call's outcome). A decision raising InvalidTransition
+        records nothing. Returns the fulfillment as stored after, and whether a transition was recorded."""
         ...
 
     async def publish(self, event: FulfillmentStatusChanged) -> None:
@@ -91,6 +101,13 @@ class SqlUnitOfWork:
         self._after(transition)
         return applied
 
+    async def decide(self, order_id: uuid.UUID, decision: Decision) -> tuple[Fulfillment | None, bool]:
+        """See UnitOfWork.decide."""
+        stored, transition = await self._committer.submit(functools.partial(self._decide, order_id, decision))
+        if transition is not None:
+            self._after(transition)
+        return stored, transition is not None
+
     async def publish(self, event: FulfillmentStatusChanged) -> None:
         """See UnitOfWork.publish."""
         entry = OutboxEntry.of(self._topic, str(event.orderId), event)
@@ -118,6 +135,24 @@ class SqlUnitOfWork:
             return False
         self._to_outbox(conn, transition)
         return True
+
+    def _decide(
+        self, order_id: uuid.UUID, decision: Decision, conn: Connection
+    ) -> tuple[Fulfillment | None, Transition | None]:
+        current = store.get(conn, order_id, for_update=True)
+        try:
+            transition = decision(current)
+        except InvalidTransition:
+            transition = None
+        if transition is None:
+            return current, None
+        if transition.expected is None:
+            if store.insert_if_absent(conn, transition.fulfillment) is not None:
+                return current, None
+        elif not store.update_if_status(conn, transition.fulfillment, transition.expected, transition.changed):
+            return current, None
+        self._to_outbox(conn, transition)
+        return transition.fulfillment, transition
 
     def _claim(self, lease: timedelta, limit: int, busy: Collection[uuid.UUID], conn: Connection) -> list[Fulfillment]:
         now = self._clock()

@@ -18,8 +18,8 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from contract_models.events import OrderCreated
-from fulfillment_service.domain import Fulfillment, RetryPolicy, Status, Transition, pick_up
+from contract_models.events import OrderCancelled, OrderCreated
+from fulfillment_service.domain import Fulfillment, RetryPolicy, Status, Transition, cancelled_before_pick_up, pick_up
 from fulfillment_service.metrics import FulfillmentMetrics
 from fulfillment_service.resilience import CircuitBreaker
 from fulfillment_service.shipping import ProviderError, ShippingProvider
@@ -90,16 +90,39 @@ class Fulfiller:
             return
         await self.attempt(fulfillment, first=new)
 
+    async def handle_order_cancelled(self, event: OrderCancelled) -> None:
+        """Cancel the order unless it shipped (Fulfillment.cancel, decided on the order's row as it is now).
+
+        Not picked up yet: it is recorded Cancelled, so its OrderCreated finds it final. A provider call under
+        way: the cancellation is recorded and the call's outcome decides (attempt). A redelivered (or
+        republished) cancellation of a final order reports its state again, with the refusal if there was one.
+        Returns once the outcome is durable; raises only what the unit of work raises.
+        """
+        now = self._clock()
+        order_id = event.orderId
+
+        def decide(current: Fulfillment | None) -> Transition | None:
+            return cancelled_before_pick_up(order_id, now) if current is None else current.cancel(now)
+
+        stored, changed = await self._uow.decide(order_id, decide)
+        if changed and stored is not None and stored.status is Status.Cancelled:
+            self._metrics.recorded(Status.Cancelled)
+        elif not changed and stored is not None and stored.status.is_terminal:
+            await self._uow.publish(stored.report(now))
+
     async def attempt(self, fulfillment: Fulfillment, first: bool = False) -> None:
-        """One provider call for a Pending order, then its outcome recorded: Shipped, Failed, or a retry.
+        """One provider call for a Pending order, then its outcome recorded: Shipped, Failed, a retry, or
+        Cancelled when a cancellation was processed first or during the call (see fulfillment_service.domain).
 
         Unless first (the order's very first attempt), ask the provider first whether it already shipped
         the order (a call that succeeded just before a crash): then record that shipment, call nothing.
-        While the breaker is open the order waits, picked up and not failed. Returns at once when the
-        order is being attempted here already. ProviderError and a call over provider_timeout_seconds are
-        recorded as a failed attempt; any other exception of the call (or of the unit of work) propagates,
-        after the breaker counted the call as failed and (for an exception of the call) the order was made due
-        again when the breaker next lets a call through, without counting an attempt.
+        The call starts only once its start is recorded on the order's row, which a cancellation processed
+        before prevents (the order is then Cancelled and no call is made). While the breaker is open the order
+        waits, picked up and not failed. Returns at once when the order is being attempted here already.
+        ProviderError and a call over provider_timeout_seconds are recorded as a failed attempt; any other
+        exception of the call (or of the unit of work) propagates, after the breaker counted the call as failed
+        and (for an exception of the call) the order was made due again when the breaker next lets a call
+        through, without counting an attempt. Every outcome is decided on the row as it is when recorded.
         """
         order_id = fulfillment.order_id
         if order_id in self._active:
@@ -109,51 +132,67 @@ class Fulfiller:
             if not first:
                 found = await self._provider.find_shipment(str(order_id))
                 if found is not None:
-                    await self._record(fulfillment.ship(found, self._clock(), self._delivery_after, found=True))
+                    now = self._clock()
+                    await self._record(order_id, lambda f: f.ship(found, now, self._delivery_after, found=True))
                     return
+            started, began = await self._record(order_id, lambda f: f.begin_call(self._clock()))
+            if not began or started is None or started.status is not Status.Pending:
+                return  # cancelled first, or finished elsewhere: no call
             if not self._breaker.allow():
-                await self._uow.apply(fulfillment.wait_for_breaker(self._clock() + self._breaker.retry_after()))
+                until = self._clock() + self._breaker.retry_after()
+                await self._record(order_id, lambda f: f.wait_for_breaker(until, self._clock()))
                 return
-            started = time.perf_counter()
+            call_started = time.perf_counter()
             try:
                 shipment = await asyncio.wait_for(self._provider.create_shipment(str(order_id)), self._timeout)
             except (ProviderError, TimeoutError) as exc:
-                self._metrics.provider_failed(exc, time.perf_counter() - started)
+                self._metrics.provider_failed(exc, time.perf_counter() - call_started)
                 self._breaker.record_failure()
                 reason = str(exc) or f"shipping provider did not answer within {self._timeout:g} s"
-                await self._record(fulfillment.attempt_failed(reason, self._clock(), self._retry))
+                await self._record(order_id, lambda f: f.attempt_failed(reason, self._clock(), self._retry), retry=True)
                 return
             except Exception as exc:
                 # Any other failure of the call (the provider's own storage) still ends it: a half-open
                 # breaker's probe slot must be released, or the breaker never closes. It is not the provider's
                 # answer, so no attempt is counted: the order is due again when the breaker lets a call through
                 # (a retry looks the shipment up first), not only once its call lease has run out.
-                self._metrics.provider_failed(exc, time.perf_counter() - started)
+                self._metrics.provider_failed(exc, time.perf_counter() - call_started)
                 self._breaker.record_failure()
+                until = self._clock() + self._breaker.retry_after()
                 with contextlib.suppress(Exception):  # our own database failing too: the lease still frees it
-                    await self._uow.apply(fulfillment.wait_for_breaker(self._clock() + self._breaker.retry_after()))
+                    await self._record(order_id, lambda f: f.wait_for_breaker(until, self._clock()))
                 raise
             except BaseException as exc:  # cancelled: the probe slot is released, the lease frees the order
-                self._metrics.provider_failed(exc, time.perf_counter() - started)
+                self._metrics.provider_failed(exc, time.perf_counter() - call_started)
                 self._breaker.record_failure()
                 raise
-            self._metrics.provider_succeeded(time.perf_counter() - started)
+            self._metrics.provider_succeeded(time.perf_counter() - call_started)
             self._breaker.record_success()
-            await self._record(fulfillment.ship(shipment, self._clock(), self._delivery_after))
+            await self._record(order_id, lambda f: f.ship(shipment, self._clock(), self._delivery_after))
         finally:
             self._active.discard(order_id)
 
     async def deliver(self, fulfillment: Fulfillment) -> None:
         """Record the simulated delivery of a Shipped order, reported by a Delivered event (once; a second call
         for the same order records nothing). Raises InvalidTransition (the domain's) for an order not Shipped."""
-        await self._record(fulfillment.deliver(self._clock()))
+        transition = fulfillment.deliver(self._clock())
+        if await self._uow.apply(transition):
+            self._metrics.recorded(transition.fulfillment.status)
 
-    async def _record(self, transition: Transition) -> None:
-        """Record an outcome, or a failed attempt's scheduled retry (a Pending transition)."""
-        if await self._uow.apply(transition):  # False: another worker recorded this order's outcome first
-            status = transition.fulfillment.status
+    async def _record(
+        self, order_id: uuid.UUID, change: Callable[[Fulfillment], Transition], *, retry: bool = False
+    ) -> tuple[Fulfillment | None, bool]:
+        """Record change of the order's fulfillment as stored now (UnitOfWork.decide): an outcome, a retry
+        scheduled (retry: a failed attempt, counted as a scheduled retry when the order stays Pending), the start
+        of a call, a wait. Nothing when the order moved on meanwhile (another worker recorded its outcome, a
+        cancellation won). Returns the fulfillment as stored after, and whether change was recorded."""
+        stored, recorded = await self._uow.decide(order_id, lambda f: None if f is None else change(f))
+        if recorded and stored is not None:
+            status = stored.status
             if status is Status.Shipped:
                 self.shipped += 1
             elif status is Status.Failed:
                 self.failed += 1
-            self._metrics.recorded(status)
+            if status is not Status.Pending or retry:
+                self._metrics.recorded(status)
+        return stored, recorded

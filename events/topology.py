@@ -3,8 +3,9 @@ subject and compatibility, partitions, producer and consumer group, and the dead
 
 Everything else reads it: the settings (one `<SETTING>_TOPIC`, `<SETTING>_DLQ_TOPIC` and `<SETTING>_PARTITIONS`
 variable per topic, defaults from here), topic creation, the codecs, `make codegen` (models and AsyncAPI) and
-`tools/schema_check.py`. Adding a topic or an event type means adding a TopicDeclaration to TOPICS (and its
-Avro schema in schemas/avro/<EventName>.avsc).
+`tools/schema_check.py`. Adding a topic means adding a TopicDeclaration to TOPICS, adding an event type adding
+an EventType to its topic's events (a topic of several types needs TopicRecordNameStrategy), each with its Avro
+schema in schemas/avro/<EventName>.avsc.
 """
 
 from __future__ import annotations

@@ -81,6 +81,7 @@ def _apply(
             event.carrier,
             event.estimatedDelivery,
             event.reason,
+            event.cancellationRefused,
         )
         if updated is not None:
             views[event.orderId] = updated

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 
 from contract_models.events import FulfillmentStatus, OrderCancelled
-from fulfillment_service.domain import REFUSED_SHIPPED, Status, pick_up
+from fulfillment_service.domain import REFUSED_SHIPPED, Destination, Status, pick_up
 from fulfillment_service.shipping import ProviderError
 from tests.unit import test_fulfillment_use_cases as base
 from tests.unit.fake_shipping import FakeShippingProvider, Gate
@@ -119,7 +119,7 @@ class FailingAfterGate(FakeShippingProvider):
         super().__init__()
         self.gate = gate
 
-    async def create_shipment(self, idempotency_key: str):  # type: ignore[no-untyped-def]
+    async def create_shipment(self, idempotency_key: str, destination: Destination | None = None):  # type: ignore[no-untyped-def]
         self.calls.append(idempotency_key)
         await self.gate.wait()
         raise ProviderError("503 after a while")

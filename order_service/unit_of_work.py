@@ -17,6 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -148,8 +150,10 @@ class SqlOrderUnitOfWork:
         return await self._read(functools.partial(_find_key, key))
 
     async def request_cancellation(self, order_id: uuid.UUID, request: CancellationRequest) -> Order | None:
-        """See OrderUnitOfWork.request_cancellation."""
-        order, published = await self._writer.submit(functools.partial(self._cancel, order_id, request))
+        """See OrderUnitOfWork.request_cancellation. The OrderCancelled continues the caller's trace (its context is
+        taken here, on the caller's task: the group committer's thread has none)."""
+        context = otel_context.get_current()
+        order, published = await self._writer.submit(functools.partial(self._cancel, order_id, request, context))
         if published:
             self._on_event_written()
         return order
@@ -212,7 +216,9 @@ class SqlOrderUnitOfWork:
         if key is not None:
             store.insert_idempotency_key(conn, key)
 
-    def _cancel(self, order_id: uuid.UUID, request: CancellationRequest, conn: Connection) -> tuple[Order | None, bool]:
+    def _cancel(
+        self, order_id: uuid.UUID, request: CancellationRequest, context: Context, conn: Connection
+    ) -> tuple[Order | None, bool]:
         order = store.get_order(conn, order_id)
         if order is None:
             return None, False
@@ -221,7 +227,8 @@ class SqlOrderUnitOfWork:
             return order, False
         if not store.record_cancellation(conn, requested):  # another replica recorded one first
             return store.get_order(conn, order_id), False
-        add_to_outbox(conn, store.outbox, [OutboxEntry.of(self._topic, str(order_id), order_cancelled(requested))])
+        entry = OutboxEntry.of(self._topic, str(order_id), order_cancelled(requested), context)
+        add_to_outbox(conn, store.outbox, [entry])
         return requested, True
 
     def _republish(

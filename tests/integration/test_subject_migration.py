@@ -14,7 +14,7 @@ import pytest
 
 from contract_models.events import ORDER_CREATED_SCHEMA
 from events.codecs import event_codec_for
-from events.topology import ORDER_EVENTS
+from events.topology import COMPATIBILITY, ORDER_EVENTS
 from messaging.registry import registry_client
 from tests.sample_events import order_created
 
@@ -38,7 +38,7 @@ def test_the_first_write_carries_the_old_subjects_history_over(stack: Any) -> No
     assert (old, new) == (f"{topic}-value", f"{topic}-orderprocessing.events.OrderCreated")
     released = (HISTORY / "OrderCreated.v1.avsc").read_text()
     with httpx.Client(base_url=stack.registry_url, headers=SCHEMA_JSON, timeout=10) as http:
-        # What a released v1 producer left: the released schema under the old subject.
+        # What a released v1 producer left: the released schema under the old subject, at the level of then.
         http.put(f"/config/{old}", json={"compatibility": "BACKWARD_TRANSITIVE"}).raise_for_status()
         http.post(f"/subjects/{old}/versions", json={"schema": released}).raise_for_status()
         old_before = _versions(http, old)
@@ -55,7 +55,7 @@ def test_the_first_write_carries_the_old_subjects_history_over(stack: Any) -> No
         assert texts[-1] == json.loads(ORDER_CREATED_SCHEMA)
         assert _versions(http, old) == old_before  # the old subject is kept as it was
         level = http.get(f"/config/{new}").json()
-        assert (level.get("compatibilityLevel") or level.get("compatibility")) == "BACKWARD_TRANSITIVE"
+        assert (level.get("compatibilityLevel") or level.get("compatibility")) == COMPATIBILITY  # FULL_TRANSITIVE
 
 
 def test_a_topic_without_history_starts_its_subject_with_the_current_schema(stack: Any) -> None:

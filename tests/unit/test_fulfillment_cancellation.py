@@ -16,6 +16,7 @@ from fulfillment_service.domain import REFUSED_SHIPPED, Destination, Status, pic
 from fulfillment_service.shipping import ProviderError
 from tests.unit import test_fulfillment_use_cases as base
 from tests.unit.fake_shipping import FakeShippingProvider, Gate
+from tests.unit.log_capture import json_lines
 from tests.unit.test_fulfillment_use_cases import LEASE, RETRY_DELAY, T0, World, order_created
 
 run = base.run  # the fixture: a fresh fulfiller and database per test
@@ -156,3 +157,46 @@ def test_a_cancellation_of_a_scheduled_retry_due_now_wins_over_its_call(run) -> 
         assert w.stored(event.orderId).status is Status.Cancelled
 
     run(scenario, FakeShippingProvider(ProviderError("503")))
+
+
+# -- what an operator reads -----------------------------------------------------------------------------
+
+
+def test_a_cancellation_is_one_info_line_naming_the_order(run) -> None:
+    async def scenario(w: World) -> None:
+        event = order_created()
+        with json_lines("fulfillment_service.use_cases") as lines:
+            await w.fulfiller.handle_order_created(event)  # the call fails: a retry is scheduled
+            await w.fulfiller.handle_order_cancelled(order_cancelled(event.orderId))
+            await w.fulfiller.handle_order_cancelled(order_cancelled(event.orderId))  # redelivered: no new line
+        info = lines.at("info")
+        assert [line["event"] for line in info] == ["fulfillment picked up", "retry scheduled", "order cancelled"]
+        assert {line["orderId"] for line in lines.all()} == {str(event.orderId)}
+        assert info[-1]["status"] == "Cancelled"
+
+    run(scenario, FakeShippingProvider(ProviderError("503")))
+
+
+def test_a_refused_cancellation_is_logged_with_its_reason(run) -> None:
+    gate = Gate()
+
+    async def scenario(w: World) -> None:
+        event = order_created()
+        with json_lines("fulfillment_service.use_cases") as lines:
+            call = asyncio.create_task(w.fulfiller.handle_order_created(event))
+            await gate.entered.wait()
+            await w.fulfiller.handle_order_cancelled(order_cancelled(event.orderId))
+            gate.open()
+            await call
+            await w.fulfiller.handle_order_cancelled(order_cancelled(event.orderId))  # after shipping: reported again
+        info = lines.at("info")
+        assert [line["event"] for line in info] == [
+            "fulfillment picked up",
+            "cancellation awaits the provider call",
+            "order shipped",
+            "cancellation refused",
+        ]
+        assert info[-1]["reason"] == REFUSED_SHIPPED and info[-1]["status"] == "Shipped"
+        assert {line["orderId"] for line in lines.all()} == {str(event.orderId)}
+
+    run(scenario, FakeShippingProvider(gate))

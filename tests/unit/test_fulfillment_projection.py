@@ -142,3 +142,18 @@ def test_each_order_whose_status_changed_is_one_info_line_after_the_commit(order
             projection_over(uow, [])([event(second, FulfillmentStatus.Failed, 1, reason="gave up")])
     applied = [(line["orderId"], line["status"]) for line in lines.at("info")]
     assert applied == [(str(first), "Fulfilled"), (str(second), "Processing")]
+
+
+def test_a_refused_cancellation_is_one_info_line_with_its_reason(orders) -> None:
+    order, _ = orders
+    uow = FakeUnitOfWork({order: NOT_STARTED})
+    shipped = {"trackingNumber": "SHIP-1", "carrier": "C"}
+    refusal = "the order had shipped before the cancellation was processed"
+    with json_lines("order_service.projection") as lines:
+        projection_over(uow, [])([event(order, FulfillmentStatus.Shipped, 1, **shipped)])
+        # The refusal comes with the order's current state again: the status does not move, the refusal is new.
+        projection_over(uow, [])([event(order, FulfillmentStatus.Shipped, 1, cancellationRefused=refusal, **shipped)])
+        projection_over(uow, [])([event(order, FulfillmentStatus.Shipped, 1, cancellationRefused=refusal, **shipped)])
+    info = [(line["event"], line["status"], line.get("reason")) for line in lines.at("info")]
+    assert info == [("order status applied", "Fulfilled", None), ("cancellation refused", "Fulfilled", refusal)]
+    assert {line["orderId"] for line in lines.all()} == {str(order)}

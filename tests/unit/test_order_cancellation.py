@@ -16,6 +16,7 @@ from order_service.api.representation import order_document
 from order_service.domain import OrderStatus
 from order_service.errors import OrderNotCancellable, OrderNotFound
 from tests.unit import test_order_use_cases as base
+from tests.unit.log_capture import json_lines
 from tests.unit.test_order_use_cases import TOPIC, World, request, status_changed
 
 run = base.run  # the fixture: a fresh service and database per test
@@ -120,5 +121,19 @@ def test_a_stale_order_with_a_cancellation_has_both_events_published_again(run) 
         world.clock.advance(timedelta(seconds=120))
         assert await world.service.republish_stale_orders(timedelta(seconds=60), timedelta(hours=1)) == 1
         assert [t for t, _, _ in outbox(world)] == ["OrderCreated", "OrderCancelled"]
+
+    run(scenario)
+
+
+def test_a_cancellation_request_is_one_info_line_naming_the_order(run) -> None:
+    async def scenario(world: World) -> None:
+        order, _ = await world.service.place(request(), None)
+        with json_lines("order_service.use_cases") as lines:
+            await world.service.cancel(order.order_id, "changed my mind")
+            await world.service.cancel(order.order_id, None)  # asked again: nothing changes, DEBUG only
+        (requested,) = lines.at("info")
+        assert (requested["event"], requested["orderId"]) == ("cancellation requested", str(order.order_id))
+        assert (requested["status"], requested["reason"]) == ("Pending", "changed my mind")
+        assert {line["orderId"] for line in lines.all()} == {str(order.order_id)}
 
     run(scenario)

@@ -11,7 +11,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
@@ -19,7 +18,7 @@ from events.codecs import codec_for
 from events.topology import FULFILLMENT_EVENTS, ORDER_EVENTS
 from fulfillment_service.domain import Status
 from harness.topics import topic_reader
-from messaging.avro_codec import EventCodec
+from messaging.topic_codec import RecordDecoder
 
 log = logging.getLogger("bench")
 
@@ -69,7 +68,7 @@ class EventCollector:
         self, bootstrap_servers: str, registry_url: str, order_topic: str, fulfillment_topic: str, tag: str
     ) -> None:
         registry = SchemaRegistryClient({"url": registry_url})
-        self._codecs: dict[str, EventCodec[Any]] = {
+        self._codecs: dict[str, RecordDecoder] = {
             order_topic: codec_for(registry, ORDER_EVENTS, order_topic),
             fulfillment_topic: codec_for(registry, FULFILLMENT_EVENTS, fulfillment_topic),
         }

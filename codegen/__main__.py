@@ -25,7 +25,7 @@ OPENAPI = {
     "fulfillment_api.py": ROOT / "schemas" / "openapi" / "fulfillment-service.yaml",
 }
 # Every event of the topology, by the prefix of its generated constants: {module name: its .avsc file}.
-EVENTS = {topic.event.module_name: topic.event.schema_file for topic in TOPICS}
+EVENTS = {event.module_name: event.schema_file for topic in TOPICS for event in topic.events}
 ASYNCAPI = ROOT / "schemas" / "asyncapi" / "asyncapi.yaml"
 
 

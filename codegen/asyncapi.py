@@ -18,6 +18,7 @@ from events.topology import (
     DEAD_LETTER_HEADERS,
     RETENTION_MS,
     TOPICS,
+    EventType,
     TopicDeclaration,
 )
 from messaging.settings import KafkaSettings
@@ -31,8 +32,8 @@ def _key(topic: TopicDeclaration) -> dict[str, Any]:
     return {"type": "string", "format": "uuid", "description": topic.key_doc}
 
 
-def _event_message(schema: dict[str, Any], topic: TopicDeclaration) -> dict[str, Any]:
-    name = topic.event.name
+def _event_message(schema: dict[str, Any], topic: TopicDeclaration, event: EventType) -> dict[str, Any]:
+    name = event.name
     return {
         "name": name,
         "title": name,
@@ -40,8 +41,10 @@ def _event_message(schema: dict[str, Any], topic: TopicDeclaration) -> dict[str,
         "contentType": "application/octet-stream",
         "description": (
             f"Avro binary in the Confluent wire format: magic byte 0, the 4-byte big-endian id of the writer "
-            f"schema in the Schema Registry (subject `{topic.subject()}`, compatibility {topic.compatibility}), "
-            "then the Avro body. Readers resolve every registered writer version against their reader schema."
+            f"schema in the Schema Registry (subject `{topic.subject(event=event)}`, compatibility "
+            f"{topic.compatibility}), then the Avro body. Readers resolve every registered writer version against "
+            "their reader schema"
+            + ("; the record's type is the full name of the writer schema's record." if len(topic.events) > 1 else ".")
         ),
         "headers": {"type": "object", "properties": _trace_headers()},
         "payload": {"schemaFormat": AVRO_FORMAT, "schema": schema},
@@ -96,11 +99,11 @@ def _dead_letter_message(name: str, topic: TopicDeclaration) -> dict[str, Any]:
     }
 
 
-def _channel(topic: str, partitions: int, retention_ms: int, description: str, message: str) -> dict[str, Any]:
+def _channel(topic: str, partitions: int, retention_ms: int, description: str, messages: list[str]) -> dict[str, Any]:
     return {
         "address": topic,
         "description": description,
-        "messages": {message: {"$ref": f"#/components/messages/{message}"}},
+        "messages": {message: {"$ref": f"#/components/messages/{message}"} for message in messages},
         "bindings": {
             "kafka": {
                 "topic": topic,
@@ -125,26 +128,36 @@ def document(schemas: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     operations: dict[str, Any] = {}
     messages: dict[str, Any] = {}
     for topic in TOPICS:
-        name = topic.event.name
         producer, consumer, group = topic.producer.name, topic.consumer.name, topic.consumer.group
         channel = _channel_id(topic.name)
-        messages[name] = _event_message(schemas[name], topic)
+        names = [event.name for event in topic.events]
         channels[channel] = _channel(
-            topic.name, topic.partitions, RETENTION_MS, f"{name} events, published by the {producer}.", name
+            topic.name,
+            topic.partitions,
+            RETENTION_MS,
+            f"{' and '.join(names)} events, published by the {producer}"
+            + (", keyed alike so each order's events stay in order." if len(names) > 1 else "."),
+            names,
         )
-        operations[f"send{name}"] = {
-            "action": "send",
-            "channel": {"$ref": f"#/channels/{channel}"},
-            "summary": f"The {producer} publishes {name} (through its transactional outbox).",
-            "messages": [{"$ref": f"#/channels/{channel}/messages/{name}"}],
-        }
-        operations[f"receive{name}"] = {
-            "action": "receive",
-            "channel": {"$ref": f"#/channels/{channel}"},
-            "summary": f"The {consumer} consumes {name}.",
-            "messages": [{"$ref": f"#/channels/{channel}/messages/{name}"}],
-            "bindings": {"kafka": {"groupId": {"type": "string", "enum": [group]}, "bindingVersion": KAFKA_BINDING}},
-        }
+        for event in topic.events:
+            name = event.name
+            messages[name] = _event_message(schemas[name], topic, event)
+            operations[f"send{name}"] = {
+                "action": "send",
+                "channel": {"$ref": f"#/channels/{channel}"},
+                "summary": f"The {producer} publishes {name} (through its transactional outbox).",
+                "messages": [{"$ref": f"#/channels/{channel}/messages/{name}"}],
+            }
+            operations[f"receive{name}"] = {
+                "action": "receive",
+                "channel": {"$ref": f"#/channels/{channel}"},
+                "summary": f"The {consumer} consumes {name}.",
+                "messages": [{"$ref": f"#/channels/{channel}/messages/{name}"}],
+                "bindings": {
+                    "kafka": {"groupId": {"type": "string", "enum": [group]}, "bindingVersion": KAFKA_BINDING}
+                },
+            }
+        name = topic.event.name
         dlq = topic.dead_letter
         dlq_channel = _channel_id(dlq)
         dlq_message = f"DeadLettered{name}"
@@ -155,7 +168,7 @@ def document(schemas: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
             RETENTION_MS,
             f"Records of {topic.name} the {consumer} can never process (undecodable, unknown schema id, a writer "
             "schema its reader cannot resolve), copied unchanged with the reason in the headers.",
-            dlq_message,
+            [dlq_message],
         )
         operations[f"send{dlq_message}"] = {
             "action": "send",

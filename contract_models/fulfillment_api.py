@@ -8,10 +8,15 @@ from pydantic import AwareDatetime, BaseModel
 
 
 class FulfillmentState(StrEnum):
+    """
+    Pending (picked up, not shipped yet), then Shipped and Delivered, Failed, or Cancelled (since 1.3.0).
+    """
+
     Pending = "Pending"
     Shipped = "Shipped"
     Delivered = "Delivered"
     Failed = "Failed"
+    Cancelled = "Cancelled"
 
 
 class FulfillmentStatus(BaseModel):
@@ -21,6 +26,10 @@ class FulfillmentStatus(BaseModel):
     carrier: str | None = None
     estimatedDelivery: AwareDatetime | None = None
     failureReason: str | None = None
+    cancellationRefused: str | None = None
+    """
+    Why a requested cancellation was refused (the order had shipped), if one was (since 1.3.0).
+    """
     attempts: int | None = None
     """
     Shipping provider calls made for this order.

@@ -337,10 +337,57 @@ class Money(RootModel[Decimal]):
 
 
 class OrderStatus(StrEnum):
+    """
+    Pending (accepted), Processing (picked up for shipping), then Fulfilled, Failed or (since 1.3.0)
+    Cancelled, which are final.
+
+    """
+
     Pending = "Pending"
     Processing = "Processing"
     Fulfilled = "Fulfilled"
     Failed = "Failed"
+    Cancelled = "Cancelled"
+
+
+class CancelOrderRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    reason: Annotated[
+        str | None,
+        Field(
+            max_length=500,
+            min_length=1,
+            pattern="^[^\\x00]*[^\\x00\\t-\\r\\x1c-\\x20\\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00]*$",
+        ),
+    ] = None
+    """
+    Why the client cancels; 1-500 characters, trimmed, no NUL.
+    """
+
+
+class CancellationOutcome(StrEnum):
+    """
+    Requested (waiting for the Fulfillment Service), Cancelled, or Refused (the order had shipped).
+    """
+
+    Requested = "Requested"
+    Cancelled = "Cancelled"
+    Refused = "Refused"
+
+
+class Cancellation(BaseModel):
+    requestedAt: AwareDatetime
+    outcome: CancellationOutcome
+    reason: str | None = None
+    """
+    The reason the client gave, if any.
+    """
+    refusalReason: str | None = None
+    """
+    Why the cancellation was refused, when outcome is Refused.
+    """
 
 
 class CreateOrderItem(BaseModel):
@@ -399,6 +446,10 @@ class Order(BaseModel):
     shippingAddress: ShippingAddress | None = None
     """
     The shipping address as stored (trimmed), or null for an order placed without one.
+    """
+    cancellation: Cancellation | None = None
+    """
+    The cancellation a client asked for, if any (since 1.3.0).
     """
 
 

@@ -4,7 +4,8 @@ projection applies it to an order.
 They are the Fulfillment Service's promises (schemas/avro/FulfillmentStatusChanged.avsc) made checkable:
 ids are real (not the nil UUID), sequence and attempts are not negative, a Shipped or Delivered change
 carries its tracking number and carrier, a Failed one its reason, and every text fits where the order
-keeps it (1-200 characters for tracking number and carrier, at most 2,000 for a reason, no NUL, which
+keeps it (1-200 characters for tracking number and carrier, at most 2,000 for a reason or a cancellation's
+refusal, no NUL, which
 PostgreSQL text cannot hold). An event that breaks them could never be stored, and retrying it would stall
 every event behind it, so it goes to the dead-letter topic instead.
 """
@@ -25,6 +26,7 @@ SEQUENCE_OF = {
     FulfillmentStatus.Pending: 0,
     FulfillmentStatus.Shipped: 1,
     FulfillmentStatus.Failed: 1,
+    FulfillmentStatus.Cancelled: 1,
     FulfillmentStatus.Delivered: 2,
 }
 
@@ -49,7 +51,12 @@ def check_status_changed(event: FulfillmentStatusChanged) -> None:
         FulfillmentStatus.Delivered: ("trackingNumber", "carrier"),
         FulfillmentStatus.Failed: ("reason",),
     }.get(event.status, ())
-    for name, limit in (("trackingNumber", MAX_LABEL_LENGTH), ("carrier", MAX_LABEL_LENGTH), ("reason", None)):
+    for name, limit in (
+        ("trackingNumber", MAX_LABEL_LENGTH),
+        ("carrier", MAX_LABEL_LENGTH),
+        ("reason", None),
+        ("cancellationRefused", None),
+    ):
         value: str | None = getattr(event, name)
         if value is None or not value.strip():
             if name in required:

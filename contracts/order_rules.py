@@ -31,7 +31,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from contract_models.events import OrderCreated
+from contract_models.events import OrderCancelled, OrderCreated
 from contract_models.order_api import CountryCode, CreateOrderRequest
 from contract_models.order_api import ShippingAddress as AddressModel
 from contracts.number_bounds import MAX_MAGNITUDE, MAX_SIGNIFICANT_DIGITS, MIN_MAGNITUDE, UnrepresentableNumber
@@ -288,3 +288,27 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
             message = error["msg"]
         errors.append({"field": path, "message": message})
     return errors
+
+
+# The most characters of a cancellation's reason (the order API's CancelOrderRequest.reason).
+MAX_CANCEL_REASON_LENGTH = 500
+
+
+def check_order_cancelled(event: OrderCancelled) -> None:
+    """Raises RuleViolation unless event is a cancellation the Order Service could have written: eventType
+    "OrderCancelled", ids that are not the nil UUID, and a reason (when there is one) as the order API accepts it:
+    trimmed, 1-500 characters, no NUL."""
+    errors: list[FieldError] = []
+    if event.eventType != "OrderCancelled":
+        errors.append({"field": "eventType", "message": f"must be OrderCancelled, not {event.eventType[:50]!r}"})
+    for name in ("eventId", "orderId"):
+        if getattr(event, name).int == 0:
+            errors.append({"field": name, "message": "must not be the nil UUID"})
+    reason = event.reason
+    if reason is not None:
+        if not reason or reason != reason.strip() or len(reason) > MAX_CANCEL_REASON_LENGTH:
+            errors.append({"field": "reason", "message": f"must be trimmed, 1-{MAX_CANCEL_REASON_LENGTH} characters"})
+        if "\x00" in reason:
+            errors.append({"field": "reason", "message": "must not contain NUL (U+0000)"})
+    if errors:
+        raise RuleViolation("The OrderCancelled event breaks the order rules.", errors)

@@ -3,8 +3,9 @@ subject and compatibility, partitions, producer and consumer group, and the dead
 
 Everything else reads it: the settings (one `<SETTING>_TOPIC`, `<SETTING>_DLQ_TOPIC` and `<SETTING>_PARTITIONS`
 variable per topic, defaults from here), topic creation, the codecs, `make codegen` (models and AsyncAPI) and
-`tools/schema_check.py`. Adding a topic or an event type means adding a TopicDeclaration to TOPICS (and its
-Avro schema in schemas/avro/<EventName>.avsc).
+`tools/schema_check.py`. Adding a topic means adding a TopicDeclaration to TOPICS, adding an event type adding
+an EventType to its topic's events (a topic of several types needs TopicRecordNameStrategy), each with its Avro
+schema in schemas/avro/<EventName>.avsc.
 """
 
 from __future__ import annotations
@@ -20,18 +21,28 @@ from messaging.dead_letter_headers import DeadLetterHeaders
 COMPATIBILITY = "FULL_TRANSITIVE"
 # How long every topic keeps records, unless TOPIC_RETENTION_MS says otherwise: 7 days, in ms.
 RETENTION_MS = 604_800_000
-# Subject name strategies the topology knows, by the name Confluent's serializers give them.
+# Subject name strategies the topology knows, by the name Confluent's serializers give them
+# (io.confluent.kafka.serializers.subject.*): one subject per topic, or one per topic and record type.
 TOPIC_NAME_STRATEGY = "TopicNameStrategy"
+TOPIC_RECORD_NAME_STRATEGY = "TopicRecordNameStrategy"
+# The Avro namespace of every event record (schemas/avro/*.avsc).
+EVENT_NAMESPACE = "orderprocessing.events"
 
 
-def subject_name(topic: str, strategy: str = TOPIC_NAME_STRATEGY) -> str:
-    """The registry subject of the values on topic under strategy (TopicNameStrategy: `<topic>-value`).
+def subject_name(topic: str, strategy: str = TOPIC_NAME_STRATEGY, record_name: str | None = None) -> str:
+    """The registry subject of the values on topic under strategy: TopicNameStrategy `<topic>-value`,
+    TopicRecordNameStrategy `<topic>-<record full name>` (record_name, e.g. orderprocessing.events.OrderCreated;
+    Confluent's serializers name subjects so).
 
-    Raises ValueError for a strategy the topology does not support.
+    Raises ValueError for a strategy the topology does not support, or TopicRecordNameStrategy without record_name.
     """
-    if strategy != TOPIC_NAME_STRATEGY:
-        raise ValueError(f"subject name strategy {strategy} is not supported")
-    return f"{topic}-value"
+    if strategy == TOPIC_NAME_STRATEGY:
+        return f"{topic}-value"
+    if strategy == TOPIC_RECORD_NAME_STRATEGY:
+        if not record_name:
+            raise ValueError(f"{strategy} needs the record name")
+        return f"{topic}-{record_name}"
+    raise ValueError(f"subject name strategy {strategy} is not supported")
 
 
 @dataclass(frozen=True)
@@ -45,13 +56,23 @@ class Service:
 @dataclass(frozen=True)
 class EventType:
     """An event type: name is its Avro record name, the generated model's class name (contract_models.events)
-    and the `event_type` of its outbox rows; its schema is schemas/avro/<name>.avsc.
+    and the `event_type` of its outbox rows; its schema is schemas/avro/<name>.avsc, in namespace.
 
     rules: `module:function` checking a decoded event beyond its schema (raises ValueError), or None.
+    history_strategy: the subject name strategy its schema was registered under before the topic's current one
+    (None: always the current one); the versions of that subject are registered, in order, under the current
+    subject before the first write (see TopicDeclaration.history_subject), and the old subject is kept.
     """
 
     name: str
     rules: str | None = None
+    namespace: str = EVENT_NAMESPACE
+    history_strategy: str | None = None
+
+    @property
+    def full_name(self) -> str:
+        """The Avro full name, e.g. orderprocessing.events.OrderCreated: what a writer schema names."""
+        return f"{self.namespace}.{self.name}"
 
     @property
     def schema_file(self) -> str:
@@ -70,14 +91,17 @@ class TopicDeclaration:
 
     setting: the settings prefix; the environment variables topic_env, dead_letter_env and partitions_env
     (`<SETTING>_TOPIC`, `<SETTING>_DLQ_TOPIC`, `<SETTING>_PARTITIONS`) override name, dead_letter and
-    partitions. key: the event field whose text is every record's key (key_doc describes it). producer publishes
-    the event through its outbox; consumer reads it in its own group and dead-letters what it can never process
-    to dead_letter (dead_letter_partitions).
+    partitions. events: the event types the topic carries, the first being the one it was made for; every
+    event's key field is key, whose text is every record's key (key_doc describes it), so the events of one
+    entity stay in order on one partition. producer publishes them through its outbox; consumer reads them in
+    its own group and dead-letters what it can never process to dead_letter (dead_letter_partitions).
+    subject_strategy: how each event type's registry subject is named (subject_name); a topic with several
+    event types needs TopicRecordNameStrategy (one subject per type, each evolved on its own at compatibility).
     """
 
     setting: str
     name: str
-    event: EventType
+    events: tuple[EventType, ...]
     key: str
     key_doc: str
     producer: Service
@@ -89,7 +113,24 @@ class TopicDeclaration:
     compatibility: str = COMPATIBILITY
 
     def __post_init__(self) -> None:
-        subject_name(self.name, self.subject_strategy)  # raises for a strategy the topology does not know
+        if not self.events:
+            raise ValueError(f"topic {self.name} declares no event type")
+        if len(self.events) > 1 and self.subject_strategy == TOPIC_NAME_STRATEGY:
+            raise ValueError(f"topic {self.name} carries several event types: one subject cannot hold them")
+        for event in self.events:
+            self.subject(event=event)  # raises for a strategy the topology does not know
+
+    @property
+    def event(self) -> EventType:
+        """The event type the topic was made for (the first declared)."""
+        return self.events[0]
+
+    def event_named(self, name: str) -> EventType:
+        """The declared event type called name. Raises KeyError when the topic does not carry it."""
+        for event in self.events:
+            if event.name == name:
+                return event
+        raise KeyError(f"topic {self.name} carries no {name}")
 
     @property
     def topic_env(self) -> str:
@@ -109,9 +150,19 @@ class TopicDeclaration:
         lower-cased, its settings field."""
         return f"{self.setting.upper()}_PARTITIONS"
 
-    def subject(self, topic: str | None = None) -> str:
-        """The registry subject of the values on topic (default: this topic's default name)."""
-        return subject_name(topic or self.name, self.subject_strategy)
+    def subject(self, topic: str | None = None, event: EventType | None = None) -> str:
+        """The registry subject of event's values (default: the first event type) on topic (default: this
+        topic's default name)."""
+        return subject_name(topic or self.name, self.subject_strategy, (event or self.event).full_name)
+
+    def history_subject(self, topic: str | None = None, event: EventType | None = None) -> str | None:
+        """The subject event's schema was registered under before (its history_strategy's), whose versions
+        are carried over to its current subject; None when it has always had its current subject."""
+        event = event or self.event
+        if event.history_strategy is None:
+            return None
+        old = subject_name(topic or self.name, event.history_strategy, event.full_name)
+        return None if old == self.subject(topic, event) else old
 
     def key_of(self, event: Any) -> str:
         """The record key of event: its key field as text."""
@@ -124,17 +175,24 @@ FULFILLMENT_SERVICE = Service("Fulfillment Service", "fulfillment-service")
 ORDER_EVENTS = TopicDeclaration(
     setting="order_events",
     name="order-events",
-    event=EventType("OrderCreated", rules="contracts.order_rules:check_order_created"),
+    events=(
+        # Registered under order-events-value (TopicNameStrategy) until order-events carried a second type.
+        EventType(
+            "OrderCreated", rules="contracts.order_rules:check_order_created", history_strategy=TOPIC_NAME_STRATEGY
+        ),
+        EventType("OrderCancelled", rules="contracts.order_rules:check_order_cancelled"),
+    ),
     key="orderId",
     key_doc="The orderId of the order the record is about.",
     producer=ORDER_SERVICE,
     consumer=FULFILLMENT_SERVICE,
     dead_letter="order-events.dlq",
+    subject_strategy=TOPIC_RECORD_NAME_STRATEGY,
 )
 FULFILLMENT_EVENTS = TopicDeclaration(
     setting="fulfillment_events",
     name="fulfillment-events",
-    event=EventType("FulfillmentStatusChanged", rules="contracts.fulfillment_rules:check_status_changed"),
+    events=(EventType("FulfillmentStatusChanged", rules="contracts.fulfillment_rules:check_status_changed"),),
     key="orderId",
     key_doc="The orderId of the order the record is about.",
     producer=FULFILLMENT_SERVICE,

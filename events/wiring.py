@@ -12,7 +12,7 @@ from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from sqlalchemy import Engine, Table
 
-from events.codecs import codec_for
+from events.codecs import codec_for, event_codecs
 from events.settings import EventSettings
 from events.topology import DEAD_LETTER_HEADERS, TOPICS, Service, TopicDeclaration
 from messaging.clients import make_consumer, make_producer
@@ -37,10 +37,10 @@ def publisher(
     announce: Collection[str] = (),
 ) -> OutboxRelay:
     """The relay that publishes, from the outbox table on engine with producer, every event the topology says
-    service produces (one codec per declared topic, picked by the row's event type); it checks the event
-    schemas' registration every SCHEMA_CHECK_INTERVAL_SECONDS and observes its publish latency in metrics. Its
-    log lines about a row carry the row's key under the topic's key field (orderId); the publication of the
-    event types in announce is logged at INFO, of the others at DEBUG.
+    service produces (one codec per event type of each declared topic, picked by the row's event type); it
+    checks the event schemas' registration every SCHEMA_CHECK_INTERVAL_SECONDS and observes its publish latency
+    in metrics. Its log lines about a row carry the row's key under the topic's key field (orderId); the
+    publication of the event types in announce is logged at INFO, of the others at DEBUG.
     With AUTO_REGISTER_SCHEMAS=false the codecs only look their schemas up, never register them.
 
     Raises ValueError when the topology declares no topic that service produces.
@@ -48,17 +48,18 @@ def publisher(
     declarations = [declaration for declaration in TOPICS if declaration.producer == service]
     if not declarations:
         raise ValueError(f"{service.name} produces no declared topic")
+    codecs = {}
+    for declaration in declarations:
+        topic = settings.topic(declaration).name
+        codecs.update(event_codecs(registry, declaration, topic, auto_register=settings.auto_register_schemas))
     return OutboxRelay(
         engine,
         table,
         producer,
-        {
-            d.event.name: codec_for(registry, d, settings.topic(d).name, auto_register=settings.auto_register_schemas)
-            for d in declarations
-        },
+        codecs,
         registration_check_seconds=settings.schema_check_interval_seconds,
         metrics=metrics,
-        log_keys={d.event.name: d.key for d in declarations},
+        log_keys={event.name: d.key for d in declarations for event in d.events},
         announce=announce,
     )
 

@@ -19,6 +19,7 @@ from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from sqlalchemy import Engine
 
+from contract_models.events import OrderCancelled, OrderCreated
 from events.topology import FULFILLMENT_EVENTS, FULFILLMENT_SERVICE, ORDER_EVENTS
 from events.wiring import create_topics, publisher, subscriber
 from fulfillment_service import store
@@ -31,7 +32,7 @@ from fulfillment_service.shipping import MockShippingProvider, ProviderBehaviour
 from fulfillment_service.unit_of_work import SqlFulfillmentReader, SqlUnitOfWork, UnitOfWork
 from fulfillment_service.use_cases import LEASE_MARGIN, Fulfiller
 from messaging.clients import make_producer
-from messaging.consumer.dispatch import KeyOrderedDispatcher
+from messaging.consumer.dispatch import KeyOrderedDispatcher, TypeDispatcher
 from messaging.consumer.runtime import ConsumerRuntime
 from messaging.consumer.tracing import ConsumerSpans
 from messaging.dead_letter_spool import DeadLetterSpool
@@ -210,11 +211,19 @@ def bootstrap(
             settings,
             ORDER_EVENTS,
             registry,
-            KeyOrderedDispatcher(
-                fulfiller.handle_order_created,
-                key_of=ORDER_EVENTS.key_of,
-                log_key=ORDER_EVENTS.key,
-                spans=ConsumerSpans(settings.consumer_group),
+            TypeDispatcher(
+                {
+                    event_type: KeyOrderedDispatcher(
+                        handler,
+                        key_of=ORDER_EVENTS.key_of,
+                        log_key=ORDER_EVENTS.key,
+                        spans=ConsumerSpans(settings.consumer_group),
+                    )
+                    for event_type, handler in (
+                        (OrderCreated, fulfiller.handle_order_created),
+                        (OrderCancelled, fulfiller.handle_order_cancelled),
+                    )
+                }
             ),
             group=settings.consumer_group,
             client_id="fulfillment-service",

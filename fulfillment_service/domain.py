@@ -3,9 +3,18 @@
 ```
  pick_up ──▶ Pending ──ship──▶ Shipped ──deliver──▶ Delivered
                │  ▲
-               │  └── schedule_retry, wait_for_breaker (stays Pending, publishes nothing)
-               └──fail──▶ Failed
+               │  └── begin_call, schedule_retry, wait_for_breaker (stays Pending, publishes nothing)
+               ├──fail──▶ Failed
+               └──cancel──▶ Cancelled      (cancelled_before_pick_up: an OrderCancelled came first)
 ```
+
+Cancellation and the provider call are serialised on the fulfillment's row: a call starts only through
+begin_call, which records that a call is under way (call_started_at) unless a cancellation was processed
+first, and then cancels instead, so no call is made. A cancellation processed while no call is under way
+cancels at once (Cancelled, no call ever after: the retry scheduler claims Pending orders only). One processed
+while a call is under way is only recorded (cancel_requested_at); the call finishes and its outcome decides:
+shipped -> the cancellation is refused (Shipped, the event carries `cancellationRefused`), failed -> Cancelled,
+no retry. An order that shipped before the cancellation reports the refusal with its current state again.
 
 Every transition returns a `Transition`: the new state, the fields it changed, the status the stored
 row must still have for the change to apply, and the `FulfillmentStatusChanged` event that reports it
@@ -43,11 +52,17 @@ class Status(StrEnum):
     Shipped = "Shipped"
     Delivered = "Delivered"
     Failed = "Failed"
+    Cancelled = "Cancelled"
 
     @property
     def is_terminal(self) -> bool:
-        """True once no provider call is due any more (Shipped, Delivered, Failed)."""
+        """True once no provider call is due any more (Shipped, Delivered, Failed, Cancelled)."""
         return self is not Status.Pending
+
+
+# Why a cancellation is refused: what FulfillmentStatusChanged.cancellationRefused says.
+REFUSED_SHIPPED = "the order had shipped before the cancellation was processed"
+REFUSED_FAILED = "the order's fulfillment had failed before the cancellation was processed; it will not ship"
 
 
 class InvalidTransition(Exception):
@@ -97,9 +112,11 @@ class Fulfillment:
     next_attempt_at: when a Pending order is due for its next provider call (a running call pushes it
     past the call's timeout, so an order whose worker died mid-call is taken up again). deliver_at: when a
     Shipped order's simulated delivery is due. destination: where the order ships, None for an order placed
-    without an address (or announced by a writer that predates the field). All datetimes are timezone-aware UTC.
-    trace_context: the W3C trace context the order was picked up in (observability.trace_context's stored form),
-    so that later attempts continue that trace; the domain carries it and never reads it.
+    without an address (or announced by a writer that predates the field). trace_context: the W3C trace context
+    the order was picked up in (observability.trace_context's stored form), so that later attempts continue that
+    trace; the domain carries it and never reads it. call_started_at: a provider call started then and its
+    outcome is not recorded yet. cancel_requested_at: when an OrderCancelled was processed; cancel_refused: why
+    it was refused. All datetimes are timezone-aware UTC.
     """
 
     order_id: uuid.UUID
@@ -117,6 +134,49 @@ class Fulfillment:
     deliver_at: datetime | None = None
     destination: Destination | None = None
     trace_context: str | None = None
+    call_started_at: datetime | None = None
+    cancel_requested_at: datetime | None = None
+    cancel_refused: str | None = None
+
+    def begin_call(self, now: datetime) -> Transition:
+        """Record that a provider call starts now (stays Pending, publishes nothing); or, when a cancellation
+        was processed first, cancel instead (Cancelled): the caller then makes no call. Raises
+        InvalidTransition unless Pending."""
+        self._require(Status.Pending, "call the provider for")
+        if self.cancel_requested_at is not None:
+            return self._cancelled(now)
+        return self._change(None, call_started_at=now)
+
+    def cancel(self, now: datetime) -> Transition | None:
+        """Process an OrderCancelled: cancel the order unless it shipped (see the module's docstring).
+
+        Pending with no call under way -> Cancelled (publishes Cancelled, sequence 1); Pending with a call
+        under way -> stays Pending with the cancellation recorded, for the call's outcome to decide (publishes
+        nothing); Shipped or Delivered -> refused (REFUSED_SHIPPED), reported with the current state again;
+        Failed -> refused (REFUSED_FAILED) likewise. None when there is nothing to change: the order is
+        Cancelled already, or the cancellation was processed before (a redelivery).
+        """
+        if self.status is Status.Cancelled or self.cancel_requested_at is not None:
+            return None
+        if self.status is Status.Pending:
+            if self.call_started_at is None:
+                return self._cancelled(now)
+            return self._change(None, cancel_requested_at=now)
+        refusal = REFUSED_FAILED if self.status is Status.Failed else REFUSED_SHIPPED
+        return self._change(now, cancel_requested_at=now, cancel_refused=refusal)
+
+    def _cancelled(self, now: datetime, **changes: Any) -> Transition:
+        """-> Cancelled at now (with changes), reported by a Cancelled event (sequence 1)."""
+        return self._change(
+            now,
+            **changes,
+            status=Status.Cancelled,
+            cancel_requested_at=self.cancel_requested_at or now,
+            call_started_at=None,
+            next_attempt_at=None,
+            sequence=SEQ_OUTCOME,
+            updated_at=now,
+        )
 
     def ship(
         self, shipment: Shipment, now: datetime, delivery_after: timedelta | None, *, found: bool = False
@@ -125,12 +185,16 @@ class Fulfillment:
 
         found: the shipment was found by asking the provider (a call before a crash or redelivery created
         it), so no new call is counted, but at least one. delivery_after: when set, delivery is simulated
-        that long after now. Raises InvalidTransition unless Pending.
+        that long after now. A cancellation processed during the call is refused (REFUSED_SHIPPED, on the
+        event). Raises InvalidTransition unless Pending.
         """
         self._require(Status.Pending, "ship")
+        refused = REFUSED_SHIPPED if self.cancel_requested_at is not None else None
         return self._change(
             now,
             status=Status.Shipped,
+            call_started_at=None,
+            cancel_refused=refused,
             tracking_number=shipment.tracking_number,
             carrier=shipment.carrier,
             estimated_delivery=shipment.estimated_delivery,
@@ -144,10 +208,13 @@ class Fulfillment:
 
     def attempt_failed(self, reason: str, now: datetime, policy: RetryPolicy) -> Transition:
         """A provider call failed or timed out: fail the order when the policy gives up on it (counting
-        this call and the time since pick-up), otherwise schedule a retry after the policy's delay.
+        this call and the time since pick-up), otherwise schedule a retry after the policy's delay. A
+        cancellation processed during the call cancels the order instead (Cancelled, no retry).
         Raises InvalidTransition unless Pending."""
         self._require(Status.Pending, "record a failed attempt of")
         attempts = self.attempts + 1
+        if self.cancel_requested_at is not None:
+            return self._cancelled(now, attempts=attempts)
         if policy.gives_up(attempts, now - self.picked_up_at):
             return self.fail(attempts, reason, now)
         return self.schedule_retry(attempts, reason, now + policy.delay(attempts), now)
@@ -161,6 +228,7 @@ class Fulfillment:
             now,
             status=Status.Failed,
             attempts=attempts,
+            call_started_at=None,
             next_attempt_at=None,
             failure_reason=f"gave up after {attempts} attempt(s): {reason}",
             sequence=SEQ_OUTCOME,
@@ -171,13 +239,19 @@ class Fulfillment:
         """Stays Pending after attempts calls, the last failing for reason; the next call is due then.
         Publishes nothing. Raises InvalidTransition unless Pending."""
         self._require(Status.Pending, "schedule a retry of")
-        return self._change(None, attempts=attempts, next_attempt_at=due, failure_reason=reason, updated_at=now)
+        return self._change(
+            None, attempts=attempts, next_attempt_at=due, failure_reason=reason, call_started_at=None, updated_at=now
+        )
 
-    def wait_for_breaker(self, until: datetime) -> Transition:
-        """Stays Pending, not failed, while the breaker is open; the next call is due at until. Counts no
-        attempt, publishes nothing. Raises InvalidTransition unless Pending."""
+    def wait_for_breaker(self, until: datetime, now: datetime | None = None) -> Transition:
+        """Stays Pending, not failed, while the breaker is open (or after a call that ended without the
+        provider's answer); the next call is due at until. Counts no attempt, publishes nothing. A cancellation
+        processed meanwhile cancels the order instead (at now, default until). Raises InvalidTransition unless
+        Pending."""
         self._require(Status.Pending, "make wait")
-        return self._change(None, next_attempt_at=until)
+        if self.cancel_requested_at is not None:
+            return self._cancelled(now or until)
+        return self._change(None, next_attempt_at=until, call_started_at=None)
 
     def deliver(self, now: datetime) -> Transition:
         """Shipped -> Delivered; publishes Delivered (sequence 2) with the shipment's details. Raises
@@ -199,6 +273,22 @@ class Fulfillment:
         after = dataclasses.replace(self, **changes)
         event = None if published_at is None else status_changed(after, published_at)
         return Transition(after, expected=self.status, changed=tuple(changes), event=event)
+
+
+def cancelled_before_pick_up(order_id: uuid.UUID, now: datetime) -> Transition:
+    """A new fulfillment, Cancelled, for an order whose OrderCancelled came before its OrderCreated was
+    processed (that one then finds the order final and reports it); publishes Cancelled (sequence 1)."""
+    fulfillment = Fulfillment(
+        order_id=order_id,
+        status=Status.Cancelled,
+        attempts=0,
+        sequence=SEQ_OUTCOME,
+        picked_up_at=now,
+        updated_at=now,
+        cancel_requested_at=now,
+    )
+    fields = tuple(field.name for field in dataclasses.fields(Fulfillment))
+    return Transition(fulfillment, expected=None, changed=fields, event=status_changed(fulfillment, now))
 
 
 def pick_up(
@@ -244,4 +334,5 @@ def status_changed(fulfillment: Fulfillment, now: datetime) -> FulfillmentStatus
         reason=fulfillment.failure_reason,
         attempts=fulfillment.attempts,
         timestamp=now,
+        cancellationRefused=fulfillment.cancel_refused,
     )

@@ -1,9 +1,10 @@
 """Durable fulfillment state (SQLAlchemy Core): the fulfillments table, the outbox, and every query on them.
 
 Rows cross this boundary as domain `Fulfillment`s, whose times are UTC datetimes. The columns keep their
-units: epoch seconds (float) for next_attempt_at, deliver_at, picked_up_at and updated_at, epoch
-milliseconds (integer) for estimated_delivery and order_timestamp, JSON text (the contract's camelCase
-ShippingAddress; NULL without one) for the destination; they are converted here and nowhere else.
+units: epoch seconds (float) for next_attempt_at, deliver_at, picked_up_at, updated_at, call_started_at and
+cancel_requested_at, epoch milliseconds (integer) for estimated_delivery and order_timestamp, JSON text (the
+contract's camelCase ShippingAddress; NULL without one) for the destination; they are converted here and nowhere
+else.
 
 Every function runs on the caller's Connection, inside the caller's transaction; SQLAlchemy's errors propagate.
 """
@@ -45,7 +46,7 @@ fulfillments = Table(
     "fulfillments",
     metadata,
     Column("order_id", String(36), primary_key=True),
-    Column("status", String(16), nullable=False),  # Pending, Shipped, Delivered, Failed
+    Column("status", String(16), nullable=False),  # Pending, Shipped, Delivered, Failed, Cancelled
     Column("tracking_number", String(200)),
     Column("carrier", String(200)),
     Column("estimated_delivery", BigInteger),  # epoch ms
@@ -61,6 +62,9 @@ fulfillments = Table(
     Column("updated_at", Float, nullable=False),
     Column("destination", Text),  # JSON (camelCase ShippingAddress of the OrderCreated); NULL: no address
     Column("trace_context", Text),  # the W3C trace context the order was picked up in (JSON), see domain
+    Column("call_started_at", Float),  # a provider call under way since (epoch s); NULL: none
+    Column("cancel_requested_at", Float),  # an OrderCancelled processed then (epoch s)
+    Column("cancel_refused", Text),  # why that cancellation was refused
     Index("ix_fulfillments_due", "status", "next_attempt_at"),
     Index("ix_fulfillments_deliver", "deliver_at"),
 )
@@ -71,9 +75,13 @@ dead_letter_spool = dead_letter_spool_table(metadata)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def get(conn: Connection, order_id: uuid.UUID) -> Fulfillment | None:
-    """The order's fulfillment, or None when the order was never picked up."""
-    row = conn.execute(select(fulfillments).where(fulfillments.c.order_id == str(order_id))).mappings().first()
+def get(conn: Connection, order_id: uuid.UUID, *, for_update: bool = False) -> Fulfillment | None:
+    """The order's fulfillment, or None when the order was never picked up. for_update: lock the row until the
+    transaction ends (SELECT ... FOR UPDATE on PostgreSQL; SQLite has one writer at a time anyway)."""
+    query = select(fulfillments).where(fulfillments.c.order_id == str(order_id))
+    if for_update:
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
     return _fulfillment(row) if row else None
 
 
@@ -149,6 +157,9 @@ def to_columns(fulfillment: Fulfillment, fields: Iterable[str] | None = None) ->
         "updated_at": _seconds(f.updated_at),
         "destination": _destination_json(f.destination),
         "trace_context": f.trace_context,
+        "call_started_at": _seconds(f.call_started_at),
+        "cancel_requested_at": _seconds(f.cancel_requested_at),
+        "cancel_refused": f.cancel_refused,
     }
     return columns if fields is None else {name: columns[name] for name in fields}
 
@@ -170,6 +181,9 @@ def _fulfillment(row: RowMapping) -> Fulfillment:
         deliver_at=_from_seconds(row["deliver_at"]),
         destination=_destination(row["destination"]),
         trace_context=row["trace_context"],
+        call_started_at=_from_seconds(row["call_started_at"]),
+        cancel_requested_at=_from_seconds(row["cancel_requested_at"]),
+        cancel_refused=row["cancel_refused"],
     )
 
 

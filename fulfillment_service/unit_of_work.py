@@ -20,14 +20,19 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
 from sqlalchemy import Connection, Engine
 
 from contract_models.events import FulfillmentStatusChanged
 from fulfillment_service import store
-from fulfillment_service.domain import Fulfillment, Transition
+from fulfillment_service.domain import Fulfillment, InvalidTransition, Transition
 from observability.trace_context import capture
 from outbox.table import OutboxEntry, add_to_outbox
 from persistence.group_commit import GroupCommitter
+
+# Given the order's fulfillment as stored now (None: never picked up), the transition to record (None: none).
+Decision = Callable[[Fulfillment | None], Transition | None]
 
 # Threads that read at once: as many as the request thread pool that ran these reads before offered.
 READ_THREADS = 40
@@ -44,6 +49,13 @@ class UnitOfWork(Protocol):
     async def apply(self, transition: Transition) -> bool:
         """Write the transition's changed fields and its event, if the stored status is still the one the
         transition expects; False when it is not (another worker moved the order on), writing nothing."""
+        ...
+
+    async def decide(self, order_id: uuid.UUID, decision: Decision) -> tuple[Fulfillment | None, bool]:
+        """In one transaction: read the order's fulfillment (its row locked), hand it to decision, and record
+        the transition it returns with its event. This serialises changes that depend on the row as it is now
+        (a cancellation, the start of a provider call, a call's outcome). A decision raising InvalidTransition
+        records nothing. Returns the fulfillment as stored after, and whether a transition was recorded."""
         ...
 
     async def publish(self, event: FulfillmentStatusChanged) -> None:
@@ -100,6 +112,15 @@ class SqlUnitOfWork:
         self._after(transition)
         return applied
 
+    async def decide(self, order_id: uuid.UUID, decision: Decision) -> tuple[Fulfillment | None, bool]:
+        """See UnitOfWork.decide. The decision runs on the group committer's thread; its event's outbox entry
+        continues the caller's trace context (taken here, on the caller's task), which a new fulfillment keeps."""
+        context = otel_context.get_current()
+        stored, transition = await self._committer.submit(functools.partial(self._decide, order_id, decision, context))
+        if transition is not None:
+            self._after(transition)
+        return stored, transition is not None
+
     async def publish(self, event: FulfillmentStatusChanged) -> None:
         """See UnitOfWork.publish."""
         entry = OutboxEntry.of(self._topic, str(event.orderId), event)
@@ -128,6 +149,26 @@ class SqlUnitOfWork:
         add_to_outbox(conn, store.outbox, entries)
         return True
 
+    def _decide(
+        self, order_id: uuid.UUID, decision: Decision, context: Context, conn: Connection
+    ) -> tuple[Fulfillment | None, Transition | None]:
+        current = store.get(conn, order_id, for_update=True)
+        try:
+            transition = decision(current)
+        except InvalidTransition:
+            transition = None
+        if transition is None:
+            return current, None
+        if transition.expected is None:
+            traced = dataclasses.replace(transition.fulfillment, trace_context=capture(context))
+            transition = dataclasses.replace(transition, fulfillment=traced)
+            if store.insert_if_absent(conn, transition.fulfillment) is not None:
+                return current, None
+        elif not store.update_if_status(conn, transition.fulfillment, transition.expected, transition.changed):
+            return current, None
+        add_to_outbox(conn, store.outbox, self._entries(transition, context))
+        return transition.fulfillment, transition
+
     def _claim(self, lease: timedelta, limit: int, busy: Collection[uuid.UUID], conn: Connection) -> list[Fulfillment]:
         now = self._clock()
         return store.claim_due_for_retry(conn, now, now + lease, limit, busy)
@@ -135,12 +176,12 @@ class SqlUnitOfWork:
     def _due_for_delivery(self, limit: int, conn: Connection) -> list[Fulfillment]:
         return store.due_for_delivery(conn, self._clock(), limit)
 
-    def _entries(self, transition: Transition) -> list[OutboxEntry]:
-        """The outbox entry of the transition's event (none without one), made on the caller's task so that it
-        captures the caller's trace context (the group committer's thread has none)."""
+    def _entries(self, transition: Transition, context: Context | None = None) -> list[OutboxEntry]:
+        """The outbox entry of the transition's event (none without one) in the trace of context (default: the
+        current one, so make it on the caller's task: the group committer's thread has none)."""
         if transition.event is None:
             return []
-        return [OutboxEntry.of(self._topic, str(transition.fulfillment.order_id), transition.event)]
+        return [OutboxEntry.of(self._topic, str(transition.fulfillment.order_id), transition.event, context)]
 
     def _after(self, transition: Transition) -> None:
         if transition.event is not None:

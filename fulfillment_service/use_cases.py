@@ -24,8 +24,16 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Tracer
 
-from contract_models.events import OrderCreated
-from fulfillment_service.domain import Fulfillment, RetryPolicy, Status, Transition, destination_of, pick_up
+from contract_models.events import OrderCancelled, OrderCreated
+from fulfillment_service.domain import (
+    Fulfillment,
+    RetryPolicy,
+    Status,
+    Transition,
+    cancelled_before_pick_up,
+    destination_of,
+    pick_up,
+)
 from fulfillment_service.metrics import FulfillmentMetrics
 from fulfillment_service.resilience import CircuitBreaker
 from fulfillment_service.shipping import ProviderError, ShippingProvider
@@ -50,9 +58,8 @@ class Fulfiller:
 
     Every step runs with the order's id bound to its log lines (observability.logs.order_context), and each state
     change it records is one INFO line: "fulfillment picked up", "retry scheduled", "order shipped", "order failed",
-    "order delivered".
-    outcomes, provider calls and scheduled retries are observed (fulfillment_service.metrics); tracer makes a
-    span per provider call, a child of the current span (default: the global provider's tracer).
+    "order delivered", "order cancelled", "cancellation refused", "cancellation awaits the provider call".
+    tracer makes a span per provider call, a child of the current span (default: the global provider's tracer).
     """
 
     def __init__(
@@ -116,17 +123,45 @@ class Fulfiller:
                 return
             await self.attempt(fulfillment, first=new)
 
+    async def handle_order_cancelled(self, event: OrderCancelled) -> None:
+        """Cancel the order unless it shipped (Fulfillment.cancel, decided on the order's row as it is now).
+
+        Not picked up yet: it is recorded Cancelled, so its OrderCreated finds it final. A provider call under
+        way: the cancellation is recorded and the call's outcome decides (attempt). A redelivered (or
+        republished) cancellation of a final order reports its state again, with the refusal if there was one.
+        Returns once the outcome is durable; raises only what the unit of work raises.
+        """
+        with order_context(event.orderId):
+            now = self._clock()
+            order_id = event.orderId
+
+            def decide(current: Fulfillment | None) -> Transition | None:
+                return cancelled_before_pick_up(order_id, now) if current is None else current.cancel(now)
+
+            stored, changed = await self._uow.decide(order_id, decide)
+            if changed and stored is not None:
+                if stored.status is Status.Cancelled:
+                    self._metrics.recorded(Status.Cancelled)
+                _log_cancellation(stored)
+            elif stored is not None and stored.status.is_terminal:
+                log.debug("OrderCancelled again for a final order", extra={"status": stored.status.value})
+                await self._uow.publish(stored.report(now))
+
     async def attempt(self, fulfillment: Fulfillment, first: bool = False) -> None:
-        """One provider call for a Pending order, then its outcome recorded: Shipped, Failed, or a retry.
+        """One provider call for a Pending order, then its outcome recorded: Shipped, Failed, a retry, or
+        Cancelled when a cancellation was processed first or during the call (see fulfillment_service.domain).
 
         Unless first (the order's very first attempt), ask the provider first whether it already shipped
         the order (a call that succeeded just before a crash): then record that shipment, call nothing.
-        While the breaker is open the order waits, picked up and not failed. Returns at once when the
-        order is being attempted here already. ProviderError and a call over provider_timeout_seconds are
-        recorded as a failed attempt; any other exception of the call (or of the unit of work) propagates,
-        after the breaker counted the call as failed and (for an exception of the call) the order was made due
-        again when the breaker next lets a call through, without counting an attempt. It runs in the current
-        span, or without one (the retry scheduler's) in a span of the trace the order was picked up in.
+        The call starts only once its start is recorded on the order's row, which a cancellation processed
+        before prevents (the order is then Cancelled and no call is made). While the breaker is open the order
+        waits, picked up and not failed. Returns at once when the order is being attempted here already.
+        ProviderError and a call over provider_timeout_seconds are recorded as a failed attempt; any other
+        exception of the call (or of the unit of work) propagates, after the breaker counted the call as failed
+        and (for an exception of the call) the order was made due again when the breaker next lets a call
+        through, without counting an attempt. Every outcome is decided on the row as it is when recorded. It
+        runs in the current span, or without one (the retry scheduler's) in a span of the trace the order was
+        picked up in.
         """
         with order_context(fulfillment.order_id), self._in_order_trace(fulfillment, "attempt"):
             await self._attempt(fulfillment, first)
@@ -141,40 +176,46 @@ class Fulfiller:
                 with self._provider_span("find_shipment", order_id):
                     found = await self._provider.find_shipment(str(order_id))
                 if found is not None:
-                    await self._record(fulfillment.ship(found, self._clock(), self._delivery_after, found=True))
+                    now = self._clock()
+                    await self._record(order_id, lambda f: f.ship(found, now, self._delivery_after, found=True))
                     return
+            started, began = await self._record(order_id, lambda f: f.begin_call(self._clock()))
+            if not began or started is None or started.status is not Status.Pending:
+                return  # cancelled first, or finished elsewhere: no call
             if not self._breaker.allow():
                 log.debug("provider call waits for the circuit breaker")
-                await self._uow.apply(fulfillment.wait_for_breaker(self._clock() + self._breaker.retry_after()))
+                until = self._clock() + self._breaker.retry_after()
+                await self._record(order_id, lambda f: f.wait_for_breaker(until, self._clock()))
                 return
-            started = time.perf_counter()
+            call_started = time.perf_counter()
             try:
                 with self._provider_span("create_shipment", order_id):
                     call = self._provider.create_shipment(str(order_id), fulfillment.destination)
                     shipment = await asyncio.wait_for(call, self._timeout)
             except (ProviderError, TimeoutError) as exc:
-                self._metrics.provider_failed(exc, time.perf_counter() - started)
+                self._metrics.provider_failed(exc, time.perf_counter() - call_started)
                 self._breaker.record_failure()
                 reason = str(exc) or f"shipping provider did not answer within {self._timeout:g} s"
-                await self._record(fulfillment.attempt_failed(reason, self._clock(), self._retry))
+                await self._record(order_id, lambda f: f.attempt_failed(reason, self._clock(), self._retry), retry=True)
                 return
             except Exception as exc:
                 # Any other failure of the call (the provider's own storage) still ends it: a half-open
                 # breaker's probe slot must be released, or the breaker never closes. It is not the provider's
                 # answer, so no attempt is counted: the order is due again when the breaker lets a call through
                 # (a retry looks the shipment up first), not only once its call lease has run out.
-                self._metrics.provider_failed(exc, time.perf_counter() - started)
+                self._metrics.provider_failed(exc, time.perf_counter() - call_started)
                 self._breaker.record_failure()
+                until = self._clock() + self._breaker.retry_after()
                 with contextlib.suppress(Exception):  # our own database failing too: the lease still frees it
-                    await self._uow.apply(fulfillment.wait_for_breaker(self._clock() + self._breaker.retry_after()))
+                    await self._record(order_id, lambda f: f.wait_for_breaker(until, self._clock()))
                 raise
             except BaseException as exc:  # cancelled: the probe slot is released, the lease frees the order
-                self._metrics.provider_failed(exc, time.perf_counter() - started)
+                self._metrics.provider_failed(exc, time.perf_counter() - call_started)
                 self._breaker.record_failure()
                 raise
-            self._metrics.provider_succeeded(time.perf_counter() - started)
+            self._metrics.provider_succeeded(time.perf_counter() - call_started)
             self._breaker.record_success()
-            await self._record(fulfillment.ship(shipment, self._clock(), self._delivery_after))
+            await self._record(order_id, lambda f: f.ship(shipment, self._clock(), self._delivery_after))
         finally:
             self._active.discard(order_id)
 
@@ -182,7 +223,10 @@ class Fulfiller:
         """Record the simulated delivery of a Shipped order, reported by a Delivered event (once; a second call
         for the same order records nothing). Raises InvalidTransition (the domain's) for an order not Shipped."""
         with order_context(fulfillment.order_id), self._in_order_trace(fulfillment, "delivery"):
-            await self._record(fulfillment.deliver(self._clock()))
+            transition = fulfillment.deliver(self._clock())
+            if await self._uow.apply(transition):  # False: delivered already
+                self._metrics.recorded(transition.fulfillment.status)
+                _log_recorded(transition.fulfillment, self._clock())
 
     def _in_order_trace(self, fulfillment: Fulfillment, work: str) -> AbstractContextManager[object]:
         """Where work on fulfillment's order runs: in the current span when there is one (the order's record
@@ -205,16 +249,25 @@ class Fulfiller:
             attributes={"peer.service": "shipping-provider", "order.id": str(order_id)},
         )
 
-    async def _record(self, transition: Transition) -> None:
-        """Record an outcome, or a failed attempt's scheduled retry (a Pending transition)."""
-        if await self._uow.apply(transition):  # False: another worker recorded this order's outcome first
-            status = transition.fulfillment.status
+    async def _record(
+        self, order_id: uuid.UUID, change: Callable[[Fulfillment], Transition], *, retry: bool = False
+    ) -> tuple[Fulfillment | None, bool]:
+        """Record change of the order's fulfillment as stored now (UnitOfWork.decide): an outcome, a retry
+        scheduled (retry: a failed attempt, counted and logged as a scheduled retry when the order stays
+        Pending), the start of a call, a wait. Nothing when the order moved on meanwhile (another worker recorded
+        its outcome, a cancellation won). Returns the fulfillment as stored after, and whether change was
+        recorded."""
+        stored, recorded = await self._uow.decide(order_id, lambda f: None if f is None else change(f))
+        if recorded and stored is not None:
+            status = stored.status
             if status is Status.Shipped:
                 self.shipped += 1
             elif status is Status.Failed:
                 self.failed += 1
-            self._metrics.recorded(status)
-            _log_recorded(transition.fulfillment, self._clock())
+            if status is not Status.Pending or retry:
+                self._metrics.recorded(status)
+                _log_recorded(stored, self._clock())
+        return stored, recorded
 
 
 def _log_recorded(fulfillment: Fulfillment, now: datetime) -> None:
@@ -223,10 +276,14 @@ def _log_recorded(fulfillment: Fulfillment, now: datetime) -> None:
     if status is Status.Shipped:
         fields = {"trackingNumber": fulfillment.tracking_number, "carrier": fulfillment.carrier}
         log.info("order shipped", extra={"status": status.value, "attempts": fulfillment.attempts, **fields})
+        if fulfillment.cancel_refused is not None:  # a cancellation processed during the call that shipped it
+            log.info("cancellation refused", extra={"status": status.value, "reason": fulfillment.cancel_refused})
     elif status is Status.Failed:
         log.info("order failed", extra={"status": status.value, "reason": fulfillment.failure_reason})
     elif status is Status.Delivered:
         log.info("order delivered", extra={"status": status.value})
+    elif status is Status.Cancelled:
+        log.info("order cancelled", extra={"status": status.value, "attempts": fulfillment.attempts})
     else:  # still Pending after a failed attempt: its next call is scheduled
         due = fulfillment.next_attempt_at
         log.info(
@@ -238,3 +295,15 @@ def _log_recorded(fulfillment: Fulfillment, now: datetime) -> None:
                 "retryInSeconds": round((due - now).total_seconds(), 3) if due else None,
             },
         )
+
+
+def _log_cancellation(fulfillment: Fulfillment) -> None:
+    """The one INFO line of a recorded OrderCancelled (the order's id is bound by the caller): cancelled, refused
+    (with why), or recorded for the running provider call's outcome to decide."""
+    status = fulfillment.status
+    if status is Status.Cancelled:
+        log.info("order cancelled", extra={"status": status.value, "attempts": fulfillment.attempts})
+    elif fulfillment.cancel_refused is not None:
+        log.info("cancellation refused", extra={"status": status.value, "reason": fulfillment.cancel_refused})
+    else:
+        log.info("cancellation awaits the provider call", extra={"status": status.value})

@@ -21,28 +21,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 from confluent_kafka import Message
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
+from contract_models.events import OrderCreated
 from events.codecs import codec_for
 from events.topology import FULFILLMENT_EVENTS, ORDER_EVENTS
 from harness.load import Accepted
 from harness.orders import TERMINAL, DrainOutcome, list_orders
 from harness.topics import read_to_end
-from messaging.avro_codec import EventCodec, PoisonRecord
-
-M = TypeVar("M")
-
+from messaging.avro_codec import PoisonRecord
+from messaging.topic_codec import RecordDecoder
 
 # -- topics ---------------------------------------------------------------------------------------
 
 
-def decode_all(records: list[Message], codec: EventCodec[M]) -> tuple[list[M], int]:
+def decode_all(records: list[Message], codec: RecordDecoder) -> tuple[list[Any], int]:
     """The decoded events, and how many records were poison (undecodable: dead-lettered by the consumers)."""
-    events: list[M] = []
+    events: list[Any] = []
     undecodable = 0
     for record in records:
         try:
@@ -92,6 +91,8 @@ def scan_order_events(
     events, undecodable = decode_all(records, codec)
     scan = OrderEventScan(undecodable=undecodable)
     for event in events:
+        if not isinstance(event, OrderCreated):  # the order's other events (OrderCancelled) are not copies
+            continue
         order_id = str(event.orderId)
         scan.copies[order_id] += 1
         stamp = int(event.timestamp.timestamp() * 1000)

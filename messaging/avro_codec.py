@@ -139,7 +139,10 @@ class EventCodec(Generic[M]):
     compatibility: the level set on that subject before the first write (default: left as the registry has it).
     auto_register: register the schema when the subject lacks it (confluent-kafka's `auto.register.schemas`);
     False: write only with the id the registry already has for exactly this schema under the subject, set no
-    compatibility, and fail closed (SchemaNotRegistered) while there is none.
+    compatibility, carry no history over, and fail closed (SchemaNotRegistered) while there is none.
+    history_subject: a subject whose versions are registered under subject, in order, before the schema is
+    (SubjectRegistration.carry_over), at the first write and whenever the schema is registered again: the
+    history of a subject the event type used before; that subject is left as it is.
     """
 
     def __init__(
@@ -154,9 +157,10 @@ class EventCodec(Generic[M]):
         compatibility: str | None = None,
         key_of: Callable[[M], str] | None = None,
         auto_register: bool = True,
+        history_subject: str | None = None,
     ) -> None:
-        if compatibility is not None and subject is None:
-            raise ValueError("a compatibility level needs the subject it is set on")
+        if (compatibility is not None or history_subject is not None) and subject is None:
+            raise ValueError("a compatibility level or history needs the subject it is set on")
         self.topic = topic
         self.model = model
         self._rules = rules
@@ -179,7 +183,9 @@ class EventCodec(Generic[M]):
         self._writers: dict[int, Any] = {}  # schema id -> parsed writer schema
         self._unknown_ids: dict[int, float] = {}  # schema id -> when the registry said it has none (monotonic)
         self._key_of = key_of
-        self._compatibility_set = compatibility is None or not auto_register
+        self._history_subject = history_subject
+        # Without auto_register the subject is prepared by whoever registers the schema (make schema-register).
+        self._subject_prepared = not auto_register or (compatibility is None and history_subject is None)
         self._record_names = {_record_name(schema)}
         self._reader_decimals = reader_decimals(schema)
         self._writer_checked: dict[int, str | None] = {}  # schema id -> why it is unsafe (None: safe)
@@ -194,11 +200,15 @@ class EventCodec(Generic[M]):
         if self._stale:
             self._apply_reset()
         try:
-            if not self._compatibility_set:
-                assert self._subject is not None and self._compatibility is not None
-                set_compatibility(self._writer_client, self._subject, self._compatibility)
-                self._compatibility_set = True
+            if not self._subject_prepared:
+                assert self._subject is not None
+                if self._compatibility is not None:
+                    set_compatibility(self._writer_client, self._subject, self._compatibility)
+                self._carry_over_history()
+                self._subject_prepared = True
             value: bytes = self._serializer(record, self._context)
+        except SchemaRefused:
+            raise
         except Exception as exc:
             status = getattr(exc, "http_status_code", None)
             subject = self._registration.subject if self._registration else self._subject or f"{self.topic}-value"
@@ -234,6 +244,7 @@ class EventCodec(Generic[M]):
             if found is None:
                 if self._compatibility is not None and not registration.has_compatibility():
                     set_compatibility(self._writer_client, registration.subject, self._compatibility)
+                self._carry_over_history()
                 found = registration.register()
         except SchemaRefused as exc:
             self._reset_writer()
@@ -244,6 +255,12 @@ class EventCodec(Generic[M]):
         if stale:
             self._reset_writer()
         return RegistrationCheck("ok", registration.subject, now, schema_id=found, reregistered=stale)
+
+    def _carry_over_history(self) -> None:
+        """Register the history subject's versions under the subject first (a no-op without either). Raises
+        SchemaRefused, and SchemaRegistryError while the registry cannot answer."""
+        if self._history_subject is not None and self._registration is not None:
+            self._registration.carry_over(self._history_subject)
 
     def _reset_writer(self) -> None:
         """Have the next encode forget every id the writer cached, so it registers (or looks up) the schema."""

@@ -64,6 +64,27 @@ def check_writer_schema(schema_text: str, accepted_names: Iterable[str]) -> None
     attribute means what it means to the decoder), after the JSON nesting is bounded so that parsing cannot
     recurse deeply itself.
     """
+    parsed = _parse_bounded(schema_text)
+    if parsed.get("name") not in set(accepted_names):
+        raise UnsafeWriterSchema(f"record {parsed.get('name')} is not one this consumer reads")
+    cost = _Walker().walk(parsed, 0, ()).cost
+    if cost > MAX_RECORD_READS:
+        raise UnsafeWriterSchema(f"a record takes {cost} reads to decode, more than {MAX_RECORD_READS}")
+
+
+def writer_record_name(schema_text: str) -> str:
+    """The full name of the record at the top level of schema_text (Avro JSON), e.g.
+    orderprocessing.events.OrderCancelled, as fastavro's parser resolves it, read under the same bounds as
+    check_writer_schema (which the schema must still pass before anything is decoded with it).
+
+    Raises UnsafeWriterSchema for text that is not JSON, not a record at the top level, nested too deep or not
+    valid Avro.
+    """
+    return str(_parse_bounded(schema_text).get("name"))
+
+
+def _parse_bounded(schema_text: str) -> dict[str, Any]:
+    """schema_text parsed by fastavro once its JSON nesting is known to be bounded. Raises UnsafeWriterSchema."""
     try:
         schema = json.loads(schema_text)
     except (ValueError, RecursionError) as exc:
@@ -73,14 +94,10 @@ def check_writer_schema(schema_text: str, accepted_names: Iterable[str]) -> None
     if _json_depth(schema) > 4 * MAX_DEPTH:
         raise UnsafeWriterSchema(f"types nest deeper than {MAX_DEPTH}")
     try:
-        parsed = fastavro.parse_schema(schema)
+        parsed: dict[str, Any] = fastavro.parse_schema(schema)
     except Exception as exc:  # fastavro raises SchemaParseException, UnknownType, ValueError...
         raise UnsafeWriterSchema(f"not a valid Avro schema: {str(exc)[:200]}") from exc
-    if parsed.get("name") not in set(accepted_names):
-        raise UnsafeWriterSchema(f"record {parsed.get('name')} is not one this consumer reads")
-    cost = _Walker().walk(parsed, 0, ()).cost
-    if cost > MAX_RECORD_READS:
-        raise UnsafeWriterSchema(f"a record takes {cost} reads to decode, more than {MAX_RECORD_READS}")
+    return parsed
 
 
 def _json_depth(value: Any) -> int:

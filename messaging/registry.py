@@ -143,6 +143,34 @@ class SubjectRegistration:
             raise _unavailable(response)
         return int(response.json()["id"])
 
+    def carry_over(self, source: str) -> list[int]:
+        """Register every version of the subject source under this subject, oldest first, so this subject
+        starts with source's history (registering a schema the subject holds already adds no version, so
+        carrying over again changes nothing). source is left as it is. Returns the ids registered, in order ([]
+        when source has no versions). Raises SchemaRefused when this subject refuses one of them (409/422).
+        """
+        base = f"/subjects/{quote(source, safe='')}/versions"
+        response = self._request("GET", base)
+        if response.status_code == 404:
+            return []
+        if response.status_code != 200:
+            raise _unavailable(response)
+        ids = []
+        target = f"/subjects/{quote(self.subject, safe='')}/versions"
+        for version in sorted(int(v) for v in response.json()):
+            found = self._request("GET", f"{base}/{version}")
+            if found.status_code == 404:  # deleted meanwhile: nothing to carry over
+                continue
+            if found.status_code != 200:
+                raise _unavailable(found)
+            registered = self._request("POST", target, {"schema": found.json()["schema"]})
+            if registered.status_code in (409, 422):
+                raise SchemaRefused(self.subject, registered.status_code, _error_message(registered))
+            if registered.status_code != 200:
+                raise _unavailable(registered)
+            ids.append(int(registered.json()["id"]))
+        return ids
+
     def has_compatibility(self) -> bool:
         """Whether the subject has a compatibility level of its own (GET /config/{subject}; 404 = none)."""
         response = self._request("GET", f"/config/{quote(self.subject, safe='')}")

@@ -151,7 +151,7 @@ def bootstrap(
     if producer is None:
         producer = make_producer(settings, "order-service-outbox")
     if relay is None:
-        # OrderCreated going out is a step of the order an operator follows: one INFO line each.
+        # OrderCreated and OrderCancelled going out are steps of the order an operator follows: one INFO line each.
         relay = publisher(
             settings,
             ORDER_SERVICE,
@@ -160,7 +160,7 @@ def bootstrap(
             registry,
             producer,
             metrics,
-            announce={ORDER_EVENTS.event.name},
+            announce={event.name for event in ORDER_EVENTS.events},
         )
     if uow is None:
         uow = SqlOrderUnitOfWork(engine, settings.topic(ORDER_EVENTS).name, on_event_written=relay.wake)

@@ -18,6 +18,18 @@ class OrderNotFound(OrderServiceError):
         self.order_id = order_id
 
 
+class OrderNotCancellable(OrderServiceError):
+    """The order is Fulfilled or Failed and no cancellation was requested before: there is nothing to cancel.
+
+    status: the order's status (its value, e.g. "Fulfilled").
+    """
+
+    def __init__(self, order_id: uuid.UUID, status: str) -> None:
+        super().__init__(f"order {order_id} is {status} and can no longer be cancelled")
+        self.order_id = order_id
+        self.status = status
+
+
 class IdempotencyKeyReused(OrderServiceError):
     """The Idempotency-Key was used before with a different order."""
 

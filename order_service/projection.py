@@ -44,26 +44,35 @@ class FulfillmentProjection:
 
     def __call__(self, events: list[FulfillmentStatusChanged]) -> None:
         """Apply events in order in one transaction; blocking. Raises what the unit of work raises (nothing is
-        applied then), so the batch is handled again. After the commit, logs one INFO line "order status applied"
-        (with its orderId and the new status) per order that changed, in the trace of the event that set that
-        status (its record's processing span, messaging.consumer.tracing.batch_spans)."""
+        applied then), so the batch is handled again. After the commit, logs one INFO line per change of an order,
+        in the trace of the event that made it (its record's processing span, messaging.consumer.tracing.batch_spans):
+        "order status applied" (with its orderId and the new status) when its status moved on, "cancellation
+        refused" (with the Fulfillment Service's reason) when the batch recorded a refusal of its cancellation."""
         if not events:
             return
         spans = batch_spans()
         applied: dict[uuid.UUID, FulfillmentView] = {}
         applied_by: dict[uuid.UUID, int] = {}
+        before: dict[uuid.UUID, FulfillmentView] = {}
 
         def change(current: Mapping[uuid.UUID, FulfillmentView]) -> dict[uuid.UUID, FulfillmentView]:
             applied.clear()  # a transaction tried again starts over
             applied_by.clear()
             applied.update(_apply(events, current, applied_by, spans))
+            before.clear()
+            before.update({order_id: current[order_id] for order_id in applied})
             return applied
 
         changed = self._uow.change_fulfillments({event.orderId for event in events}, change, self._clock())
-        for order_id in changed:  # committed: one line per order whose status this batch changed
+        for order_id in changed:  # committed: one line per change this batch made to an order
             with order_context(order_id), within(_span(spans, applied_by[order_id])):
-                view = applied[order_id]
-                log.info("order status applied", extra={"status": view.status.value, "sequence": view.sequence})
+                view, was = applied[order_id], before[order_id]
+                if (view.status, view.sequence) != (was.status, was.sequence):
+                    log.info("order status applied", extra={"status": view.status.value, "sequence": view.sequence})
+                if view.cancellation_refused is not None and was.cancellation_refused is None:
+                    log.info(
+                        "cancellation refused", extra={"status": view.status.value, "reason": view.cancellation_refused}
+                    )
         if changed and self._on_changed:
             self._on_changed(changed)
 
@@ -97,6 +106,7 @@ def _apply(
             event.carrier,
             event.estimatedDelivery,
             event.reason,
+            event.cancellationRefused,
         )
         if updated is not None:
             views[event.orderId] = updated

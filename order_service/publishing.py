@@ -1,11 +1,12 @@
-"""The Order Service's event edge: the OrderCreated event announcing an accepted order, and the proof that it
-can be published before the order is accepted (the Avro codec converts the event's datetimes and Decimals)."""
+"""The Order Service's event edge: the OrderCreated event announcing an accepted order, the OrderCancelled event
+asking for its cancellation, and the proof that an order can be published before it is accepted (the Avro codec
+converts the events' datetimes and Decimals)."""
 
 from __future__ import annotations
 
 import uuid
 
-from contract_models.events import ORDER_CREATED_SCHEMA, OrderCreated
+from contract_models.events import ORDER_CREATED_SCHEMA, OrderCancelled, OrderCreated
 from contract_models.events import OrderItem as EventItem
 from contract_models.events import ShippingAddress as EventAddress
 from contracts.order_rules import address_document
@@ -32,6 +33,19 @@ def order_created(order: Order) -> OrderCreated:
         ],
         totalAmount=order.total,
         shippingAddress=None if address is None else EventAddress(**address_document(address)),
+    )
+
+
+def order_cancelled(order: Order) -> OrderCancelled:
+    """The OrderCancelled event asking to cancel order, stamped with the request's time (a new event id each
+    call). Raises ValueError for an order no cancellation was requested for."""
+    if order.cancellation is None:
+        raise ValueError(f"no cancellation was requested for order {order.order_id}")
+    return OrderCancelled(
+        eventId=uuid.uuid4(),
+        timestamp=order.cancellation.requested_at,
+        orderId=order.order_id,
+        reason=order.cancellation.reason,
     )
 
 

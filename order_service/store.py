@@ -48,7 +48,7 @@ from sqlalchemy import (
 
 from contracts.order_rules import Address, OrderLine, address_document, address_from_document
 from messaging.dead_letter_spool import dead_letter_spool_table
-from order_service.domain import FulfillmentView, Order, OrderPage, OrderStatus
+from order_service.domain import TERMINAL, CancellationRequest, FulfillmentView, Order, OrderPage, OrderStatus
 from order_service.errors import InvalidCursor
 from order_service.idempotency import IdempotencyRecord
 from outbox.table import outbox_table
@@ -78,6 +78,9 @@ orders = Table(
     Column("republish_count", Integer, nullable=False, server_default="0"),  # OrderCreated published again
     Column("republish_due_at", BigInteger),  # epoch microseconds, UTC: not published again before
     Column("shipping_address", Text),  # JSON (camelCase ShippingAddress); NULL: placed without one
+    Column("cancel_requested_at", BigInteger),  # epoch microseconds, UTC: a client asked to cancel (NULL: never)
+    Column("cancel_reason", Text),  # the client's reason
+    Column("cancel_refused", Text),  # why the Fulfillment Service refused the cancellation
     Index("ix_orders_created", "created_at", "order_id"),
     Index("ix_orders_customer_created", "customer_id", "created_at", "order_id"),
     Index("ix_orders_status_created", "status", "created_at", "order_id"),
@@ -107,6 +110,7 @@ _FULFILLMENT_COLUMNS = (
     orders.c.carrier,
     orders.c.estimated_delivery,
     orders.c.failure_reason,
+    orders.c.cancel_refused,
 )
 
 
@@ -143,6 +147,7 @@ _SAVE_VIEW = (
         carrier=bindparam("b_carrier"),
         estimated_delivery=bindparam("b_eta"),
         failure_reason=bindparam("b_reason"),
+        cancel_refused=bindparam("b_refused"),
         updated_at=bindparam("b_now"),
     )
 )
@@ -164,11 +169,35 @@ def save_fulfillment_views(conn: Connection, views: dict[uuid.UUID, FulfillmentV
                 "b_carrier": view.carrier,
                 "b_eta": _millis(view.estimated_delivery),
                 "b_reason": view.failure_reason,
+                "b_refused": view.cancellation_refused,
                 "b_now": updated_at,
             }
             for order_id, view in views.items()
         ],
     )
+
+
+def record_cancellation(conn: Connection, order: Order) -> bool:
+    """Record order's cancellation request (and its updated_at) unless the row has one already or reached a
+    final status (domain.TERMINAL) meanwhile; False when nothing was written. Raises ValueError for an order
+    without a cancellation."""
+    request = order.cancellation
+    if request is None:
+        raise ValueError(f"order {order.order_id} has no cancellation to record")
+    result = conn.execute(
+        update(orders)
+        .where(
+            orders.c.order_id == str(order.order_id),
+            orders.c.cancel_requested_at.is_(None),
+            orders.c.status.not_in([status.value for status in TERMINAL]),
+        )
+        .values(
+            cancel_requested_at=_micros(request.requested_at),
+            cancel_reason=request.reason,
+            updated_at=_micros(order.updated_at),
+        )
+    )
+    return result.rowcount == 1
 
 
 _UNFINISHED = (OrderStatus.Pending.value, OrderStatus.Processing.value)
@@ -352,6 +381,9 @@ def _order_columns(order: Order) -> dict[str, Any]:
         "failure_reason": view.failure_reason,
         "fulfillment_seq": view.sequence,
         "shipping_address": _address_json(order.shipping_address),
+        "cancel_requested_at": None if order.cancellation is None else _micros(order.cancellation.requested_at),
+        "cancel_reason": None if order.cancellation is None else order.cancellation.reason,
+        "cancel_refused": view.cancellation_refused,
     }
 
 
@@ -366,7 +398,15 @@ def _order(row: RowMapping) -> Order:
         updated_at=_EPOCH + row["updated_at"] * _MICROSECOND,
         fulfillment=_fulfillment_view(row),
         shipping_address=_address(row["shipping_address"]),
+        cancellation=_cancellation(row),
     )
+
+
+def _cancellation(row: RowMapping) -> CancellationRequest | None:
+    requested = row["cancel_requested_at"]
+    if requested is None:
+        return None
+    return CancellationRequest(_EPOCH + requested * _MICROSECOND, row["cancel_reason"])
 
 
 def _fulfillment_view(row: RowMapping) -> FulfillmentView:
@@ -378,6 +418,7 @@ def _fulfillment_view(row: RowMapping) -> FulfillmentView:
         carrier=row["carrier"],
         estimated_delivery=None if estimated is None else _EPOCH + estimated * _MILLISECOND,
         failure_reason=row["failure_reason"],
+        cancellation_refused=row["cancel_refused"],
     )
 
 

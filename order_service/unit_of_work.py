@@ -17,14 +17,23 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
+from opentelemetry import context as otel_context
+from opentelemetry.context import Context
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from contract_models.events import OrderCreated
 from order_service import store
-from order_service.domain import FulfillmentView, Order, OrderPage, OrderStatus
+from order_service.domain import (
+    CancellationRequest,
+    FulfillmentView,
+    Order,
+    OrderPage,
+    OrderStatus,
+    request_cancellation,
+)
 from order_service.idempotency import IdempotencyRecord
-from order_service.publishing import order_created
+from order_service.publishing import order_cancelled, order_created
 from outbox.table import OutboxEntry, add_to_outbox
 from persistence.engine import write_transaction
 from persistence.group_commit import GroupCommitter
@@ -53,6 +62,12 @@ class OrderUnitOfWork(Protocol):
         None when the key is not in use."""
         ...
 
+    async def request_cancellation(self, order_id: uuid.UUID, request: CancellationRequest) -> Order | None:
+        """In one transaction: record request on the order and its OrderCancelled event, unless the domain says
+        there is nothing to record (domain.request_cancellation: requested before, or the order is final).
+        Returns the order as it is after (None: there is no such order)."""
+        ...
+
     async def get(self, order_id: uuid.UUID) -> Order | None:
         """The order, or None when there is none with order_id."""
         ...
@@ -75,7 +90,8 @@ class OrderUnitOfWork(Protocol):
     async def republish_stale(
         self, changed_before: datetime, now: datetime, limit: int, first_interval: timedelta, cap: timedelta
     ) -> int:
-        """Publish OrderCreated again, in one transaction, for up to limit unfinished orders last changed
+        """Publish OrderCreated again (and OrderCancelled after it for an order whose cancellation was requested),
+        in one transaction, for up to limit unfinished orders last changed
         before changed_before and due for it at now (see store.stale_orders), and schedule their next time
         (store.schedule_next_republish); returns how many."""
         ...
@@ -132,6 +148,15 @@ class SqlOrderUnitOfWork:
     async def find_key(self, key: str) -> tuple[IdempotencyRecord, Order | None] | None:
         """See OrderUnitOfWork.find_key."""
         return await self._read(functools.partial(_find_key, key))
+
+    async def request_cancellation(self, order_id: uuid.UUID, request: CancellationRequest) -> Order | None:
+        """See OrderUnitOfWork.request_cancellation. The OrderCancelled continues the caller's trace (its context is
+        taken here, on the caller's task: the group committer's thread has none)."""
+        context = otel_context.get_current()
+        order, published = await self._writer.submit(functools.partial(self._cancel, order_id, request, context))
+        if published:
+            self._on_event_written()
+        return order
 
     async def get(self, order_id: uuid.UUID) -> Order | None:
         """See OrderUnitOfWork.get."""
@@ -191,6 +216,21 @@ class SqlOrderUnitOfWork:
         if key is not None:
             store.insert_idempotency_key(conn, key)
 
+    def _cancel(
+        self, order_id: uuid.UUID, request: CancellationRequest, context: Context, conn: Connection
+    ) -> tuple[Order | None, bool]:
+        order = store.get_order(conn, order_id)
+        if order is None:
+            return None, False
+        requested = request_cancellation(order, request)
+        if requested is None:
+            return order, False
+        if not store.record_cancellation(conn, requested):  # another replica recorded one first
+            return store.get_order(conn, order_id), False
+        entry = OutboxEntry.of(self._topic, str(order_id), order_cancelled(requested), context)
+        add_to_outbox(conn, store.outbox, [entry])
+        return requested, True
+
     def _republish(
         self,
         changed_before: datetime,
@@ -202,7 +242,11 @@ class SqlOrderUnitOfWork:
     ) -> int:
         stale = store.stale_orders(conn, changed_before, now, limit)
         if stale:
-            entries = [OutboxEntry.of(self._topic, str(order.order_id), order_created(order)) for order in stale]
+            entries = []
+            for order in stale:  # a cancellation requested goes again after its order, in this order
+                entries.append(OutboxEntry.of(self._topic, str(order.order_id), order_created(order)))
+                if order.cancellation is not None:
+                    entries.append(OutboxEntry.of(self._topic, str(order.order_id), order_cancelled(order)))
             add_to_outbox(conn, store.outbox, entries)
             store.schedule_next_republish(conn, [order.order_id for order in stale], now, first_interval, cap)
         return len(stale)

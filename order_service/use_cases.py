@@ -20,8 +20,8 @@ from contracts.order_rules import ValidOrder
 from messaging.avro_codec import RegistrationCheck
 from observability.logs import order_context
 from observability.metrics import Metrics
-from order_service.domain import Order, OrderPage, OrderStatus, accept
-from order_service.errors import EventSchemaRefused, IdempotencyKeyReused, OrderNotFound
+from order_service.domain import CancellationRequest, Order, OrderPage, OrderStatus, accept
+from order_service.errors import EventSchemaRefused, IdempotencyKeyReused, OrderNotCancellable, OrderNotFound
 from order_service.idempotency import IdempotencyRecord, request_fingerprint
 from order_service.metrics import OrderMetrics
 from order_service.publishing import PublishableCheck, order_created
@@ -112,6 +112,28 @@ class OrderService:
         with order_context(order.order_id):
             log.debug("order replayed for its Idempotency-Key", extra={"status": order.status.value})
         return order
+
+    async def cancel(self, order_id: uuid.UUID, reason: str | None) -> Order:
+        """Ask to cancel the order: record the request and its OrderCancelled event in one transaction, and
+        return the order (its cancellation Requested; the Fulfillment Service's answer follows as events).
+
+        Idempotent: when a cancellation was requested before, the order is returned as it is and nothing is
+        stored or published (the first request's reason stays). Raises OrderNotFound, and OrderNotCancellable
+        for an order that is Fulfilled or Failed without an earlier request.
+        """
+        with order_context(order_id):
+            request = CancellationRequest(self._clock(), reason)
+            order = await self._uow.request_cancellation(order_id, request)
+            if order is None:
+                raise OrderNotFound(order_id)
+            if order.cancellation is None:
+                log.debug("cancellation not possible", extra={"status": order.status.value})
+                raise OrderNotCancellable(order_id, order.status.value)
+            if order.cancellation == request:
+                log.info("cancellation requested", extra={"status": order.status.value, "reason": reason})
+            else:
+                log.debug("cancellation requested again", extra={"status": order.status.value})
+            return order
 
     async def get(
         self, order_id: uuid.UUID, wait_for: Collection[OrderStatus] = (), timeout_seconds: float = 0.0

@@ -12,6 +12,11 @@ headers, security requirements and oneOf/anyOf/allOf; its warnings are the chang
 tools/oasdiff-levels.txt raises what oasdiff rates lower but breaks clients here: removing a response header
 the spec marks optional (the services always send Location, Retry-After; clients read them).
 
+One finding is allowed on purpose: an enum value added to a response (oasdiff's ENUM_ADDED_CHECKS) breaks a
+client of the released version that meets a value it does not know, so adding one is a deliberate minor release.
+When the document's info.version raises the released one's minor (or major) version (semantic versioning), such
+findings are reported as "MINOR RELEASE: ..." and pass; with a patch version (or none) they fail like the others.
+
 The list of every check and its level: `.tools/oasdiff-<version>/oasdiff checks changelog`.
 """
 
@@ -25,6 +30,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from tools.oasdiff import binary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,27 +41,34 @@ SEVERITY_LEVELS = Path(__file__).resolve().parent / "oasdiff-levels.txt"
 # oasdiff's levels in its JSON output: 3 error, 2 warning, 1 info. Warnings and errors break the gate.
 BREAKING_LEVEL = 2
 _LEVEL_NAMES = {3: "error", 2: "warning", 1: "info"}
+# oasdiff's checks of an enum value added to a response (a property of its body, or the body itself): what a
+# minor release may do.
+ENUM_ADDED_CHECKS = frozenset({"response-property-enum-value-added", "response-mediatype-enum-value-added"})
 
 
 @dataclass(frozen=True)
 class Breaking:
     """One change that can break a client of the released document: where (`METHOD /path`, or the document),
-    what (oasdiff's text), check (oasdiff's check id, e.g. `response-property-enum-value-added`) and level."""
+    what (oasdiff's text), check (oasdiff's check id, e.g. `response-property-enum-value-added`) and level.
+    released_as_minor: a change a minor release may make (ENUM_ADDED_CHECKS) in a document whose version is
+    such a release; reported, not failed."""
 
     where: str
     what: str
     check: str = ""
     level: str = "error"
+    released_as_minor: bool = False
 
     def __str__(self) -> str:
         return f"{self.where}: {self.what} [{self.check}, {self.level}]"
 
 
 def diff_files(released: Path, current: Path) -> list[Breaking]:
-    """Every breaking change from the document at released to the one at current.
+    """Every breaking change from the document at released to the one at current; response enum values added
+    are released_as_minor when current's info.version is a minor (or major) release over released's.
 
     Raises FileNotFoundError when oasdiff is not installed, RuntimeError when oasdiff fails (e.g. a document
-    it cannot read), naming its error output.
+    it cannot read), naming its error output, and yaml.YAMLError for a document that is not YAML.
     """
     command = [
         str(binary()),
@@ -70,16 +84,36 @@ def diff_files(released: Path, current: Path) -> list[Breaking]:
     if result.returncode != 0:
         raise RuntimeError(f"oasdiff failed on {released} and {current}: {result.stderr.strip() or result.stdout}")
     changes = json.loads(result.stdout or "[]") or []
+    minor = minor_release(document_version(released), document_version(current))
     return [
         Breaking(
             f"{change.get('operation', '')} {change.get('path', '')}".strip() or current.name,
             change.get("text", ""),
             change.get("id", ""),
             _LEVEL_NAMES.get(change.get("level", 3), str(change.get("level"))),
+            released_as_minor=minor and change.get("id") in ENUM_ADDED_CHECKS,
         )
         for change in changes
         if change.get("level", 3) >= BREAKING_LEVEL
     ]
+
+
+def document_version(path: Path) -> str:
+    """The info.version of the OpenAPI document at path ("" without one). Raises OSError, yaml.YAMLError."""
+    document = yaml.safe_load(path.read_text()) or {}
+    info = document.get("info") if isinstance(document, dict) else None
+    return str(info.get("version", "")) if isinstance(info, dict) else ""
+
+
+def minor_release(released: str, current: str) -> bool:
+    """Whether version current raises released's major or minor version (semantic versioning: 1.3.0 over
+    1.2.5, 2.0.0 over 1.9.0; not 1.2.1 over 1.2.0). A part that is not a number counts as 0."""
+
+    def major_minor(version: str) -> tuple[int, ...]:
+        parts = version.split(".")[:2]
+        return tuple(int(part) if part.isdigit() else 0 for part in parts + ["0"] * (2 - len(parts)))
+
+    return major_minor(current) > major_minor(released)
 
 
 def compare_all(
@@ -106,7 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no released specs in {args.released}", file=sys.stderr)
         return 1
     broken = False
-    for name, changes in results:
+    for name, found in results:
+        for change in found:
+            if change.released_as_minor:
+                print(f"{name}: MINOR RELEASE: {change}")
+        changes = [change for change in found if not change.released_as_minor]
         if changes:
             broken = True
             print(f"{name}: {len(changes)} breaking change(s) against {args.released / name}:", file=sys.stderr)

@@ -15,11 +15,14 @@ Up to three checks with one verdict, for every schema in schemas/avro/, at the t
   is submitted there for registration, and the 409 naming the differences is printed. This registry is the
   check's own, so it may write to it.
 * shared registry (--registry, else $SCHEMA_REGISTRY_URL; skipped when neither is set): READ ONLY. For each
-  subject (`order-events-value`, `fulfillment-events-value`, or as ORDER_EVENTS_TOPIC etc. name the topics),
-  its compatibility API is asked whether the current schema may follow the registered versions (at the
-  subject's level), and the registered versions are fetched and checked locally at the topology's level, so a
-  subject still at a weaker level does not let a schema through. Nothing is registered and no level is set
-  there: `make schema-register` does that, in the deploy pipeline.
+  subject as the topology names it, one per (topic, event type) (`order-events-orderprocessing.events.
+  OrderCreated`, `order-events-orderprocessing.events.OrderCancelled`, `fulfillment-events-value`, with the
+  topics as ORDER_EVENTS_TOPIC etc. name them), its compatibility API is asked whether the current schema may
+  follow the registered versions (at the subject's level), and the registered versions are fetched and checked
+  locally at the topology's level, so a subject still at a weaker level does not let a schema through. A subject
+  with no versions yet whose event had another subject before (order-events-value, carried over at the first
+  write) is checked locally against that subject's versions. Nothing is registered and no level is set there:
+  `make schema-register` does that, in the deploy pipeline.
 
 Exit status 0 when everything is compatible, 1 otherwise.
 """
@@ -42,31 +45,36 @@ import avro.schema
 import httpx
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
-from events.topology import COMPATIBILITY, TOPIC_NAME_STRATEGY, TOPICS, subject_name
+from events.topology import COMPATIBILITY, TOPICS, EventType, TopicDeclaration, subject_name
 from tools.registry_api import Registry
 
 AVRO_DIR = Path(__file__).resolve().parent.parent / "schemas" / "avro"
 HISTORY_DIR = AVRO_DIR / "history"
 # The topic each event is published on (default names), by its schema file: what the check covers by default.
-EVENT_TOPICS = {topic.event.schema_file: topic.name for topic in TOPICS}
-_STRATEGY = {topic.event.schema_file: topic.subject_strategy for topic in TOPICS}
+EVENT_TOPICS = {event.schema_file: topic.name for topic in TOPICS for event in topic.events}
+# The declaration and event type of each schema file the topology declares.
+_DECLARED: dict[str, tuple[TopicDeclaration, EventType]] = {
+    event.schema_file: (topic, event) for topic in TOPICS for event in topic.events
+}
 
 
 @dataclass(frozen=True)
 class EventSchema:
-    """A current schema, its subject and its released versions (oldest first)."""
+    """A current schema, its subject and its released versions (oldest first); history_subject: the subject the
+    event had before, whose versions its subject takes over at the first write (None: none)."""
 
     name: str
     subject: str
     text: str
     history: list[tuple[int, str]]
+    history_subject: str | None = None
 
 
 def event_schemas(avro_dir: Path = AVRO_DIR, topics: dict[str, str] = EVENT_TOPICS) -> list[EventSchema]:
     """Every event schema with its subject and released versions.
 
-    topics: {schema file in avro_dir: the topic it is published on}; the subject is the topic's per the
-    topology's subject strategy (TopicNameStrategy for a file the topology does not declare).
+    topics: {schema file in avro_dir: the topic it is published on}; the subject is the event's on that topic
+    per the topology's subject strategy (TopicNameStrategy for a file the topology does not declare).
     """
     events = []
     for file, topic in sorted(topics.items()):
@@ -77,8 +85,10 @@ def event_schemas(avro_dir: Path = AVRO_DIR, topics: dict[str, str] = EVENT_TOPI
             match = re.fullmatch(rf"{re.escape(name)}\.v(\d+)\.avsc", released.name)
             if match:
                 history.append((int(match.group(1)), released.read_text()))
-        subject = subject_name(topic, _STRATEGY.get(file, TOPIC_NAME_STRATEGY))
-        events.append(EventSchema(name, subject, path.read_text(), sorted(history)))
+        declared = _DECLARED.get(file)
+        subject = declared[0].subject(topic, declared[1]) if declared else subject_name(topic)
+        before = declared[0].history_subject(topic, declared[1]) if declared else None
+        events.append(EventSchema(name, subject, path.read_text(), sorted(history), before))
     return events
 
 
@@ -125,11 +135,17 @@ def check_shared(
 
     A problem: the registry's compatibility API calls the schema incompatible with the registered versions (at
     the subject's level), or the schema is incompatible at level with a registered version (fetched and checked
-    here). A subject with no versions, or at another level than level, is a note (schema-register fixes both).
+    here). A subject with no versions, or at another level than level, is a note (schema-register fixes both); a
+    subject with no versions whose event's history subject has some is checked locally against those.
     """
     problems, notes = [], []
     for event in events:
         versions = registry.versions(event.subject)
+        if not versions and event.history_subject is not None and registry.versions(event.history_subject):
+            found, note = _check_history_subject(registry, event, level)
+            problems += found
+            notes += note
+            continue
         if not versions:
             notes.append(f"{event.subject}: no versions registered; `make schema-register` will register it")
             continue
@@ -155,6 +171,27 @@ def check_shared(
         else:
             notes.append(f"{event.subject}: {event.name} is compatible with versions {versions} ({level})")
     return problems, notes
+
+
+def _check_history_subject(registry: Registry, event: EventSchema, level: str) -> tuple[list[str], list[str]]:
+    """(problems, notes) for an event whose subject is still empty: its schema against every version of the
+    subject it had before (which its subject takes over at the first write), checked locally at level."""
+    assert event.history_subject is not None
+    versions = registry.versions(event.history_subject)
+    local = [
+        f"{event.history_subject} v{version}: {reason}"
+        for version in versions
+        for reason in incompatibilities(event.text, registry.schema(event.history_subject, version), level)
+    ]
+    if local:
+        return [
+            f"{event.subject}: {event.name} is incompatible with the versions it takes over ({level}): "
+            + "; ".join(local)
+        ], []
+    return [], [
+        f"{event.subject}: no versions yet; {event.name} is compatible with the versions of "
+        f"{event.history_subject} {versions} it takes over ({level})"
+    ]
 
 
 def check_scratch(
@@ -272,7 +309,7 @@ def deployed_topics() -> dict[str, str]:
     from events.settings import EventSettings
 
     settings = EventSettings()
-    return {d.event.schema_file: settings.topic(d).name for d in TOPICS}
+    return {event.schema_file: settings.topic(d).name for d in TOPICS for event in d.events}
 
 
 def main(argv: list[str] | None = None) -> int:

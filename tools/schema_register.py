@@ -2,10 +2,13 @@
 
     python -m tools.schema_register [--registry URL]      # `make schema-register`
 
-For every topic of the event topology (named as this environment names them: ORDER_EVENTS_TOPIC, ...), sets
-the subject's compatibility level to the topology's (events.topology.COMPATIBILITY, FULL_TRANSITIVE), then
-registers the event's schema: the exact text the services write with (contract_models.events, generated from
-schemas/avro/), so a producer running with AUTO_REGISTER_SCHEMAS=false finds its id by looking it up.
+For every event type of every topic of the event topology (the topics named as this environment names them:
+ORDER_EVENTS_TOPIC, ...), sets its subject's compatibility level to the topology's (events.topology.COMPATIBILITY,
+FULL_TRANSITIVE), carries over the versions of the subject the event had before (order-events-value for
+OrderCreated, whose topic moved to one subject per event type: docs/adr/0002), oldest first, as the services do
+at their first write when they may register, then registers the event's schema: the exact text the services
+write with (contract_models.events, generated from schemas/avro/), so a producer running with
+AUTO_REGISTER_SCHEMAS=false finds its id by looking it up.
 
 Idempotent: a schema already registered under the subject keeps its version and id (the registry answers a
 repeated registration with the same id); setting the level again changes nothing. The registry is --registry,
@@ -30,7 +33,8 @@ from tools.registry_api import Registry
 
 @dataclass(frozen=True)
 class Registration:
-    """The outcome for one subject: the schema's id (None when refused) and version, or the refusal's reason."""
+    """The outcome for one subject: the schema's id (None when refused) and version, or the refusal's reason
+    (of the schema, or of a version carried over)."""
 
     subject: str
     event: str
@@ -39,27 +43,45 @@ class Registration:
     refusal: str | None = None
 
 
-def subjects(settings: EventSettings | None = None) -> list[tuple[str, str, str]]:
-    """(subject, event name, schema text) for every declared topic, as settings name the topics."""
+@dataclass(frozen=True)
+class Target:
+    """What to register: schema (text) of event under subject, after the versions of history_subject (None:
+    the event has always had this subject)."""
+
+    subject: str
+    event: str
+    schema: str
+    history_subject: str | None = None
+
+
+def subjects(settings: EventSettings | None = None) -> list[Target]:
+    """The target of every event type of every declared topic, in the topology's order, as settings name the
+    topics."""
     settings = settings or EventSettings()
     return [
-        (
-            d.subject(settings.topic(d).name),
-            d.event.name,
-            str(getattr(generated, f"{d.event.module_name.upper()}_SCHEMA")),
+        Target(
+            d.subject(settings.topic(d).name, event),
+            event.name,
+            str(getattr(generated, f"{event.module_name.upper()}_SCHEMA")),
+            d.history_subject(settings.topic(d).name, event),
         )
         for d in TOPICS
+        for event in d.events
     ]
 
 
-def register_all(
-    registry: Registry, targets: list[tuple[str, str, str]], level: str = COMPATIBILITY
-) -> list[Registration]:
-    """Set level on each subject, then register its schema. Raises httpx.HTTPError when the registry cannot be
-    reached or refuses to set the level."""
+def register_all(registry: Registry, targets: list[Target], level: str = COMPATIBILITY) -> list[Registration]:
+    """Set level on each subject, carry its history subject's versions over (registering a schema the subject
+    holds adds nothing, so a re-run changes nothing), then register its schema. Raises httpx.HTTPError when the
+    registry cannot be reached or refuses to set the level."""
     outcomes = []
-    for subject, event, schema in targets:
+    for target in targets:
+        subject, event, schema = target.subject, target.event, target.schema
         registry.set_compatibility_level(subject, level)
+        refusal = _carry_over(registry, target)
+        if refusal is not None:
+            outcomes.append(Registration(subject, event, None, registry.versions(subject), refusal))
+            continue
         response = registry.register(subject, schema)
         if response.status_code in (409, 422):
             outcomes.append(Registration(subject, event, None, registry.versions(subject), response.text[:2000]))
@@ -67,6 +89,19 @@ def register_all(
         response.raise_for_status()
         outcomes.append(Registration(subject, event, int(response.json()["id"]), registry.versions(subject)))
     return outcomes
+
+
+def _carry_over(registry: Registry, target: Target) -> str | None:
+    """Register every version of target's history subject under its subject, oldest first; the refusal of one,
+    or None."""
+    if target.history_subject is None:
+        return None
+    for version in registry.versions(target.history_subject):
+        response = registry.register(target.subject, registry.schema(target.history_subject, version))
+        if response.status_code in (409, 422):
+            return f"{target.history_subject} v{version} carried over: {response.text[:2000]}"
+        response.raise_for_status()
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,7 @@ import httpx
 
 from chaos.run import Run
 from chaos.scenario import Scenario
+from events.topology import ORDER_EVENTS
 from harness.order_bodies import order_body
 from harness.schema_versions import schema_without
 from order_service import store
@@ -30,7 +31,7 @@ FAST_CHECKS = {"SCHEMA_CHECK_INTERVAL_SECONDS": "1"}
 
 def inject(run: Run) -> None:
     """Make the subject refuse the schema, hold, fix the subject, retry what was parked."""
-    subject = f"{run.system.order_topic}-value"
+    subject = ORDER_EVENTS.subject(run.system.order_topic)
     registry = httpx.Client(base_url=run.system.registry_url, headers=SCHEMA_JSON, timeout=10)
     try:
         with run.fault(f"the registry refuses the schema of {subject}") as fault:

@@ -14,7 +14,7 @@ import httpx
 
 from chaos.run import Run
 from chaos.scenario import Scenario
-from events.topology import ORDER_EVENTS
+from events.topology import FULFILLMENT_EVENTS, ORDER_EVENTS
 from harness.reconcile import Reconciliation
 from harness.topics import read_to_end
 from messaging.avro_codec import wire_schema_id
@@ -46,7 +46,7 @@ def inject(run: Run) -> None:
     """Snapshot the schemas, restart the registry on empty storage, wait for both subjects to come back."""
     run.state["writer_schemas"] = snapshot_schemas(run.system.registry_url)
     registry = run.stack.registry
-    subjects = {f"{run.system.order_topic}-value", f"{run.system.fulfillment_topic}-value"}
+    subjects = {ORDER_EVENTS.subject(run.system.order_topic), FULFILLMENT_EVENTS.subject(run.system.fulfillment_topic)}
     with run.fault("schema registry restarted on empty storage") as fault:
         registry.stop()
         registry.journal_topic = f"{registry.journal_topic}-after-loss"

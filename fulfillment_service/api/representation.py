@@ -21,6 +21,7 @@ def fulfillment_document(fulfillment: Fulfillment) -> dict[str, Any]:
         "carrier": f.carrier,
         "estimatedDelivery": iso_utc(f.estimated_delivery),
         "failureReason": f.failure_reason,
+        "cancellationRefused": f.cancel_refused,
         "attempts": f.attempts,
         "updatedAt": iso_utc(f.updated_at),
     }

@@ -13,8 +13,9 @@ from typing import Any, Generic, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
-from messaging.avro_codec import EventCodec, PoisonRecord, RegistryUnavailable
+from messaging.avro_codec import PoisonRecord, RegistryUnavailable
 from messaging.dead_letter import DeadLetterPublisher
+from messaging.topic_codec import RecordDecoder
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ class Decoded(Generic[E]):
 
 
 def decode_batch(
-    messages: Sequence[Message], codec: EventCodec[Any], dead_letters: DeadLetterPublisher
+    messages: Sequence[Message], codec: RecordDecoder, dead_letters: DeadLetterPublisher
 ) -> tuple[list[Decoded[Any]], list[Message]]:
     """Decode messages in order, dead-lettering poison records in one round trip.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import structlog
@@ -127,6 +127,38 @@ class KeyOrderedDispatcher:
                 if self._stopping:
                     return False  # not done: the record is read again after restart
                 await asyncio.sleep(backoff.failed())
+
+
+class TypeDispatcher:
+    """Hands each record to the dispatcher of its event's type (a topic carrying several event types).
+
+    dispatchers: {event class: its dispatcher}. Each type's records keep their order within that dispatcher;
+    records of different types are handled independently of each other (e.g. a cancellation is not held
+    behind the same order's running work: the handlers serialise what must be, on their own state). A record
+    of a type without a dispatcher raises TypeError (the codec decodes only declared types).
+    """
+
+    def __init__(self, dispatchers: Mapping[type, Dispatcher]) -> None:
+        self._dispatchers = dict(dispatchers)
+
+    def dispatch(self, records: Sequence[Decoded[Any]], done: Done) -> None:
+        """See Dispatcher.dispatch. Must run on the event loop."""
+        by_type: dict[type, list[Decoded[Any]]] = {}
+        for record in records:
+            if type(record.event) not in self._dispatchers:
+                raise TypeError(f"no dispatcher for {type(record.event).__name__}")
+            by_type.setdefault(type(record.event), []).append(record)
+        for kind, group in by_type.items():
+            self._dispatchers[kind].dispatch(group, done)
+
+    def running(self) -> set[asyncio.Task[None]]:
+        """See Dispatcher.running: the work under way in every type's dispatcher."""
+        return set().union(*(d.running() for d in self._dispatchers.values()))
+
+    def stop(self) -> None:
+        """See Dispatcher.stop."""
+        for dispatcher in self._dispatchers.values():
+            dispatcher.stop()
 
 
 class BatchDispatcher:

@@ -34,7 +34,6 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from messaging.avro_codec import EventCodec
 from messaging.backoff import Backoff
 from messaging.consumer.commits import OffsetCommits
 from messaging.consumer.decode import Decoded, decode_batch, poll_batch, rewind
@@ -44,6 +43,7 @@ from messaging.consumer.positions import AssignPlan, PartitionPositions
 from messaging.consumer.topic_ids import TopicIdLookup
 from messaging.dead_letter import DeadLetterPublisher
 from messaging.metrics import records_processed
+from messaging.topic_codec import RecordDecoder
 from observability.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ class ConsumerRuntime:
         self,
         connect: Callable[..., Consumer],
         topic: str,
-        codec: EventCodec[Any],
+        codec: RecordDecoder,
         dead_letters: DeadLetterPublisher,
         dispatcher: Dispatcher,
         *,

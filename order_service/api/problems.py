@@ -11,17 +11,26 @@ from order_service.errors import (
     EventTooLarge,
     IdempotencyKeyReused,
     InvalidCursor,
+    OrderNotCancellable,
     OrderNotFound,
     OrderServiceError,
 )
 
 
 def problem_for(error: OrderServiceError) -> ProblemError:
-    """The answer to error: 404 for an unknown order, 413 for an event too large to publish, 422 for a reused
-    Idempotency-Key, an order whose event does not encode, or a cursor this service did not hand out."""
+    """The answer to error: 404 for an unknown order, 409 for a cancellation of an order that shipped or
+    failed, 413 for an event too large to publish, 422 for a reused Idempotency-Key, an order whose event does
+    not encode, or a cursor this service did not hand out."""
     if isinstance(error, OrderNotFound):
         return ProblemError(
             404, "Not Found", f"No order {error.order_id}.", [{"field": "orderId", "message": "no such order"}]
+        )
+    if isinstance(error, OrderNotCancellable):
+        return ProblemError(
+            409,
+            "Conflict",
+            f"Order {error.order_id} is {error.status}; it can no longer be cancelled.",
+            [{"field": "orderId", "message": f"the order is {error.status}"}],
         )
     if isinstance(error, IdempotencyKeyReused):
         return ProblemError(

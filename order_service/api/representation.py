@@ -38,6 +38,20 @@ def order_document(order: Order) -> dict[str, Any]:
         "estimatedDelivery": iso_utc(fulfillment.estimated_delivery),
         "failureReason": fulfillment.failure_reason,
         "shippingAddress": None if order.shipping_address is None else address_document(order.shipping_address),
+        "cancellation": cancellation_document(order),
+    }
+
+
+def cancellation_document(order: Order) -> dict[str, Any] | None:
+    """The order's cancellation as the API's Cancellation document (None: none was requested)."""
+    request, outcome = order.cancellation, order.cancellation_outcome
+    if request is None or outcome is None:
+        return None
+    return {
+        "requestedAt": iso_utc(request.requested_at),
+        "outcome": outcome.value,
+        "reason": request.reason,
+        "refusalReason": order.fulfillment.cancellation_refused,
     }
 
 

@@ -18,6 +18,7 @@ from httpapi.parameters import JSON_INTEGER, JSON_NUMBER, UUIDParameter
 from httpapi.problems import PROBLEM_JSON
 from observability.logs import bind_order
 from order_service import domain
+from order_service.api.cancel_request import parse_cancel_request
 from order_service.api.order_request import parse_order_request
 from order_service.api.problems import problem_for, schema_refused_response
 from order_service.api.representation import order_document, page_document
@@ -43,11 +44,12 @@ def _split_statuses(value: Any) -> Any:
     return parts
 
 
-WaitFor = Annotated[list[OrderStatus], BeforeValidator(_split_statuses), Field(min_length=1, max_length=4)]
+WaitFor = Annotated[list[OrderStatus], BeforeValidator(_split_statuses), Field(min_length=1, max_length=5)]
 
 
 def order_router(service: OrderService) -> APIRouter:
-    """POST /api/orders, GET /api/orders and GET /api/orders/{orderId}, served by service."""
+    """POST /api/orders, GET /api/orders, GET /api/orders/{orderId} and POST /api/orders/{orderId}/cancel,
+    served by service."""
     router = APIRouter()
 
     @router.post(
@@ -122,5 +124,34 @@ def order_router(service: OrderService) -> APIRouter:
         except OrderServiceError as exc:
             raise problem_for(exc) from exc
         return DecimalJSONResponse(order_document(order))
+
+    @router.post(
+        "/api/orders/{orderId}/cancel",
+        status_code=202,
+        response_model=None,
+        responses={
+            202: {"model": Order},
+            400: PROBLEM,
+            404: PROBLEM,
+            409: PROBLEM,
+            413: PROBLEM,
+            415: PROBLEM,
+            422: PROBLEM,
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CancelOrderRequest"}}},
+            }
+        },
+        operation_id="cancelOrder",
+    )
+    async def cancel_order(request: Request, orderId: UUIDParameter) -> Response:
+        reason = parse_cancel_request(await request.body(), request.headers.get("content-type"))
+        try:
+            order = await service.cancel(orderId, reason)
+        except OrderServiceError as exc:
+            raise problem_for(exc) from exc
+        return DecimalJSONResponse(order_document(order), status_code=202)
 
     return router

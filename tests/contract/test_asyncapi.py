@@ -20,7 +20,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
 from codegen import asyncapi
-from events.topology import DEAD_LETTER_HEADERS, TOPICS, TopicDeclaration
+from events.topology import DEAD_LETTER_HEADERS, FULFILLMENT_EVENTS, ORDER_EVENTS, TOPICS, TopicDeclaration
 from messaging.dead_letter_copy import dead_letter_headers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,17 +75,28 @@ def test_channels_are_the_event_and_dead_letter_topics(document: dict[str, Any])
 def test_event_messages_carry_the_committed_avro_schema_and_the_order_key(
     document: dict[str, Any], declared: TopicDeclaration
 ) -> None:
-    committed = json.loads((ROOT / "schemas/avro" / declared.event.schema_file).read_text())
     (channel,) = [c for c in document["channels"].values() if c["address"] == declared.name]
-    (ref,) = channel["messages"].values()
-    message = document["components"]["messages"][ref["$ref"].rsplit("/", 1)[-1]]
-    assert message["payload"]["schemaFormat"] == "application/vnd.apache.avro+json;version=1.9.0"
-    assert message["payload"]["schema"] == committed
-    avro.schema.parse(json.dumps(message["payload"]["schema"]))
-    kafka = message["bindings"]["kafka"]
-    assert kafka["key"]["type"] == "string" and kafka["key"]["format"] == "uuid"
-    assert kafka["schemaIdLocation"] == "payload" and kafka["schemaIdPayloadEncoding"] == "confluent"
-    assert f"subject `{declared.name}-value`" in message["description"]
+    refs = {ref["$ref"].rsplit("/", 1)[-1] for ref in channel["messages"].values()}
+    assert refs == {event.name for event in declared.events}
+    for event in declared.events:
+        committed = json.loads((ROOT / "schemas/avro" / event.schema_file).read_text())
+        message = document["components"]["messages"][event.name]
+        assert message["payload"]["schemaFormat"] == "application/vnd.apache.avro+json;version=1.9.0"
+        assert message["payload"]["schema"] == committed
+        avro.schema.parse(json.dumps(message["payload"]["schema"]))
+        kafka = message["bindings"]["kafka"]
+        assert kafka["key"]["type"] == "string" and kafka["key"]["format"] == "uuid"
+        assert kafka["schemaIdLocation"] == "payload" and kafka["schemaIdPayloadEncoding"] == "confluent"
+        assert kafka["schemaLookupStrategy"] == declared.subject_strategy
+        assert f"subject `{declared.subject(event=event)}`" in message["description"]
+
+
+def test_order_events_subjects_are_named_per_record_type() -> None:
+    # TopicRecordNameStrategy: <topic>-<record full name>; the released subject stays the history's source.
+    assert ORDER_EVENTS.subject() == "order-events-orderprocessing.events.OrderCreated"
+    assert ORDER_EVENTS.history_subject() == "order-events-value"
+    assert FULFILLMENT_EVENTS.subject() == "fulfillment-events-value"
+    assert FULFILLMENT_EVENTS.history_subject() is None
 
 
 class AnyRecord:
@@ -137,5 +148,7 @@ def test_dead_letter_messages_document_the_headers_the_code_writes(document: dic
 
 
 def test_generation_is_deterministic_and_committed() -> None:
-    schemas = {t.event.name: json.loads((ROOT / "schemas/avro" / t.event.schema_file).read_text()) for t in TOPICS}
+    schemas = {
+        e.name: json.loads((ROOT / "schemas/avro" / e.schema_file).read_text()) for t in TOPICS for e in t.events
+    }
     assert asyncapi.render(schemas) == asyncapi.render(schemas) == DOCUMENT.read_text()

@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from contract_models.events import ORDER_CREATED_SCHEMA, OrderCreated
+from events.topology import ORDER_EVENTS
 from harness.order_bodies import order_body
 from harness.orders import TERMINAL
 from harness.system import running_system
@@ -54,11 +55,12 @@ def test_order_is_published_picked_up_and_fulfilled(default_system):
         magic, schema_id = struct.unpack(">bI", record.value()[:5])
         assert magic == 0
         registry = SchemaRegistryClient({"url": system.registry_url})
-        assert "order-events-value" in registry.get_subjects()
-        registered = registry.get_latest_version("order-events-value")
+        subject = ORDER_EVENTS.subject("order-events")  # order-events-orderprocessing.events.OrderCreated
+        assert subject in registry.get_subjects()
+        registered = registry.get_latest_version(subject)
         assert registered.schema_id == schema_id
         assert json.loads(registered.schema.schema_str)["name"] == "OrderCreated"
-        assert registry.get_compatibility("order-events-value") == "FULL_TRANSITIVE"
+        assert registry.get_compatibility(subject) == "FULL_TRANSITIVE"
         event = EventCodec(registry, "order-events", ORDER_CREATED_SCHEMA, OrderCreated).decode(record.value())
         assert str(event.orderId) == order_id
         assert event.totalAmount == Decimal("59.97")

@@ -1,7 +1,8 @@
 """The contract workflow on the real registry (Apicurio): `make schema-check` reads a shared registry and writes
 nothing to it; `make schema-register` registers the current schemas once, with the same ids on every re-run,
-at FULL_TRANSITIVE; services with AUTO_REGISTER_SCHEMAS=false refuse orders (503, readiness down) while their
-schema is not registered, register nothing themselves, and take orders once the pipeline registered it."""
+at FULL_TRANSITIVE, one subject per event type, carrying over the history of a subject an event had before;
+services with AUTO_REGISTER_SCHEMAS=false refuse orders (503, readiness down) while their schema is not
+registered, register nothing themselves, and take orders once the pipeline registered it."""
 
 from __future__ import annotations
 
@@ -15,13 +16,13 @@ import pytest
 
 from contract_models.events import ORDER_CREATED_SCHEMA
 from events.settings import EventSettings
-from events.topology import COMPATIBILITY
+from events.topology import COMPATIBILITY, ORDER_EVENTS
 from harness.order_bodies import order_body
 from harness.orders import post_orders, wait_all_terminal
 from harness.system import make_system
 from harness.waiting import wait_until
 from tools.registry_api import Registry
-from tools.schema_check import EventSchema, check_shared, run
+from tools.schema_check import HISTORY_DIR, EventSchema, check_shared, run
 from tools.schema_register import register_all, subjects
 
 pytestmark = pytest.mark.integration
@@ -86,20 +87,43 @@ def test_schema_register_is_idempotent_and_sets_full_transitive(registry: Regist
         order_events_topic=f"{prefix}order-events", fulfillment_events_topic=f"{prefix}fulfillment-events"
     )
     targets = subjects(settings)
-    assert [subject for subject, _, _ in targets] == [
-        f"{prefix}order-events-value",
+    assert [target.subject for target in targets] == [
+        f"{prefix}order-events-orderprocessing.events.OrderCreated",
+        f"{prefix}order-events-orderprocessing.events.OrderCancelled",
         f"{prefix}fulfillment-events-value",
     ]
 
     first = register_all(registry, targets)
     again = register_all(registry, targets)
 
-    assert [o.refusal for o in first + again] == [None] * 4
+    assert [o.refusal for o in first + again] == [None] * 6
     assert [o.schema_id for o in again] == [o.schema_id for o in first]
-    assert [o.versions for o in again] == [[1], [1]]
-    for subject, _, schema in targets:
-        assert registry.compatibility_level(subject) == "FULL_TRANSITIVE"
-        assert registry.lookup(subject, schema) == next(o.schema_id for o in first if o.subject == subject)
+    assert [o.versions for o in again] == [[1], [1], [1]]
+    for target in targets:
+        assert registry.compatibility_level(target.subject) == "FULL_TRANSITIVE"
+        assert registry.lookup(target.subject, target.schema) == next(
+            o.schema_id for o in first if o.subject == target.subject
+        )
+
+
+def test_schema_register_carries_the_old_order_events_subject_over_first(registry: Registry) -> None:
+    prefix = f"reg-{uuid.uuid4().hex[:8]}-"
+    settings = EventSettings(
+        order_events_topic=f"{prefix}order-events", fulfillment_events_topic=f"{prefix}fulfillment-events"
+    )
+    released = (HISTORY_DIR / "OrderCreated.v1.avsc").read_text()
+    old = f"{prefix}order-events-value"  # where released (1.2) producers registered OrderCreated
+    assert registry.register(old, released).status_code == 200
+    created = subjects(settings)[0]
+    assert created.history_subject == old
+
+    (outcome,) = register_all(registry, [created])
+    assert outcome.refusal is None
+    assert registry.versions(created.subject) == [1, 2]  # the released version first, then the current one
+    assert json.loads(registry.schema(created.subject, 1)) == json.loads(released)
+    assert registry.lookup(created.subject, created.schema) == outcome.schema_id
+    assert registry.versions(old) == [1]  # the old subject is left as it was
+    assert register_all(registry, [created])[0].versions == [1, 2]  # a re-run adds nothing
 
 
 def test_without_auto_registration_intake_stays_closed_until_the_pipeline_registers(stack: Any, tmp_path) -> None:
@@ -110,7 +134,7 @@ def test_without_auto_registration_intake_stays_closed_until_the_pipeline_regist
         AUTO_REGISTER_SCHEMAS="false",
         SCHEMA_CHECK_INTERVAL_SECONDS="1",
     )
-    order_subject = f"{system.order_topic}-value"
+    order_subject = ORDER_EVENTS.subject(system.order_topic)
     registry = Registry(stack.registry_url)
     system.start()
     try:
@@ -127,7 +151,7 @@ def test_without_auto_registration_intake_stays_closed_until_the_pipeline_regist
         settings = EventSettings(
             order_events_topic=system.order_topic, fulfillment_events_topic=system.fulfillment_topic
         )
-        assert [o.refusal for o in register_all(registry, subjects(settings))] == [None, None]
+        assert [o.refusal for o in register_all(registry, subjects(settings))] == [None, None, None]
         wait_until(
             lambda: httpx.get(f"{system.orders.url}/health/ready", timeout=10).status_code == 200,
             30,

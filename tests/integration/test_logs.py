@@ -1,5 +1,6 @@
 """Both services, run as processes on the real broker and registry with LOG_FORMAT=json, write logs an operator's
-tools can read: every line a JSON object, and the order's path through both services found by its orderId."""
+tools can read: every line a JSON object, and the order's path through both services (its cancellation too) found
+by its orderId, in the trace its Kafka records carry."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from harness.order_bodies import order_body
 from harness.system import System, running_system
+from harness.topics import read_topic
 from harness.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -49,6 +51,26 @@ def about(log_file: Path, order_id: str) -> list[dict[str, Any]]:
 
 def events(lines: list[dict[str, Any]]) -> list[str]:
     return [line["event"] for line in lines]
+
+
+def record_trace_ids(system: System, order_id: str, count: int = 1) -> list[str]:
+    """The trace ids in the traceparent headers of the order's first count records on order-events, in order
+    (OrderCreated, then OrderCancelled: one key, one partition)."""
+    key = order_id.encode()
+    records = read_topic(
+        system.bootstrap_servers,
+        system.order_topic,
+        stop=lambda rs: sum(r.key() == key for r in rs) >= count,
+        timeout=30,
+    )
+    headers = [dict(record.headers() or []) for record in records if record.key() == key][:count]
+    assert all("traceparent" in h for h in headers), headers
+    return [h["traceparent"].decode().split("-")[1] for h in headers]
+
+
+def the_line(lines: list[dict[str, Any]], event: str) -> dict[str, Any]:
+    (found,) = [candidate for candidate in lines if candidate["event"] == event]
+    return found
 
 
 def test_an_order_is_followed_through_both_services_json_logs_by_its_id(json_system: System) -> None:
@@ -98,6 +120,52 @@ def test_an_order_is_followed_through_both_services_json_logs_by_its_id(json_sys
 
     shipped = [line for line in about(fulfillment_log, order_id) if line["event"] == "order shipped"]
     assert len(shipped) == 1 and shipped[0]["trackingNumber"] == final["trackingNumber"]
+
+    # The lines are in the trace the order's record carries: found from a log line, the trace leads to the record.
+    (trace_id,) = record_trace_ids(system, order_id)
+    assert the_line(orders_lines, "order accepted")["trace_id"] == trace_id
+    fulfillment_lines = about(fulfillment_log, order_id)
+    assert the_line(fulfillment_lines, "fulfillment picked up")["trace_id"] == trace_id
+    assert shipped[0]["trace_id"] == trace_id
+
+
+def test_a_cancellation_is_followed_in_both_logs_and_in_the_trace_of_its_request(stack, tmp_path: Path) -> None:
+    with running_system(
+        stack, tmp_path, LOG_FORMAT="json", LOG_LEVEL="info", PROVIDER_CONTROL_ENABLED="true"
+    ) as system:
+        # The order stays Pending, its calls failing at once and retried: a cancellation finds no call under way.
+        system.set_provider(failureRate=1.0, minLatencyMs=0, maxLatencyMs=0)
+        with httpx.Client(base_url=system.orders.url, timeout=40) as client:
+            order_id = client.post("/api/orders", json=order_body()).json()["orderId"]
+            params = {"waitFor": "Processing", "timeout": 25}
+            assert client.get(f"/api/orders/{order_id}", params=params).json()["status"] == "Processing"
+            assert client.post(f"/api/orders/{order_id}/cancel", json={"reason": "too slow"}).status_code == 202
+            params = {"waitFor": "Cancelled,Fulfilled,Failed", "timeout": 25}
+            assert client.get(f"/api/orders/{order_id}", params=params).json()["status"] == "Cancelled"
+
+        orders_log, fulfillment_log = system.orders.log_file, system.fulfillment.log_file
+        wanted = {"cancellation requested", "OrderCancelled published"}
+        wait_until(lambda: wanted <= set(events(about(orders_log, order_id))), timeout=15, message="order log")
+        wait_until(
+            lambda: "order cancelled" in events(about(fulfillment_log, order_id)), timeout=15, message="fulfillment log"
+        )
+        created_trace, cancelled_trace = record_trace_ids(system, order_id, count=2)
+
+    orders_lines = [line for line in about(orders_log, order_id) if line["level"] == "info"]
+    requested = the_line(orders_lines, "cancellation requested")
+    assert (requested["reason"], requested["status"]) == ("too slow", "Processing")
+    # The cancel request's own trace, not the order's: the OrderCancelled record and the fulfillment's answer.
+    assert requested["trace_id"] == cancelled_trace != created_trace
+    fulfillment_lines = about(fulfillment_log, order_id)
+    cancelled = the_line(fulfillment_lines, "order cancelled")
+    # Cancelled where the OrderCancelled was processed; or, had it met a call under way, by that call's outcome.
+    during_call = "cancellation awaits the provider call" in events(fulfillment_lines)
+    assert (cancelled["status"], cancelled["trace_id"]) == (
+        "Cancelled",
+        created_trace if during_call else cancelled_trace,
+    )
+    applied = [line["status"] for line in orders_lines if line["event"] == "order status applied"]
+    assert applied[-1] == "Cancelled"
 
 
 def test_every_line_about_an_order_carries_the_trace_of_the_clients_request(json_system: System) -> None:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
+from events.topology import ORDER_EVENTS
 from harness.order_bodies import OVERSIZE_ORDER_LIMITS, order_body, oversize_order
 from harness.orders import post_orders, wait_all_terminal
 from harness.schema_versions import schema_without
@@ -86,7 +87,7 @@ def test_a_schema_the_registry_refuses_closes_intake_until_the_subject_is_fixed(
     system = make_system(
         stack.bootstrap_servers, stack.registry_url, tmp_path, SCHEMA_CHECK_INTERVAL_SECONDS=CHECK_INTERVAL
     )
-    subject = f"{system.order_topic}-value"
+    subject = ORDER_EVENTS.subject(system.order_topic)  # OrderCreated's subject
     registry = httpx.Client(base_url=stack.registry_url, headers=SCHEMA_JSON, timeout=10)
     registry.post(f"/subjects/{subject}/versions", json={"schema": schema_without("customerName")}).raise_for_status()
     registry.put(f"/config/{subject}", json={"compatibility": "BACKWARD"}).raise_for_status()
@@ -128,7 +129,7 @@ def test_after_the_registry_lost_its_data_new_orders_carry_ids_it_knows(private_
     with running_system(private_stack, tmp_path, SCHEMA_CHECK_INTERVAL_SECONDS=CHECK_INTERVAL) as system:
         before = post_orders(system.orders.url, 5)
         wait_all_terminal(system.orders.url, before, timeout=120)
-        subject = f"{system.order_topic}-value"
+        subject = ORDER_EVENTS.subject(system.order_topic)  # OrderCreated's subject
 
         registry = private_stack.registry
         registry.stop()

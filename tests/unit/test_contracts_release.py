@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from events.topology import ORDER_EVENTS
 from tools.contracts_release import SCHEMAS_DIR, main
 
 
@@ -63,7 +64,8 @@ def test_an_incompatible_event_change_is_refused_and_nothing_is_written(
 
     assert files(schemas) == before
     err = capsys.readouterr().err
-    assert "REFUSED event schema: order-events-value: OrderCreated vs released v1 (FULL_TRANSITIVE)" in err
+    subject = ORDER_EVENTS.subject(event=ORDER_EVENTS.event_named("OrderCreated"))
+    assert f"REFUSED event schema: {subject}: OrderCreated vs released v1 (FULL_TRANSITIVE)" in err
     assert "channel" in err
 
 
@@ -90,10 +92,22 @@ def test_a_no_op_release_is_refused(schemas: Path, capsys: pytest.CaptureFixture
 def test_a_breaking_openapi_change_is_refused(schemas: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = schemas / "openapi" / "order-service.yaml"
     spec = yaml.safe_load(path.read_text())
-    spec["components"]["schemas"]["OrderStatus"]["enum"].append("Cancelled")
+    spec["components"]["schemas"]["OrderStatus"]["enum"].append("OnHold")  # at the released version: not a minor one
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     before = files(schemas)
 
     assert main(["--schemas", str(schemas)]) == 1
     assert files(schemas) == before
     assert "response-property-enum-value-added" in capsys.readouterr().err
+
+
+def test_a_response_enum_value_added_in_a_minor_release_is_released(schemas: Path) -> None:
+    path = schemas / "openapi" / "order-service.yaml"
+    spec = yaml.safe_load(path.read_text())
+    spec["components"]["schemas"]["OrderStatus"]["enum"].append("OnHold")
+    major, minor, _patch = spec["info"]["version"].split(".")
+    spec["info"]["version"] = f"{major}.{int(minor) + 1}.0"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+
+    assert main(["--schemas", str(schemas)]) == 0
+    assert (schemas / "openapi" / "released" / "order-service.yaml").read_text() == path.read_text()

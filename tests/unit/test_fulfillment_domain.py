@@ -89,6 +89,8 @@ def test_ship_records_the_shipment_and_reports_it_with_sequence_1():
         "sequence",
         "deliver_at",
         "updated_at",
+        "call_started_at",  # the call ended
+        "cancel_refused",  # a cancellation processed during the call is refused
     }
     event = transition.event
     assert (event.status, event.sequence, event.attempts, event.timestamp) == (
@@ -134,7 +136,7 @@ def test_a_failed_attempt_below_the_limits_schedules_a_retry_and_publishes_nothi
     assert (f.next_attempt_at, f.failure_reason, f.updated_at) == (later(3), "provider returned 503", later(1))
     assert transition.event is None
     assert transition.expected is Status.Pending
-    assert set(transition.changed) == {"attempts", "next_attempt_at", "failure_reason", "updated_at"}
+    assert set(transition.changed) == {"attempts", "next_attempt_at", "failure_reason", "updated_at", "call_started_at"}
 
 
 def test_gives_up_at_the_attempt_limit_and_reports_failed_with_sequence_1():
@@ -159,6 +161,7 @@ def test_gives_up_at_the_attempt_limit_and_reports_failed_with_sequence_1():
         "failure_reason",
         "sequence",
         "updated_at",
+        "call_started_at",
     }
     event = transition.event
     assert (event.status, event.sequence, event.attempts, event.reason, event.timestamp) == (
@@ -195,7 +198,7 @@ def test_waiting_for_the_breaker_only_moves_the_next_attempt():
     pending = picked().attempt_failed("503", later(1), FixedPolicy()).fulfillment
     transition = pending.wait_for_breaker(later(7))
     assert transition.fulfillment == dataclasses.replace(pending, next_attempt_at=later(7))
-    assert transition.changed == ("next_attempt_at",)
+    assert transition.changed == ("next_attempt_at", "call_started_at")
     assert transition.event is None
     assert transition.expected is Status.Pending
 

@@ -168,3 +168,18 @@ def test_each_line_is_in_the_trace_of_the_event_that_set_the_status(orders) -> N
     assert applied["trace_id"] == format_trace_id(spans[1].get_span_context().trace_id)  # Shipped set the status
     assert applied["span_id"] == format_span_id(spans[1].get_span_context().span_id)
     assert unknown["trace_id"] == format_trace_id(spans[2].get_span_context().trace_id)
+
+
+def test_a_refused_cancellation_is_one_info_line_with_its_reason(orders) -> None:
+    order, _ = orders
+    uow = FakeUnitOfWork({order: NOT_STARTED})
+    shipped = {"trackingNumber": "SHIP-1", "carrier": "C"}
+    refusal = "the order had shipped before the cancellation was processed"
+    with json_lines("order_service.projection") as lines:
+        projection_over(uow, [])([event(order, FulfillmentStatus.Shipped, 1, **shipped)])
+        # The refusal comes with the order's current state again: the status does not move, the refusal is new.
+        projection_over(uow, [])([event(order, FulfillmentStatus.Shipped, 1, cancellationRefused=refusal, **shipped)])
+        projection_over(uow, [])([event(order, FulfillmentStatus.Shipped, 1, cancellationRefused=refusal, **shipped)])
+    info = [(line["event"], line["status"], line.get("reason")) for line in lines.at("info")]
+    assert info == [("order status applied", "Fulfilled", None), ("cancellation refused", "Fulfilled", refusal)]
+    assert {line["orderId"] for line in lines.all()} == {str(order)}

@@ -72,6 +72,7 @@ def test_the_http_edge_answers_the_stored_fulfillment_or_a_404_problem(engine: E
         "carrier": "MockCarrier",
         "estimatedDelivery": "2025-03-04T00:00:00Z",
         "failureReason": None,
+        "cancellationRefused": None,
         "attempts": 1,
         "updatedAt": "2025-03-01T12:00:01.123000Z",
     }

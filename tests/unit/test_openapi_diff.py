@@ -1,5 +1,6 @@
 """The OpenAPI gate (tools/openapi_diff.py, oasdiff): each change that can break a client of the Order Service's
-released API fails it, naming the change; additions and wider request rules pass; the committed specs pass.
+released API fails it, naming the change; additions and wider request rules pass; a response enum value added
+passes only in a minor release, reported as one; the committed specs pass.
 
 Every edit is made to the committed order-service.yaml, so the gate is shown to bite on the real document."""
 
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tools.openapi_diff import OPENAPI_DIR, diff_files, main
+from tools.openapi_diff import OPENAPI_DIR, diff_files, main, minor_release
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC: dict[str, Any] = yaml.safe_load((OPENAPI_DIR / "order-service.yaml").read_text())
@@ -57,7 +58,7 @@ def new_required_field(spec: dict[str, Any]) -> None:
 # Each edit with the oasdiff check that must name it.
 BREAKING: dict[str, tuple[Edit, str]] = {
     "new response enum value": (
-        lambda s: schemas(s)["OrderStatus"]["enum"].append("Cancelled"),
+        lambda s: schemas(s)["OrderStatus"]["enum"].append("OnHold"),
         "response-property-enum-value-added",
     ),
     "response header removed": (
@@ -149,9 +150,90 @@ def test_cli_fails_and_names_the_change(tmp_path: Path, capsys: pytest.CaptureFi
     for spec in released.glob("*.yaml"):
         shutil.copy(spec, current / spec.name)
     spec = yaml.safe_load((current / "order-service.yaml").read_text())
-    spec["components"]["schemas"]["OrderStatus"]["enum"].append("Cancelled")
+    spec["components"]["schemas"]["OrderStatus"]["enum"].append("OnHold")
     (current / "order-service.yaml").write_text(yaml.safe_dump(spec))
 
     assert main(["--released", str(released), "--current", str(current)]) == 1
     err = capsys.readouterr().err
-    assert "order-service.yaml: " in err and "BREAKING GET /api/orders" in err and "`Cancelled`" in err
+    assert "order-service.yaml: " in err and "BREAKING GET /api/orders" in err and "`OnHold`" in err
+
+
+def _status_spec(version: str, statuses: list[str]) -> dict[str, Any]:
+    schema = {"type": "object", "properties": {"status": {"type": "string", "enum": statuses}}}
+    response = {"200": {"description": "ok", "content": {"application/json": {"schema": schema}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "T", "version": version},
+        "paths": {"/o": {"get": {"responses": response}}},
+    }
+
+
+def _diff(tmp_path: Path, released: dict[str, Any], current: dict[str, Any]) -> list[Any]:
+    (tmp_path / "released.yaml").write_text(yaml.safe_dump(released, sort_keys=False))
+    (tmp_path / "current.yaml").write_text(yaml.safe_dump(current, sort_keys=False))
+    return diff_files(tmp_path / "released.yaml", tmp_path / "current.yaml")
+
+
+def test_a_response_enum_value_added_without_a_minor_release_is_breaking(tmp_path: Path) -> None:
+    (found,) = _diff(
+        tmp_path,
+        _status_spec("1.2.0", ["Pending", "Failed"]),
+        _status_spec("1.2.1", ["Pending", "Failed", "Cancelled"]),
+    )
+    assert found.check == "response-property-enum-value-added" and "`Cancelled`" in found.what
+    assert found.where == "GET /o"
+    assert not found.released_as_minor
+
+
+@pytest.mark.parametrize("version", ["1.3.0", "2.0.0"])
+def test_a_response_enum_value_added_in_a_minor_or_major_release_is_reported_as_one(
+    tmp_path: Path, version: str
+) -> None:
+    (found,) = _diff(tmp_path, _status_spec("1.2.0", ["Pending"]), _status_spec(version, ["Pending", "Cancelled"]))
+    assert found.check == "response-property-enum-value-added"
+    assert found.released_as_minor
+
+
+def test_a_minor_release_allows_no_other_breaking_change(tmp_path: Path) -> None:
+    released = _status_spec("1.2.0", ["Pending", "Failed"])
+    current = _status_spec("1.3.0", ["Pending", "Failed", "Cancelled"])
+    current["paths"]["/o"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["status"][
+        "type"
+    ] = "integer"
+    found = _diff(tmp_path, released, current)
+    assert {c.check for c in found if not c.released_as_minor} == {"response-property-type-changed"}
+
+
+def test_the_cli_reports_a_minor_release_and_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    released, current = tmp_path / "released", tmp_path / "current"
+    released.mkdir()
+    current.mkdir()
+    (released / "t.yaml").write_text(yaml.safe_dump(_status_spec("1.2.0", ["Pending"])))
+    (current / "t.yaml").write_text(yaml.safe_dump(_status_spec("1.3.0", ["Pending", "Cancelled"])))
+
+    assert main(["--released", str(released), "--current", str(current)]) == 0
+    out = capsys.readouterr().out
+    assert "t.yaml: MINOR RELEASE: GET /o: " in out and "`Cancelled`" in out
+
+
+def test_the_committed_specs_add_cancelled_as_a_minor_release(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "order-service.yaml: MINOR RELEASE: GET /api/orders/{orderId}: " in out and "`Cancelled`" in out
+
+
+@pytest.mark.parametrize(
+    ("released", "current", "minor"),
+    [
+        ("1.2.0", "1.3.0", True),
+        ("1.2.5", "1.3.0", True),
+        ("1.9.0", "2.0.0", True),
+        ("1.2.0", "1.2.1", False),
+        ("1.3.0", "1.3.0", False),
+        ("2.0.0", "1.9.0", False),
+        ("1.2", "1.3", True),
+        ("", "1.0.0", True),
+    ],
+)
+def test_minor_release_follows_semantic_versioning(released: str, current: str, minor: bool) -> None:
+    assert minor_release(released, current) is minor

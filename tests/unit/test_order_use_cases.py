@@ -393,6 +393,7 @@ def test_the_api_representation_of_a_stored_order(run):
             "estimatedDelivery": "2030-01-02T12:30:00.123000Z",
             "failureReason": None,
             "shippingAddress": None,
+            "cancellation": None,
         }
         assert list(document.items()) == list(expected.items())  # the fields in the contract's order, too
         assert str(document["totalAmount"]) == "0.30"  # exact, at the contract's scale

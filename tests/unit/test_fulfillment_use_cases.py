@@ -440,6 +440,23 @@ def test_a_shipment_made_for_an_order_another_worker_failed_meanwhile_is_a_warni
     run(scenario, FakeShippingProvider(gate))
 
 
+def test_a_decision_the_store_refuses_records_nothing_and_is_a_warning(run):
+    async def scenario(w: World) -> None:
+        event = order_created()
+        await w.fulfiller.handle_order_created(event)  # shipped
+        # A decision made from a stale snapshot (Pending) of the order, whatever the row holds now.
+        stale = pick_up(event.orderId, event.timestamp, T0, T0 + LEASE).fulfillment
+        with json_lines("fulfillment_service.unit_of_work") as lines:
+            stored, recorded = await w.uow.decide(event.orderId, lambda _: stale.fail(3, "503", T0))
+        assert not recorded and stored is not None and stored.status is Status.Shipped
+        assert w.stored(event.orderId).status is Status.Shipped
+        (warning,) = lines.at("warning")
+        assert warning["event"] == "a change to Failed was not recorded: the order's row changed while it was decided"
+        assert (warning["orderId"], warning["status"]) == (str(event.orderId), "Shipped")
+
+    run(scenario, FakeShippingProvider())
+
+
 PARIS = Destination("Marie Curie", ("36 Quai de Bethune",), "Paris", "75004", "FR")
 
 

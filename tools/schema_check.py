@@ -35,7 +35,7 @@ import re
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -292,11 +292,10 @@ def run(
     return 0
 
 
-def _ask(url: str, check: Any) -> tuple[list[str], list[str]]:
+def _ask(url: str, check: Callable[[Registry], tuple[list[str], list[str]]]) -> tuple[list[str], list[str]]:
     registry = Registry(url)
     try:
-        result: tuple[list[str], list[str]] = check(registry)
-        return result
+        return check(registry)
     finally:
         registry.close()
 

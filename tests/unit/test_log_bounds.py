@@ -7,11 +7,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-import threading
-from collections.abc import Iterator
 
-import pytest
-import structlog
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
@@ -20,24 +16,6 @@ from observability.log_rate_limit import SiteRateLimit
 from observability.logs import configure_logging, log_formatter
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level, hook = list(root.handlers), root.level, threading.excepthook
-    levels = {name: logging.getLogger(name).level for name in ("httpx", "httpx2")}
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
-    threading.excepthook = hook
-    logging.captureWarnings(False)
-    structlog.reset_defaults()
-    for name, previous in levels.items():
-        logging.getLogger(name).setLevel(previous)
 
 
 def _json_log(log_format: str = "json") -> io.StringIO:

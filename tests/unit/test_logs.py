@@ -134,21 +134,6 @@ def test_console_lines_are_plain_text_with_the_fields() -> None:
     assert "RuntimeError: boom" in capture.text and "\x1b[" not in capture.text  # no colours off a terminal
 
 
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level, hook = list(root.handlers), root.level, threading.excepthook
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
-    threading.excepthook = hook
-    logging.captureWarnings(False)
-    structlog.reset_defaults()
-
-
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

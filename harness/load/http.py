@@ -7,10 +7,16 @@ carries one request at a time (no pipelining); the pool hands connections out in
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 
 import httptools
+
+# A server closes a connection idle for its keep-alive timeout (uvicorn's default, which the services keep: 5 s);
+# a request written at that moment is lost with the connection (RFC 9112 §9.3.1 leaves the retry to the client).
+# The pool retires connections idle for less than that, as HTTP clients' "keep-alive expiry" does.
+KEEPALIVE_EXPIRY_SECONDS = 3.0
 
 
 def build_request(host: str, path: str, body: bytes, headers: Mapping[str, str] | None = None) -> bytes:
@@ -37,6 +43,7 @@ class Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[int] | None = None
         self._keep_alive = True
+        self.idle_since = time.monotonic()  # when the pool last got it back (time.monotonic)
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -115,7 +122,10 @@ class ReadingConnection(Connection):
 
 
 class Pool:
-    """Up to size connections to host:port; requests beyond that wait in arrival order for one to come free."""
+    """Up to size connections to host:port; requests beyond that wait in arrival order for one to come free.
+
+    A connection idle for KEEPALIVE_EXPIRY_SECONDS is closed rather than reused (the server may be closing it).
+    """
 
     def __init__(self, host: str, port: int, size: int, protocol: Callable[[], Connection] = Connection) -> None:
         self._host = host
@@ -154,8 +164,9 @@ class Pool:
         while True:
             while self._idle:
                 conn = self._idle.pop()
-                if not conn.closed:
+                if not conn.closed and time.monotonic() - conn.idle_since < KEEPALIVE_EXPIRY_SECONDS:
                     return conn
+                conn.close()
                 self.open -= 1
             if self.open < self._size:
                 self.open += 1
@@ -193,6 +204,7 @@ class Pool:
                 waiter.set_result(conn)
                 return
         if conn is not None:
+            conn.idle_since = time.monotonic()
             self._idle.append(conn)
 
     def close(self) -> None:

@@ -40,6 +40,8 @@ Decision = Callable[[Fulfillment | None], Transition | None]
 
 # Threads that read at once: as many as the request thread pool that ran these reads before offered.
 READ_THREADS = 40
+# Reads and decisions of one order within one transaction before a decision the store keeps refusing is given up.
+DECIDE_ATTEMPTS = 3
 
 
 class UnitOfWork(Protocol):
@@ -168,23 +170,32 @@ class SqlUnitOfWork:
         self, order_id: uuid.UUID, decision: Decision, context: Context, conn: Connection
     ) -> tuple[Fulfillment | None, Transition | None, Transition | None]:
         """(the fulfillment as stored after, the transition recorded, the transition the row's change overtook:
-        one the decision returned that the store refused, its row not what was read)."""
-        current = store.get(conn, order_id, for_update=True)
-        try:
-            transition = decision(current)
-        except InvalidTransition:
-            transition = None
-        if transition is None:
-            return current, None, None
-        if transition.expected is None:
-            traced = dataclasses.replace(transition.fulfillment, trace_context=capture(context))
-            transition = dataclasses.replace(transition, fulfillment=traced)
-            if store.insert_if_absent(conn, transition.fulfillment) is not None:
-                return current, None, transition
-        elif not store.update_if_status(conn, transition.fulfillment, transition.expected, transition.changed):
-            return current, None, transition
-        add_to_outbox(conn, store.outbox, self._entries(transition, context))
-        return transition.fulfillment, transition, None
+        one the decision returned that the store refused, its row not what was read).
+
+        A row that appeared after it was read as absent (on PostgreSQL, FOR UPDATE locks no row that does not
+        exist yet: another instance inserted it meanwhile) or that changed although read locked is read again and
+        decided again, so a decision (a cancellation) made on a row that was not there yet is not lost; up to
+        DECIDE_ATTEMPTS times, then the last refused transition is returned as overtaken."""
+        overtaken: Transition | None = None
+        for _ in range(DECIDE_ATTEMPTS):
+            current = store.get(conn, order_id, for_update=True)
+            try:
+                transition = decision(current)
+            except InvalidTransition:
+                transition = None
+            if transition is None:
+                return current, None, None
+            if transition.expected is None:
+                traced = dataclasses.replace(transition.fulfillment, trace_context=capture(context))
+                transition = dataclasses.replace(transition, fulfillment=traced)
+                recorded = store.insert_if_absent(conn, transition.fulfillment) is None
+            else:
+                recorded = store.update_if_status(conn, transition.fulfillment, transition.expected, transition.changed)
+            if recorded:
+                add_to_outbox(conn, store.outbox, self._entries(transition, context))
+                return transition.fulfillment, transition, None
+            overtaken = transition
+        return store.get(conn, order_id), None, overtaken
 
     def _claim(self, lease: timedelta, limit: int, busy: Collection[uuid.UUID], conn: Connection) -> list[Fulfillment]:
         now = self._clock()

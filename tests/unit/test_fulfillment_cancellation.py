@@ -200,3 +200,31 @@ def test_a_refused_cancellation_is_logged_with_its_reason(run) -> None:
         assert {line["orderId"] for line in lines.all()} == {str(event.orderId)}
 
     run(scenario, FakeShippingProvider(gate))
+
+
+def test_a_cancellation_that_read_no_row_is_decided_again_on_the_row_another_instance_inserted(run, monkeypatch):
+    # On PostgreSQL, SELECT ... FOR UPDATE locks no row that is not there yet: another instance can insert the
+    # order's row between the cancellation's read and its own insert. The cancellation must not be lost then.
+    from fulfillment_service import store
+
+    async def scenario(w: World) -> None:
+        event = order_created()
+        await w.uow.add(pick_up(event.orderId, event.timestamp, T0, T0 + LEASE))  # the other instance's row
+        real_get = store.get
+        reads: list[bool] = []
+
+        def get_before_the_insert_was_seen(conn, order_id, for_update=False):
+            reads.append(for_update)
+            return None if len(reads) == 1 else real_get(conn, order_id, for_update=for_update)
+
+        monkeypatch.setattr(store, "get", get_before_the_insert_was_seen)
+        with json_lines("fulfillment_service.unit_of_work") as lines:
+            await w.fulfiller.handle_order_cancelled(order_cancelled(event.orderId))
+        monkeypatch.setattr(store, "get", real_get)
+        assert w.stored(event.orderId).status is Status.Cancelled
+        assert reported(w, event.orderId)[-1] == (FulfillmentStatus.Cancelled, 1, None)
+        assert lines.at("warning") == []
+        await w.fulfiller.handle_order_created(event)  # its OrderCreated, processed after: no call
+        assert w.provider.calls == []
+
+    run(scenario, FakeShippingProvider())

@@ -7,6 +7,7 @@ or shipped twice, and every order ends Fulfilled; a released Fulfillment Service
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -19,7 +20,7 @@ from typer.testing import CliRunner
 
 from events.topology import DEAD_LETTER_HEADERS, ORDER_EVENTS, TOPICS
 from fulfillment_service.shipping import HOME_DELIVERY_DAYS
-from harness.load import LoadResult, LoadSpec, run_in_this_process
+from harness.load import BackgroundLoad, LoadResult, LoadSpec, run_in_this_process
 from harness.order_bodies import SHIPPING_ADDRESS, order_body
 from harness.orders import wait_drained
 from harness.reconcile import Reconciliation, ledger_requests, reconcile, sqlite_path, wait_outboxes_empty
@@ -32,6 +33,7 @@ from harness.released import (
 from harness.system import System, make_system
 from harness.topics import read_to_end, read_topic
 from harness.waiting import wait_until
+from infra.ports import free_port
 from infra.services import ROOT
 from repair.cli import app as repair
 from tools.releases import Release, openapi_versions
@@ -58,9 +60,9 @@ def released(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Release
         yield pair
 
 
-def load(url: str, addressed_every: int = 0) -> LoadResult:
-    """About 10 s of orders at 15/s, each retried with its Idempotency-Key, to its end."""
-    spec = LoadSpec(
+def load_spec(url: str, addressed_every: int = 0) -> LoadSpec:
+    """About 10 s of orders at 15/s, each retried with its Idempotency-Key."""
+    return LoadSpec(
         url,
         rate=15,
         duration=10,
@@ -72,7 +74,11 @@ def load(url: str, addressed_every: int = 0) -> LoadResult:
         attempt_timeout=10,
         addressed_every=addressed_every,
     )
-    return run_in_this_process(spec)
+
+
+def load(url: str, addressed_every: int = 0) -> LoadResult:
+    """load_spec's orders sent to their end."""
+    return run_in_this_process(load_spec(url, addressed_every))
 
 
 def settle(system: System, result: LoadResult) -> Reconciliation:
@@ -218,3 +224,60 @@ def test_released_order_service_with_the_current_fulfillment_service(
 def parse(moment: str) -> datetime:
     """An API's ISO 8601 time."""
     return datetime.fromisoformat(moment.replace("Z", "+00:00"))
+
+
+def test_both_order_service_versions_on_one_postgresql_database_during_the_switch(
+    stack, tmp_path: Path, postgres, released: tuple[Release, Path]
+) -> None:
+    # The released Order Service runs on the database; the current one starts beside it (migrating the database
+    # on), both take orders under load, then the released one stops. A released relay claims rows of the current
+    # one's OrderCreated, whose payload has a field its model forbids (shippingAddress), and parks them: nothing is
+    # lost, each is published once it is retried after the switch (order-repair outbox retry).
+    release, tree = released
+    system = make_system(stack.bootstrap_servers, stack.registry_url, tmp_path, **ENV)
+    system.env["order"]["DATABASE_URL"] = postgres.create_database("orders")
+    system.create_topics()
+    current_orders = system.orders
+    old = released_service(current_orders, tree, release)
+    new = dataclasses.replace(current_orders, port=free_port(), log_file=current_orders.log_file.with_suffix(".new"))
+    system = dataclasses.replace(system, orders=old)
+    system.start()
+    try:
+        check_runs_release(old, release)
+        new.start()
+        assert served_openapi_version(new) == CURRENT_OPENAPI["order-service"]
+
+        background = BackgroundLoad(load_spec(old.url))
+        background.start()
+        try:
+            on_new = run_in_this_process(load_spec(new.url, addressed_every=2))
+        finally:
+            on_old = background.stop()
+        old.stop()  # the switch is done: only the current Order Service runs
+        assert on_old.ok == on_old.sent and on_new.ok == on_new.sent, (on_old.status_counts(), on_new.status_counts())
+
+        database = system.env["order"]["DATABASE_URL"]
+        listed = CliRunner().invoke(repair, ["outbox", "list", "--database-url", database, "--json"])
+        assert listed.exit_code == 0, listed.output
+        parked = [json.loads(line) for line in listed.output.splitlines() if line.startswith("{")]
+        # Only the current Order Service's events are parked, each for the field the released model forbids.
+        assert all(row["payload"]["orderId"] in on_new.accepted for row in parked), parked[:3]
+        assert all("shippingAddress" in row["failure_reason"] for row in parked), parked[:3]
+        for row in parked:
+            retried = CliRunner().invoke(
+                repair, ["outbox", "retry", "--database-url", database, "--id", str(row["id"])]
+            )
+            assert retried.exit_code == 0, retried.output
+
+        system = dataclasses.replace(system, orders=new)
+        both = LoadResult(on_new.spec, accepted={**on_old.accepted, **on_new.accepted})
+        verdict = settle(system, both)
+        assert verdict.drained and verdict.lost == 0 and verdict.duplicated == 0, verdict.to_json()
+        assert verdict.statuses == {"Fulfilled": len(both.accepted)}, verdict.to_json()
+        assert min(len(on_old.accepted), len(on_new.accepted)) >= 100
+        assert set(dead_letters(system).values()) == {0}
+        print(f"parked by the released relay and retried: {len(parked)} of {len(on_new.accepted)}")
+    finally:
+        system.stop()
+        old.stop()
+        new.stop()

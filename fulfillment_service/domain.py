@@ -275,6 +275,10 @@ class Fulfillment:
         return Transition(after, expected=self.status, changed=tuple(changes), event=event)
 
 
+# The fields a new row is written with: all of them.
+_ALL_FIELDS = tuple(field.name for field in dataclasses.fields(Fulfillment))
+
+
 def cancelled_before_pick_up(order_id: uuid.UUID, now: datetime) -> Transition:
     """A new fulfillment, Cancelled, for an order whose OrderCancelled came before its OrderCreated was
     processed (that one then finds the order final and reports it); publishes Cancelled (sequence 1)."""
@@ -287,8 +291,7 @@ def cancelled_before_pick_up(order_id: uuid.UUID, now: datetime) -> Transition:
         updated_at=now,
         cancel_requested_at=now,
     )
-    fields = tuple(field.name for field in dataclasses.fields(Fulfillment))
-    return Transition(fulfillment, expected=None, changed=fields, event=status_changed(fulfillment, now))
+    return _new(fulfillment, now)
 
 
 def pick_up(
@@ -312,8 +315,12 @@ def pick_up(
         order_timestamp=order_timestamp,
         destination=destination,
     )
-    fields = tuple(field.name for field in dataclasses.fields(Fulfillment))
-    return Transition(fulfillment, expected=None, changed=fields, event=status_changed(fulfillment, now))
+    return _new(fulfillment, now)
+
+
+def _new(fulfillment: Fulfillment, now: datetime) -> Transition:
+    """The transition that writes fulfillment as a new row (every field), reported by an event at now."""
+    return Transition(fulfillment, expected=None, changed=_ALL_FIELDS, event=status_changed(fulfillment, now))
 
 
 def destination_of(address: EventAddress | None) -> Destination | None:

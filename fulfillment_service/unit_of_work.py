@@ -14,6 +14,7 @@ import asyncio
 import contextvars
 import dataclasses
 import functools
+import logging
 import uuid
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
@@ -27,9 +28,12 @@ from sqlalchemy import Connection, Engine
 from contract_models.events import FulfillmentStatusChanged
 from fulfillment_service import store
 from fulfillment_service.domain import Fulfillment, InvalidTransition, Transition
+from observability.logs import order_context
 from observability.trace_context import capture
 from outbox.table import OutboxEntry, add_to_outbox
 from persistence.group_commit import GroupCommitter
+
+log = logging.getLogger(__name__)
 
 # Given the order's fulfillment as stored now (None: never picked up), the transition to record (None: none).
 Decision = Callable[[Fulfillment | None], Transition | None]
@@ -114,9 +118,20 @@ class SqlUnitOfWork:
 
     async def decide(self, order_id: uuid.UUID, decision: Decision) -> tuple[Fulfillment | None, bool]:
         """See UnitOfWork.decide. The decision runs on the group committer's thread; its event's outbox entry
-        continues the caller's trace context (taken here, on the caller's task), which a new fulfillment keeps."""
+        continues the caller's trace context (taken here, on the caller's task), which a new fulfillment keeps. A
+        transition the store refuses although the row was read locked (another writer's row came first, or its
+        status moved on) records nothing, as one the decision did not return, and is logged as a WARNING."""
         context = otel_context.get_current()
-        stored, transition = await self._committer.submit(functools.partial(self._decide, order_id, decision, context))
+        stored, transition, overtaken = await self._committer.submit(
+            functools.partial(self._decide, order_id, decision, context)
+        )
+        if overtaken is not None:
+            with order_context(order_id):
+                log.warning(
+                    "a change to %s was not recorded: the order's row changed while it was decided",
+                    overtaken.fulfillment.status.value,
+                    extra={"status": stored.status.value if stored is not None else None},
+                )
         if transition is not None:
             self._after(transition)
         return stored, transition is not None
@@ -151,23 +166,25 @@ class SqlUnitOfWork:
 
     def _decide(
         self, order_id: uuid.UUID, decision: Decision, context: Context, conn: Connection
-    ) -> tuple[Fulfillment | None, Transition | None]:
+    ) -> tuple[Fulfillment | None, Transition | None, Transition | None]:
+        """(the fulfillment as stored after, the transition recorded, the transition the row's change overtook:
+        one the decision returned that the store refused, its row not what was read)."""
         current = store.get(conn, order_id, for_update=True)
         try:
             transition = decision(current)
         except InvalidTransition:
             transition = None
         if transition is None:
-            return current, None
+            return current, None, None
         if transition.expected is None:
             traced = dataclasses.replace(transition.fulfillment, trace_context=capture(context))
             transition = dataclasses.replace(transition, fulfillment=traced)
             if store.insert_if_absent(conn, transition.fulfillment) is not None:
-                return current, None
+                return current, None, transition
         elif not store.update_if_status(conn, transition.fulfillment, transition.expected, transition.changed):
-            return current, None
+            return current, None, transition
         add_to_outbox(conn, store.outbox, self._entries(transition, context))
-        return transition.fulfillment, transition
+        return transition.fulfillment, transition, None
 
     def _claim(self, lease: timedelta, limit: int, busy: Collection[uuid.UUID], conn: Connection) -> list[Fulfillment]:
         now = self._clock()

@@ -28,6 +28,7 @@ from contract_models.events import OrderCancelled, OrderCreated
 from fulfillment_service.domain import (
     Fulfillment,
     RetryPolicy,
+    Shipment,
     Status,
     Transition,
     cancelled_before_pick_up,
@@ -58,7 +59,8 @@ class Fulfiller:
 
     Every step runs with the order's id bound to its log lines (observability.logs.order_context), and each state
     change it records is one INFO line: "fulfillment picked up", "retry scheduled", "order shipped", "order failed",
-    "order delivered", "order cancelled", "cancellation refused", "cancellation awaits the provider call".
+    "order delivered", "order cancelled", "cancellation refused", "cancellation awaits the provider call"; a
+    shipment the provider made for an order recorded Failed or Cancelled meanwhile is a WARNING.
     tracer makes a span per provider call, a child of the current span (default: the global provider's tracer).
     """
 
@@ -177,7 +179,10 @@ class Fulfiller:
                     found = await self._provider.find_shipment(str(order_id))
                 if found is not None:
                     now = self._clock()
-                    await self._record(order_id, lambda f: f.ship(found, now, self._delivery_after, found=True))
+                    recorded = await self._record(
+                        order_id, lambda f: f.ship(found, now, self._delivery_after, found=True)
+                    )
+                    _check_shipment_recorded(found, *recorded)
                     return
             started, began = await self._record(order_id, lambda f: f.begin_call(self._clock()))
             if not began or started is None or started.status is not Status.Pending:
@@ -215,7 +220,8 @@ class Fulfiller:
                 raise
             self._metrics.provider_succeeded(time.perf_counter() - call_started)
             self._breaker.record_success()
-            await self._record(order_id, lambda f: f.ship(shipment, self._clock(), self._delivery_after))
+            recorded = await self._record(order_id, lambda f: f.ship(shipment, self._clock(), self._delivery_after))
+            _check_shipment_recorded(shipment, *recorded)
         finally:
             self._active.discard(order_id)
 
@@ -295,6 +301,20 @@ def _log_recorded(fulfillment: Fulfillment, now: datetime) -> None:
                 "retryInSeconds": round((due - now).total_seconds(), 3) if due else None,
             },
         )
+
+
+def _check_shipment_recorded(shipment: Shipment, stored: Fulfillment | None, recorded: bool) -> None:
+    """Say so when a shipment the provider made for the order was not recorded because the order moved on
+    meanwhile: at DEBUG when another worker recorded it shipped already, else (the order is recorded Failed or
+    Cancelled while the provider has shipped it) as a WARNING, since nothing else would tell."""
+    if recorded:
+        return
+    status = stored.status.value if stored is not None else None
+    fields = {"status": status, "trackingNumber": shipment.tracking_number, "carrier": shipment.carrier}
+    if stored is not None and stored.status in (Status.Shipped, Status.Delivered):
+        log.debug("shipment recorded already", extra=fields)
+    else:
+        log.warning("the provider shipped the order, but the order is recorded as %s", status, extra=fields)
 
 
 def _log_cancellation(fulfillment: Fulfillment) -> None:

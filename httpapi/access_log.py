@@ -14,13 +14,12 @@ app runs in the middleware's task.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Collection
 
 from starlette.routing import Router
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from observability.http_metrics import METRICS_PATH, route_template
+from observability.http_metrics import METRICS_PATH, observe_response, route_template
 
 log = logging.getLogger("httpapi.access")
 
@@ -41,19 +40,7 @@ class AccessLog:
         if scope["type"] != "http" or not log.isEnabledFor(logging.INFO):  # nothing would be written
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
-        status = 500  # what the client gets when the app fails before answering
-
-        async def observed_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, observed_send)
-        finally:
-            self._log(scope, status, time.perf_counter() - started)
+        await observe_response(self.app, scope, receive, send, self._log)
 
     def _log(self, scope: Scope, status: int, seconds: float) -> None:
         route = route_template(scope, self._router.routes)

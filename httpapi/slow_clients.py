@@ -134,8 +134,7 @@ class _BoundedProtocol(HttpToolsProtocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            if not self._refused:
-                self._refuse(400, MALFORMED, f"The request is not valid HTTP/1.1: {_parser_error(exc)}")
+            self._refuse(400, MALFORMED, f"The request is not valid HTTP/1.1: {_parser_error(exc)}")
         except httptools.HttpParserUpgrade:
             if self._should_upgrade():
                 self.handle_websocket_upgrade()
@@ -159,9 +158,6 @@ class _BoundedProtocol(HttpToolsProtocol):
             return
         self._parsed_head += len(name) + len(value) + 4  # ": " and CRLF
         super().on_header(name, value)
-
-    def send_400_response(self, msg: str) -> None:
-        self._refuse(400, MALFORMED, f"The request is not valid HTTP/1.1: {msg}")
 
     def on_headers_complete(self) -> None:
         if self._refused:

@@ -1,7 +1,7 @@
 """A service's output in `make run`'s terminal, each line prefixed by the service's name as compose shows it:
 
-    order-service        | 2025-01-01 12:00:00 INFO uvicorn.error: Application startup complete.
-    fulfillment-service  | 2025-01-01 12:00:01 INFO uvicorn.error: Application startup complete.
+    order-service        | 2025-01-01T12:00:00.000000Z [info     ] Application startup complete.  [uvicorn.error] ...
+    fulfillment-service  | 2025-01-01T12:00:01.000000Z [info     ] Application startup complete.  [uvicorn.error] ...
 
 Names are padded to one width (the longest name's, plus one), so the `|` of every service lines up. The log file
 still gets every byte the process wrote, unchanged; the terminal gets whole lines only, one writer at a time, so

@@ -55,19 +55,10 @@ class RequestDurations:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
-        status = 500  # what the client gets when the app fails before answering
+        await observe_response(self.app, scope, receive, send, self._observe)
 
-        async def observed_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, observed_send)
-        finally:
-            self._child(scope, status).observe(time.perf_counter() - started)
+    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+        self._child(scope, status).observe(seconds)
 
     def _child(self, scope: Scope, status: int) -> Any:
         method = scope.get("method", "")
@@ -95,6 +86,28 @@ def refusal_counter(metrics: Metrics, reasons: Sequence[str]) -> Callable[[str],
         children[reason].inc()
 
     return refused
+
+
+async def observe_response(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, observe: Callable[[Scope, int, float], None]
+) -> None:
+    """Run app on an HTTP request, then call observe(scope, status, seconds): the status the client got (500 when
+    the app failed before answering) and the seconds from this call to the end of the response (or the failure).
+    An exception of the app goes on after observe. What RequestDurations and the access log
+    (httpapi.access_log) both measure."""
+    started = time.perf_counter()
+    status = 500  # what the client gets when the app fails before answering
+
+    async def observed_send(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        await send(message)
+
+    try:
+        await app(scope, receive, observed_send)
+    finally:
+        observe(scope, status, time.perf_counter() - started)
 
 
 def route_template(scope: Scope, routes: list[BaseRoute]) -> str:

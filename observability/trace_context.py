@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import islice
 from typing import Any
 
 from opentelemetry import trace
@@ -60,16 +61,8 @@ def bounded_traceparent(value: str) -> str | None:
 def bounded_tracestate(values: Iterable[str]) -> str:
     """One tracestate value of the list members of values (one or more header values), at most
     MAX_TRACESTATE_MEMBERS members and MAX_TRACESTATE_CHARS characters (see the module docstring)."""
-    members: list[str] = []
-    for value in values:
-        for member in value.split(","):
-            member = member.strip(" \t")
-            if member:
-                members.append(member)
-                if len(members) == MAX_TRACESTATE_MEMBERS:
-                    break
-        if len(members) == MAX_TRACESTATE_MEMBERS:
-            break
+    stripped = (member.strip(" \t") for value in values for member in value.split(","))
+    members = list(islice(filter(None, stripped), MAX_TRACESTATE_MEMBERS))
     if _joined_length(members) > MAX_TRACESTATE_CHARS:
         members = [member for member in members if len(member) <= LONG_TRACESTATE_MEMBER]
         while _joined_length(members) > MAX_TRACESTATE_CHARS:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ from tools.releases import (
     openapi_versions,
     write_releases,
 )
-from tools.schema_check import EVENT_TOPICS, check_local, event_schemas
+from tools.schema_check import EVENT_TOPICS, check_local, event_schemas, released_versions
 
 SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
@@ -72,7 +71,7 @@ def plan(schemas_dir: Path = SCHEMAS_DIR, level: str = COMPATIBILITY) -> Release
     avro_dir, openapi_dir = schemas_dir / "avro", schemas_dir / "openapi"
     result = ReleasePlan()
     for current in sorted(avro_dir.glob("*.avsc")):
-        versions = _versions(avro_dir / "history", current.stem)
+        versions = released_versions(avro_dir, current.stem)
         latest = versions[-1][1] if versions else None
         if latest is None or json.loads(latest.read_text()) != json.loads(current.read_text()):
             number = versions[-1][0] + 1 if versions else 1
@@ -120,15 +119,6 @@ def release(schemas_dir: Path = SCHEMAS_DIR, level: str = COMPATIBILITY) -> Rele
     )
     write_releases(schemas_dir, [*releases, recorded])
     return result
-
-
-def _versions(history: Path, name: str) -> list[tuple[int, Path]]:
-    found = []
-    for path in history.glob(f"{name}.v*.avsc"):
-        match = re.fullmatch(rf"{re.escape(name)}\.v(\d+)\.avsc", path.name)
-        if match:
-            found.append((int(match.group(1)), path))
-    return sorted(found)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import yaml
 
+from tools.schema_check import released_versions
+
 RELEASES_FILE = "releases.json"
 
 
@@ -70,23 +72,13 @@ def write_releases(schemas_dir: Path, releases: list[Release]) -> None:
     (schemas_dir / RELEASES_FILE).write_text(text + "\n")
 
 
-def history_versions(avro_dir: Path) -> dict[str, list[tuple[int, Path]]]:
-    """Every released version of every event in avro_dir/history: name -> [(N, path)] sorted by N."""
-    found: dict[str, list[tuple[int, Path]]] = {}
-    for path in (avro_dir / "history").glob("*.v*.avsc"):
-        match = re.fullmatch(r"(.+)\.v(\d+)\.avsc", path.name)
-        if match:
-            found.setdefault(match.group(1), []).append((int(match.group(2)), path))
-    return {name: sorted(versions) for name, versions in sorted(found.items())}
-
-
 def current_event_versions(avro_dir: Path) -> dict[str, int | None]:
     """Each event schema of avro_dir: the released version it equals (as JSON data), None when unreleased."""
-    history = history_versions(avro_dir)
     current: dict[str, int | None] = {}
     for path in sorted(avro_dir.glob("*.avsc")):
         schema = json.loads(path.read_text())
-        same = [n for n, released in history.get(path.stem, []) if json.loads(released.read_text()) == schema]
+        history = released_versions(avro_dir, path.stem)
+        same = [n for n, released in history if json.loads(released.read_text()) == schema]
         current[path.stem] = same[-1] if same else None
     return current
 

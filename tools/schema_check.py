@@ -35,7 +35,7 @@ import re
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,16 +80,23 @@ def event_schemas(avro_dir: Path = AVRO_DIR, topics: dict[str, str] = EVENT_TOPI
     for file, topic in sorted(topics.items()):
         path = avro_dir / file
         name = path.stem
-        history = []
-        for released in (avro_dir / "history").glob(f"{name}.v*.avsc"):
-            match = re.fullmatch(rf"{re.escape(name)}\.v(\d+)\.avsc", released.name)
-            if match:
-                history.append((int(match.group(1)), released.read_text()))
+        history = [(version, released.read_text()) for version, released in released_versions(avro_dir, name)]
         declared = _DECLARED.get(file)
         subject = declared[0].subject(topic, declared[1]) if declared else subject_name(topic)
         before = declared[0].history_subject(topic, declared[1]) if declared else None
-        events.append(EventSchema(name, subject, path.read_text(), sorted(history), before))
+        events.append(EventSchema(name, subject, path.read_text(), history, before))
     return events
+
+
+def released_versions(avro_dir: Path, name: str) -> list[tuple[int, Path]]:
+    """(N, file) of every released version of the event schema name: avro_dir/history/<name>.v<N>.avsc, oldest
+    first (by N, so v10 follows v9)."""
+    found = []
+    for path in (avro_dir / "history").glob(f"{name}.v*.avsc"):
+        match = re.fullmatch(rf"{re.escape(name)}\.v(\d+)\.avsc", path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
 
 
 def local_incompatibilities(reader: str, writer: str) -> list[str]:
@@ -285,11 +292,10 @@ def run(
     return 0
 
 
-def _ask(url: str, check: Any) -> tuple[list[str], list[str]]:
+def _ask(url: str, check: Callable[[Registry], tuple[list[str], list[str]]]) -> tuple[list[str], list[str]]:
     registry = Registry(url)
     try:
-        result: tuple[list[str], list[str]] = check(registry)
-        return result
+        return check(registry)
     finally:
         registry.close()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 from pathlib import Path
 
 from chaos.run import Run
@@ -26,7 +28,18 @@ def inject(run: Run) -> None:
     mark = first.log_file.stat().st_size
 
     def lines(path: Path, offset: int, word: str) -> list[str]:
-        return [line for line in _log_since(path, offset).splitlines() if f"concurrent_consumer: {word}" in line]
+        # The rebalance logger's lines, as plain text ("...concurrent_consumer: assigned [...]") or JSON
+        # ("logger": "...concurrent_consumer", "event": "assigned [...]"); returned as "<logger>: <event>".
+        found = []
+        for line in _log_since(path, offset).splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    record = json.loads(line)
+                    if str(record.get("logger", "")).endswith("concurrent_consumer"):
+                        line = f"{record['logger']}: {record.get('event', '')}"
+            if f"concurrent_consumer: {word}" in line:
+                found.append(line)
+        return found
 
     with run.fault("second fulfillment instance joins; the first is SIGKILLed mid-rebalance") as fault:
         second.start()

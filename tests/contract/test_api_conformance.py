@@ -125,6 +125,12 @@ def test_order_service_stateful_links(seeded: Seeded) -> None:
     class Links(ORDER_SCHEMA.as_state_machine()):  # type: ignore[misc]
         def before_call(self, case: Case) -> None:
             obey_prose_rules(case, seeded)
+            # A key sent again (hypothesis replays choice sequences across examples) is a replay, answered 200
+            # instead of 201, so the order never joins the "201" bundle and the next draw from it sees another
+            # size: hypothesis stops with FlakyStrategyDefinition. Replays are covered by the stateless tests.
+            key = (case.headers or {}).get("Idempotency-Key")
+            if case.operation.label == "POST /api/orders" and isinstance(key, str) and 1 <= len(key) <= 200:
+                case.headers["Idempotency-Key"] = f"{key[:183]}-{uuid.uuid4().hex[:16]}"
             CASES[f"order-service stateful {case.operation.label}"] += 1
 
         def validate_response(self, response: Any, case: Case, **kwargs: Any) -> None:

@@ -21,7 +21,7 @@ from contract_models.events import (
     ORDER_CREATED_SCHEMA,
     FulfillmentStatus,
 )
-from events.codecs import codec_for
+from events.codecs import event_codec_for
 from events.topology import DEAD_LETTER_HEADERS, FULFILLMENT_EVENTS, ORDER_EVENTS
 from harness.orders import post_orders, wait_all_terminal
 from harness.records import avro_body, produce_records, wire_value, zigzag
@@ -49,7 +49,7 @@ RULE_BREAKING_ORDERS = {
 
 
 def test_orders_that_break_the_rules_are_dead_lettered_and_never_shipped(system):
-    codec = codec_for(SchemaRegistryClient({"url": system.registry_url}), ORDER_EVENTS, system.order_topic)
+    codec = event_codec_for(SchemaRegistryClient({"url": system.registry_url}), ORDER_EVENTS, system.order_topic)
     events = {name: order_created(**overrides) for name, overrides in RULE_BREAKING_ORDERS.items()}
     # encode() registers and serializes with the real registry: every record is valid Avro.
     encoded = {name: codec.encode(event) for name, event in events.items()}
@@ -77,7 +77,8 @@ def test_orders_that_break_the_rules_are_dead_lettered_and_never_shipped(system)
 
 
 def test_status_changes_that_break_the_rules_are_dead_lettered_and_projection_goes_on(system):
-    codec = codec_for(SchemaRegistryClient({"url": system.registry_url}), FULFILLMENT_EVENTS, system.fulfillment_topic)
+    registry = SchemaRegistryClient({"url": system.registry_url})
+    codec = event_codec_for(registry, FULFILLMENT_EVENTS, system.fulfillment_topic)
     broken = [
         status_changed(FulfillmentStatus.Shipped, trackingNumber="S" * 500, carrier="MockCarrier"),
         status_changed(FulfillmentStatus.Failed),  # without a reason
@@ -188,8 +189,8 @@ def _decoder_attacks(registry: SchemaRegistryClient, schema: str, valid_body: by
 
 def test_records_that_would_hang_or_crash_the_decoder_are_dead_lettered_on_both_topics(system):
     registry = SchemaRegistryClient({"url": system.registry_url})
-    order_codec = codec_for(registry, ORDER_EVENTS, system.order_topic)
-    status_codec = codec_for(registry, FULFILLMENT_EVENTS, system.fulfillment_topic)
+    order_codec = event_codec_for(registry, ORDER_EVENTS, system.order_topic)
+    status_codec = event_codec_for(registry, FULFILLMENT_EVENTS, system.fulfillment_topic)
     valid_order = order_codec.encode(order_created())[5:]
     valid_status = status_codec.encode(status_changed(FulfillmentStatus.Pending))[5:]
     order_attacks = _decoder_attacks(registry, ORDER_CREATED_SCHEMA, valid_order)
@@ -198,7 +199,7 @@ def test_records_that_would_hang_or_crash_the_decoder_are_dead_lettered_on_both_
     record = {**order_created().model_dump(mode="json"), "timestamp": 0}
     record["items"] = [{**record["items"][0], "price": b"\x7f" * 400_000}]
     record["totalAmount"] = b"\x01"
-    own_id = registry.get_latest_version(f"{system.order_topic}-value").schema_id
+    own_id = registry.get_latest_version(ORDER_EVENTS.subject(system.order_topic)).schema_id
     order_attacks["decimal of 400 KB"] = wire_value(own_id, avro_body(plain, record))
     status_attacks = _decoder_attacks(registry, FULFILLMENT_STATUS_CHANGED_SCHEMA, valid_status)
 

@@ -50,8 +50,8 @@ def test_each_record_is_handled_in_a_consumer_span_of_its_own_trace():
             [record(5, "a", TRACE_IDS[0]), record(6, "flaky", TRACE_IDS[1]), record(7, "b", None)],
             lambda message: finished.append(message.offset()),
         )
-        while len(finished) < 3:
-            await asyncio.sleep(0.01)
+        await asyncio.wait(dispatcher.running(), timeout=10)
+        assert len(finished) == 3
 
     asyncio.run(scenario())
 
@@ -86,8 +86,8 @@ def test_every_record_of_a_batch_gets_its_own_span_over_the_batchs_work():
             [record(1, "x", TRACE_IDS[0]), record(2, "y", TRACE_IDS[1])],
             lambda message: finished.append(message.offset()),
         )
-        while len(finished) < 2:
-            await asyncio.sleep(0.01)
+        await asyncio.wait(dispatcher.running(), timeout=10)
+        assert len(finished) == 2
 
     asyncio.run(scenario())
 

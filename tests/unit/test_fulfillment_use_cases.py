@@ -419,6 +419,44 @@ def test_a_failed_order_is_one_info_line_with_its_reason(run):
     run(scenario, FakeShippingProvider(ProviderError("503 Unavailable")), max_attempts=1)
 
 
+def test_a_shipment_made_for_an_order_another_worker_failed_meanwhile_is_a_warning(run):
+    gate = Gate()
+
+    async def scenario(w: World) -> None:
+        event = order_created()
+        with json_lines("fulfillment_service.use_cases") as lines:
+            call = asyncio.create_task(w.fulfiller.handle_order_created(event))
+            await gate.entered.wait()  # the call is under way, and held
+            # Another worker gives up on the order meanwhile.
+            await w.uow.decide(event.orderId, lambda f: None if f is None else f.fail(3, "503", T0))
+            gate.open()
+            await call
+        assert w.stored(event.orderId).status is Status.Failed  # the shipment did not overwrite it
+        (warning,) = lines.at("warning")
+        shipment = w.provider.shipments[str(event.orderId)]
+        assert warning["event"] == "the provider shipped the order, but the order is recorded as Failed"
+        assert (warning["orderId"], warning["trackingNumber"]) == (str(event.orderId), shipment.tracking_number)
+
+    run(scenario, FakeShippingProvider(gate))
+
+
+def test_a_decision_the_store_refuses_records_nothing_and_is_a_warning(run):
+    async def scenario(w: World) -> None:
+        event = order_created()
+        await w.fulfiller.handle_order_created(event)  # shipped
+        # A decision made from a stale snapshot (Pending) of the order, whatever the row holds now.
+        stale = pick_up(event.orderId, event.timestamp, T0, T0 + LEASE).fulfillment
+        with json_lines("fulfillment_service.unit_of_work") as lines:
+            stored, recorded = await w.uow.decide(event.orderId, lambda _: stale.fail(3, "503", T0))
+        assert not recorded and stored is not None and stored.status is Status.Shipped
+        assert w.stored(event.orderId).status is Status.Shipped
+        (warning,) = lines.at("warning")
+        assert warning["event"] == "a change to Failed was not recorded: the order's row changed while it was decided"
+        assert (warning["orderId"], warning["status"]) == (str(event.orderId), "Shipped")
+
+    run(scenario, FakeShippingProvider())
+
+
 PARIS = Destination("Marie Curie", ("36 Quai de Bethune",), "Paris", "75004", "FR")
 
 

@@ -7,37 +7,16 @@ from __future__ import annotations
 import io
 import json
 import logging
-import threading
-from collections.abc import Iterator
 
-import pytest
-import structlog
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from observability.log_bounds import MAX_VALUE_CHARS
 from observability.log_rate_limit import SiteRateLimit
-from observability.logs import configure_logging, log_formatter
+from observability.logs import configure_logging
+from tests.unit.log_capture import OwnLogger
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level, hook = list(root.handlers), root.level, threading.excepthook
-    levels = {name: logging.getLogger(name).level for name in ("httpx", "httpx2")}
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
-    threading.excepthook = hook
-    logging.captureWarnings(False)
-    structlog.reset_defaults()
-    for name, previous in levels.items():
-        logging.getLogger(name).setLevel(previous)
 
 
 def _json_log(log_format: str = "json") -> io.StringIO:
@@ -76,54 +55,38 @@ def test_an_invalid_tracestate_member_of_48_kb_is_cut(restore_logging: None) -> 
 
 
 def test_after_the_interval_one_line_counts_what_was_dropped() -> None:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(log_formatter(True, "order-service"))
+    capture = OwnLogger()
     now = [0.0]
-    handler.addFilter(SiteRateLimit(handler, limit=10, interval=60, clock=lambda: now[0]))
-    logger = logging.getLogger("test.rate_limit.site")
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False
-    logger.addHandler(handler)
-    try:
-        for index in range(25):
-            logger.warning("refused member %s", index)  # one call site
-        logger.error("another site")
-        for index in range(30):
-            logger.info("request %s", index)  # below WARNING: never limited
-        assert len(stream.getvalue().splitlines()) == 10 + 1 + 30
-        now[0] = 61.0
-        logger.info("a line of any site after the interval")
-        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-        summary = lines[-2]
-        assert summary["level"] == "warning" and summary["logger"] == logger.name
-        assert summary["dropped_records"] == 15 and summary["dropped_seconds"] == 60
-        assert "refused member %s" in summary["event"] and "15 more records" in summary["event"]
-        assert lines[-1]["event"] == "a line of any site after the interval"
-        logger.warning("refused member %s", 99)  # a new interval: written again
-        assert json.loads(stream.getvalue().splitlines()[-1])["event"] == "refused member 99"
-    finally:
-        logger.removeHandler(handler)
+    capture.handler.addFilter(SiteRateLimit(capture.handler, limit=10, interval=60, clock=lambda: now[0]))
+    logger = capture.logger
+    for index in range(25):
+        logger.warning("refused member %s", index)  # one call site
+    logger.error("another site")
+    for index in range(30):
+        logger.info("request %s", index)  # below WARNING: never limited
+    assert len(capture.text.splitlines()) == 10 + 1 + 30
+    now[0] = 61.0
+    logger.info("a line of any site after the interval")
+    lines = capture.lines()
+    summary = lines[-2]
+    assert summary["level"] == "warning" and summary["logger"] == logger.name
+    assert summary["dropped_records"] == 15 and summary["dropped_seconds"] == 60
+    assert "refused member %s" in summary["event"] and "15 more records" in summary["event"]
+    assert lines[-1]["event"] == "a line of any site after the interval"
+    logger.warning("refused member %s", 99)  # a new interval: written again
+    assert capture.lines()[-1]["event"] == "refused member 99"
 
 
 def test_a_console_line_cannot_be_forged_or_carry_terminal_escapes() -> None:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(log_formatter(False, "order-service"))
-    logger = logging.getLogger("test.console.forgery")
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False
-    logger.addHandler(handler)
+    capture = OwnLogger(as_json=False)
+    logger = capture.logger
+    logger.warning("member %s refused", "x\n2030-01-01T00:00:00Z [error   ] forged\r\x1b[31m\u2028")
+    logger.info("with a field", extra={"header": "a\nb"})
     try:
-        logger.warning("member %s refused", "x\n2030-01-01T00:00:00Z [error   ] forged\r\x1b[31m\u2028")
-        logger.info("with a field", extra={"header": "a\nb"})
-        try:
-            raise ValueError("bad input\nforged line")
-        except ValueError:
-            logger.exception("failed")
-    finally:
-        logger.removeHandler(handler)
-    text = stream.getvalue()
+        raise ValueError("bad input\nforged line")
+    except ValueError:
+        logger.exception("failed")
+    text = capture.text
     lines = text.splitlines()
     assert "\\n2030-01-01" in lines[0] and "\\x1b[31m" in lines[0] and "\\u2028" in lines[0]
     assert "\x1b" not in text and "\r" not in text and "\u2028" not in text

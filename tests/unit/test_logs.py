@@ -16,27 +16,8 @@ import pytest
 import structlog
 from opentelemetry.sdk.trace import TracerProvider
 
-from observability.logs import ORDER_ID, bind_order, configure_logging, log_formatter, order_context
-
-
-class Capture:
-    """A logger of its own whose records are formatted like the services' and kept as text."""
-
-    def __init__(self, as_json: bool = True, service: str | None = "order-service") -> None:
-        self.stream = io.StringIO()
-        handler = logging.StreamHandler(self.stream)
-        handler.setFormatter(log_formatter(as_json, service))
-        self.logger = logging.getLogger(f"test.logs.{uuid.uuid4().hex[:8]}")
-        self.logger.propagate = False
-        self.logger.setLevel(logging.DEBUG)
-        self.logger.addHandler(handler)
-
-    @property
-    def text(self) -> str:
-        return self.stream.getvalue()
-
-    def lines(self) -> list[dict]:
-        return [json.loads(line) for line in self.text.splitlines()]
+from observability.logs import ORDER_ID, bind_order, configure_logging, order_context
+from tests.unit.log_capture import OwnLogger
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +28,7 @@ def clean_context() -> Iterator[None]:
 
 
 def test_a_json_line_has_time_level_logger_message_service_and_extras() -> None:
-    capture = Capture()
+    capture = OwnLogger()
     capture.logger.info("order %s accepted", "o-1", extra={"status": "Pending", "items": 2})
     (line,) = capture.lines()
     assert line["event"] == "order o-1 accepted"
@@ -61,7 +42,7 @@ def test_a_json_line_has_time_level_logger_message_service_and_extras() -> None:
 
 
 def test_an_exception_is_one_field_and_the_record_one_line() -> None:
-    capture = Capture()
+    capture = OwnLogger()
     try:
         raise ValueError("the disk is full\nreally")
     except ValueError:
@@ -74,7 +55,7 @@ def test_an_exception_is_one_field_and_the_record_one_line() -> None:
 
 
 def test_a_bound_order_id_is_on_every_line_until_the_block_ends() -> None:
-    capture = Capture()
+    capture = OwnLogger()
     order_id = uuid.uuid4()
     with order_context(order_id):
         capture.logger.info("picked up")
@@ -86,7 +67,7 @@ def test_a_bound_order_id_is_on_every_line_until_the_block_ends() -> None:
 
 
 def test_bound_order_ids_stay_in_their_own_task() -> None:
-    capture = Capture()
+    capture = OwnLogger()
 
     async def handle(order_id: str, started: asyncio.Event, other_bound: asyncio.Event) -> None:
         bind_order(order_id)
@@ -106,7 +87,7 @@ def test_bound_order_ids_stay_in_their_own_task() -> None:
 
 
 def test_trace_and_span_ids_of_the_current_span_in_w3c_form() -> None:
-    capture = Capture()
+    capture = OwnLogger()
     tracer = TracerProvider().get_tracer("test")
     with tracer.start_as_current_span("work") as span:
         capture.logger.info("inside")
@@ -120,7 +101,7 @@ def test_trace_and_span_ids_of_the_current_span_in_w3c_form() -> None:
 
 
 def test_console_lines_are_plain_text_with_the_fields() -> None:
-    capture = Capture(as_json=False)
+    capture = OwnLogger(as_json=False)
     with order_context("o-7"):
         capture.logger.info("order shipped", extra={"trackingNumber": "SHIP-1"})
     try:
@@ -132,21 +113,6 @@ def test_console_lines_are_plain_text_with_the_fields() -> None:
     assert "[info" in first
     assert not first.lstrip().startswith("{")
     assert "RuntimeError: boom" in capture.text and "\x1b[" not in capture.text  # no colours off a terminal
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level, hook = list(root.handlers), root.level, threading.excepthook
-    yield
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    root.setLevel(level)
-    threading.excepthook = hook
-    logging.captureWarnings(False)
-    structlog.reset_defaults()
 
 
 class _Terminal(io.StringIO):

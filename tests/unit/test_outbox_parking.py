@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
-from pydantic import BaseModel
-from sqlalchemy import Engine, MetaData, Table, insert, select
+from sqlalchemy import Engine, Table, insert, select
 
 from harness.waiting import wait_until
 from messaging.avro_codec import RegistryUnavailable, UnencodableEvent
@@ -27,10 +25,9 @@ from outbox.failures import classify, classify_delivery
 from outbox.metrics import report_outbox_health
 from outbox.parking import discard_parked, list_parked, outbox_health, retry_parked
 from outbox.relay import OutboxRelay
-from outbox.table import outbox_table
-from persistence.engine import make_engine
+from tests.unit import outbox_stand_ins
+from tests.unit.outbox_stand_ins import TOPIC, StandInCodec
 
-TOPIC = "events"
 APICURIO_409 = (
     "io.apicurio.registry.rules.RuleViolationException: Incompatible artifact: order-events-value [AVRO], "
     "num of incompatible diffs: {1}, list of diff types: [customerName at /fields/5]"
@@ -87,49 +84,8 @@ def test_registry_refusals_name_their_fields_in_either_registrys_wording() -> No
 # -- the relay -------------------------------------------------------------------------------------
 
 
-class Event(BaseModel):
-    """The stand-in event: its text is what the codec writes."""
-
-    text: str
-
-
-class StandInCodec:
-    """Encodes Event.text as bytes; "unencodable" never encodes, "registry-down" fails while down is set."""
-
-    model = Event
-
-    def __init__(self) -> None:
-        self.registry_down = False
-
-    def encode(self, event: Event) -> bytes:
-        if event.text == "unencodable":
-            raise UnencodableEvent("ValueError: the value fits no Avro type")
-        if event.text == "registry-down" and self.registry_down:
-            raise RegistryUnavailable("registry unreachable")
-        return event.text.encode()
-
-    def check_registration(self, now: float) -> Any:
-        from messaging.avro_codec import RegistrationCheck
-
-        return RegistrationCheck("ok", f"{TOPIC}-value", now, schema_id=1)
-
-
-@pytest.fixture
-def outbox(tmp_path) -> tuple[Engine, Table]:
-    engine = make_engine(f"sqlite:///{tmp_path}/outbox.sqlite")
-    metadata = MetaData()
-    table = outbox_table(metadata)
-    metadata.create_all(engine)
-    return engine, table
-
-
-@pytest.fixture
-def mock_cluster() -> Iterator[str]:
-    """librdkafka's mock cluster, kept alive by a producer; yields its bootstrap servers."""
-    holder = Producer({"test.mock.num.brokers": 1})
-    servers = holder.list_topics(timeout=10).orig_broker_name.split("/")[0]
-    yield servers
-    holder.flush(5)
+outbox = outbox_stand_ins.outbox
+mock_cluster = outbox_stand_ins.mock_cluster
 
 
 def add(engine: Engine, table: Table, key: str, text: str, created_at: float = 1.0) -> None:

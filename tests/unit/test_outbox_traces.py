@@ -9,57 +9,25 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
-from typing import Any
 
-import pytest
 from confluent_kafka import Consumer, Message, Producer
-from pydantic import BaseModel
-from sqlalchemy import Engine, MetaData, Table, insert
+from sqlalchemy import insert
 
 from harness.waiting import wait_until
 from observability.trace_context import capture, from_headers
 from outbox.claims import OutboxClaims
 from outbox.relay import OutboxRelay
-from outbox.table import OutboxEntry, add_to_outbox, outbox_table
-from persistence.engine import make_engine
+from outbox.table import OutboxEntry, add_to_outbox
+from tests.unit import outbox_stand_ins
+from tests.unit.outbox_stand_ins import TOPIC, Event, StandInCodec
 from tests.unit.span_recorder import SpanRecorder
 
-TOPIC = "events"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 
-class Event(BaseModel):
-    text: str
-
-
-class StandInCodec:
-    model = Event
-
-    def encode(self, event: Event) -> bytes:
-        return event.text.encode()
-
-    def check_registration(self, now: float) -> Any:
-        from messaging.avro_codec import RegistrationCheck
-
-        return RegistrationCheck("ok", f"{TOPIC}-value", now, schema_id=1)
-
-
-@pytest.fixture
-def outbox(tmp_path) -> tuple[Engine, Table]:
-    engine = make_engine(f"sqlite:///{tmp_path}/outbox.sqlite")
-    metadata = MetaData()
-    table = outbox_table(metadata)
-    metadata.create_all(engine)
-    return engine, table
-
-
-@pytest.fixture
-def mock_cluster() -> Iterator[str]:
-    holder = Producer({"test.mock.num.brokers": 1})
-    yield holder.list_topics(timeout=10).orig_broker_name.split("/")[0]
-    holder.flush(5)
+outbox = outbox_stand_ins.outbox
+mock_cluster = outbox_stand_ins.mock_cluster
 
 
 def test_an_entry_written_in_a_span_carries_that_span_and_one_outside_any_carries_none(outbox):

@@ -15,13 +15,26 @@ from typing import Any
 OVERSIZE_ORDER_LIMITS = {"MAX_BODY_BYTES": "2097152", "MAX_EVENT_BYTES": "3000000"}
 
 
-def order_body(index: int = 0, *, customer: str = "cust-1", items: int = 1) -> dict[str, Any]:
+# A shippingAddress (Order Service API 1.3.0, OrderCreated v2) outside the mock provider's home country (DE).
+SHIPPING_ADDRESS: dict[str, Any] = {
+    "recipientName": "Marie Curie",
+    "addressLines": ["36 Quai de Bethune"],
+    "city": "Paris",
+    "postalCode": "75004",
+    "country": "FR",
+}
+
+
+def order_body(
+    index: int = 0, *, customer: str = "cust-1", items: int = 1, shipping_address: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A valid CreateOrderRequest (JSON-ready) with items lines; products and quantities vary with index.
 
     Line n is product ``p-<(index + n) % 500>``, quantity ``1 + (index + n) % 5``, price 19.99: with
-    index 0 the quantities are 1, 2, 3, ... so two lines total 59.97.
+    index 0 the quantities are 1, 2, 3, ... so two lines total 59.97. With shipping_address, the body carries it
+    (an Order Service before API 1.3.0 refuses it: 422, an unknown member).
     """
-    return {
+    body: dict[str, Any] = {
         "customerId": customer,
         "customerName": "Ada Lovelace",
         "items": [
@@ -34,6 +47,9 @@ def order_body(index: int = 0, *, customer: str = "cust-1", items: int = 1) -> d
             for line in range(items)
         ],
     }
+    if shipping_address is not None:
+        body["shippingAddress"] = shipping_address
+    return body
 
 
 def oversize_order(customer: str = "big-spender") -> bytes:

@@ -46,6 +46,9 @@ class ServiceProcess(Pausable):
     # the hard one at start (one descriptor per connection), so a lower limit must lower both.
     open_files: int | None = None
     echo: LineSink | None = None
+    # The source tree the process runs from (its working directory): this checkout, or another commit's code
+    # (harness.released), which then also goes first on PYTHONPATH so its packages shadow this installation's.
+    root: Path = ROOT
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _output: threading.Thread | None = field(default=None, init=False, repr=False)
     restarts: int = field(default=0, init=False)
@@ -80,15 +83,17 @@ class ServiceProcess(Pausable):
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self._paused = False
         env = {**os.environ, **self.env, "HOST": self.host, "PORT": str(self.port)}
+        if self.root != ROOT:
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.root), env.get("PYTHONPATH")]))
         argv = [sys.executable, "-m", self.module]
         if self.echo is None:
             with self.log_file.open("ab") as log:
                 self.process = subprocess.Popen(
-                    argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                    argv, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
                 )
         else:
             self.process = subprocess.Popen(
-                argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+                argv, cwd=self.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
             )
             assert self.process.stdout is not None
             self._output = pump_lines(self.process.stdout, self.log_file, self.echo)

@@ -10,11 +10,15 @@ DIR/openapi/released/<name>.yaml. Refuses (exit 1, writing nothing):
   and no OpenAPI document differs from its released copy (as data);
 * an event schema incompatible with any released version at the topology's level, both ways
   (tools.schema_check.check_local; FULL_TRANSITIVE);
-* an OpenAPI document with a breaking change against its released copy (tools.openapi_diff, oasdiff).
+* an OpenAPI document with a breaking change against its released copy (tools.openapi_diff, oasdiff);
+* a working tree with uncommitted changes, or none in git (tools.releases.clean_head): the release records HEAD
+  as the released code, so HEAD must hold exactly that code.
 
 Otherwise writes DIR/avro/history/<Name>.v<N+1>.avsc (a copy of the current file) for each changed event
-schema, a v1 for a new one, and copies each changed OpenAPI document into DIR/openapi/released/, then prints
-what it recorded. Released files are never edited afterwards; commit them with the change that made them.
+schema, a v1 for a new one, copies each changed OpenAPI document into DIR/openapi/released/, appends the
+release (its number, HEAD's commit, every OpenAPI document's info.version and every event's history version) to
+DIR/releases.json (tools.releases), then prints what it recorded. Released files are never edited afterwards;
+commit them right after: the release's commit only adds what was recorded.
 """
 
 from __future__ import annotations
@@ -30,6 +34,15 @@ import yaml
 
 from events.topology import COMPATIBILITY
 from tools.openapi_diff import compare_all
+from tools.releases import (
+    Release,
+    ReleaseRecordError,
+    clean_head,
+    current_event_versions,
+    load_releases,
+    openapi_versions,
+    write_releases,
+)
 from tools.schema_check import EVENT_TOPICS, check_local, event_schemas, released_versions
 
 SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
@@ -42,6 +55,7 @@ class ReleasePlan:
     event_schemas: list[tuple[Path, Path]] = field(default_factory=list)
     openapi_documents: list[tuple[Path, Path]] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
+    commit: str | None = None  # HEAD, the code released
 
     @property
     def empty(self) -> bool:
@@ -70,6 +84,10 @@ def plan(schemas_dir: Path = SCHEMAS_DIR, level: str = COMPATIBILITY) -> Release
         result.refusals.append("nothing to release: every contract equals its latest released version")
         return result
     topics = {path.name: EVENT_TOPICS.get(path.name, path.stem) for path in avro_dir.glob("*.avsc")}
+    try:
+        result.commit = clean_head(schemas_dir)
+    except ReleaseRecordError as exc:
+        result.refusals.append(str(exc))
     result.refusals += [f"event schema: {p}" for p in check_local(event_schemas(avro_dir, topics), level)]
     if (openapi_dir / "released").is_dir():
         for name, changes in compare_all(openapi_dir / "released", openapi_dir):
@@ -80,13 +98,26 @@ def plan(schemas_dir: Path = SCHEMAS_DIR, level: str = COMPATIBILITY) -> Release
 
 
 def release(schemas_dir: Path = SCHEMAS_DIR, level: str = COMPATIBILITY) -> ReleasePlan:
-    """Record the release plan(schemas_dir) describes, unless it has refusals; the plan either way."""
+    """Record the release plan(schemas_dir) describes, unless it has refusals; the plan either way.
+
+    Raises ValueError when schemas_dir/releases.json is malformed (tools.releases.load_releases).
+    """
     result = plan(schemas_dir, level)
     if result.refusals:
         return result
+    assert result.commit is not None  # no refusal: HEAD was read
+    releases = load_releases(schemas_dir)
     for current, target in [*result.event_schemas, *result.openapi_documents]:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(current, target)
+    events = current_event_versions(schemas_dir / "avro")
+    recorded = Release(
+        len(releases) + 1,
+        result.commit,
+        openapi_versions(schemas_dir / "openapi"),
+        {name: version for name, version in events.items() if version is not None},
+    )
+    write_releases(schemas_dir, [*releases, recorded])
     return result
 
 
@@ -103,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for current, target in [*result.event_schemas, *result.openapi_documents]:
         print(f"released {current.relative_to(args.schemas)} as {target.relative_to(args.schemas)}")
+    print(f"recorded release {len(load_releases(args.schemas))} of commit {result.commit} in releases.json")
     return 0
 
 

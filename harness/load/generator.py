@@ -32,7 +32,7 @@ import orjson
 from harness.load.http import Connection, Pool, ReadingConnection, build_request
 from harness.load.records import CONNECTION_ERROR, DROPPED, NOT_DONE, TIMEOUT, Accepted, Failure, LoadResult, LoadSpec
 from harness.load.schedule import arrival_offsets, due_until
-from harness.order_bodies import order_body
+from harness.order_bodies import SHIPPING_ADDRESS, order_body
 from messaging.backoff import Backoff
 
 # Answers after which an order is sent again with its key; any other 4xx is definite.
@@ -83,7 +83,10 @@ class LoadRun:
     def body(self, index: int) -> bytes:
         """The JSON body of arrival index."""
         spec = self.spec
-        return orjson.dumps(order_body(index, customer=f"{spec.tag}-c{index % spec.customers}", items=spec.items))
+        addressed = spec.addressed_every > 0 and index % spec.addressed_every == 0
+        address = SHIPPING_ADDRESS if addressed else None
+        customer = f"{spec.tag}-c{index % spec.customers}"
+        return orjson.dumps(order_body(index, customer=customer, items=spec.items, shipping_address=address))
 
     async def run(self) -> LoadResult:
         """Run the load to its end (or stop()) and every request to its answer; the filled-in result."""

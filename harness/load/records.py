@@ -38,6 +38,7 @@ class LoadSpec:
     max_outstanding: int = 20_000  # arrivals beyond this many unanswered requests are dropped (and counted)
     idempotent_retries: bool = False
     attempt_timeout: float | None = None  # one attempt on the wire (s); None: until the arrival's timeout
+    addressed_every: int = 0  # arrival n carries order_bodies.SHIPPING_ADDRESS when n % addressed_every == 0; 0: none
 
     def __post_init__(self) -> None:
         if self.mode not in ("open", "closed"):
@@ -48,6 +49,8 @@ class LoadSpec:
             raise ValueError("rate must be positive")
         if self.connections < 1:
             raise ValueError("connections must be at least 1")
+        if self.addressed_every < 0:
+            raise ValueError("addressed_every must be 0 (no address) or positive")
         if self.idempotent_retries and self.mode != "open":
             raise ValueError("idempotent retries need the open mode")
 

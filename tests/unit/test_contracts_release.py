@@ -1,10 +1,12 @@
-"""tools/contracts_release.py on a temporary copy of schemas/: a compatible edit is recorded as the next
-version, an incompatible one and a no-op are refused with nothing written, an OpenAPI break is refused."""
+"""tools/contracts_release.py on a temporary copy of schemas/ in a git repository of its own: a compatible edit is
+recorded as the next version and as a release of HEAD's commit, an incompatible one, a no-op and a tree with
+uncommitted changes are refused with nothing written, an OpenAPI break is refused."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -12,22 +14,39 @@ import pytest
 import yaml
 
 from events.topology import ORDER_EVENTS
-from tools.contracts_release import SCHEMAS_DIR, main
+from tools.contracts_release import SCHEMAS_DIR, main, plan
+from tools.releases import load_releases, previous_release
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def commit_all(root: Path, message: str) -> str:
+    git(root, "add", "-A")
+    git(root, "-c", "user.name=Release", "-c", "user.email=release@example.com", "commit", "-q", "-m", message)
+    return git(root, "rev-parse", "HEAD")
 
 
 @pytest.fixture
 def schemas(tmp_path: Path) -> Path:
     copy = tmp_path / "schemas"
     shutil.copytree(SCHEMAS_DIR, copy)
-    assert main(["--schemas", str(copy)]) == 0  # bring the copy's released OpenAPI copies up to date
+    git(tmp_path, "init", "-q")
+    commit_all(tmp_path, "contracts")
+    if not plan(copy).empty:  # bring the copy's released copies up to date, as the repository's next release would
+        assert main(["--schemas", str(copy)]) == 0
+        commit_all(tmp_path, "release")
     return copy
 
 
-def edit_order_created(schemas: Path, **field: Any) -> None:
+def edit_order_created(schemas: Path, commit: bool = True, **field: Any) -> None:
     path = schemas / "avro" / "OrderCreated.avsc"
     schema = json.loads(path.read_text())
     schema["fields"].append(field)
     path.write_text(json.dumps(schema, indent=2))
+    if commit:
+        commit_all(schemas.parent, f"OrderCreated: {field['name']}")
 
 
 def files(root: Path) -> dict[str, bytes]:
@@ -53,6 +72,39 @@ def test_a_compatible_event_change_is_recorded_as_the_next_version(
     assert main(["--schemas", str(schemas)]) == 1  # released already: a no-op now
 
 
+def test_a_release_records_heads_commit_and_every_contract_version(schemas: Path) -> None:
+    before = load_releases(schemas)
+    edit_order_created(schemas, name="channel", type="string", default="web", doc="Where the order came from.")
+    head = git(schemas.parent, "rev-parse", "HEAD")
+
+    assert main(["--schemas", str(schemas)]) == 0
+
+    releases = load_releases(schemas)
+    assert releases[:-1] == before
+    latest = releases[-1]
+    assert (latest.release, latest.commit) == (len(before) + 1, head)
+    history = schemas / "avro" / "history"
+    assert latest.events["OrderCreated"] == len(list(history.glob("OrderCreated.v*.avsc")))
+    assert set(latest.events) == {p.stem for p in (schemas / "avro").glob("*.avsc")}
+    order_api = yaml.safe_load((schemas / "openapi" / "order-service.yaml").read_text())
+    assert latest.openapi["order-service"] == order_api["info"]["version"]
+    # The code released is the commit's; a rolling upgrade to it starts from the release before.
+    assert previous_release(releases, schemas) == (before[-1] if before else None)
+
+
+def test_a_tree_with_uncommitted_changes_is_refused_and_nothing_is_written(
+    schemas: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    edit_order_created(schemas, commit=False, name="channel", type="string", default="web", doc="Where it came from.")
+    before = files(schemas)
+
+    assert main(["--schemas", str(schemas)]) == 1
+
+    assert files(schemas) == before
+    err = capsys.readouterr().err
+    assert "uncommitted changes" in err and "OrderCreated.avsc" in err
+
+
 def test_an_incompatible_event_change_is_refused_and_nothing_is_written(
     schemas: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -74,6 +126,7 @@ def test_a_field_removed_is_refused_at_full_transitive(schemas: Path, capsys: py
     schema = json.loads(path.read_text())
     schema["fields"] = [f for f in schema["fields"] if f["name"] != "customerName"]
     path.write_text(json.dumps(schema, indent=2))
+    commit_all(schemas.parent, "OrderCreated without customerName")
 
     assert main(["--schemas", str(schemas)]) == 1
     assert "its readers cannot read data written with the new schema" in capsys.readouterr().err
@@ -82,6 +135,7 @@ def test_a_field_removed_is_refused_at_full_transitive(schemas: Path, capsys: py
 def test_a_no_op_release_is_refused(schemas: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = schemas / "avro" / "OrderCreated.avsc"
     path.write_text(json.dumps(json.loads(path.read_text())))  # formatting only
+    commit_all(schemas.parent, "reformat")
     before = files(schemas)
 
     assert main(["--schemas", str(schemas)]) == 1
@@ -94,6 +148,7 @@ def test_a_breaking_openapi_change_is_refused(schemas: Path, capsys: pytest.Capt
     spec = yaml.safe_load(path.read_text())
     spec["components"]["schemas"]["OrderStatus"]["enum"].append("OnHold")  # at the released version: not a minor one
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    commit_all(schemas.parent, "OnHold")
     before = files(schemas)
 
     assert main(["--schemas", str(schemas)]) == 1
@@ -108,6 +163,7 @@ def test_a_response_enum_value_added_in_a_minor_release_is_released(schemas: Pat
     major, minor, _patch = spec["info"]["version"].split(".")
     spec["info"]["version"] = f"{major}.{int(minor) + 1}.0"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    commit_all(schemas.parent, "OnHold, minor release")
 
     assert main(["--schemas", str(schemas)]) == 0
     assert (schemas / "openapi" / "released" / "order-service.yaml").read_text() == path.read_text()

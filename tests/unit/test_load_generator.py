@@ -229,3 +229,13 @@ def test_request_bytes_and_bodies() -> None:
     assert request.startswith(b"POST /api/orders HTTP/1.1\r\nHost: 127.0.0.1:5001\r\n")
     assert b"Content-Length: 7\r\n\r\n" in request
     assert request.endswith(b'{"a":1}')
+
+
+def test_every_nth_order_carries_a_shipping_address_when_asked() -> None:
+    run = LoadRun(LoadSpec("http://127.0.0.1:9", addressed_every=3))
+    addressed = [i for i in range(9) if "shippingAddress" in orjson.loads(run.body(i))]
+    assert addressed == [0, 3, 6]
+    assert orjson.loads(run.body(3))["shippingAddress"]["country"] == "FR"
+    assert all("shippingAddress" not in orjson.loads(LoadRun(LoadSpec("http://127.0.0.1:9")).body(i)) for i in range(3))
+    with pytest.raises(ValueError, match="addressed_every"):
+        LoadSpec("http://127.0.0.1:9", addressed_every=-1)

@@ -48,7 +48,7 @@ class KafkaSettings(BaseSettings):
       registry's certificate is checked against (default: the system's).
 
     Passwords are SecretStr: shown as ********** in repr and logs; the pass-through properties are left out of
-    repr as they may hold secrets too. Raises pydantic.ValidationError naming the environment variable for a
+    repr and dumps as they may hold secrets too. Raises pydantic.ValidationError naming the environment variable for a
     combination that cannot connect (a SASL protocol without credentials, credentials or TLS files the protocol
     would not use, a file that does not exist, an owned pass-through property).
     The topics are the event topology's (events.settings.EventSettings adds them).
@@ -65,7 +65,7 @@ class KafkaSettings(BaseSettings):
     kafka_ssl_certificate_location: str | None = None
     kafka_ssl_key_location: str | None = None
     kafka_ssl_key_password: SecretStr | None = None
-    kafka_client_properties: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict, repr=False)
+    kafka_client_properties: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict, repr=False, exclude=True)
     kafka_topic_replication_factor: int = Field(1, ge=1)
     kafka_topic_min_insync_replicas: int = Field(1, ge=1)
     schema_registry_url: str = "http://127.0.0.1:8081/apis/ccompat/v7"

@@ -23,7 +23,8 @@ class SecurityErrors:
 
     reason() is that error with the settings to check, e.g. "kafka refused the connection's credentials
     (check KAFKA_SASL_USERNAME / ...): SASL authentication error: ...", until clear() (the client has since
-    talked to the broker), or None. Each distinct error is logged once, at ERROR. Other errors (broker away,
+    talked to the broker), or None. The first error of each kind is logged, at ERROR (librdkafka reports one per
+    connection attempt). Other errors (broker away,
     timeouts) are outages the client rides out: ignored here. Thread-safe.
     """
 
@@ -31,7 +32,7 @@ class SecurityErrors:
         self._lock = threading.Lock()
         self._reason: str | None = None
         self._at = 0.0
-        self._logged: set[str] = set()
+        self._logged: set[int] = set()
 
     def __call__(self, error: KafkaError) -> None:
         """librdkafka's error callback."""
@@ -42,8 +43,8 @@ class SecurityErrors:
         reason = f"kafka refused the connection's {kind} (check {setting}): {error.str()}"
         with self._lock:
             self._reason, self._at = reason, time.monotonic()
-            first = error.str() not in self._logged
-            self._logged.add(error.str())
+            first = error.code() not in self._logged
+            self._logged.add(error.code())
         if first:
             log.error("%s", reason)
 

@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse
 
 from harness.waiting import poll
 from messaging.clients import make_consumer, make_producer
-from messaging.settings import KafkaSettings
+from messaging.settings import KafkaSettings, kafka_settings
 from messaging.topics import TopicSpec, ensure_topics
 
 # -- framework ceiling -------------------------------------------------------------------------------
@@ -73,7 +73,11 @@ _ROUND_TRIP_RETENTION_MS = 3_600_000  # a round-trip topic is read within the ru
 
 
 def kafka_round_trip(
-    bootstrap_servers: str, rate: float, duration: float, topic: str | None = None, payload_bytes: int = 300
+    bootstrap_servers: str | KafkaSettings,
+    rate: float,
+    duration: float,
+    topic: str | None = None,
+    payload_bytes: int = 300,
 ) -> dict[str, Any]:
     """Produce at `rate`/s for `duration` s and consume on the same broker; latency = consumed - intended.
 
@@ -81,10 +85,8 @@ def kafka_round_trip(
     fetch.wait.max.ms 50), so only the services' own work separates this from pickup.
     """
     topic = topic or f"bench-roundtrip-{uuid.uuid4().hex[:8]}"
-    ensure_topics(
-        bootstrap_servers, [TopicSpec(topic, partitions=1, retention_ms=_ROUND_TRIP_RETENTION_MS)], timeout=15
-    )
-    settings = KafkaSettings(kafka_bootstrap_servers=bootstrap_servers)
+    settings = kafka_settings(bootstrap_servers)
+    ensure_topics(settings, [TopicSpec(topic, partitions=1, retention_ms=_ROUND_TRIP_RETENTION_MS)], timeout=15)
     producer = make_producer(settings, "bench-baseline-producer", log_level=4)  # no notice at close
     consumer: Consumer = make_consumer(settings, f"bench-baseline-{uuid.uuid4().hex[:8]}", "bench-baseline-consumer")
     consumer.assign([TopicPartition(topic, 0, 0)])

@@ -12,12 +12,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka.schema_registry import SchemaRegistryClient
-
 from events.codecs import codec_for
 from events.topology import FULFILLMENT_EVENTS, ORDER_EVENTS
 from fulfillment_service.domain import Status
 from harness.topics import topic_reader
+from messaging.registry import registry_client
 from messaging.topic_codec import RecordDecoder
 
 log = logging.getLogger("bench")
@@ -67,7 +66,7 @@ class EventCollector:
     def __init__(
         self, bootstrap_servers: str, registry_url: str, order_topic: str, fulfillment_topic: str, tag: str
     ) -> None:
-        registry = SchemaRegistryClient({"url": registry_url})
+        registry = registry_client(registry_url)
         self._codecs: dict[str, RecordDecoder] = {
             order_topic: codec_for(registry, ORDER_EVENTS, order_topic),
             fulfillment_topic: codec_for(registry, FULFILLMENT_EVENTS, fulfillment_topic),

@@ -13,6 +13,7 @@ import psutil
 
 from events.topology import FULFILLMENT_EVENTS, ORDER_EVENTS
 from messaging.group_lag import GroupLag
+from messaging.settings import KafkaSettings, kafka_settings
 
 MACHINE = "machine"  # pseudo-process: the whole machine
 
@@ -154,7 +155,7 @@ class LagSampler(threading.Thread):
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        kafka: str | KafkaSettings,
         env: dict[str, dict[str, str]],
         order_url: str,
         fulfillment_url: str,
@@ -169,8 +170,8 @@ class LagSampler(threading.Thread):
         self.origin = origin if origin is not None else time.time()
         order_topic = env["order"][ORDER_EVENTS.topic_env]
         fulfillment_topic = env["order"][FULFILLMENT_EVENTS.topic_env]
-        self._fulfillment_lag = GroupLag(bootstrap_servers, env["fulfillment"]["CONSUMER_GROUP"], order_topic)
-        self._projection_lag = GroupLag(bootstrap_servers, env["order"]["CONSUMER_GROUP"], fulfillment_topic)
+        self._fulfillment_lag = GroupLag(kafka_settings(kafka), env["fulfillment"]["CONSUMER_GROUP"], order_topic)
+        self._projection_lag = GroupLag(kafka_settings(kafka), env["order"]["CONSUMER_GROUP"], fulfillment_topic)
         self._order_url = order_url
         self._fulfillment_url = fulfillment_url
         self._http = httpx.Client(timeout=2.0)

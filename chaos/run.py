@@ -37,6 +37,7 @@ from harness.waiting import poll
 from infra.services import ServiceProcess
 from infra.stack import LocalStack
 from messaging.group_lag import GroupLag
+from messaging.settings import kafka_client_config
 
 log = logging.getLogger("chaos")
 
@@ -181,9 +182,7 @@ class Run:
         """The fulfillment consumer group's lag on order-events, from the offsets committed in Kafka."""
         if self._group_lag is None:
             env = self.system.env["fulfillment"]
-            self._group_lag = GroupLag(
-                self.system.bootstrap_servers, env["CONSUMER_GROUP"], env[ORDER_EVENTS.topic_env]
-            )
+            self._group_lag = GroupLag(self.system.kafka, env["CONSUMER_GROUP"], env[ORDER_EVENTS.topic_env])
         return self._group_lag()
 
     def check_group_caught_up(self, name: str, timeout: float = 60) -> None:
@@ -204,20 +203,20 @@ class Run:
         """The Fulfillment Service's dead-letter topic read to its end: each record's headers (as text) by its key."""
         seen: dict[str, list[dict[str, str]]] = {}
         topic = self.system.env["fulfillment"][ORDER_EVENTS.dead_letter_env]
-        for record in read_to_end(self.system.bootstrap_servers, topic):
+        for record in read_to_end(self.system.kafka, topic):
             headers = {name: (value or b"").decode(errors="replace") for name, value in record.headers() or []}
             seen.setdefault((record.key() or b"").decode(errors="replace"), []).append(headers)
         return seen
 
     def partitions(self, topic: str) -> int:
         """How many partitions topic has."""
-        metadata = AdminClient({"bootstrap.servers": self.system.bootstrap_servers}).list_topics(topic, timeout=30)
+        metadata = AdminClient(kafka_client_config(self.system.kafka)).list_topics(topic, timeout=30)
         return len(metadata.topics[topic].partitions)
 
     def describe_fulfillment_group(self) -> dict[str, Any]:
         """The fulfillment consumer group as the broker sees it: state and each member's partitions."""
         group = self.system.env["fulfillment"]["CONSUMER_GROUP"]
-        admin = AdminClient({"bootstrap.servers": self.system.bootstrap_servers})
+        admin = AdminClient(kafka_client_config(self.system.kafka))
         description = admin.describe_consumer_groups([group])[group].result(timeout=10)
         return {
             "state": str(description.state),

@@ -84,7 +84,7 @@ def subscriber(
     topic ids are looked up on the same brokers unless options name another lookup. metrics: where the consumer
     counts processed records and the dead-letter publisher its copies."""
     topic = settings.topic(declaration)
-    options.setdefault("topic_ids", TopicIds(settings.kafka_bootstrap_servers))
+    options.setdefault("topic_ids", TopicIds(settings))
     return ConsumerRuntime(
         functools.partial(make_consumer, settings, group, client_id),
         topic.name,
@@ -113,7 +113,7 @@ def dead_letter_publisher(
         topic.dead_letter,
         DEAD_LETTER_HEADERS,
         max_message_bytes=PRODUCER_MAX_MESSAGE_BYTES,
-        create_topic=functools.partial(ensure_topics, settings.kafka_bootstrap_servers, [spec]),
+        create_topic=functools.partial(ensure_topics, settings, [spec]),
         spool=spool,
         metrics=metrics,
     )
@@ -123,4 +123,4 @@ def create_topics(settings: EventSettings, stopping: threading.Event) -> None:
     """Unless CREATE_TOPICS is off, create every topic of the topology in the background as soon as Kafka
     answers (until stopping is set)."""
     if settings.create_topics:
-        create_topics_in_background(settings.kafka_bootstrap_servers, settings.topic_specs(), stopping)
+        create_topics_in_background(settings, settings.topic_specs(), stopping)

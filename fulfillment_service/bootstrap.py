@@ -31,6 +31,7 @@ from fulfillment_service.settings import FulfillmentServiceSettings
 from fulfillment_service.shipping import MockShippingProvider, ProviderBehaviour, ShippingProvider
 from fulfillment_service.unit_of_work import SqlFulfillmentReader, SqlUnitOfWork, UnitOfWork
 from fulfillment_service.use_cases import LEASE_MARGIN, Fulfiller
+from messaging.client_errors import SecurityErrors
 from messaging.clients import make_producer
 from messaging.consumer.dispatch import KeyOrderedDispatcher, TypeDispatcher
 from messaging.consumer.runtime import ConsumerRuntime
@@ -41,6 +42,7 @@ from messaging.group_progress import GroupProgress
 from messaging.health import CachedProbe, dependency_probes
 from messaging.metrics import report_group_progress
 from messaging.registry import registry_client
+from messaging.settings import registry_client_config
 from observability.metrics import Metrics
 from outbox.metrics import report_outbox_health
 from outbox.relay import OutboxRelay
@@ -164,9 +166,10 @@ def bootstrap(
     if engine is None:
         engine = make_engine(settings.database_url, settings.sqlite_synchronous)
     if registry is None:
-        registry = registry_client(settings.schema_registry_url)
+        registry = registry_client(settings)
+    kafka_errors = SecurityErrors()  # what the producer hears of refused credentials or certificates
     if producer is None:
-        producer = make_producer(settings, "fulfillment-service-outbox")
+        producer = make_producer(settings, "fulfillment-service-outbox", error_cb=kafka_errors)
     if relay is None:
         relay = publisher(settings, FULFILLMENT_SERVICE, engine, store.outbox, registry, producer, metrics)
     if behaviour is None:
@@ -233,10 +236,12 @@ def bootstrap(
             metrics=metrics,
         )
     if probes is None:
-        probes = dependency_probes(producer, settings.topic(ORDER_EVENTS).name, settings.schema_registry_url)
+        probes = dependency_probes(
+            producer, settings.topic(ORDER_EVENTS).name, registry_client_config(settings), kafka_errors
+        )
     if progress is None:
         topic = settings.topic(ORDER_EVENTS).name
-        lag = GroupLag(settings.kafka_bootstrap_servers, settings.consumer_group, topic)
+        lag = GroupLag(settings, settings.consumer_group, topic)
         progress = GroupProgress(
             lag.read, topic, settings.consumer_group, settings.consumer_stall_seconds, close=lag.close
         )

@@ -19,7 +19,7 @@ from messaging.avro_codec import RegistrationCheck
 from messaging.consumer.runtime import ConsumerRuntime
 from messaging.dead_letter import DeadLetterCounts
 from messaging.group_progress import GroupProgress, ProgressReport
-from messaging.health import CachedProbe
+from messaging.health import CachedProbe, refused
 from outbox.parking import OutboxHealth
 
 
@@ -35,9 +35,10 @@ def health_router(
     """GET /api/fulfillment/health: the database (engine) and each probe by name, the breaker's state, the
     intake consumer's in-flight orders and its dead letters (published since start, held in the local spool),
     and the intake group's lag and progress read from the broker (progress: at most a second old, independent
-    of the consumer thread). 503 when the database is down; degraded while the breaker is not closed, a probe
-    fails, or the group is stalled (a partition with records waiting whose committed offset has not moved for
-    CONSUMER_STALL_SECONDS); reasons says why.
+    of the consumer thread). 503 when the database is down or Kafka or the registry refuses this service's
+    credentials or certificate (the dependency's detail names the setting to check); degraded while the
+    breaker is not closed, a probe fails, or the group is stalled (a partition with records waiting whose
+    committed offset has not moved for CONSUMER_STALL_SECONDS); reasons says why.
 
     The status events this service writes: its outbox (outbox(): blocking, asked only while the database
     works: backlog, oldest unpublished age, parked rows) and the registry's last word on the event schema
@@ -78,6 +79,8 @@ def health_router(
         if report.reason:
             reasons.append(report.reason)
         status = overall_status(deps, degraded=breaker.state != "closed" or bool(report.stalled) or bool(stuck))
+        if refused(probes):
+            status = "down"
         body = {
             "status": status,
             "dependencies": deps,

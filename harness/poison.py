@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from confluent_kafka import KafkaError, Message, Producer
 
 from harness.waiting import wait_until
+from messaging.settings import KafkaSettings, kafka_client_config, kafka_settings
 
 # A record the broker accepts (its message.max.bytes is 1 MiB + 12 by default) but a producer at librdkafka's
 # default message.max.bytes (1,000,000) refuses: a dead-letter copy of it must be cut to fit.
@@ -24,19 +25,18 @@ def garbage(size: int, seed: int = 0) -> bytes:
 
 
 def produce_raw(
-    bootstrap_servers: str, topic: str, records: Sequence[tuple[bytes, bytes]], timeout: float = 30.0
+    kafka: str | KafkaSettings, topic: str, records: Sequence[tuple[bytes, bytes]], timeout: float = 30.0
 ) -> list[int]:
-    """Write (key, value) records to topic uncompressed, once it exists; returns their offsets in order.
+    """Write (key, value) records to topic uncompressed, once it exists; returns their offsets in order. kafka:
+    the cluster (messaging.settings.kafka_settings: an address takes its security from the environment).
 
     AssertionError when the topic does not appear or a record is not confirmed within timeout seconds.
     """
     producer = Producer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "message.max.bytes": WRITER_MAX_MESSAGE_BYTES,
-            "compression.type": "none",
-            "linger.ms": 5,
-        }
+        kafka_client_config(
+            kafka_settings(kafka),
+            **{"message.max.bytes": WRITER_MAX_MESSAGE_BYTES, "compression.type": "none", "linger.ms": 5},
+        )
     )
     wait_until(lambda: topic in producer.list_topics(timeout=5).topics, timeout, message=f"topic {topic}")
     offsets: dict[int, int] = {}

@@ -34,6 +34,7 @@ from harness.load import Accepted
 from harness.orders import TERMINAL, DrainOutcome, list_orders
 from harness.topics import read_to_end
 from messaging.avro_codec import PoisonRecord
+from messaging.registry import registry_client, registry_url_config
 from messaging.topic_codec import RecordDecoder
 
 # -- topics ---------------------------------------------------------------------------------------
@@ -65,7 +66,7 @@ class KnownSchemasClient(SchemaRegistryClient):
     lost its data) and asks the registry for the others."""
 
     def __init__(self, url: str, known: Mapping[int, str]) -> None:
-        super().__init__({"url": url})
+        super().__init__({**registry_url_config(url), "timeout": 5})
         self._known = dict(known)
 
     def get_schema(self, schema_id: int, *args: Any, **kwargs: Any) -> Schema:
@@ -80,7 +81,7 @@ def registry_reader(registry_url: str, writer_schemas: Mapping[int, str] | None,
     later lost its data) of the record named record resolve first, so the records written with those ids
     still decode; only that record's, since a new registry may have given the same ids to other schemas."""
     known = {i: s for i, s in (writer_schemas or {}).items() if json.loads(s).get("name") == record}
-    return KnownSchemasClient(registry_url, known) if known else SchemaRegistryClient({"url": registry_url})
+    return KnownSchemasClient(registry_url, known) if known else registry_client(registry_url)
 
 
 def scan_order_events(

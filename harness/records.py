@@ -21,6 +21,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from harness.waiting import wait_until
+from messaging.settings import KafkaSettings, kafka_client_config, kafka_settings
 
 # OrderCreated's full name with fields no reader of OrderCreated can resolve (orderId a long).
 INCOMPATIBLE_ORDER_WRITER: dict[str, Any] = {
@@ -105,7 +106,7 @@ def poison_records(
 
 
 def produce_records(
-    bootstrap_servers: str,
+    kafka: str | KafkaSettings,
     topic: str,
     records: Iterable[tuple[str | bytes, bytes]],
     *,
@@ -114,10 +115,11 @@ def produce_records(
 ) -> list[Message]:
     """Produce (key, value) records to topic (acks=all) once it exists; the delivered records, in order.
 
+    kafka: the cluster (messaging.settings.kafka_settings: an address takes its security from the environment).
     timestamp_ms sets every record's timestamp (default: the producer's clock). Raises AssertionError when the
     topic does not exist within timeout seconds or a record is not confirmed within timeout seconds.
     """
-    producer = Producer({"bootstrap.servers": bootstrap_servers, "acks": "all"})
+    producer = Producer(kafka_client_config(kafka_settings(kafka), acks="all"))
     wait_until(lambda: topic in producer.list_topics(timeout=5).topics, timeout, message=f"topic {topic}")
     delivered: list[tuple[KafkaError | None, Message]] = []
     extra = {} if timestamp_ms is None else {"timestamp": timestamp_ms}

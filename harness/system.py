@@ -15,6 +15,7 @@ import httpx
 from events.topology import FULFILLMENT_EVENTS, ORDER_EVENTS, RETENTION_MS, TOPICS
 from infra.ports import free_port
 from infra.services import ServiceProcess, fulfillment_service, order_service, service_env
+from messaging.settings import KafkaSettings, settings_from_env
 from messaging.topics import TopicSpec, ensure_topics
 
 
@@ -44,6 +45,12 @@ class System:
     registry_url: str
 
     @property
+    def kafka(self) -> KafkaSettings:
+        """Kafka and the registry as the services reach them (their environment over this process's): the
+        settings for the tests' own clients of the system's cluster."""
+        return settings_from_env(self.env["order"])
+
+    @property
     def order_topic(self) -> str:
         """The topic OrderCreated events go to."""
         return self.env["order"][ORDER_EVENTS.topic_env]
@@ -60,7 +67,7 @@ class System:
         names = [topic.topic_env for topic in TOPICS]
         if dead_letters:
             names += [topic.dead_letter_env for topic in TOPICS]
-        ensure_topics(self.bootstrap_servers, [TopicSpec(env[name], 1, RETENTION_MS) for name in names], timeout=30)
+        ensure_topics(self.kafka, [TopicSpec(env[name], 1, RETENTION_MS) for name in names], timeout=30)
 
     def dead_letters(self) -> dict[str, Any]:
         """The Fulfillment Service's dead letters as its health reports them: {"published": n, "spooled": m}."""

@@ -8,6 +8,7 @@ from confluent_kafka import KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic
 
 from harness.waiting import poll, wait_until
+from messaging.settings import KafkaSettings, kafka_client_config, kafka_settings
 
 
 @dataclass(frozen=True)
@@ -30,13 +31,14 @@ def topic_id(admin: AdminClient, topic: str, timeout: float = 10.0) -> str | Non
     return str(description.topic_id)
 
 
-def recreate_topic(bootstrap_servers: str, topic: str, timeout: float = 60.0) -> Recreation:
+def recreate_topic(kafka: str | KafkaSettings, topic: str, timeout: float = 60.0) -> Recreation:
     """Delete topic and create it again with the same partition count and configuration, empty.
 
+    kafka: the cluster (messaging.settings.kafka_settings: an address takes its security from the environment).
     Waits (at most timeout seconds per step) until the broker no longer knows the old topic and knows the
     new one. Raises AssertionError when a step does not finish in time, KafkaException when the broker refuses.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = AdminClient(kafka_client_config(kafka_settings(kafka)))
     old_id = wait_until(lambda: topic_id(admin, topic), timeout, message=f"topic {topic} to exist")
     partitions = len(admin.list_topics(topic, timeout=timeout).topics[topic].partitions)
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)

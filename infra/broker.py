@@ -5,6 +5,9 @@ State lives in its directory, so a restart keeps topics and offsets:
     <dir>/server.properties   generated on every start
     <dir>/data/               Kafka log dirs (formatted once)
     <dir>/kafka.log           broker output
+
+With a SaslSslListener it also listens for SASL_SSL clients (SCRAM-SHA-512 users created when the log dir is
+formatted); the PLAINTEXT listener stays for the controller, the broker itself and local tools.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import subprocess
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
@@ -31,10 +35,10 @@ _SERVER_PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@{host}:{controller_port}
-listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}
-advertised.listeners=PLAINTEXT://{host}:{port}
+listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}{extra_listeners}
+advertised.listeners=PLAINTEXT://{host}:{port}{extra_advertised}
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT{extra_protocols}
 inter.broker.listener.name=PLAINTEXT
 log.dirs={data_dir}
 # Topics are created explicitly by the services, so typos fail loudly instead of creating topics.
@@ -52,7 +56,28 @@ group.initial.rebalance.delay.ms=0
 # expired its previous session; 9 s by default, which made crash tests slow.
 broker.session.timeout.ms=3000
 broker.heartbeat.interval.ms=1000
+{extra_properties}"""
+
+# The SASL_SSL listener's part of server.properties (Kafka docs, "Authentication using SASL/SCRAM" and "SSL
+# key and certificates in PEM format", KIP-651): SCRAM-SHA-512 only, the broker's key and chain in one PEM file.
+_SASL_SSL_PROPERTIES = """\
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location={keystore}
 """
+
+
+@dataclass(frozen=True)
+class SaslSslListener:
+    """A SASL_SSL listener on port: TLS with the PEM file keystore (the broker's unencrypted PKCS#8 private key
+    followed by its certificate chain), SASL/SCRAM-SHA-512 with users (name -> password), which are created
+    when the broker formats its log dir (`kafka-storage format --add-scram`), so only a fresh directory gets
+    them."""
+
+    port: int
+    keystore: Path
+    users: dict[str, str] = field(default_factory=dict)
 
 
 def _random_cluster_id() -> str:
@@ -81,17 +106,26 @@ class Broker(JavaService):
         heap_mb: int = 512,
         start_timeout: float = 60.0,
         stop_timeout: float = 30.0,
+        sasl_ssl: SaslSslListener | None = None,
     ) -> None:
         super().__init__(directory, start_timeout=start_timeout, stop_timeout=stop_timeout)
         self.port = port
         self.controller_port = controller_port
         self.heap_mb = heap_mb
+        self.sasl_ssl = sasl_ssl
         self._admin: AdminClient | None = None
 
     @property
     def bootstrap_servers(self) -> str:
         """``host:port`` for Kafka clients."""
         return f"{HOST}:{self.port}"
+
+    @property
+    def sasl_ssl_bootstrap_servers(self) -> str:
+        """``host:port`` of the SASL_SSL listener. StackError when the broker has none."""
+        if self.sasl_ssl is None:
+            raise StackError("this broker has no SASL_SSL listener")
+        return f"{HOST}:{self.sasl_ssl.port}"
 
     @property
     def data_dir(self) -> Path:
@@ -109,17 +143,29 @@ class Broker(JavaService):
         return self.directory / "kafka.log"
 
     def _ports(self) -> dict[str, int]:
-        return {"Kafka": self.port, "Kafka controller": self.controller_port}
+        ports = {"Kafka": self.port, "Kafka controller": self.controller_port}
+        if self.sasl_ssl is not None:
+            ports["Kafka SASL_SSL"] = self.sasl_ssl.port
+        return ports
+
+    def _server_properties(self) -> str:
+        listener = self.sasl_ssl
+        return _SERVER_PROPERTIES.format(
+            host=HOST,
+            port=self.port,
+            controller_port=self.controller_port,
+            data_dir=self.data_dir,
+            extra_listeners=f",SASL_SSL://{HOST}:{listener.port}" if listener else "",
+            extra_advertised=f",SASL_SSL://{HOST}:{listener.port}" if listener else "",
+            extra_protocols=",SASL_SSL:SASL_SSL" if listener else "",
+            extra_properties=_SASL_SSL_PROPERTIES.format(keystore=listener.keystore) if listener else "",
+        )
 
     def _prepare(self, java: str) -> list[str]:
         classpath = ensure_downloads().kafka_classpath
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # Rewritten every time: ports may differ between runs, the data dir stays valid.
-        self.config_file.write_text(
-            _SERVER_PROPERTIES.format(
-                host=HOST, port=self.port, controller_port=self.controller_port, data_dir=self.data_dir
-            )
-        )
+        self.config_file.write_text(self._server_properties())
         log4j = f"-Dlog4j2.configurationFile={LOG4J_CONFIG}"
         if not (self.data_dir / "meta.properties").exists():
             self._format(java, classpath, log4j)
@@ -139,6 +185,8 @@ class Broker(JavaService):
     def _format(self, java: str, classpath: str, log4j: str) -> None:
         cmd = [java, log4j, "-cp", classpath, "kafka.tools.StorageTool", "format"]
         cmd += ["-t", _random_cluster_id(), "-c", str(self.config_file)]
+        for name, password in (self.sasl_ssl.users if self.sasl_ssl else {}).items():
+            cmd += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
         if result.returncode != 0:
             raise StackError(f"formatting {self.data_dir} failed:\n{result.stdout}{result.stderr}")

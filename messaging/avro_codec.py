@@ -356,7 +356,7 @@ def _registration(client: SchemaRegistryClient, subject: str, schema: str) -> Su
     conf = config() if callable(config) else None
     if not isinstance(conf, dict) or not isinstance(conf.get("url"), str):
         return None
-    return SubjectRegistration(conf["url"], subject, schema, timeout=float(conf.get("timeout", 5)))
+    return SubjectRegistration(conf, subject, schema, timeout=float(conf.get("timeout", 5)))
 
 
 def _record_name(schema: str) -> str:

@@ -7,16 +7,16 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
-from messaging.settings import KafkaSettings
+from messaging.settings import KafkaSettings, kafka_client_config
 
 # librdkafka's own log lines (connection refused while the broker is away...) go through logging.
 _CLIENT_LOG = logging.getLogger("kafka.client")
 
 
 def make_producer(settings: KafkaSettings, client_id: str, **overrides: Any) -> Producer:
-    """Idempotent producer: acks=all, no duplicates or reordering from its own retries."""
+    """Idempotent producer: acks=all, no duplicates or reordering from its own retries; connected and
+    authenticated as settings say (messaging.settings.kafka_client_config, KAFKA_CLIENT_PROPERTIES last)."""
     conf: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
         "client.id": client_id,
         "enable.idempotence": True,
         "acks": "all",
@@ -28,7 +28,7 @@ def make_producer(settings: KafkaSettings, client_id: str, **overrides: Any) -> 
         "logger": _CLIENT_LOG,
     }
     conf.update(overrides)
-    return Producer(conf)
+    return Producer(kafka_client_config(settings, **conf))
 
 
 def make_consumer(settings: KafkaSettings, group_id: str, client_id: str, **overrides: Any) -> Consumer:
@@ -37,9 +37,9 @@ def make_consumer(settings: KafkaSettings, group_id: str, client_id: str, **over
     auto.offset.reset is earliest: a group without a committed offset starts at the beginning. The consumer
     runtime (messaging.consumer) overrides it with error, so that an offset out of range (e.g. beyond the end
     of a recreated topic) is reported to it instead of being reset silently, and decides the start itself.
+    Connected and authenticated as settings say (messaging.settings.kafka_client_config).
     """
     conf: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
         "group.id": group_id,
         "client.id": client_id,
         "enable.auto.commit": False,
@@ -56,4 +56,4 @@ def make_consumer(settings: KafkaSettings, group_id: str, client_id: str, **over
         "logger": _CLIENT_LOG,
     }
     conf.update(overrides)
-    return Consumer(conf)
+    return Consumer(kafka_client_config(settings, **conf))

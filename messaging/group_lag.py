@@ -11,6 +11,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from messaging.consumer.start_offsets import PartitionView, start_offset
 from messaging.consumer.topic_ids import TopicIds
+from messaging.settings import KafkaSettings, kafka_client_config
 
 log = logging.getLogger(__name__)
 
@@ -53,20 +54,19 @@ class GroupLag:
 
     It only fetches committed offsets (it never joins the group), so it does not disturb the group, and it
     uses a client of its own, so a consumer that is stuck cannot freeze what it reports. Its client connects
-    on first use; each request waits at most timeout seconds. Thread-safe (one read at a time).
+    on first use (to the cluster settings name); each request waits at most timeout seconds. Thread-safe (one
+    read at a time).
     """
 
-    def __init__(self, bootstrap_servers: str, group: str, topic: str, timeout: float = 2.0) -> None:
+    def __init__(self, settings: KafkaSettings, group: str, topic: str, timeout: float = 2.0) -> None:
         self.topic = topic
         self.group = group
-        self._conf = {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": group,
-            "enable.auto.commit": False,
-            "logger": logging.getLogger("kafka.client"),
-        }
+        self._conf = kafka_client_config(
+            settings,
+            **{"group.id": group, "enable.auto.commit": False, "logger": logging.getLogger("kafka.client")},
+        )
         self._timeout = timeout
-        self._topic_ids = TopicIds(bootstrap_servers, timeout)
+        self._topic_ids = TopicIds(settings, timeout)
         self._consumer: Consumer | None = None
         self._lock = threading.Lock()
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -11,11 +13,34 @@ import httpx
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from messaging.settings import KafkaSettings, registry_client_config
 
-def registry_client(url: str) -> SchemaRegistryClient:
-    """A client of the registry at url (its Confluent API base URL), with a 5 s timeout per request."""
+
+def registry_client(target: KafkaSettings | str) -> SchemaRegistryClient:
+    """A client of the registry target names, with a 5 s timeout per request: its settings (SCHEMA_REGISTRY_URL,
+    SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO, SCHEMA_REGISTRY_CA_LOCATION), or its Confluent API base URL with the
+    credentials and CA of this process's environment."""
+    conf = registry_client_config(target) if isinstance(target, KafkaSettings) else registry_url_config(target)
     # Short timeout: callers retry, and a hung registry must not stall a relay or consumer for long.
-    return SchemaRegistryClient({"url": url, "timeout": 5})
+    return SchemaRegistryClient({**conf, "timeout": 5})
+
+
+def registry_url_config(url: str) -> dict[str, Any]:
+    """registry_client_config for the registry at url (its Confluent API base URL), with the credentials and
+    CA bundle of this process's environment (SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO, SCHEMA_REGISTRY_CA_LOCATION):
+    how tools handed a registry URL reach a secured registry."""
+    return registry_client_config(KafkaSettings(), url)
+
+
+def registry_http_client(conf: Mapping[str, Any], timeout: float, **options: Any) -> httpx.Client:
+    """An httpx client that authenticates and checks certificates as conf (registry_client_config's keys: url,
+    basic.auth.user.info, ssl.ca.location) says, as confluent-kafka's SchemaRegistryClient does; options are
+    further httpx.Client arguments (headers...). Requests still name the full URL (conf["url"] + path)."""
+    user_info = conf.get("basic.auth.user.info")
+    auth = tuple(str(user_info).split(":", 1)) if user_info else None
+    ca = conf.get("ssl.ca.location")
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca) if ca else True
+    return httpx.Client(timeout=timeout, auth=auth, verify=verify, **options)  # type: ignore[arg-type]
 
 
 def set_compatibility(client: SchemaRegistryClient, subject: str, level: str) -> None:
@@ -112,15 +137,16 @@ class SubjectRegistration:
     """The registration of one writer schema under one subject, asked of the registry without any cache
     (confluent-kafka's client caches ids, so it would never notice a registry that lost them).
 
-    url: the Confluent API base URL. Every call raises SchemaRegistryError (status None or >= 500: the registry
-    is unavailable, see is_registry_unavailable) for what is neither an answer nor a refusal.
+    conf: the registry client's configuration (messaging.settings.registry_client_config: url, the Confluent API
+    base URL, and the credentials and CA bundle). Every call raises SchemaRegistryError (status None or >= 500:
+    the registry is unavailable, see is_registry_unavailable) for what is neither an answer nor a refusal.
     """
 
-    def __init__(self, url: str, subject: str, schema: str, timeout: float = 5.0) -> None:
-        self.url = url.rstrip("/")
+    def __init__(self, conf: Mapping[str, Any], subject: str, schema: str, timeout: float = 5.0) -> None:
+        self.url = str(conf["url"]).rstrip("/")
         self.subject = subject
         self.schema = schema
-        self._client = httpx.Client(timeout=timeout)
+        self._client = registry_http_client(conf, timeout)
 
     def registered_id(self) -> int | None:
         """The id the schema has under the subject, None when it is not registered there (or the subject does

@@ -25,6 +25,7 @@ from sqlalchemy import Engine
 
 from events.topology import FULFILLMENT_EVENTS, ORDER_EVENTS, ORDER_SERVICE
 from events.wiring import create_topics, publisher, subscriber
+from messaging.client_errors import SecurityErrors
 from messaging.clients import make_producer
 from messaging.consumer.dispatch import BatchDispatcher
 from messaging.consumer.runtime import ConsumerRuntime
@@ -32,6 +33,7 @@ from messaging.consumer.tracing import ConsumerSpans
 from messaging.dead_letter_spool import DeadLetterSpool
 from messaging.health import CachedProbe, dependency_probes
 from messaging.registry import registry_client
+from messaging.settings import registry_client_config
 from observability.metrics import Metrics
 from observability.throttled_log import ThrottledLog
 from order_service import store
@@ -147,9 +149,10 @@ def bootstrap(
     if engine is None:
         engine = make_engine(settings.database_url, settings.sqlite_synchronous)
     if registry is None:
-        registry = registry_client(settings.schema_registry_url)
+        registry = registry_client(settings)
+    kafka_errors = SecurityErrors()  # what the producer hears of refused credentials or certificates
     if producer is None:
-        producer = make_producer(settings, "order-service-outbox")
+        producer = make_producer(settings, "order-service-outbox", error_cb=kafka_errors)
     if relay is None:
         # OrderCreated and OrderCancelled going out are steps of the order an operator follows: one INFO line each.
         relay = publisher(
@@ -192,7 +195,9 @@ def bootstrap(
             metrics=metrics,
         )
     if probes is None:
-        probes = dependency_probes(producer, settings.topic(ORDER_EVENTS).name, settings.schema_registry_url)
+        probes = dependency_probes(
+            producer, settings.topic(ORDER_EVENTS).name, registry_client_config(settings), kafka_errors
+        )
     report_outbox_health(metrics, relay.health)
     stale_after = timedelta(seconds=settings.stale_order_seconds)
     report_stale_orders(metrics, functools.partial(service.stale_orders, stale_after))

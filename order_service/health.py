@@ -18,7 +18,7 @@ from httpapi.json_body import DecimalJSONResponse
 from httpapi.pipeline_health import outbox_report, schema_report
 from messaging.avro_codec import RegistrationCheck
 from messaging.dead_letter import DeadLetterCounts, DeadLetterPublisher
-from messaging.health import CachedProbe
+from messaging.health import CachedProbe, refused
 from observability.throttled_log import ThrottledLog
 from outbox.parking import OutboxHealth
 
@@ -40,8 +40,11 @@ def health_router(
     works) and stale_orders() (unfinished orders without fulfillment progress: how many, the longest wait).
 
     Ready answers 503 (`down`) when the database is down or the registry refuses the event schema (no order
-    is accepted then), 200 otherwise: `degraded` with Kafka or the registry away, events parked, the oldest
-    unpublished event older than STALLED_OUTBOX_SECONDS, or orders without progress; `ok` otherwise."""
+    is accepted then), or Kafka or the registry refuses this service's credentials or certificate (the
+    dependency's detail names the setting to check; orders are still accepted and their events wait in the
+    outbox until the credentials are accepted), 200 otherwise: `degraded` with Kafka or the registry away,
+    events parked, the oldest unpublished event older than STALLED_OUTBOX_SECONDS, or orders without progress;
+    `ok` otherwise."""
     router = APIRouter()
     failures = ThrottledLog(log)
 
@@ -84,7 +87,7 @@ def health_router(
                 )
                 stalled = stalled or count > 0
             status = overall_status(deps, degraded=stalled)
-            if schema["status"] == "refused":
+            if schema["status"] == "refused" or refused(probes):
                 status = "down"
             return {"status": status, **body}
 

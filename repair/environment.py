@@ -84,7 +84,7 @@ class RegistryDecoder:
 
     def __init__(self, settings: EventSettings) -> None:
         self._settings = settings
-        self._registry = registry_client(settings.schema_registry_url)
+        self._registry = registry_client(settings)
         self._codecs: dict[str, EventCodec[Any]] = {}
 
     def decode(self, topic: str, key: bytes | None, value: bytes | None) -> dict[str, Any]:

@@ -5,19 +5,25 @@ for an error answer it does not describe."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import quote
 
 import httpx
+
+from messaging.registry import registry_http_client, registry_url_config
 
 _CONTENT_TYPE = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
 
 
 class Registry:
-    """A registry at url, its Confluent API base URL (e.g. http://127.0.0.1:8081/apis/ccompat/v7)."""
+    """A registry at url, its Confluent API base URL (e.g. http://127.0.0.1:8081/apis/ccompat/v7), reached as conf
+    says (messaging.settings.registry_client_config's keys; default: url with the credentials and CA bundle of
+    the environment, SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO and SCHEMA_REGISTRY_CA_LOCATION)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, conf: Mapping[str, Any] | None = None) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.Client(timeout=30, headers=_CONTENT_TYPE)
+        self._http = registry_http_client(conf or registry_url_config(url), 30, headers=_CONTENT_TYPE)
 
     def subjects(self) -> list[str]:
         """Every subject (GET /subjects)."""

@@ -14,7 +14,8 @@ Up to three checks with one verdict, for every schema in schemas/avro/, at the t
   asked about the current schema; when it says "incompatible" without saying why (Apicurio does), the schema
   is submitted there for registration, and the 409 naming the differences is printed. This registry is the
   check's own, so it may write to it.
-* shared registry (--registry, else $SCHEMA_REGISTRY_URL; skipped when neither is set): READ ONLY. For each
+* shared registry (--registry, else $SCHEMA_REGISTRY_URL; skipped when neither is set; its credentials and CA
+  bundle from $SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO and $SCHEMA_REGISTRY_CA_LOCATION): READ ONLY. For each
   subject as the topology names it, one per (topic, event type) (`order-events-orderprocessing.events.
   OrderCreated`, `order-events-orderprocessing.events.OrderCancelled`, `fulfillment-events-value`, with the
   topics as ORDER_EVENTS_TOPIC etc. name them), its compatibility API is asked whether the current schema may

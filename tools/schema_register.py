@@ -12,8 +12,10 @@ AUTO_REGISTER_SCHEMAS=false finds its id by looking it up.
 
 Idempotent: a schema already registered under the subject keeps its version and id (the registry answers a
 repeated registration with the same id); setting the level again changes nothing. The registry is --registry,
-else $SCHEMA_REGISTRY_URL. Run `make schema-check` first: a registry at FULL_TRANSITIVE refuses (409) a schema
-incompatible with any registered version, and this tool then exits 1 naming the registry's reason.
+else $SCHEMA_REGISTRY_URL; a registry behind TLS and basic authentication is reached with
+$SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO and $SCHEMA_REGISTRY_CA_LOCATION (tools.registry_api). Run
+`make schema-check` first: a registry at FULL_TRANSITIVE refuses (409) a schema incompatible with any registered
+version, and this tool then exits 1 naming the registry's reason.
 
 Exit status 0 when every schema is registered, 1 when the registry refused one, 2 without a registry URL.
 """

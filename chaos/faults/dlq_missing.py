@@ -36,7 +36,7 @@ def inject(run: Run) -> None:
             due = start + spread * b / batches
             if due > time.monotonic():
                 time.sleep(due - time.monotonic())
-            produce_raw(run.system.bootstrap_servers, topic, records[b::batches])
+            produce_raw(run.system.kafka, topic, records[b::batches])
         fault.evidence.append(f"{len(records)} produced")
 
 

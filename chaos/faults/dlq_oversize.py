@@ -27,7 +27,7 @@ def inject(run: Run) -> None:
             if i:
                 time.sleep(0.5)  # among the valid orders, not one burst
             record = (key.encode(), garbage(OVERSIZED_BYTES, i))
-            produce_raw(run.system.bootstrap_servers, run.system.order_topic, [record])
+            produce_raw(run.system.kafka, run.system.order_topic, [record])
         fault.evidence.append(f"{count} produced")
 
 

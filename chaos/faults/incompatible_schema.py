@@ -19,6 +19,7 @@ from chaos.scenario import Scenario
 from events.topology import ORDER_EVENTS
 from harness.order_bodies import order_body
 from harness.schema_versions import schema_without
+from messaging.registry import registry_http_client, registry_url_config
 from order_service import store
 from outbox.parking import list_parked, retry_parked
 from persistence.engine import make_engine
@@ -32,7 +33,9 @@ FAST_CHECKS = {"SCHEMA_CHECK_INTERVAL_SECONDS": "1"}
 def inject(run: Run) -> None:
     """Make the subject refuse the schema, hold, fix the subject, retry what was parked."""
     subject = ORDER_EVENTS.subject(run.system.order_topic)
-    registry = httpx.Client(base_url=run.system.registry_url, headers=SCHEMA_JSON, timeout=10)
+    registry = registry_http_client(
+        registry_url_config(run.system.registry_url), 10, base_url=run.system.registry_url, headers=SCHEMA_JSON
+    )
     try:
         with run.fault(f"the registry refuses the schema of {subject}") as fault:
             ours = registry.get(f"/subjects/{subject}/versions").json()

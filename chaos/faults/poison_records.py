@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 
 from confluent_kafka import Producer
-from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from chaos.run import Run
 from chaos.scenario import Scenario
@@ -17,15 +16,17 @@ from events.topology import DEAD_LETTER_HEADERS, ORDER_EVENTS
 from harness.reconcile import Reconciliation
 from harness.records import poison_records
 from harness.topics import read_to_end
+from messaging.registry import registry_client
+from messaging.settings import kafka_client_config
 
 
 def inject(run: Run) -> None:
     """Write the poison records into order-events, spread over poison_spread_s among the valid orders."""
     count, spread = run.profile.poison_records, run.profile.poison_spread_s
-    registry = SchemaRegistryClient({"url": run.system.registry_url})
+    registry = registry_client(run.system.kafka)
     records = poison_records(registry, count, run.rng, subject="chaos-incompatible-value")
     run.state["poison"] = {record.key: record.error_type for record in records}
-    producer = Producer({"bootstrap.servers": run.system.bootstrap_servers, "linger.ms": 5})
+    producer = Producer(kafka_client_config(run.system.kafka, **{"linger.ms": 5}))
     with run.fault(f"{count} poison records into {run.system.order_topic} over {spread:g}s") as fault:
         start = time.monotonic()
         for i, record in enumerate(records):
@@ -44,7 +45,7 @@ def verify(run: Run, recon: Reconciliation) -> None:
     expected: dict[str, str] = run.state["poison"]
     dlq_topic = run.system.env["fulfillment"][ORDER_EVENTS.dead_letter_env]
     seen: dict[str, list[str]] = {}
-    for record in read_to_end(run.system.bootstrap_servers, dlq_topic):
+    for record in read_to_end(run.system.kafka, dlq_topic):
         headers = dict(record.headers() or [])
         key = (record.key() or b"").decode(errors="replace")
         seen.setdefault(key, []).append(headers.get(DEAD_LETTER_HEADERS.error_type, b"").decode())

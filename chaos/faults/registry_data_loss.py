@@ -18,6 +18,7 @@ from events.topology import FULFILLMENT_EVENTS, ORDER_EVENTS
 from harness.reconcile import Reconciliation
 from harness.topics import read_to_end
 from messaging.avro_codec import wire_schema_id
+from messaging.registry import registry_http_client, registry_url_config
 
 FAST_CHECKS = {"SCHEMA_CHECK_INTERVAL_SECONDS": "1"}
 # After this many unknown ids in a row the snapshot stops looking (ids are handed out in sequence).
@@ -30,7 +31,7 @@ def snapshot_schemas(registry_url: str) -> dict[int, str]:
     """Every schema the registry resolves by id, from id 1 until _GAP ids in a row are unknown."""
     found: dict[int, str] = {}
     misses, schema_id = 0, 1
-    with httpx.Client(base_url=registry_url, timeout=10) as client:
+    with registry_http_client(registry_url_config(registry_url), 10, base_url=registry_url) as client:
         while misses < _GAP:
             response = client.get(f"/schemas/ids/{schema_id}")
             if response.status_code == 200:
@@ -59,9 +60,11 @@ def inject(run: Run) -> None:
 def verify(run: Run, recon: Reconciliation) -> None:
     """The last records on order-events (written by the load after the fault) carry ids the new registry
     resolves to OrderCreated."""
-    records = read_to_end(run.system.bootstrap_servers, run.system.order_topic)[-_LAST:]
+    records = read_to_end(run.system.kafka, run.system.order_topic)[-_LAST:]
     ids = {wire_schema_id(r.value()) for r in records}
-    with httpx.Client(base_url=run.system.registry_url, timeout=10) as client:
+    with registry_http_client(
+        registry_url_config(run.system.registry_url), 10, base_url=run.system.registry_url
+    ) as client:
         names = {i: _record_name(client, i) if i is not None else None for i in ids}
     run.check(
         f"new orders carry ids the new registry knows (last {len(records)} records)",
@@ -71,7 +74,8 @@ def verify(run: Run, recon: Reconciliation) -> None:
 
 
 def _subjects(run: Run) -> list[str]:
-    response = httpx.get(f"{run.system.registry_url}/subjects", timeout=5)
+    with registry_http_client(registry_url_config(run.system.registry_url), 5) as client:
+        response = client.get(f"{run.system.registry_url}/subjects")
     return response.json() if response.status_code == 200 else []
 
 

@@ -24,14 +24,15 @@ from events.topology import ORDER_EVENTS
 from harness.reconcile import Reconciliation
 from harness.topic_admin import recreate_topic
 from harness.topics import read_to_end
+from messaging.settings import KafkaSettings, kafka_client_config
 
 # The fulfillment group's session timeout is 10 s (messaging.clients): frozen for less, it keeps its partitions.
 _FULFILLMENT_FROZEN_MAX_S = 7.0
 
 
-def _ends(bootstrap_servers: str, topic: str, partitions: int) -> dict[int, int]:
+def _ends(kafka: KafkaSettings, topic: str, partitions: int) -> dict[int, int]:
     """The end offset (high watermark) of each partition of topic."""
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "chaos-end-offsets"})
+    consumer = Consumer(kafka_client_config(kafka, **{"group.id": "chaos-end-offsets"}))
     try:
         return {
             p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5, cached=False)[1]
@@ -44,7 +45,7 @@ def _ends(bootstrap_servers: str, topic: str, partitions: int) -> dict[int, int]
 def inject(run: Run) -> None:
     """Freeze the Order Service, let the group catch up, freeze the Fulfillment Service, recreate order-events,
     let the Order Service's backlog land past the consumer's old positions, continue the Fulfillment Service."""
-    topic, bootstrap = run.system.order_topic, run.system.bootstrap_servers
+    topic, bootstrap = run.system.order_topic, run.system.kafka
     run.state["log_mark"] = run.system.fulfillment.log_file.stat().st_size
     with run.fault(f"{topic} deleted and recreated under a paused consumer") as fault, ExitStack() as paused:
         with run.system.orders.paused():

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from confluent_kafka import TopicCollection
 from confluent_kafka.admin import AdminClient
 
+from messaging.settings import KafkaSettings, kafka_client_config
+
 log = logging.getLogger(__name__)
 
 # Answers the current topic id of a topic (base64 text, as Kafka's tools print it), None when unknown.
@@ -17,12 +19,12 @@ TopicIdLookup = Callable[[str], str | None]
 class TopicIds:
     """Looks topic ids up with AdminClient.describe_topics (confluent-kafka >= 2.3).
 
-    The admin client connects on first use. Each lookup waits at most timeout seconds; a topic that does
-    not exist (deleted, not yet created) or a broker that does not answer gives None.
+    The admin client (of the cluster settings name) connects on first use. Each lookup waits at most timeout
+    seconds; a topic that does not exist (deleted, not yet created) or a broker that does not answer gives None.
     """
 
-    def __init__(self, bootstrap_servers: str, timeout: float = 5.0) -> None:
-        self._conf = {"bootstrap.servers": bootstrap_servers, "logger": logging.getLogger("kafka.client")}
+    def __init__(self, settings: KafkaSettings, timeout: float = 5.0) -> None:
+        self._conf = kafka_client_config(settings, logger=logging.getLogger("kafka.client"))
         self._timeout = timeout
         self._admin: AdminClient | None = None
 

@@ -18,6 +18,7 @@ from infra.broker import Broker
 from infra.jvm import PortInUseError, StackError
 from infra.ports import HOST, free_port
 from infra.stack import LocalStack
+from messaging.settings import kafka_settings
 from messaging.topics import TopicSpec, ensure_topics
 
 pytestmark = pytest.mark.integration
@@ -39,7 +40,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 
 def _create_topic(bootstrap: str, name: str) -> None:
-    ensure_topics(bootstrap, [TopicSpec(name, partitions=1, retention_ms=3_600_000)], timeout=15)
+    ensure_topics(kafka_settings(bootstrap), [TopicSpec(name, partitions=1, retention_ms=3_600_000)], timeout=15)
 
 
 def _consume_one(bootstrap: str, topic: str, group: str, timeout: float = 20.0) -> Message:

@@ -30,7 +30,7 @@ def orders_only(stack, tmp_path):
     """The Order Service alone: this test plays the Fulfillment Service's part on the topic."""
     system = make_system(stack.bootstrap_servers, stack.registry_url, tmp_path)
     settings = OrderServiceSettings(**{k.lower(): v for k, v in system.env["order"].items()})
-    ensure_topics(settings.kafka_bootstrap_servers, settings.topic_specs())
+    ensure_topics(settings, settings.topic_specs())
     service = order_service(free_port(), system.env["order"], tmp_path / "logs")
     service.start()
     yield system, service

@@ -13,11 +13,15 @@ from fulfillment_service.bootstrap import bootstrap
 from fulfillment_service.health import health_router
 from fulfillment_service.settings import FulfillmentServiceSettings
 from httpapi.app import contract_app, lifespan_of
+from httpapi.auth import AuthSettings, verifier_from
 
 
 def create_app(settings: FulfillmentServiceSettings | None = None, **overrides: Any) -> FastAPI:
     """The app for settings (default: from the environment); overrides replace parts by name, as bootstrap()
-    takes them. Nothing is migrated or started until the app's lifespan begins."""
+    takes them, and `auth` replaces the AuthSettings (default: from the environment, httpapi.auth). Nothing is
+    migrated or started until the app's lifespan begins. Raises ValueError naming a missing AUTH_* setting."""
+    auth = overrides.pop("auth", None) or AuthSettings()
+    verifier = verifier_from(auth)  # before anything starts: a missing setting stops the service at once
     components = bootstrap(settings, **overrides)
 
     lifespan = lifespan_of(components)
@@ -30,7 +34,7 @@ def create_app(settings: FulfillmentServiceSettings | None = None, **overrides: 
         metrics=components.metrics,
         problem_model=Problem,
     )
-    app.include_router(fulfillment_router(components.queries))
+    app.include_router(fulfillment_router(components.queries, verifier))
     app.include_router(
         health_router(
             components.engine,
@@ -43,5 +47,5 @@ def create_app(settings: FulfillmentServiceSettings | None = None, **overrides: 
         )
     )
     if components.settings.provider_control_enabled:
-        app.include_router(provider_control_router(components.behaviour))
+        app.include_router(provider_control_router(components.behaviour, verifier))
     return app

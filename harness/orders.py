@@ -36,17 +36,21 @@ def post_orders(base_url: str, count: int, timeout: float = 5.0) -> list[str]:
     return ids
 
 
-def fetch_orders(base_url: str, order_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """GET /api/orders/{id} for each id: the response bodies by id."""
-    with httpx.Client(base_url=base_url, timeout=10) as client:
+def fetch_orders(
+    base_url: str, order_ids: list[str], headers: dict[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """GET /api/orders/{id} for each id (with headers, e.g. Authorization): the response bodies by id."""
+    with httpx.Client(base_url=base_url, timeout=10, headers=headers) as client:
         return {order_id: client.get(f"/api/orders/{order_id}").json() for order_id in order_ids}
 
 
-def wait_all_terminal(base_url: str, order_ids: list[str], timeout: float) -> dict[str, dict[str, Any]]:
-    """The orders' bodies once every one is terminal; AssertionError after timeout seconds."""
+def wait_all_terminal(
+    base_url: str, order_ids: list[str], timeout: float, headers: dict[str, str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The orders' bodies once every one is terminal (read with headers); AssertionError after timeout seconds."""
 
     def done() -> dict[str, dict[str, Any]] | None:
-        current = fetch_orders(base_url, order_ids)
+        current = fetch_orders(base_url, order_ids, headers)
         return current if all(o.get("status") in TERMINAL for o in current.values()) else None
 
     return wait_until(done, timeout, interval=0.5, message="every order to reach Fulfilled or Failed")

@@ -21,13 +21,19 @@ class ProblemError(Exception):
     """Raise to answer with a problem document."""
 
     def __init__(
-        self, status: int, title: str, detail: str | None = None, errors: list[dict[str, str]] | None = None
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail or title)
         self.status = status
         self.title = title
         self.detail = detail
         self.errors = errors
+        self.headers = headers
 
 
 def problem_response(
@@ -70,7 +76,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> Response:
-        return problem_response(exc.status, exc.title, exc.detail, exc.errors, request.url.path)
+        return problem_response(exc.status, exc.title, exc.detail, exc.errors, request.url.path, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from contract_models.order_api import Problem
 from httpapi.app import contract_app, lifespan_of
+from httpapi.auth import AuthSettings, TokenVerifier, verifier_from
 from observability.metrics import Metrics
 from order_service.api import order_router
 from order_service.bootstrap import bootstrap
@@ -23,7 +24,10 @@ from order_service.use_cases import OrderService
 
 def create_app(settings: OrderServiceSettings | None = None, **overrides: Any) -> FastAPI:
     """The app for settings (default: from the environment); overrides replace parts by name, as bootstrap()
-    takes them. Nothing is migrated or started until the app's lifespan begins."""
+    takes them, and `auth` replaces the AuthSettings (default: from the environment, httpapi.auth). Nothing is
+    migrated or started until the app's lifespan begins. Raises ValueError naming a missing AUTH_* setting."""
+    auth = overrides.pop("auth", None) or AuthSettings()
+    verifier = verifier_from(auth)  # before anything starts: a missing setting stops the service at once
     components = bootstrap(settings, **overrides)
 
     lifespan = lifespan_of(components)
@@ -33,6 +37,7 @@ def create_app(settings: OrderServiceSettings | None = None, **overrides: Any) -
         max_body_bytes=components.settings.max_body_bytes,
         lifespan=lifespan,
         metrics=components.metrics,
+        verifier=verifier,
     )
     app.include_router(
         health_router(
@@ -55,6 +60,7 @@ def order_api(
     max_body_bytes: int,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     metrics: Metrics | None = None,
+    verifier: TokenVerifier | None = None,
 ) -> FastAPI:
     """The order API over service: the service's contract, the framing, body limit and problem+json handling
     every request gets, GET /metrics with metrics, and the order routes. create_app() adds health and the
@@ -68,5 +74,5 @@ def order_api(
         metrics=metrics,
         problem_model=Problem,
     )
-    app.include_router(order_router(service))
+    app.include_router(order_router(service, verifier))
     return app

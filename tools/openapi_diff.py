@@ -16,6 +16,9 @@ One finding is allowed on purpose: an enum value added to a response (oasdiff's 
 client of the released version that meets a value it does not know, so adding one is a deliberate minor release.
 When the document's info.version raises the released one's minor (or major) version (semantic versioning), such
 findings are reported as "MINOR RELEASE: ..." and pass; with a patch version (or none) they fail like the others.
+Likewise, requiring authentication where none was required (oasdiff's SECURITY_REQUIRED_CHECKS: security added to
+an operation or to the document, anonymous access removed) breaks every client that sends no token, so it passes
+only in a major release (info.version raises the major version), reported as "MAJOR RELEASE: ...".
 
 The list of every check and its level: `.tools/oasdiff-<version>/oasdiff checks changelog`.
 """
@@ -44,6 +47,10 @@ _LEVEL_NAMES = {3: "error", 2: "warning", 1: "info"}
 # oasdiff's checks of an enum value added to a response (a property of its body, or the body itself): what a
 # minor release may do.
 ENUM_ADDED_CHECKS = frozenset({"response-property-enum-value-added", "response-mediatype-enum-value-added"})
+# oasdiff's checks of authentication required where it was not: what only a major release may do.
+SECURITY_REQUIRED_CHECKS = frozenset(
+    {"api-security-added", "api-global-security-added", "api-security-anonymous-access-removed"}
+)
 
 
 @dataclass(frozen=True)
@@ -51,13 +58,20 @@ class Breaking:
     """One change that can break a client of the released document: where (`METHOD /path`, or the document),
     what (oasdiff's text), check (oasdiff's check id, e.g. `response-property-enum-value-added`) and level.
     released_as_minor: a change a minor release may make (ENUM_ADDED_CHECKS) in a document whose version is
-    such a release; reported, not failed."""
+    such a release; released_as_major: one only a major release may make (SECURITY_REQUIRED_CHECKS) in a document
+    whose version is one; either is reported, not failed (deliberate)."""
 
     where: str
     what: str
     check: str = ""
     level: str = "error"
     released_as_minor: bool = False
+    released_as_major: bool = False
+
+    @property
+    def deliberate(self) -> bool:
+        """Whether the change is one the document's version releases on purpose (reported, not failed)."""
+        return self.released_as_minor or self.released_as_major
 
     def __str__(self) -> str:
         return f"{self.where}: {self.what} [{self.check}, {self.level}]"
@@ -65,7 +79,8 @@ class Breaking:
 
 def diff_files(released: Path, current: Path) -> list[Breaking]:
     """Every breaking change from the document at released to the one at current; response enum values added
-    are released_as_minor when current's info.version is a minor (or major) release over released's.
+    are released_as_minor when current's info.version is a minor (or major) release over released's, and
+    authentication required where it was not released_as_major when it is a major release.
 
     Raises FileNotFoundError when oasdiff is not installed, RuntimeError when oasdiff fails (e.g. a document
     it cannot read), naming its error output, and yaml.YAMLError for a document that is not YAML.
@@ -84,7 +99,8 @@ def diff_files(released: Path, current: Path) -> list[Breaking]:
     if result.returncode != 0:
         raise RuntimeError(f"oasdiff failed on {released} and {current}: {result.stderr.strip() or result.stdout}")
     changes = json.loads(result.stdout or "[]") or []
-    minor = minor_release(document_version(released), document_version(current))
+    old, new = document_version(released), document_version(current)
+    minor, major = minor_release(old, new), major_release(old, new)
     return [
         Breaking(
             f"{change.get('operation', '')} {change.get('path', '')}".strip() or current.name,
@@ -92,6 +108,7 @@ def diff_files(released: Path, current: Path) -> list[Breaking]:
             change.get("id", ""),
             _LEVEL_NAMES.get(change.get("level", 3), str(change.get("level"))),
             released_as_minor=minor and change.get("id") in ENUM_ADDED_CHECKS,
+            released_as_major=major and change.get("id") in SECURITY_REQUIRED_CHECKS,
         )
         for change in changes
         if change.get("level", 3) >= BREAKING_LEVEL
@@ -114,6 +131,11 @@ def minor_release(released: str, current: str) -> bool:
         return tuple(int(part) if part.isdigit() else 0 for part in parts + ["0"] * (2 - len(parts)))
 
     return major_minor(current) > major_minor(released)
+
+
+def major_release(released: str, current: str) -> bool:
+    """Whether version current raises released's major version (2.0.0 over 1.9.3; not 1.4.0 over 1.3.0)."""
+    return minor_release(released.split(".")[0], current.split(".")[0])
 
 
 def compare_all(
@@ -144,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         for change in found:
             if change.released_as_minor:
                 print(f"{name}: MINOR RELEASE: {change}")
-        changes = [change for change in found if not change.released_as_minor]
+            elif change.released_as_major:
+                print(f"{name}: MAJOR RELEASE: {change}")
+        changes = [change for change in found if not change.deliberate]
         if changes:
             broken = True
             print(f"{name}: {len(changes)} breaking change(s) against {args.released / name}:", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from contract_models.fulfillment_api import FulfillmentStatus, Problem
@@ -14,6 +14,7 @@ from fulfillment_service.api.representation import fulfillment_document
 from fulfillment_service.errors import FulfillmentServiceError
 from fulfillment_service.queries import FulfillmentQueries
 from fulfillment_service.shipping import ProviderBehaviour
+from httpapi.auth import SCOPE_OPERATOR, Principal, TokenVerifier, requires
 from httpapi.json_body import DecimalJSONResponse
 from httpapi.parameters import UUIDParameter
 from httpapi.problems import PROBLEM_JSON
@@ -21,17 +22,19 @@ from httpapi.problems import PROBLEM_JSON
 PROBLEM = {"model": Problem, "content": {PROBLEM_JSON: {}}}
 
 
-def fulfillment_router(queries: FulfillmentQueries) -> APIRouter:
-    """GET /api/fulfillment/orders/{orderId}: an order's fulfillment read by queries, or a 404 problem."""
+def fulfillment_router(queries: FulfillmentQueries, verifier: TokenVerifier | None = None) -> APIRouter:
+    """GET /api/fulfillment/orders/{orderId}: an order's fulfillment read by queries, or a 404 problem. With a
+    verifier (authentication on, httpapi.auth) it needs the operator scope."""
     router = APIRouter()
+    operator = Depends(requires(verifier, SCOPE_OPERATOR))  # a default: a local type is not resolvable
 
     @router.get(
         "/api/fulfillment/orders/{orderId}",
         response_model=None,
-        responses={200: {"model": FulfillmentStatus}, 404: PROBLEM, 422: PROBLEM},
+        responses={200: {"model": FulfillmentStatus}, 401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 422: PROBLEM},
         operation_id="getFulfillment",
     )
-    async def get_fulfillment(orderId: UUIDParameter) -> DecimalJSONResponse:
+    async def get_fulfillment(orderId: UUIDParameter, _: Principal = operator) -> DecimalJSONResponse:
         try:
             fulfillment = await queries.get(orderId)
         except FulfillmentServiceError as exc:
@@ -51,12 +54,14 @@ class ProviderControl(BaseModel):
     maxLatencyMs: int | None = Field(None, ge=0, le=120_000)
 
 
-def provider_control_router(behaviour: ProviderBehaviour) -> APIRouter:
-    """PUT /admin/provider: changes behaviour (failure rate, latency) of the mock provider at run time."""
+def provider_control_router(behaviour: ProviderBehaviour, verifier: TokenVerifier | None = None) -> APIRouter:
+    """PUT /admin/provider: changes behaviour (failure rate, latency) of the mock provider at run time; with a
+    verifier it needs the operator scope."""
     router = APIRouter(include_in_schema=False)
+    operator = Depends(requires(verifier, SCOPE_OPERATOR))  # a default: a local type is not resolvable
 
     @router.put("/admin/provider")
-    async def set_provider(control: ProviderControl) -> dict[str, Any]:
+    async def set_provider(control: ProviderControl, _: Principal = operator) -> dict[str, Any]:
         if control.failureRate is not None:
             behaviour.failure_rate = control.failureRate
         if control.minLatencyMs is not None:

@@ -7,22 +7,23 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from pydantic import BeforeValidator, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from contract_models.order_api import Order, OrderPage, OrderStatus, Problem
+from httpapi.auth import SCOPE_READ, SCOPE_WRITE, Principal, TokenVerifier, requires
 from httpapi.json_body import DecimalJSONResponse
 from httpapi.parameters import JSON_INTEGER, JSON_NUMBER, UUIDParameter
-from httpapi.problems import PROBLEM_JSON
+from httpapi.problems import PROBLEM_JSON, ProblemError
 from observability.logs import bind_order
 from order_service import domain
 from order_service.api.cancel_request import parse_cancel_request
 from order_service.api.order_request import parse_order_request
 from order_service.api.problems import problem_for, schema_refused_response
 from order_service.api.representation import order_document, page_document
-from order_service.errors import EventSchemaRefused, OrderServiceError
+from order_service.errors import EventSchemaRefused, OrderNotFound, OrderServiceError
 from order_service.use_cases import OrderService
 
 PROBLEM = {"model": Problem, "content": {PROBLEM_JSON: {}}}
@@ -47,16 +48,42 @@ def _split_statuses(value: Any) -> Any:
 WaitFor = Annotated[list[OrderStatus], BeforeValidator(_split_statuses), Field(min_length=1, max_length=5)]
 
 
-def order_router(service: OrderService) -> APIRouter:
+def order_router(service: OrderService, verifier: TokenVerifier | None = None) -> APIRouter:
     """POST /api/orders, GET /api/orders, GET /api/orders/{orderId} and POST /api/orders/{orderId}/cancel,
-    served by service."""
+    served by service. With a verifier (authentication on, httpapi.auth) creating and cancelling need the
+    orders:write scope, reading orders:read, and a customer's token acts for its own orders only: another
+    customer's order is answered 404, as an unknown one (its existence is not told), an order for another customer
+    403."""
     router = APIRouter()
+    # Defaults, not annotations: with postponed annotations FastAPI could not resolve a type local to this function.
+    reader = Depends(requires(verifier, SCOPE_READ))
+    writer = Depends(requires(verifier, SCOPE_WRITE))
+
+    async def owned(order_id: Any, principal: Principal) -> None:
+        """Raise 404 unless principal may see the order (before any wait, so waiting tells nothing)."""
+        if principal.customer_id is None:
+            return
+        try:
+            order = await service.get(order_id, set(), 0.0)
+        except OrderServiceError as exc:
+            raise problem_for(exc) from exc
+        if not principal.may_see(order.customer_id):
+            raise problem_for(OrderNotFound(order_id))
 
     @router.post(
         "/api/orders",
         status_code=201,
         response_model=None,
-        responses={201: {"model": Order}, 400: PROBLEM, 413: PROBLEM, 415: PROBLEM, 422: PROBLEM, 503: PROBLEM},
+        responses={
+            201: {"model": Order},
+            400: PROBLEM,
+            401: PROBLEM,
+            403: PROBLEM,
+            413: PROBLEM,
+            415: PROBLEM,
+            422: PROBLEM,
+            503: PROBLEM,
+        },
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -68,6 +95,7 @@ def order_router(service: OrderService) -> APIRouter:
     async def create_order(
         request: Request,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)] = None,
+        principal: Principal = writer,
     ) -> Response:
         body = await request.body()
         content_type = request.headers.get("content-type")
@@ -75,6 +103,13 @@ def order_router(service: OrderService) -> APIRouter:
             order_request = await run_in_threadpool(parse_order_request, body, content_type)
         else:
             order_request = parse_order_request(body, content_type)
+        if not principal.may_see(order_request.customer_id):
+            raise ProblemError(
+                403,
+                "Forbidden",
+                "The token acts for another customer.",
+                [{"field": "customerId", "message": "not the token's customer"}],
+            )
         try:
             order, replayed = await service.place(order_request, idempotency_key)
         except EventSchemaRefused as exc:
@@ -90,7 +125,7 @@ def order_router(service: OrderService) -> APIRouter:
     @router.get(
         "/api/orders",
         response_model=None,
-        responses={200: {"model": OrderPage}, 422: PROBLEM},
+        responses={200: {"model": OrderPage}, 401: PROBLEM, 403: PROBLEM, 422: PROBLEM},
         operation_id="listOrders",
     )
     async def list_orders(
@@ -98,8 +133,18 @@ def order_router(service: OrderService) -> APIRouter:
         status: OrderStatus | None = None,
         limit: Annotated[int, Query(ge=1, le=100), JSON_INTEGER] = 20,
         cursor: Annotated[str | None, Query(min_length=1, max_length=500)] = None,
+        principal: Principal = reader,
     ) -> Response:
         wanted = domain.OrderStatus(status.value) if status else None
+        if principal.customer_id is not None:
+            if customerId is not None and customerId != principal.customer_id:
+                raise ProblemError(
+                    403,
+                    "Forbidden",
+                    "The token acts for another customer.",
+                    [{"field": "customerId", "message": "not the token's customer"}],
+                )
+            customerId = principal.customer_id
         try:
             page = await service.list_orders(customerId, wanted, limit, cursor)
         except OrderServiceError as exc:
@@ -109,15 +154,17 @@ def order_router(service: OrderService) -> APIRouter:
     @router.get(
         "/api/orders/{orderId}",
         response_model=None,
-        responses={200: {"model": Order}, 404: PROBLEM, 422: PROBLEM},
+        responses={200: {"model": Order}, 401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 422: PROBLEM},
         operation_id="getOrder",
     )
     async def get_order(
         orderId: UUIDParameter,
         waitFor: Annotated[WaitFor | None, Query()] = None,
         timeout: Annotated[Decimal, Query(ge=0, le=30), JSON_NUMBER] = 0,  # type: ignore[assignment]
+        principal: Principal = reader,
     ) -> Response:
         bind_order(orderId)
+        await owned(orderId, principal)
         wanted = {domain.OrderStatus(status.value) for status in waitFor or ()}
         try:
             order = await service.get(orderId, wanted, float(timeout))
@@ -132,6 +179,8 @@ def order_router(service: OrderService) -> APIRouter:
         responses={
             202: {"model": Order},
             400: PROBLEM,
+            401: PROBLEM,
+            403: PROBLEM,
             404: PROBLEM,
             409: PROBLEM,
             413: PROBLEM,
@@ -146,8 +195,9 @@ def order_router(service: OrderService) -> APIRouter:
         },
         operation_id="cancelOrder",
     )
-    async def cancel_order(request: Request, orderId: UUIDParameter) -> Response:
+    async def cancel_order(request: Request, orderId: UUIDParameter, principal: Principal = writer) -> Response:
         reason = parse_cancel_request(await request.body(), request.headers.get("content-type"))
+        await owned(orderId, principal)
         try:
             order = await service.cancel(orderId, reason)
         except OrderServiceError as exc:

@@ -41,10 +41,12 @@ import pytest
 import schemathesis
 from schemathesis import Case
 from schemathesis.config import SchemathesisConfig
+from schemathesis.specs.openapi.checks import ignored_auth
 
 from harness.order_bodies import order_body
 from harness.orders import wait_all_terminal
 from harness.system import running_system
+from harness.tokens import TokenIssuer
 
 pytestmark = pytest.mark.integration
 
@@ -91,6 +93,7 @@ class Seeded:
     fulfillment_url: str
     order_ids: list[str]
     cursors: list[str]
+    auth: dict[str, str]  # the Authorization header of an operator's token
 
     def pick(self, values: list[str], seed: str) -> str:
         # Chosen by the generated value, so a case always runs the same way (Hypothesis replays cases).
@@ -99,17 +102,22 @@ class Seeded:
 
 @pytest.fixture(scope="module")
 def seeded(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
-    """Both services running, with a few fulfilled orders."""
-    with running_system(stack, tmp_path_factory.mktemp("conformance")) as system:
+    """Both services running with authentication on (tokens of harness.tokens' issuer), with a few fulfilled
+    orders. Schemathesis sends an operator's token on every request (its ignored_auth check also sends none, and
+    an invalid one, and expects the 401 the spec gives)."""
+    issuer = TokenIssuer()
+    headers = issuer.headers()
+    with running_system(stack, tmp_path_factory.mktemp("conformance"), **issuer.service_env()) as system:
         # The stateful machine is built after collection, so it takes its base URL from the schema.
-        ORDER_SCHEMA.config.update(base_url=system.orders.url)
-        with httpx.Client(base_url=system.orders.url, timeout=10) as client:
+        ORDER_SCHEMA.config.update(base_url=system.orders.url, headers=headers)
+        FULFILLMENT_SCHEMA.config.update(headers=headers)
+        with httpx.Client(base_url=system.orders.url, timeout=10, headers=headers) as client:
             order_ids = [
                 client.post("/api/orders", json=order_body(customer=f"seed-{i}")).json()["orderId"] for i in range(4)
             ]
             cursors = [client.get("/api/orders", params={"limit": n}).json()["nextCursor"] for n in (1, 2, 3)]
-        wait_all_terminal(system.orders.url, order_ids, timeout=60)
-        yield Seeded(system.orders.url, system.fulfillment.url, order_ids, cursors)
+        wait_all_terminal(system.orders.url, order_ids, timeout=60, headers=headers)
+        yield Seeded(system.orders.url, system.fulfillment.url, order_ids, cursors, headers)
 
 
 @ORDER_SCHEMA.parametrize()
@@ -144,6 +152,14 @@ def test_order_service_stateful_links(seeded: Seeded) -> None:
             if case.operation.label == "POST /api/orders" and isinstance(key, str) and 1 <= len(key) <= 200:
                 case.headers = {**case.headers, "Idempotency-Key": f"{key[:183]}-{uuid.uuid4().hex[:16]}"}
             CASES[f"order-service stateful {case.operation.label}"] += 1
+
+        def validate_response(self, response: Any, case: Case, **kwargs: Any) -> None:
+            # The machine generates credentials of its own, which the operator's token configured for every request
+            # replaces on the wire; ignored_auth would take the token for the generated credentials ("invalid auth
+            # accepted"). The stateless runs check that a missing or invalid token is refused.
+            case.validate_response(
+                response, excluded_checks=[ignored_auth], transport_kwargs=kwargs or None, recorder=self.recorder
+            )
 
         def step(self, input: Any) -> Any:
             # Whatever a step raises (a failed check, a lost connection) is collected, not raised: the services'

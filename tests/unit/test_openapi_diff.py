@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tools.openapi_diff import OPENAPI_DIR, diff_files, main, minor_release
+from tools.openapi_diff import OPENAPI_DIR, diff_files, main, major_release, minor_release
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC: dict[str, Any] = yaml.safe_load((OPENAPI_DIR / "order-service.yaml").read_text())
@@ -34,9 +34,14 @@ def list_orders_param(spec: dict[str, Any], name: str) -> dict[str, Any]:
     return next(p for p in spec["paths"]["/api/orders"]["get"]["parameters"] if p.get("name") == name)
 
 
-def add_bearer(spec: dict[str, Any]) -> dict[str, Any]:
-    spec["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
-    return spec
+def liveness(spec: dict[str, Any]) -> dict[str, Any]:
+    """The liveness operation: one that needs no token."""
+    return spec["paths"]["/health/live"]["get"]
+
+
+def require_token_on_the_api(spec: dict[str, Any]) -> None:
+    spec["security"] = [{"bearerAuth": []}]
+    del liveness(spec)["security"]  # it follows the document's requirement now
 
 
 def wrap_created_in_one_of(spec: dict[str, Any]) -> None:
@@ -69,12 +74,9 @@ BREAKING: dict[str, tuple[Edit, str]] = {
         lambda s: create_order(s)["responses"]["503"]["headers"]["Retry-After"].update(schema={"type": "string"}),
         "response-header-type-changed",
     ),
-    "security required on the API": (
-        lambda s: add_bearer(s).update(security=[{"bearer": []}]),
-        "api-security-anonymous-access-removed",
-    ),
+    "security required on the API": (require_token_on_the_api, "api-security-anonymous-access-removed"),
     "security required on one operation": (
-        lambda s: create_order(add_bearer(s)).update(security=[{"bearer": []}]),
+        lambda s: liveness(s).update(security=[{"bearerAuth": []}]),
         "api-security-anonymous-access-removed",
     ),
     "response wrapped in a oneOf": (wrap_created_in_one_of, "response-body-wrapped-in-one-of-original-preserved"),
@@ -214,6 +216,49 @@ def test_the_cli_reports_a_minor_release_and_passes(tmp_path: Path, capsys: pyte
     assert main(["--released", str(released), "--current", str(current)]) == 0
     out = capsys.readouterr().out
     assert "t.yaml: MINOR RELEASE: GET /o: " in out and "`Cancelled`" in out
+
+
+def _secured(spec: dict[str, Any]) -> dict[str, Any]:
+    spec["components"] = {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}}
+    spec["paths"]["/o"]["get"]["security"] = [{"bearer": ["orders:read"]}]
+    return spec
+
+
+@pytest.mark.parametrize("version", ["1.2.1", "1.3.0"])
+def test_authentication_required_without_a_major_release_is_breaking(tmp_path: Path, version: str) -> None:
+    (found,) = _diff(tmp_path, _status_spec("1.2.0", ["Pending"]), _secured(_status_spec(version, ["Pending"])))
+    assert found.check == "api-security-anonymous-access-removed"
+    assert not found.deliberate
+
+
+def test_authentication_required_in_a_major_release_is_reported_as_one_and_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    released, current = tmp_path / "released", tmp_path / "current"
+    released.mkdir()
+    current.mkdir()
+    (released / "t.yaml").write_text(yaml.safe_dump(_status_spec("1.3.0", ["Pending"])))
+    (current / "t.yaml").write_text(yaml.safe_dump(_secured(_status_spec("2.0.0", ["Pending"]))))
+
+    assert main(["--released", str(released), "--current", str(current)]) == 0
+    assert "t.yaml: MAJOR RELEASE: GET /o: " in capsys.readouterr().out
+
+
+def test_a_major_release_allows_no_other_breaking_change(tmp_path: Path) -> None:
+    current = _secured(_status_spec("2.0.0", ["Pending"]))
+    current["paths"]["/o"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["status"][
+        "type"
+    ] = "integer"
+    found = _diff(tmp_path, _status_spec("1.3.0", ["Pending"]), current)
+    assert {c.check for c in found if not c.deliberate} == {"response-property-type-changed"}
+
+
+@pytest.mark.parametrize(
+    ("released", "current", "major"),
+    [("1.3.0", "2.0.0", True), ("1.9.9", "2.0.0", True), ("1.3.0", "1.4.0", False), ("2.0.0", "2.0.1", False)],
+)
+def test_major_release_follows_semantic_versioning(released: str, current: str, major: bool) -> None:
+    assert major_release(released, current) is major
 
 
 def _without_cancelled(node: Any) -> Any:

@@ -85,6 +85,8 @@ orders = Table(
     Index("ix_orders_customer_created", "customer_id", "created_at", "order_id"),
     Index("ix_orders_status_created", "status", "created_at", "order_id"),
     Index("ix_orders_status_updated", "status", "updated_at"),
+    # Few rows have a cancellation: the stale-order query finds those still undecided through this index.
+    Index("ix_orders_cancel_requested", "cancel_requested_at"),
 )
 
 idempotency_keys = Table(
@@ -201,16 +203,28 @@ def record_cancellation(conn: Connection, order: Order) -> bool:
 
 
 _UNFINISHED = (OrderStatus.Pending.value, OrderStatus.Processing.value)
+# Orders the Fulfillment Service still owes an answer: unfinished ones, and any whose cancellation is undecided
+# (requested, neither Cancelled nor refused: a Fulfilled or Failed order whose OrderCancelled was lost or
+# dead-lettered would otherwise show "Requested" for ever).
+_AWAITING_FULFILLMENT = or_(
+    orders.c.status.in_(_UNFINISHED),
+    and_(
+        orders.c.cancel_requested_at.is_not(None),
+        orders.c.status != OrderStatus.Cancelled.value,
+        orders.c.cancel_refused.is_(None),
+    ),
+)
 
 
 def stale_orders(conn: Connection, changed_before: datetime, now: datetime, limit: int) -> list[Order]:
-    """Up to limit unfinished orders (Pending or Processing) last changed before changed_before whose next
-    republication is due at now, least recently changed first; those whose OrderCreated still waits in the
-    outbox are left out (publishing it again would heal nothing)."""
+    """Up to limit orders awaiting the Fulfillment Service (unfinished: Pending or Processing; or with a
+    cancellation it has not decided) last changed before changed_before whose next republication is due at now,
+    least recently changed first; those whose events still wait in the outbox are left out (publishing them
+    again would heal nothing)."""
     query = (
         select(orders)
         .where(
-            orders.c.status.in_(_UNFINISHED),
+            _AWAITING_FULFILLMENT,
             orders.c.updated_at < _micros(changed_before),
             or_(orders.c.republish_due_at.is_(None), orders.c.republish_due_at <= _micros(now)),
         )
@@ -253,10 +267,11 @@ _SCHEDULE_REPUBLISH = (
 
 
 def stale_summary(conn: Connection, changed_before: datetime) -> tuple[int, datetime | None]:
-    """How many unfinished orders were last changed before changed_before, and the oldest such change."""
+    """How many orders awaiting the Fulfillment Service (see stale_orders) were last changed before changed_before,
+    and the oldest such change."""
     count, oldest = conn.execute(
         select(func.count(), func.min(orders.c.updated_at)).where(
-            orders.c.status.in_(_UNFINISHED), orders.c.updated_at < _micros(changed_before)
+            _AWAITING_FULFILLMENT, orders.c.updated_at < _micros(changed_before)
         )
     ).one()
     return count, None if oldest is None else _EPOCH + oldest * _MICROSECOND

@@ -137,3 +137,30 @@ def test_a_cancellation_request_is_one_info_line_naming_the_order(run) -> None:
         assert {line["orderId"] for line in lines.all()} == {str(order.order_id)}
 
     run(scenario)
+
+
+def test_a_fulfilled_order_whose_cancellation_got_no_answer_is_stale_and_published_again(run) -> None:
+    # Its OrderCancelled was lost to the Fulfillment Service (e.g. dead-lettered by a consumer that could not read
+    # it): the order shipped, the cancellation would show Requested for ever. It counts as stale and both events
+    # go again, so the Fulfillment Service answers with its refusal.
+    async def scenario(world: World) -> None:
+        order, _ = await world.service.place(request(), None)
+        await world.service.cancel(order.order_id, "no longer needed")
+        shipped = {"trackingNumber": "SHIP-1", "carrier": "MockCarrier"}
+        await world.apply(status_changed(order.order_id, FulfillmentStatus.Shipped, 1, **shipped))
+        assert (await world.service.get(order.order_id)).status is OrderStatus.Fulfilled
+        with world.engine.begin() as conn:
+            conn.execute(store.outbox.delete())  # both published
+        world.clock.advance(timedelta(seconds=120))
+        assert await world.service.stale_orders(timedelta(seconds=60)) == (1, timedelta(seconds=120))
+        assert await world.service.republish_stale_orders(timedelta(seconds=60), timedelta(hours=1)) == 1
+        assert [t for t, _, _ in outbox(world)] == ["OrderCreated", "OrderCancelled"]
+
+        refusal = "the order had shipped before the cancellation was processed"
+        await world.apply(
+            status_changed(order.order_id, FulfillmentStatus.Shipped, 1, cancellationRefused=refusal, **shipped)
+        )
+        world.clock.advance(timedelta(hours=2))
+        assert await world.service.stale_orders(timedelta(seconds=60)) == (0, None)  # answered: no longer stale
+
+    run(scenario)

@@ -72,7 +72,7 @@ locks: $(STAMP)
 	$(LOCK) --generate-hashes -o requirements-runtime.lock
 
 clean:
-	rm -rf $(VENV) .run var .tools
+	rm -rf $(VENV) .venv-* .run var .tools
 
 # Benchmark: load generator, ceilings, scenarios; prints where report.md, report.json and the plots are.
 # BENCH_ARGS=--quick for a short smoke run, BENCH_ARGS="--scenario long" for the 1,000,000-order run.

@@ -17,7 +17,7 @@ CONTROLLER_PORT ?= 9093
 REGISTRY_PORT ?= 8081
 
 .PHONY: run test unit integration contract schema-check schema-register contracts-release e2e bench chaos codegen \
-	codegen-check lint fetch install oasdiff clean
+	codegen-check lint fetch install oasdiff locks clean
 
 run: install fetch
 	$(PY) -m infra.run --order-port $(ORDER_PORT) --fulfillment-port $(FULFILLMENT_PORT) \
@@ -62,8 +62,17 @@ $(STAMP): requirements.lock pyproject.toml
 	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e .
 	@touch $(STAMP)
 
+# The two locks, from pyproject.toml, each one file for Python 3.11 to 3.13 (--universal; [tool.uv] bounds it):
+# requirements.lock: runtime and every extra (development, tests, codegen, bench), what .venv installs;
+# requirements-runtime.lock: [project].dependencies only, hash-pinned, what the image installs.
+# uv keeps every pin already in a lock unless pyproject.toml moves it.
+LOCK := $(VENV)/bin/uv pip compile pyproject.toml --quiet --universal --python-version 3.11 --custom-compile-command "make locks"
+locks: $(STAMP)
+	$(LOCK) --all-extras -o requirements.lock
+	$(LOCK) --generate-hashes -o requirements-runtime.lock
+
 clean:
-	rm -rf $(VENV) .run var .tools
+	rm -rf $(VENV) .venv-* .run var .tools
 
 # Benchmark: load generator, ceilings, scenarios; prints where report.md, report.json and the plots are.
 # BENCH_ARGS=--quick for a short smoke run, BENCH_ARGS="--scenario long" for the 1,000,000-order run.

@@ -27,10 +27,17 @@ from contracts.number_bounds import MAX_MAGNITUDE, MAX_SIGNIFICANT_DIGITS, MIN_M
 # Parsing costs about a microsecond per value in the hooks below; this bounds a 1 MiB body's parse to
 # milliseconds. The largest create-order body has about 8,000 separators (1,000 items of 4 members).
 MAX_VALUES = 10_000
+# Arrays and objects nested deeper are refused before parsing. The parser's own guard is the interpreter's
+# recursion limit, which Python 3.11 and 3.12 reach about 1,000 deep less the frames in use and 3.13 (whose json
+# module's C guard allows far more) does not reach by 5,000; this bound, below each of them, makes the answer
+# the same on every supported version. The contracts nest four deep.
+MAX_DEPTH = 512
 
 _NUMBER = re.compile(r"-?(?P<int>\d+)(?:\.(?P<frac>\d+))?(?:[eE](?P<exp>[+-]?\d+))?")
 _SEPARATORS = (b",", b":", b"[")
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_OPENERS = frozenset(b"[{")
 
 
 class MalformedJSON(ValueError):
@@ -93,22 +100,51 @@ def _not_json(name: str) -> Any:
     raise MalformedJSON(f"{name} is not a JSON value (RFC 8259 §6)")
 
 
+def _skeleton(body: bytes) -> bytes:
+    """The JSON text without its strings' content: escaped backslashes and quotes are removed first; then the
+    text between the remaining quotes is string content, left out."""
+    return b"".join(body.replace(b"\\\\", b"").replace(b'\\"', b"").split(b'"')[::2])
+
+
 def value_count(body: bytes) -> int:
     """An upper bound on how many values the JSON text holds, from byte counts alone (C speed).
 
     Every value but the root follows a `:` (a member's value), a `,` or a `[`, so those characters outside
-    strings bound the count. Escaped backslashes and quotes are removed first; then the text between the
-    remaining quotes is string content, left out.
+    strings bound the count.
     """
-    skeleton = b"".join(body.replace(b"\\\\", b"").replace(b'\\"', b"").split(b'"')[::2])
+    skeleton = _skeleton(body)
     return 1 + sum(skeleton.count(c) for c in _SEPARATORS)
+
+
+def nests_too_deeply(body: bytes, max_values: int = MAX_VALUES) -> bool:
+    """Whether the JSON text nests arrays and objects deeper than MAX_DEPTH (brackets within strings left out).
+
+    Every opening bracket starts a value, so a text with more than max_values of them is no JSON text of at
+    most max_values values: False, and the parser refuses it in one pass. Otherwise the brackets are read up to
+    the first closing one without an opening one (malformed there, which the parser says): at most
+    2 * max_values + 1 of them, whatever the body's size.
+    """
+    brackets = _skeleton(body).translate(None, delete=_NOT_BRACKETS)
+    if brackets.count(b"[") + brackets.count(b"{") > max_values:
+        return False
+    depth = 0
+    for byte in brackets:
+        if byte in _OPENERS:
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        else:
+            depth -= 1
+            if depth < 0:
+                return False
+    return False
 
 
 def parse(body: bytes, max_values: int = MAX_VALUES) -> Any:
     """Parse a request body under the profile above.
 
     Returns dicts, lists, str, bool, None, int, Decimal and UnrepresentableNumber. Raises MalformedJSON
-    for anything that is not I-JSON (nesting deeper than the parser's recursion guard included), and
+    for anything that is not I-JSON (nesting deeper than MAX_DEPTH included), and
     TooManyValues when the text holds more than max_values values, before parsing them.
     """
     try:
@@ -118,6 +154,8 @@ def parse(body: bytes, max_values: int = MAX_VALUES) -> Any:
     # The same count without leaving strings out is cheaper still and usually small enough.
     if 1 + sum(body.count(c) for c in _SEPARATORS) > max_values and value_count(body) > max_values:
         raise TooManyValues(f"the body holds more than {max_values} JSON values")
+    if body.count(b"[") + body.count(b"{") > MAX_DEPTH and nests_too_deeply(body, max_values):
+        raise MalformedJSON(f"arrays and objects nest deeper than {MAX_DEPTH}")
     try:
         value = json.loads(
             text,

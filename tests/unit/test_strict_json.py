@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from httpapi.strict_json import (
+    MAX_DEPTH,
     MAX_MAGNITUDE,
     MAX_SIGNIFICANT_DIGITS,
     MIN_MAGNITUDE,
@@ -98,7 +99,7 @@ def test_every_number_spelling_is_exact_or_unrepresentable_and_cheap(literal):
         (b'"\\ud800"', "surrogate"),
         (b'{"\\udc00": 1}', "surrogate"),
         (b"\xff", "UTF-8"),
-        (b"[1,]", "Expecting"),
+        (b"[1,]", "Expecting|Illegal trailing comma"),  # the json module's words: Python 3.13 has its own
         (b"", "Expecting"),
         (b"\xef\xbb\xbf{}", "BOM"),
     ],
@@ -122,5 +123,30 @@ def test_too_many_values_are_refused_before_parsing():
     body = b"[" + b",".join([b"1.5e3"] * 100_000) + b"]"
     started = time.thread_time()
     with pytest.raises(TooManyValues):
+        parse(body)
+    assert time.thread_time() - started < 0.05
+
+
+def test_nesting_up_to_the_bound_parses_and_deeper_is_malformed():
+    # The same answer on every supported Python, whatever its json module's recursion guard allows.
+    assert parse(b"[" * MAX_DEPTH + b"]" * MAX_DEPTH) is not None
+    deep_object = b'{"a":' * MAX_DEPTH + b"1" + b"}" * MAX_DEPTH
+    assert parse(deep_object) is not None
+    for body in (b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1), b'{"a":' * 5000 + b"1" + b"}" * 5000):
+        with pytest.raises(MalformedJSON, match=f"deeper than {MAX_DEPTH}"):
+            parse(body)
+
+
+def test_brackets_inside_strings_do_not_nest():
+    text = '["' + "[{" * 5000 + '", {"b": "\\"[[["}]'
+    assert parse(text.encode()) == ["[{" * 5000, {"b": '"[[['}]
+
+
+def test_many_brackets_cost_no_more_than_the_values_they_could_be():
+    # `{}` pairs side by side are not JSON; the depth check reads them at C speed and leaves the refusal to the
+    # parser, which stops at the first pair.
+    body = b"[" + b"{}" * 500_000 + b"]"
+    started = time.thread_time()
+    with pytest.raises(MalformedJSON, match="delimiter"):
         parse(body)
     assert time.thread_time() - started < 0.05

@@ -32,9 +32,7 @@ from pydantic import BaseModel
 from messaging.avro_safety import (
     IncompatibleDecimal,
     UnsafeWriterSchema,
-    check_decimals,
-    check_writer_schema,
-    reader_decimals,
+    WriterSchemaCheck,
     use_bounded_decimals,
 )
 from messaging.registry import (
@@ -186,8 +184,7 @@ class EventCodec(Generic[M]):
         self._history_subject = history_subject
         # Without auto_register the subject is prepared by whoever registers the schema (make schema-register).
         self._subject_prepared = not auto_register or (compatibility is None and history_subject is None)
-        self._record_names = {_record_name(schema)}
-        self._reader_decimals = reader_decimals(schema)
+        self._check_writer = WriterSchemaCheck(schema)
         self._writer_checked: dict[int, str | None] = {}  # schema id -> why it is unsafe (None: safe)
         use_bounded_decimals()
 
@@ -308,8 +305,8 @@ class EventCodec(Generic[M]):
         return event
 
     def _writer_schema(self, data: bytes) -> Any:
-        """The parsed writer schema the record names, checked to be safe to decode with (messaging.avro_safety)
-        and to agree with the reader on every decimal; fetched and checked once per schema id. Raises
+        """The parsed writer schema the record names, checked by messaging.avro_safety.WriterSchemaCheck (the
+        check the contract gates run too); fetched and checked once per schema id. Raises
         PoisonRecord for a record not in the wire format or with an unsafe or incompatible writer schema;
         registry errors propagate."""
         schema_id = wire_schema_id(data)
@@ -329,14 +326,11 @@ class EventCodec(Generic[M]):
                     self._unknown_ids[schema_id] = time.monotonic()
                 raise
             try:
-                check_writer_schema(writer.schema_str, self._record_names)
-                check_decimals(writer.schema_str, self._reader_decimals)
+                self._check_writer(writer.schema_str)
                 self._writers[schema_id] = fastavro.parse_schema(json.loads(writer.schema_str))
                 self._writer_checked[schema_id] = None
-            except IncompatibleDecimal as exc:
-                self._writer_checked[schema_id] = f"IncompatibleWriterSchema:{exc}"
-            except UnsafeWriterSchema as exc:
-                self._writer_checked[schema_id] = f"UnsafeWriterSchema:{exc}"
+            except (IncompatibleDecimal, UnsafeWriterSchema) as exc:
+                self._writer_checked[schema_id] = f"{exc.kind}:{exc}"
         reason = self._writer_checked[schema_id]
         if reason is not None:
             kind, _, detail = reason.partition(":")
@@ -357,12 +351,6 @@ def _registration(client: SchemaRegistryClient, subject: str, schema: str) -> Su
     if not isinstance(conf, dict) or not isinstance(conf.get("url"), str):
         return None
     return SubjectRegistration(conf, subject, schema, timeout=float(conf.get("timeout", 5)))
-
-
-def _record_name(schema: str) -> str:
-    parsed = json.loads(schema)
-    name = parsed["name"]
-    return name if "." in name else f"{parsed.get('namespace', '')}.{name}".lstrip(".")
 
 
 def _kind(exc: Exception, data: bytes) -> str:

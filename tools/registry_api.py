@@ -75,12 +75,15 @@ class Registry:
     def is_compatible(self, subject: str, schema: str) -> tuple[bool, list[str]]:
         """Whether schema may be registered next under subject, at the subject's level, against the versions the
         level names (POST /compatibility/subjects/{s}/versions; writes nothing); the registry's reasons, if it
-        gives any (Apicurio gives none)."""
+        gives any (Apicurio gives none). A schema the registry calls invalid (422) is not compatible, for the
+        reason it gives."""
         response = self._http.post(
             f"{self.url}/compatibility/subjects/{_path(subject)}/versions",
             params={"verbose": "true"},
             json={"schema": schema},
         )
+        if response.status_code == 422:
+            return False, [f"the registry calls it invalid (HTTP 422): {response.text[:2000]}"]
         response.raise_for_status()
         body = response.json()
         return bool(body["is_compatible"]), [str(m) for m in body.get("messages") or []]

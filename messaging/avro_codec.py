@@ -3,9 +3,10 @@ Registry docs, "Wire format") via the registry.
 
 Writers register the committed schema under the topic's subject (confluent-kafka's AvroSerializer), or, with
 auto_register off (AUTO_REGISTER_SCHEMAS=false), only look up its id there (the registry's "look up schema under
-subject", POST /subjects/{subject}) and refuse to write while it is not registered (SchemaNotRegistered); readers
-resolve every writer version against their own (generated) reader schema with fastavro, so old records read
-with defaults filled in, after checking the writer schema is safe to decode with (messaging.avro_safety).
+subject", POST /subjects/{subject}?normalize=true, so a schema registered in another layout is found) and
+refuse to write while it is not registered (SchemaNotRegistered); readers resolve every writer version against
+their own (generated) reader schema with fastavro, so old records read with defaults filled in, after checking
+the writer schema is safe to decode with (messaging.avro_safety).
 
 A writer keeps the id the registry gave its schema (confluent-kafka's serializer and client cache it), so it
 checks its registration now and then (`EventCodec.check_registration`): a registry that lost or reassigned the
@@ -36,6 +37,7 @@ from messaging.avro_safety import (
     use_bounded_decimals,
 )
 from messaging.registry import (
+    NORMALIZED_SERIALIZER_CONF,
     SchemaNotRegistered,
     SchemaRefused,
     SubjectRegistration,
@@ -168,7 +170,7 @@ class EventCodec(Generic[M]):
         self._context = SerializationContext(topic, MessageField.VALUE)
         self._schema = schema
         self._auto_register = auto_register
-        self._serializer_conf: dict[str, Any] = {"auto.register.schemas": auto_register}
+        self._serializer_conf: dict[str, Any] = {"auto.register.schemas": auto_register, **NORMALIZED_SERIALIZER_CONF}
         if subject is not None:
             self._serializer_conf["subject.name.strategy"] = lambda _context, _record_name: subject
         # The writer's own client: dropping its cached ids (check_registration) leaves the readers' alone.

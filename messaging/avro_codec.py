@@ -3,9 +3,10 @@ Registry docs, "Wire format") via the registry.
 
 Writers register the committed schema under the topic's subject (confluent-kafka's AvroSerializer), or, with
 auto_register off (AUTO_REGISTER_SCHEMAS=false), only look up its id there (the registry's "look up schema under
-subject", POST /subjects/{subject}) and refuse to write while it is not registered (SchemaNotRegistered); readers
-resolve every writer version against their own (generated) reader schema with fastavro, so old records read
-with defaults filled in, after checking the writer schema is safe to decode with (messaging.avro_safety).
+subject", POST /subjects/{subject}?normalize=true, so a schema registered in another layout is found) and
+refuse to write while it is not registered (SchemaNotRegistered); readers resolve every writer version against
+their own (generated) reader schema with fastavro, so old records read with defaults filled in, after checking
+the writer schema is safe to decode with (messaging.avro_safety).
 
 A writer keeps the id the registry gave its schema (confluent-kafka's serializer and client cache it), so it
 checks its registration now and then (`EventCodec.check_registration`): a registry that lost or reassigned the
@@ -32,12 +33,11 @@ from pydantic import BaseModel
 from messaging.avro_safety import (
     IncompatibleDecimal,
     UnsafeWriterSchema,
-    check_decimals,
-    check_writer_schema,
-    reader_decimals,
+    WriterSchemaCheck,
     use_bounded_decimals,
 )
 from messaging.registry import (
+    NORMALIZED_SERIALIZER_CONF,
     SchemaNotRegistered,
     SchemaRefused,
     SubjectRegistration,
@@ -170,7 +170,7 @@ class EventCodec(Generic[M]):
         self._context = SerializationContext(topic, MessageField.VALUE)
         self._schema = schema
         self._auto_register = auto_register
-        self._serializer_conf: dict[str, Any] = {"auto.register.schemas": auto_register}
+        self._serializer_conf: dict[str, Any] = {"auto.register.schemas": auto_register, **NORMALIZED_SERIALIZER_CONF}
         if subject is not None:
             self._serializer_conf["subject.name.strategy"] = lambda _context, _record_name: subject
         # The writer's own client: dropping its cached ids (check_registration) leaves the readers' alone.
@@ -186,8 +186,7 @@ class EventCodec(Generic[M]):
         self._history_subject = history_subject
         # Without auto_register the subject is prepared by whoever registers the schema (make schema-register).
         self._subject_prepared = not auto_register or (compatibility is None and history_subject is None)
-        self._record_names = {_record_name(schema)}
-        self._reader_decimals = reader_decimals(schema)
+        self._check_writer = WriterSchemaCheck(schema)
         self._writer_checked: dict[int, str | None] = {}  # schema id -> why it is unsafe (None: safe)
         use_bounded_decimals()
 
@@ -308,8 +307,8 @@ class EventCodec(Generic[M]):
         return event
 
     def _writer_schema(self, data: bytes) -> Any:
-        """The parsed writer schema the record names, checked to be safe to decode with (messaging.avro_safety)
-        and to agree with the reader on every decimal; fetched and checked once per schema id. Raises
+        """The parsed writer schema the record names, checked by messaging.avro_safety.WriterSchemaCheck (the
+        check the contract gates run too); fetched and checked once per schema id. Raises
         PoisonRecord for a record not in the wire format or with an unsafe or incompatible writer schema;
         registry errors propagate."""
         schema_id = wire_schema_id(data)
@@ -329,14 +328,11 @@ class EventCodec(Generic[M]):
                     self._unknown_ids[schema_id] = time.monotonic()
                 raise
             try:
-                check_writer_schema(writer.schema_str, self._record_names)
-                check_decimals(writer.schema_str, self._reader_decimals)
+                self._check_writer(writer.schema_str)
                 self._writers[schema_id] = fastavro.parse_schema(json.loads(writer.schema_str))
                 self._writer_checked[schema_id] = None
-            except IncompatibleDecimal as exc:
-                self._writer_checked[schema_id] = f"IncompatibleWriterSchema:{exc}"
-            except UnsafeWriterSchema as exc:
-                self._writer_checked[schema_id] = f"UnsafeWriterSchema:{exc}"
+            except (IncompatibleDecimal, UnsafeWriterSchema) as exc:
+                self._writer_checked[schema_id] = f"{exc.kind}:{exc}"
         reason = self._writer_checked[schema_id]
         if reason is not None:
             kind, _, detail = reason.partition(":")
@@ -357,12 +353,6 @@ def _registration(client: SchemaRegistryClient, subject: str, schema: str) -> Su
     if not isinstance(conf, dict) or not isinstance(conf.get("url"), str):
         return None
     return SubjectRegistration(conf, subject, schema, timeout=float(conf.get("timeout", 5)))
-
-
-def _record_name(schema: str) -> str:
-    parsed = json.loads(schema)
-    name = parsed["name"]
-    return name if "." in name else f"{parsed.get('namespace', '')}.{name}".lstrip(".")
 
 
 def _kind(exc: Exception, data: bytes) -> str:

@@ -47,13 +47,19 @@ _PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "st
 
 
 class UnsafeWriterSchema(ValueError):
-    """A writer schema the consumer will not decode with; the message says why."""
+    """A writer schema the consumer will not decode with; the message says why. kind: how a dead-letter record
+    names it (its error-class header)."""
+
+    kind = "UnsafeWriterSchema"
 
 
 class IncompatibleDecimal(ValueError):
     """A writer's decimal has another precision or scale than the reader's at the same place: the Avro
     specification's schema resolution ("Logical Types": two decimals match only if their scales and
-    precisions match) refuses it; fastavro would read the writer's scale and change the value's meaning."""
+    precisions match) refuses it; fastavro would read the writer's scale and change the value's meaning. kind:
+    how a dead-letter record names it (its error-class header)."""
+
+    kind = "IncompatibleWriterSchema"
 
 
 def check_writer_schema(schema_text: str, accepted_names: Iterable[str]) -> None:
@@ -70,6 +76,28 @@ def check_writer_schema(schema_text: str, accepted_names: Iterable[str]) -> None
     cost = _Walker().walk(parsed, 0, ()).cost
     if cost > MAX_RECORD_READS:
         raise UnsafeWriterSchema(f"a record takes {cost} reads to decode, more than {MAX_RECORD_READS}")
+
+
+class WriterSchemaCheck:
+    """Every check a consumer reading with the reader schema reader_text (Avro JSON) applies to a writer schema
+    before it decodes a record with it, in one call: the EventCodec runs it once per writer schema id, and the
+    contract gates (tools.schema_check) run it on every pair of released and current versions, so the gates
+    refuse whatever the consumers would dead-letter.
+
+    Calling it with a writer schema's text raises UnsafeWriterSchema (check_writer_schema: its top-level record
+    must have the reader's full name, and be safe to decode with) or IncompatibleDecimal (check_decimals: every
+    decimal at a place the reader has one must have the reader's precision and scale). Raises UnsafeWriterSchema
+    at construction for a reader schema that is not valid Avro.
+    """
+
+    def __init__(self, reader_text: str) -> None:
+        self.record_names = frozenset({writer_record_name(reader_text)})
+        self.decimals = reader_decimals(reader_text)
+
+    def __call__(self, writer_text: str) -> None:
+        """Raises UnsafeWriterSchema or IncompatibleDecimal unless a consumer would decode with writer_text."""
+        check_writer_schema(writer_text, self.record_names)
+        check_decimals(writer_text, self.decimals)
 
 
 def writer_record_name(schema_text: str) -> str:

@@ -65,6 +65,14 @@ def _is_vendored_transport_error(exc: BaseException) -> bool:
 
 # Confluent's content type for request bodies (Apicurio's ccompat API takes it too).
 _SCHEMA_JSON = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
+# Registry API query parameters of every lookup and registration: compare schemas as the registry normalizes
+# them, not as exact text. Without it Apicurio finds no schema registered under another layout (a pretty-printed
+# file, the services' compact text) and a lookup answers 404 for ever; with it, a registration of another layout
+# of a registered schema gets the registered id and stores no new version, and the stored text stays as first
+# registered (checked against Apicurio 3.0.9). confluent-kafka's serializer asks the same with
+# `normalize.schemas` (NORMALIZED_SERIALIZER_CONF).
+NORMALIZE = {"normalize": "true"}
+NORMALIZED_SERIALIZER_CONF = {"normalize.schemas": True}
 # How a registry names the fields it finds incompatible in a 409 body. Apicurio: "list of diff types:
 # [customerName at /fields/5]"; Confluent: "details: [{errorType:'READER_FIELD_MISSING_DEFAULT_VALUE',
 # description:'The field 'x' at path '/fields/3' ...', additionalInfo:'x'}]" (also as JSON).
@@ -150,8 +158,9 @@ class SubjectRegistration:
 
     def registered_id(self) -> int | None:
         """The id the schema has under the subject, None when it is not registered there (or the subject does
-        not exist): POST /subjects/{subject}, 404 = not there."""
-        response = self._request("POST", f"/subjects/{quote(self.subject, safe='')}", {"schema": self.schema})
+        not exist): POST /subjects/{subject}?normalize=true (NORMALIZE), 404 = not there."""
+        path = f"/subjects/{quote(self.subject, safe='')}"
+        response = self._request("POST", path, {"schema": self.schema}, NORMALIZE)
         if response.status_code == 404:
             return None
         if response.status_code != 200:
@@ -160,9 +169,9 @@ class SubjectRegistration:
 
     def register(self) -> int:
         """Register the schema under the subject (a no-op returning the id if it is there). Raises SchemaRefused
-        on 409/422."""
+        on 409/422. Normalized (NORMALIZE), as lookups are."""
         path = f"/subjects/{quote(self.subject, safe='')}/versions"
-        response = self._request("POST", path, {"schema": self.schema})
+        response = self._request("POST", path, {"schema": self.schema}, NORMALIZE)
         if response.status_code in (409, 422):
             raise SchemaRefused(self.subject, response.status_code, _error_message(response))
         if response.status_code != 200:
@@ -189,7 +198,7 @@ class SubjectRegistration:
                 continue
             if found.status_code != 200:
                 raise _unavailable(found)
-            registered = self._request("POST", target, {"schema": found.json()["schema"]})
+            registered = self._request("POST", target, {"schema": found.json()["schema"]}, NORMALIZE)
             if registered.status_code in (409, 422):
                 raise SchemaRefused(self.subject, registered.status_code, _error_message(registered))
             if registered.status_code != 200:
@@ -223,8 +232,10 @@ class SubjectRegistration:
         """Close the HTTP connections."""
         self._client.close()
 
-    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+    def _request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, params: Mapping[str, str] | None = None
+    ) -> httpx.Response:
         try:
-            return self._client.request(method, self.url + path, json=body, headers=_SCHEMA_JSON)
+            return self._client.request(method, self.url + path, json=body, headers=_SCHEMA_JSON, params=params)
         except httpx.HTTPError as exc:
             raise SchemaRegistryError(None, -1, f"{type(exc).__name__}: {exc}") from exc  # type: ignore[arg-type]

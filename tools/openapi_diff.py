@@ -9,8 +9,12 @@ as `oasdiff breaking --fail-on WARN`). oasdiff covers paths, methods, parameters
 with their constraints, enums (a new enum value in a response is an error: a client may not know it), response
 headers, security requirements and oneOf/anyOf/allOf; its warnings are the changes it cannot prove harmless
 (a response wrapped in a oneOf, a request property removed), which this project treats as breaking.
-tools/oasdiff-levels.txt raises what oasdiff rates lower but breaks clients here: removing a response header
-the spec marks optional (the services always send Location, Retry-After; clients read them).
+tools/oasdiff-levels.txt raises to errors what oasdiff rates info but takes away something clients read from a
+response: a response header the spec marks optional (the services always send Location, Retry-After; clients
+read them), an optional response property (`Order.trackingNumber`: a client reading it would find it gone), a
+response default value (what a client takes an absent value to mean) and a response discriminator (how a client
+tells the variants apart). Removing write-only properties (never in a response), enum values or oneOf/anyOf
+branches of a response (the client meets fewer cases) and non-success statuses stay info.
 
 One finding is allowed on purpose: an enum value added to a response (oasdiff's ENUM_ADDED_CHECKS) breaks a
 client of the released version that meets a value it does not know, so adding one is a deliberate minor release.

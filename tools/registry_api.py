@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import httpx
 
-from messaging.registry import registry_http_client, registry_url_config
+from messaging.registry import NORMALIZE, registry_http_client, registry_url_config
 
 _CONTENT_TYPE = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
 
@@ -60,13 +60,17 @@ class Registry:
 
     def register(self, subject: str, schema: str) -> httpx.Response:
         """POST schema (Avro JSON text) as a new version; the raw answer (200 with the id, also when the schema
-        is there already; 409 incompatible, naming the differences; 422 invalid), so callers can report it."""
-        return self._http.post(f"{self.url}/subjects/{_path(subject)}/versions", json={"schema": schema})
+        is there already, in any layout: normalized, messaging.registry.NORMALIZE; 409 incompatible, naming the
+        differences; 422 invalid), so callers can report it."""
+        return self._http.post(
+            f"{self.url}/subjects/{_path(subject)}/versions", params=NORMALIZE, json={"schema": schema}
+        )
 
     def lookup(self, subject: str, schema: str) -> int | None:
         """The id schema has under subject, None when it is not registered there ("look up schema under subject",
-        POST /subjects/{s}; 404: not there). Writes nothing."""
-        response = self._http.post(f"{self.url}/subjects/{_path(subject)}", json={"schema": schema})
+        POST /subjects/{s}, normalized: messaging.registry.NORMALIZE, so another layout of it is found; 404: not
+        there). Writes nothing."""
+        response = self._http.post(f"{self.url}/subjects/{_path(subject)}", params=NORMALIZE, json={"schema": schema})
         if response.status_code == 404:
             return None
         response.raise_for_status()
@@ -75,12 +79,15 @@ class Registry:
     def is_compatible(self, subject: str, schema: str) -> tuple[bool, list[str]]:
         """Whether schema may be registered next under subject, at the subject's level, against the versions the
         level names (POST /compatibility/subjects/{s}/versions; writes nothing); the registry's reasons, if it
-        gives any (Apicurio gives none)."""
+        gives any (Apicurio gives none). A schema the registry calls invalid (422) is not compatible, for the
+        reason it gives."""
         response = self._http.post(
             f"{self.url}/compatibility/subjects/{_path(subject)}/versions",
             params={"verbose": "true"},
             json={"schema": schema},
         )
+        if response.status_code == 422:
+            return False, [f"the registry calls it invalid (HTTP 422): {response.text[:2000]}"]
         response.raise_for_status()
         body = response.json()
         return bool(body["is_compatible"]), [str(m) for m in body.get("messages") or []]

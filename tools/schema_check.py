@@ -6,9 +6,13 @@ Up to three checks with one verdict, for every schema in schemas/avro/, at the t
 (events.topology.COMPATIBILITY, FULL_TRANSITIVE: docs/adr/0001-event-schema-compatibility.md):
 
 * local (no registry): the current schema against every released version in
-  schemas/avro/history/<Name>.v<N>.avsc, both ways (`avro.compatibility.ReaderWriterCompatibilityChecker`):
-  the current schema reads data written with each released one, and each released one reads data written with
-  the current one.
+  schemas/avro/history/<Name>.v<N>.avsc, both ways: the current schema reads data written with each released
+  one, and each released one reads data written with the current one, as the Avro library's
+  `ReaderWriterCompatibilityChecker` sees it and as the consumers' codec does (the check it applies to every
+  writer schema, messaging.avro_safety.WriterSchemaCheck, with the reader's record name and decimals); plus the
+  project's rules (tools.schema_rules: valid Avro, defaults of their field's type, every enum with a default
+  that never changes). A file that is not valid Avro is refused naming it and why, and no registry is asked
+  about its event.
 * scratch registry: a Kafka broker and Apicurio Registry started for the run (infra.stack.LocalStack) get the
   released versions in order under a subject of the run's own at that level, then its compatibility API is
   asked about the current schema; when it says "incompatible" without saying why (Apicurio does), the schema
@@ -47,7 +51,9 @@ import httpx
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
 from events.topology import COMPATIBILITY, TOPICS, EventType, TopicDeclaration, subject_name
+from messaging.avro_safety import IncompatibleDecimal, UnsafeWriterSchema, WriterSchemaCheck
 from tools.registry_api import Registry
+from tools.schema_rules import enum_default_changes, parse_problem, schema_problems
 
 AVRO_DIR = Path(__file__).resolve().parent.parent / "schemas" / "avro"
 HISTORY_DIR = AVRO_DIR / "history"
@@ -101,22 +107,32 @@ def released_versions(avro_dir: Path, name: str) -> list[tuple[int, Path]]:
 
 
 def local_incompatibilities(reader: str, writer: str) -> list[str]:
-    """Why data written with writer cannot be read with reader (Avro schema resolution, as the Avro library's
-    ReaderWriterCompatibilityChecker sees it); empty when it can."""
+    """Why data written with writer cannot be read with reader; empty when it can. Two checks: Avro schema
+    resolution, as the Avro library's ReaderWriterCompatibilityChecker sees it, and the check a consumer reading
+    with reader applies to the writer schema before decoding (messaging.avro_safety.WriterSchemaCheck, the
+    codec's own: e.g. the record's full name, namespace included, and every decimal's precision and scale),
+    which refuses some schemas Avro resolution and the registry take. Both schemas must be valid Avro
+    (tools.schema_rules.parse_problem)."""
+    problems = []
     result = ReaderWriterCompatibilityChecker().get_compatibility(avro.schema.parse(reader), avro.schema.parse(writer))
-    if result.compatibility is SchemaCompatibilityType.compatible:
-        return []
-    kinds = ", ".join(sorted(kind.value for kind in result.incompatibilities))
-    return [f"{kinds}: {'; '.join(sorted(result.messages))} (at {', '.join(sorted(result.locations))})"]
+    if result.compatibility is not SchemaCompatibilityType.compatible:
+        kinds = ", ".join(sorted(kind.value for kind in result.incompatibilities))
+        problems.append(f"{kinds}: {'; '.join(sorted(result.messages))} (at {', '.join(sorted(result.locations))})")
+    try:
+        WriterSchemaCheck(reader)(writer)
+    except (UnsafeWriterSchema, IncompatibleDecimal) as exc:
+        problems.append(f"the consumer's codec dead-letters its records: {exc.kind}: {exc}")
+    return problems
 
 
 def incompatibilities(new: str, old: str, level: str = COMPATIBILITY) -> list[str]:
     """Why new may not follow old at a registry compatibility level (checked against old alone).
 
     BACKWARD: new, as reader, resolves data written with old. FORWARD: old resolves data written with new.
-    FULL: both. NONE: anything goes. Checking every released version makes any of them transitive.
+    FULL: both. NONE: anything goes. Checking every released version makes any of them transitive. At every
+    level but NONE, an enum's default must also stay what it was (tools.schema_rules.enum_default_changes).
     """
-    problems = []
+    problems = [] if level == "NONE" else enum_default_changes(new, old)
     if level.startswith(("BACKWARD", "FULL")):
         problems += [f"cannot read data written with it: {r}" for r in local_incompatibilities(new, old)]
     if level.startswith(("FORWARD", "FULL")):
@@ -127,13 +143,33 @@ def incompatibilities(new: str, old: str, level: str = COMPATIBILITY) -> list[st
 
 
 def check_local(events: list[EventSchema], level: str = COMPATIBILITY) -> list[str]:
-    """Problems found without a registry: the current schema against every released version, at level."""
+    """Problems found without a registry: every schema file that is not valid Avro (naming the file and why), the
+    current schema breaking the project's rules (tools.schema_rules: defaults of their field's type, an enum
+    default on every enum), and, for an event whose files are all valid, the current schema against every
+    released version at level (incompatibilities)."""
     problems = []
     for event in events:
+        invalid = unreadable(event)
+        problems += [f"{event.subject}: {file}: {reason}" for file, reason in invalid]
+        problems += [
+            f"{event.subject}: {event.name}.avsc: {reason}"
+            for reason in schema_problems(event.text)
+            if (f"{event.name}.avsc", reason) not in invalid
+        ]
+        if invalid:
+            continue
         for version, released in event.history:
             for reason in incompatibilities(event.text, released, level):
                 problems.append(f"{event.subject}: {event.name} vs released v{version} ({level}): {reason}")
     return problems
+
+
+def unreadable(event: EventSchema) -> list[tuple[str, str]]:
+    """(file, why) of every schema file of event that is not valid Avro (tools.schema_rules.parse_problem): the
+    current `<Name>.avsc` and each `history/<Name>.v<N>.avsc`. No compatibility check runs on such an event."""
+    files = [(f"{event.name}.avsc", event.text)]
+    files += [(f"history/{event.name}.v{version}.avsc", text) for version, text in event.history]
+    return [(file, reason) for file, text in files if (reason := parse_problem(text)) is not None]
 
 
 def check_shared(
@@ -274,6 +310,7 @@ def run(
     events = event_schemas() if events is None else events
     problems = check_local(events, level)
     print(f"local: {len(events)} schemas against {sum(len(e.history) for e in events)} released versions ({level})")
+    events = [event for event in events if not unreadable(event)]  # refused above; no registry can judge them
     if scratch:
         with _scratch_registry(scratch_url) as url:
             found, notes = _ask(url, lambda registry: check_scratch(registry, events, level))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,32 @@ def test_an_incompatible_event_change_is_refused_and_nothing_is_written(
     subject = ORDER_EVENTS.subject(event=ORDER_EVENTS.event_named("OrderCreated"))
     assert f"REFUSED event schema: {subject}: OrderCreated vs released v1 (FULL_TRANSITIVE)" in err
     assert "channel" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            lambda t: t.replace('"orderprocessing.events"', '"orderprocessing.events.v3"', 1),
+            "UnsafeWriterSchema: record orderprocessing.events.v3.OrderCreated is not one this consumer reads",
+            id="namespace changed",
+        ),
+        pytest.param(lambda t: t[:-20], "OrderCreated.avsc: not JSON", id="not JSON"),
+    ],
+)
+def test_a_schema_the_consumer_refuses_or_that_does_not_parse_is_refused_without_a_traceback(
+    schemas: Path, capsys: pytest.CaptureFixture[str], text: Callable[[str], str], expected: str
+) -> None:
+    path = schemas / "avro" / "OrderCreated.avsc"
+    path.write_text(text(path.read_text()))
+    commit_all(schemas.parent, "OrderCreated edited")
+    before = files(schemas)
+    capsys.readouterr()
+
+    assert main(["--schemas", str(schemas)]) == 1
+
+    assert files(schemas) == before
+    assert expected in capsys.readouterr().err
 
 
 def test_a_field_removed_is_refused_at_full_transitive(schemas: Path, capsys: pytest.CaptureFixture[str]) -> None:

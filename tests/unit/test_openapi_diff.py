@@ -107,6 +107,18 @@ BREAKING: dict[str, tuple[Edit, str]] = {
         lambda s: create_order(s)["responses"].pop("201"),
         "response-success-status-removed",
     ),
+    "optional response field removed": (
+        lambda s: schemas(s)["Order"]["properties"].pop("trackingNumber"),
+        "response-optional-property-removed",
+    ),
+    "optional nullable response object removed": (
+        lambda s: schemas(s)["Order"]["properties"].pop("cancellation"),
+        "response-optional-property-removed",
+    ),
+    "optional field of a nested response object removed": (
+        lambda s: schemas(s)["Cancellation"]["properties"].pop("refusalReason"),
+        "response-optional-property-removed",
+    ),
 }
 COMPATIBLE: dict[str, Edit] = {
     "description changed": lambda s: create_order(s).update(description="Accepts an order."),
@@ -134,6 +146,37 @@ def gate(tmp_path: Path, edit: Edit) -> list[Any]:
 def test_a_breaking_change_fails_the_gate_naming_it(tmp_path: Path, edit: Edit, check: str) -> None:
     found = gate(tmp_path, edit)
     assert check in {change.check for change in found}, [str(c) for c in found]
+
+
+def carrier_default(spec: dict[str, Any]) -> None:
+    schemas(spec)["Order"]["properties"]["carrier"]["default"] = "DHL"
+
+
+def address_discriminator(spec: dict[str, Any]) -> None:
+    schemas(spec)["Order"]["properties"]["shippingAddress"]["discriminator"] = {"propertyName": "country"}
+
+
+# What a released document has and the current one takes away from a response, with the check that must name it.
+REMOVED_FROM_RESPONSE: dict[str, tuple[Edit, str]] = {
+    "response default value removed": (carrier_default, "response-property-default-value-removed"),
+    "response discriminator removed": (address_discriminator, "response-property-discriminator-removed"),
+}
+
+
+@pytest.mark.parametrize(("released_has", "check"), REMOVED_FROM_RESPONSE.values(), ids=REMOVED_FROM_RESPONSE.keys())
+def test_removing_what_a_client_reads_from_a_response_fails_the_gate(
+    tmp_path: Path, released_has: Edit, check: str
+) -> None:
+    released_spec = copy.deepcopy(SPEC)
+    released_has(released_spec)
+    released, current = tmp_path / "released.yaml", tmp_path / "current.yaml"
+    released.write_text(yaml.safe_dump(released_spec, sort_keys=False))
+    current.write_text(yaml.safe_dump(SPEC, sort_keys=False))
+
+    found = diff_files(released, current)
+
+    assert check in {change.check for change in found}, [str(c) for c in found]
+    assert all(change.level == "error" for change in found if change.check == check)
 
 
 @pytest.mark.parametrize("edit", COMPATIBLE.values(), ids=COMPATIBLE.keys())

@@ -11,7 +11,6 @@ import pytest
 
 from tools.contracts_release import SCHEMAS_DIR
 from tools.releases import Release, current_event_versions, load_releases, previous_release, write_releases
-from tools.schema_check import released_versions
 
 
 def test_the_committed_releases_name_full_commits_and_released_versions() -> None:
@@ -28,12 +27,7 @@ def test_the_committed_releases_name_full_commits_and_released_versions() -> Non
 def test_the_previous_release_is_the_newest_whose_contracts_differ(tmp_path: Path) -> None:
     schemas = tmp_path / "schemas"
     shutil.copytree(SCHEMAS_DIR / "avro", schemas / "avro")
-    for name, version in current_event_versions(schemas / "avro").items():  # the copy as its latest release left it
-        if version is None:
-            latest = released_versions(schemas / "avro", name)[-1][1]
-            shutil.copyfile(latest, schemas / "avro" / f"{name}.avsc")
     current = {name: n for name, n in current_event_versions(schemas / "avro").items() if n is not None}
-    assert len(current) == len(list((schemas / "avro").glob("*.avsc")))
     old = Release(1, "a" * 40, {}, {"OrderCreated": 1})
     same = Release(2, "b" * 40, {}, current)
     assert previous_release([old, same], schemas) == old  # the code is release 2's: it upgrades from 1

@@ -15,11 +15,14 @@ token without the scope the operation needs. The reason is logged at INFO for op
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import jwt
 from fastapi import Request
 from pydantic import SecretStr, field_validator
@@ -36,6 +39,16 @@ SCOPE_OPERATOR = "orders:operator"
 ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 # Longest Authorization header value read; a JWT of a real identity provider is a few kilobytes.
 MAX_TOKEN_CHARS = 16_384
+# The JWKS: kept this long (seconds), so a key the identity provider withdraws stops working within it; fetched
+# again for an unknown key id at most every JWKS_REFRESH_SECONDS; after a failed fetch not asked again for
+# JWKS_RETRY_SECONDS (tokens of unknown keys are refused meanwhile); a document over MAX_JWKS_BYTES is refused.
+JWKS_LIFESPAN_SECONDS = 300
+JWKS_REFRESH_SECONDS = 30
+JWKS_RETRY_SECONDS = 10
+MAX_JWKS_BYTES = 1_048_576
+# What verifying a token can raise for a token that is not valid here: pyjwt's own errors (an InvalidKeyError is
+# not an InvalidTokenError), and the TypeError/ValueError of a key of another kind than the token's algorithm names.
+_REFUSED_TOKEN_ERRORS = (jwt.PyJWTError, TypeError, ValueError)
 
 
 class AuthSettings(BaseSettings):
@@ -48,7 +61,7 @@ class AuthSettings(BaseSettings):
     (default 5).
     """
 
-    model_config = SettingsConfigDict(env_prefix="auth_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="auth_", extra="ignore", hide_input_in_errors=True)
 
     enabled: bool = False
     jwks_url: str | None = None
@@ -104,11 +117,7 @@ class TokenVerifier:
         settings.check()
         self._settings = settings
         self._algorithms = settings.algorithms.split(",")
-        self._jwks = (
-            jwt.PyJWKClient(settings.jwks_url, cache_keys=True, lifespan=300, timeout=settings.jwks_timeout_seconds)
-            if settings.jwks_url
-            else None
-        )
+        self._jwks = JWKSClient(settings.jwks_url, settings.jwks_timeout_seconds) if settings.jwks_url else None
         self._key = settings.public_key.get_secret_value() if settings.public_key is not None else None
 
     def verify(self, token: str) -> Principal:
@@ -136,10 +145,72 @@ class TokenVerifier:
         )
 
 
+class JWKSClient(jwt.PyJWKClient):
+    """pyjwt's JWKS client with the bounds a service needs (pyjwt's own fetch has none of them):
+
+    * keys live as long as the JWKS document is cached (JWKS_LIFESPAN_SECONDS): no per-key cache, whose entries
+      pyjwt never expires (jpadilla/pyjwt#1051), so a withdrawn key stops working within the lifespan;
+    * one fetch takes at most about timeout_seconds in all (a server trickling bytes is cut off), reads at most
+      MAX_JWKS_BYTES, and follows no redirect;
+    * after a failed fetch none is tried for JWKS_RETRY_SECONDS, so a flood of tokens with unknown key ids neither
+      hammers a failing identity provider nor waits on it request after request.
+    Raises jwt.PyJWKClientConnectionError when the document cannot be had, jwt.PyJWKClientError/PyJWKSetError
+    for one that is not a JWK set."""
+
+    def __init__(self, url: str, timeout_seconds: float) -> None:
+        super().__init__(
+            url,
+            cache_keys=False,
+            cache_jwk_set=True,
+            lifespan=JWKS_LIFESPAN_SECONDS,
+            timeout=timeout_seconds,
+            cooldown_duration=JWKS_REFRESH_SECONDS,
+        )
+        self._failed_at: float | None = None
+
+    def fetch_data(self) -> Any:
+        """The JWKS document (see the class); cached, as pyjwt's own fetch_data does."""
+        if self._failed_at is not None and time.monotonic() - self._failed_at < JWKS_RETRY_SECONDS:
+            raise jwt.PyJWKClientConnectionError("the JWKS could not be fetched a moment ago; not asked again yet")
+        try:
+            payload = self._as_jwk_set_payload(_fetch_bounded(self.uri, self.timeout))
+            if self.jwk_set_cache is not None:
+                self.jwk_set_cache.put(payload)  # parses the keys: PyJWKSetError when none is usable
+        except (httpx.HTTPError, ValueError, TimeoutError) as exc:
+            self._failed_at = time.monotonic()
+            raise jwt.PyJWKClientConnectionError(f"fetching the JWKS failed: {type(exc).__name__}: {exc}") from exc
+        except jwt.PyJWTError:
+            self._failed_at = time.monotonic()  # a document without usable keys is a failed fetch too
+            raise
+        self._failed_at = None
+        self._last_successful_fetch = time.monotonic()
+        return payload
+
+
+def _fetch_bounded(url: str, timeout_seconds: float) -> Any:
+    """GET url as JSON within about timeout_seconds in all, at most MAX_JWKS_BYTES. Raises httpx.HTTPError,
+    TimeoutError, ValueError (too large, not JSON)."""
+    deadline = time.monotonic() + timeout_seconds
+    body = bytearray()
+    with (
+        httpx.Client(timeout=timeout_seconds, follow_redirects=False) as client,
+        client.stream("GET", url, headers={"Accept": "application/json"}) as response,
+    ):
+        response.raise_for_status()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > MAX_JWKS_BYTES:
+                raise ValueError(f"the JWKS is larger than {MAX_JWKS_BYTES} bytes")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the JWKS took longer than {timeout_seconds} s")
+    return json.loads(body)
+
+
 def _scopes(claims: dict[str, Any]) -> frozenset[str]:
     scope, scp = claims.get("scope"), claims.get("scp")
     if isinstance(scope, str):
-        return frozenset(scope.split())
+        # RFC 6749 §3.3: scope tokens are separated by spaces (%x20) only; any other character belongs to a token.
+        return frozenset(token for token in scope.split(" ") if token)
     if isinstance(scp, list) and all(isinstance(item, str) for item in scp):
         return frozenset(scp)
     return frozenset()
@@ -185,7 +256,7 @@ def requires(verifier: TokenVerifier | None, scope: str) -> Callable[[Request], 
             raise unauthorized("invalid_token")
         try:
             found = await run_in_threadpool(verifier.verify, token)
-        except (jwt.InvalidTokenError, jwt.PyJWKClientError) as exc:
+        except _REFUSED_TOKEN_ERRORS as exc:
             log.info("request refused: invalid bearer token", extra={"reason": f"{type(exc).__name__}: {exc}"[:300]})
             raise unauthorized("invalid_token") from exc
         if scope not in found.scopes and SCOPE_OPERATOR not in found.scopes:

@@ -28,8 +28,22 @@ OWNED_PROPERTIES: dict[str, str] = {
     "auto.offset.reset": "the consumer runtime decides where a group starts",
     "enable.partition.eof": "each client decides whether it wants end-of-partition events",
     "group.id": "each consumer role has its own group (CONSUMER_GROUP)",
+    "group.instance.id": "every consumer would take the same static member id and fence the others out",
     "client.id": "each client names itself, so logs and broker metrics tell them apart",
+    "partitioner": "a key must map to the same partition from every producer, or an order's events reorder",
+    "queuing.strategy": "records of one partition leave in the order they were produced",
 }
+# Whole families the project owns: TLS and SASL come only from their KAFKA_SSL_* / KAFKA_SASL_* variables, so no
+# property can switch certificate checks off or bring credentials of its own.
+OWNED_PREFIXES: dict[str, str] = {
+    "ssl.": "TLS is set by the KAFKA_SSL_* variables",
+    "ssl_": "TLS is set by the KAFKA_SSL_* variables",
+    "sasl.": "SASL is set by the KAFKA_SASL_* variables",
+    "enable.ssl.": "TLS is set by the KAFKA_SSL_* variables",
+}
+# librdkafka's other names for a property (CONFIGURATION.md "alias"); a topic property may also be given globally
+# with the prefix "topic.".
+ALIASES: dict[str, str] = {"request.required.acks": "acks"}
 
 _NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
 
@@ -57,16 +71,19 @@ def parse_client_properties(text: str) -> dict[str, str]:
         pairs = [(key, _json_value(key, value)) for key, value in loaded.items()]
     else:
         pairs = []
-        for item in text.split(","):
+        for number, item in enumerate(text.split(","), start=1):
             key, equals, value = item.partition("=")
             if not equals or not key.strip():
-                raise ClientPropertiesError(f"KAFKA_CLIENT_PROPERTIES: {item.strip()!r} is not key=value")
+                # Not the item itself: a value may be a secret.
+                raise ClientPropertiesError(f"KAFKA_CLIENT_PROPERTIES: item {number} is not key=value")
             pairs.append((key, value.strip()))
     properties: dict[str, str] = {}
     for raw_key, value in pairs:
         key = raw_key.strip()
         if not _NAME.match(key):
-            raise ClientPropertiesError(f"KAFKA_CLIENT_PROPERTIES: {key!r} is not a librdkafka property name")
+            raise ClientPropertiesError(
+                f"KAFKA_CLIENT_PROPERTIES: {key[:60]!r} is not a librdkafka property name (a-z, 0-9, '.', '_', '-')"
+            )
         if key in properties:
             raise ClientPropertiesError(f"KAFKA_CLIENT_PROPERTIES sets {key} twice")
         properties[key] = value
@@ -75,10 +92,26 @@ def parse_client_properties(text: str) -> dict[str, str]:
 
 
 def check_client_properties(properties: dict[str, str]) -> None:
-    """Raises ClientPropertiesError naming every owned property (OWNED_PROPERTIES) properties sets, and why."""
-    refused = [f"{key} ({OWNED_PROPERTIES[key]})" for key in properties if key in OWNED_PROPERTIES]
+    """Raises ClientPropertiesError naming every owned property properties sets, and why: by its name, any alias
+    of it, or its `topic.`-prefixed form (OWNED_PROPERTIES, ALIASES), or as one of a family (OWNED_PREFIXES)."""
+    refused = []
+    for key in properties:
+        reason = _owned(key)
+        if reason is not None:
+            refused.append(f"{key} ({reason})")
     if refused:
         raise ClientPropertiesError("KAFKA_CLIENT_PROPERTIES may not set " + "; ".join(refused))
+
+
+def _owned(key: str) -> str | None:
+    for name in (key, key.removeprefix("topic.")):
+        name = ALIASES.get(name, name)
+        if name in OWNED_PROPERTIES:
+            return OWNED_PROPERTIES[name]
+        family = next((why for prefix, why in OWNED_PREFIXES.items() if name.startswith(prefix)), None)
+        if family is not None:
+            return family
+    return None
 
 
 def _no_repeats(pairs: list[tuple[str, object]]) -> dict[str, object]:

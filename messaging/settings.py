@@ -54,7 +54,8 @@ class KafkaSettings(BaseSettings):
     The topics are the event topology's (events.settings.EventSettings adds them).
     """
 
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+    # hide_input_in_errors: a refused value (KAFKA_CLIENT_PROPERTIES, a password) is never echoed in the error.
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", hide_input_in_errors=True)
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_security_protocol: SecurityProtocol = "PLAINTEXT"

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi.testclient import TestClient
 
+from harness.waiting import wait_until
 from httpapi.auth import AuthSettings, TokenVerifier
 from order_service import store
 from order_service.app import order_api
@@ -192,41 +193,137 @@ def test_only_asymmetric_algorithms_are_accepted_in_settings(algorithms):
         settings(algorithms=algorithms)
 
 
+class IdentityProvider:
+    """A JWKS endpoint on a local HTTP server whose answer a test changes: the keys it publishes (by kid), or a
+    raw body, or a body trickled a byte at a time."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, Any] = {}
+        self.raw: bytes | None = None
+        self.trickle_seconds: float | None = None
+        self.fetches = 0
+        provider = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                provider.fetches += 1
+                body = provider.body()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if provider.trickle_seconds is None:
+                    self.wfile.write(body)
+                    return
+                stop = threading.Event()
+                for byte in body:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    if stop.wait(provider.trickle_seconds):
+                        return
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
+
+    def publish(self, kid: str, key: ec.EllipticCurvePrivateKey) -> None:
+        self.keys[kid] = {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key())), "kid": kid, "use": "sig"}
+
+    def body(self) -> bytes:
+        return self.raw if self.raw is not None else json.dumps({"keys": list(self.keys.values())}).encode()
+
+
 @pytest.fixture
-def jwks_server() -> Iterator[tuple[str, ec.EllipticCurvePrivateKey, list[int]]]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
-    document = json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig", "alg": "ES256"}]}).encode()
-    fetches: list[int] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            fetches.append(1)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(document)))
-            self.end_headers()
-            self.wfile.write(document)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+def idp() -> Iterator[IdentityProvider]:
+    provider = IdentityProvider()
+    threading.Thread(target=provider.server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/jwks.json", key, fetches
+        yield provider
     finally:
-        server.shutdown()
-        server.server_close()
+        provider.server.shutdown()
+        provider.server.server_close()
 
 
-def test_keys_come_from_the_jwks_and_are_cached(jwks_server):
-    url, key, fetches = jwks_server
-    verifier = TokenVerifier(settings(public_key=None, jwks_url=url))
+def test_keys_come_from_the_jwks_and_are_cached(idp):
+    key = ec.generate_private_key(ec.SECP256R1())
+    idp.publish("k1", key)
+    verifier = TokenVerifier(settings(public_key=None, jwks_url=idp.url))
     signed = token(key, "ES256", headers={"kid": "k1"}, scope="orders:read", customer_id="alice")
     for _ in range(5):
         assert verifier.verify(signed).customer_id == "alice"
-    assert len(fetches) == 1
+    assert idp.fetches == 1
     unknown = token(key, "ES256", headers={"kid": "k2"}, scope="orders:read", customer_id="alice")
     with pytest.raises(jwt.PyJWKClientError):
         verifier.verify(unknown)
+
+
+def test_a_key_withdrawn_from_the_jwks_stops_working_once_the_cached_document_expires(idp, monkeypatch):
+    monkeypatch.setattr("httpapi.auth.JWKS_LIFESPAN_SECONDS", 0.5)
+    old, new = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    idp.publish("old", old)
+    verifier = TokenVerifier(settings(public_key=None, jwks_url=idp.url))
+    signed = token(old, "ES256", headers={"kid": "old"}, scope="orders:operator")
+    assert verifier.verify(signed).customer_id is None
+    idp.keys.clear()
+    idp.publish("new", new)  # the old key is withdrawn (compromised)
+
+    def refused() -> bool:
+        try:
+            verifier.verify(signed)
+        except jwt.PyJWTError:
+            return True
+        return False
+
+    wait_until(refused, timeout=10, interval=0.1, message="the withdrawn key to be refused")
+
+
+@pytest.mark.parametrize("body", [b"<html>not json</html>", b'{"keys": []}', b'{"keys": [{"kty": "XYZ", "kid": "x"}]}'])
+def test_a_jwks_that_is_not_usable_refuses_tokens_with_401_and_is_not_fetched_per_request(idp, body, tmp_path):
+    idp.raw = body
+    app = order_api(
+        OrderService(_uow(tmp_path), StatusWaiter(), 86_400),
+        max_body_bytes=1_048_576,
+        verifier=TokenVerifier(settings(public_key=None, jwks_url=idp.url)),
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    with TestClient(app) as client:
+        for n in range(5):
+            unknown = token(key, "ES256", headers={"kid": f"k{n}"}, scope="orders:read", customer_id="alice")
+            assert_refused(client.get("/api/orders", headers=bearer(unknown)), 401, "invalid_token")
+    assert idp.fetches == 1
+
+
+def test_a_jwks_trickled_a_byte_at_a_time_is_given_up_within_about_its_timeout(idp):
+    idp.publish("k1", ec.generate_private_key(ec.SECP256R1()))
+    idp.trickle_seconds = 0.3
+    verifier = TokenVerifier(settings(public_key=None, jwks_url=idp.url, jwks_timeout_seconds=1))
+    signed = token(ec.generate_private_key(ec.SECP256R1()), "ES256", headers={"kid": "k1"}, scope="orders:read")
+    started = time.monotonic()
+    with pytest.raises(jwt.PyJWKClientConnectionError):
+        verifier.verify(signed)
+    assert time.monotonic() - started < 3  # the timeout (1 s) and one more read at most, not the whole trickle
+
+
+@pytest.mark.parametrize("algorithm", ["ES256", "PS256"])
+def test_a_token_naming_an_algorithm_of_another_key_kind_is_401_not_500(client, algorithm):
+    # The configured key is RSA; a token claiming ES256 (with any signature) must not reach the key as a TypeError.
+    header = jwt.utils.base64url_encode(json.dumps({"alg": algorithm, "typ": "JWT"}).encode())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 300, "scope": "orders:operator"}
+    forged = b".".join([header, jwt.utils.base64url_encode(json.dumps(claims).encode()), b"c2lnbmF0dXJl"]).decode()
+    assert_refused(client.get("/api/orders", headers=bearer(forged)), 401, "invalid_token")
+
+
+@pytest.mark.parametrize("separator", ["\u00a0", "\x1f", "\t", "\n", "\u2003"])
+def test_scopes_are_separated_by_spaces_only(client, separator):
+    # RFC 6749 §3.3: "orders:read<NBSP>orders:operator" is one (unknown) scope, not operator rights.
+    odd = token(scope=f"orders:read{separator}orders:operator", customer_id="alice")
+    assert_refused(client.get("/api/orders", headers=bearer(odd)), 403, "insufficient_scope")
+
+
+def _uow(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path}/orders.db")
+    store.metadata.create_all(engine)
+    return SqlOrderUnitOfWork(engine, "order-events")

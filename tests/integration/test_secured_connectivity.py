@@ -72,7 +72,6 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredCluster
                         "KAFKA_SASL_USERNAME": KAFKA_USER,
                         "KAFKA_SASL_PASSWORD": KAFKA_PASSWORD,
                         "KAFKA_SSL_CA_LOCATION": str(authority.certificate),
-                        "KAFKA_CLIENT_PROPERTIES": "ssl.endpoint.identification.algorithm=https",
                         "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO": f"{REGISTRY_USER}:{REGISTRY_PASSWORD}",
                         "SCHEMA_REGISTRY_CA_LOCATION": str(authority.certificate),
                     },

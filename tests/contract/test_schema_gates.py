@@ -33,7 +33,7 @@ BASE: dict[str, Any] = {
         {"name": "id", "type": "string"},
         {"name": "quantity", "type": "int"},
         {"name": "note", "type": "string"},
-        {"name": "state", "type": {"type": "enum", "name": "State", "symbols": ["A", "B", "C"]}},
+        {"name": "state", "type": {"type": "enum", "name": "State", "symbols": ["A", "B", "C"], "default": "A"}},
     ],
 }
 Edit = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
@@ -56,7 +56,7 @@ def state_enum(**enum: Any) -> Edit:
 BREAKING = {
     "change a field's type": replace("quantity", type="string"),
     "add a field without default": lambda fields: [*fields, {"name": "currency", "type": "string"}],
-    "remove an enum symbol": state_enum(symbols=["A", "B"]),
+    "remove an enum symbol and the enum default": state_enum(symbols=["A", "B"]),
     "rename a field without an alias": replace("note", name="comment"),
 }
 COMPATIBLE = {

@@ -35,7 +35,8 @@ PUBLIC_PEM = KEY.public_key().public_bytes(serialization.Encoding.PEM, serializa
 
 
 def token(key: Any = KEY, algorithm: str = "RS256", headers: dict[str, Any] | None = None, **claims: Any) -> str:
-    body = {"iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 300, "sub": "someone", **claims}
+    # Valid for a day: the module-level tokens below are made at import, maybe long before a full run reaches them.
+    body = {"iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 86_400, "sub": "someone", **claims}
     return jwt.encode({k: v for k, v in body.items() if v is not None}, key, algorithm=algorithm, headers=headers)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,11 +35,17 @@ def system(stack, tmp_path: Path) -> Iterator[System]:
 
 
 @pytest.fixture
-def postgres(tmp_path: Path) -> Iterator[Postgres]:
-    """A throwaway PostgreSQL server on a free port (installed from Debian's packages if missing)."""
-    server = Postgres(tmp_path / "pg", free_port())
+def postgres() -> Iterator[Postgres]:
+    """A throwaway PostgreSQL server on a free port (installed from Debian's packages if missing).
+
+    Its files live in a directory of their own under the system's temporary directory, not under pytest's: the
+    server runs as the `postgres` user, and pytest makes its own base directory private to this user again (mode
+    0700) whenever another pytest process starts, which would lock the running server out of its files."""
+    directory = Path(tempfile.mkdtemp(prefix="orderproc-pg-"))
+    server = Postgres(directory / "pg", free_port())
     server.start()
     try:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(directory, ignore_errors=True)

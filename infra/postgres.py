@@ -12,6 +12,8 @@ from pathlib import Path
 
 import psycopg
 
+from infra.debian import install_package
+
 
 class PostgresError(RuntimeError):
     """The PostgreSQL server could not be installed, initialised or started."""
@@ -29,11 +31,7 @@ def ensure_installed() -> Path:
     """The server binaries' directory, installing Debian's postgresql package if it is missing."""
     bin_dir = _bin_dir()
     if bin_dir is None:
-        if os.geteuid() != 0:
-            raise PostgresError("PostgreSQL is not installed; run: sudo apt-get install -y postgresql")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql"], check=True, env=env)
+        install_package("postgresql", PostgresError)
         bin_dir = _bin_dir()
     if bin_dir is None:
         raise PostgresError("PostgreSQL binaries not found after installation")

@@ -7,7 +7,6 @@ and answers PromQL over its HTTP API.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
@@ -19,7 +18,9 @@ from urllib.parse import urlsplit
 import httpx
 import yaml
 
+from infra.debian import install_package
 from infra.ports import HOST
+from infra.supervision import stop_process
 
 
 class PrometheusError(RuntimeError):
@@ -30,12 +31,7 @@ def ensure_installed() -> str:
     """The prometheus binary, installing Debian's prometheus package (as root) when it is missing."""
     found = shutil.which("prometheus")
     if found is None:
-        if os.geteuid() != 0:
-            raise PrometheusError("Prometheus is not installed; run: sudo apt-get install -y prometheus")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-        install = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "prometheus"]
-        subprocess.run(install, check=True, env=env)
+        install_package("prometheus", PrometheusError)
         found = shutil.which("prometheus")
     if found is None:
         raise PrometheusError("the prometheus binary was not found after installing the package")
@@ -108,14 +104,7 @@ class Prometheus:
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the server (SIGTERM, SIGKILL after timeout seconds)."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout)
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """The instant vector promql evaluates to now (GET /api/v1/query): [{"metric": {labels}, "value": [t,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 from collections import deque
@@ -29,6 +30,18 @@ class Supervised(Protocol):
     def log_file(self) -> Path:
         """The file its stdout and stderr go to; its end is printed when the process dies."""
         ...
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """Stop a child process: SIGTERM, then SIGKILL after timeout seconds. Nothing for None or one that has ended."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:

@@ -11,6 +11,7 @@ import fnmatch
 import functools
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -107,6 +108,32 @@ def dockerignored(name: str) -> bool:
         if "/" not in pattern and fnmatch.fnmatchcase(name, pattern):
             ignored = not negated
     return ignored
+
+
+def import_closure(packages: tuple[str, ...]) -> tuple[set[str], set[str]]:
+    """What packages import, in turn, function-level imports included: (the local packages reached, packages
+    included; every other absolute module name imported, the standard library's left out). A `from x import y`
+    yields x and x.y, which is a module or, as often, not (`from fastapi import FastAPI`)."""
+    local = {path.parent.name for path in ROOT.glob("*/__init__.py")}
+    wanted, seen, modules = set(packages), set(), set()
+    while wanted - seen:
+        package = (wanted - seen).pop()
+        seen.add(package)
+        for source in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(source.read_text())):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+                else:
+                    continue
+                for name in names:
+                    top = name.split(".")[0]
+                    if top in local:
+                        wanted.add(top)
+                    elif top not in sys.stdlib_module_names:
+                        modules.add(name)
+    return seen, modules
 
 
 def field_env_names(settings_class: type[BaseSettings]) -> set[str]:
@@ -374,19 +401,6 @@ def test_image_contains_every_package_the_services_import():
         assert (ROOT / source).exists(), f"Dockerfile copies {source}, which does not exist"
         assert not dockerignored(source), f".dockerignore keeps {source} out of the build context"
 
-    local = {path.parent.name for path in ROOT.glob("*/__init__.py")}
-    wanted, seen = {package for _, package, _ in APP_SERVICES.values()}, set()
-    while wanted - seen:
-        package = (wanted - seen).pop()
-        seen.add(package)
-        for source in (ROOT / package).rglob("*.py"):
-            for node in ast.walk(ast.parse(source.read_text())):
-                if isinstance(node, ast.Import):
-                    names = [alias.name for alias in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                    names = [node.module]
-                else:
-                    continue
-                wanted |= {name.split(".")[0] for name in names} & local
-    missing = seen - copied
+    reached, _ = import_closure(tuple(package for _, package, _ in APP_SERVICES.values()))
+    missing = reached - copied
     assert not missing, f"the services import {sorted(missing)}, which the image does not contain"

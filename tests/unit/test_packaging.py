@@ -16,14 +16,13 @@ import importlib.metadata
 import importlib.util
 import os
 import re
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
 
 from httpapi import liveness_probe
-from tests.unit.test_compose import dockerfile_args
+from tests.unit.test_compose import dockerfile_args, import_closure
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_LOCK = "requirements-runtime.lock"
@@ -87,30 +86,9 @@ def lock_entries(name: str) -> dict[str, tuple[str, list[str]]]:
 
 
 def imported_modules(packages: tuple[str, ...]) -> set[str]:
-    """Every absolute module name imported anywhere in packages and in the local packages they import, in turn
-    (function-level imports included): the code the image must be able to run. A `from x import y` yields x and
-    x.y, which is a module or, as often, not (`from fastapi import FastAPI`)."""
-    local = {path.parent.name for path in ROOT.glob("*/__init__.py")}
-    wanted, seen, modules = set(packages), set(), set()
-    while wanted - seen:
-        package = (wanted - seen).pop()
-        seen.add(package)
-        for source in (ROOT / package).rglob("*.py"):
-            for node in ast.walk(ast.parse(source.read_text())):
-                if isinstance(node, ast.Import):
-                    names = [alias.name for alias in node.names]
-                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                    # `from opentelemetry import trace` imports the module opentelemetry.trace
-                    names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-                else:
-                    continue
-                for name in names:
-                    top = name.split(".")[0]
-                    if top in local:
-                        wanted.add(top)
-                    elif top not in sys.stdlib_module_names:
-                        modules.add(name)
-    return modules
+    """Every absolute module name outside this repository and the standard library that packages, and the local
+    packages they import in turn, import: the code the image must be able to run (test_compose.import_closure)."""
+    return import_closure(packages)[1]
 
 
 @functools.cache

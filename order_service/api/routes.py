@@ -45,6 +45,16 @@ def _split_statuses(value: Any) -> Any:
     return parts
 
 
+def _another_customer() -> ProblemError:
+    """403 for a request about a customer other than the one the token acts for (httpapi.auth.Principal)."""
+    return ProblemError(
+        403,
+        "Forbidden",
+        "The token acts for another customer.",
+        [{"field": "customerId", "message": "not the token's customer"}],
+    )
+
+
 WaitFor = Annotated[list[OrderStatus], BeforeValidator(_split_statuses), Field(min_length=1, max_length=5)]
 
 
@@ -104,12 +114,7 @@ def order_router(service: OrderService, verifier: TokenVerifier | None = None) -
         else:
             order_request = parse_order_request(body, content_type)
         if not principal.may_see(order_request.customer_id):
-            raise ProblemError(
-                403,
-                "Forbidden",
-                "The token acts for another customer.",
-                [{"field": "customerId", "message": "not the token's customer"}],
-            )
+            raise _another_customer()
         try:
             order, replayed = await service.place(order_request, idempotency_key)
         except EventSchemaRefused as exc:
@@ -138,12 +143,7 @@ def order_router(service: OrderService, verifier: TokenVerifier | None = None) -
         wanted = domain.OrderStatus(status.value) if status else None
         if principal.customer_id is not None:
             if customerId is not None and customerId != principal.customer_id:
-                raise ProblemError(
-                    403,
-                    "Forbidden",
-                    "The token acts for another customer.",
-                    [{"field": "customerId", "message": "not the token's customer"}],
-                )
+                raise _another_customer()
             customerId = principal.customer_id
         try:
             page = await service.list_orders(customerId, wanted, limit, cursor)

@@ -1,5 +1,5 @@
-"""The Order Service as two worker processes on one port (WORKERS=2) on PostgreSQL: every order accepted through
-the shared port is published once and Fulfilled once, and the port is served by both workers."""
+"""Both services as two worker processes each on one port (WORKERS=2), on PostgreSQL, with two partitions per
+topic: every order accepted through the Order Service's shared port is published once and Fulfilled once."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from harness.orders import post_orders, wait_all_terminal
 from harness.reconcile import scan_fulfillment_events
-from harness.system import make_system
+from harness.system import System, make_system
 from harness.topics import read_topic
 from harness.waiting import wait_until
 
@@ -19,18 +19,26 @@ pytestmark = pytest.mark.integration
 TOTAL = 200
 
 
-def test_two_workers_on_one_port_fulfil_every_order_exactly_once(stack, tmp_path, postgres):
+def test_two_workers_per_service_fulfil_every_order_exactly_once(stack, tmp_path, postgres):
     # Stale orders are never published again here: this counts the copies the workers' outbox relays publish.
     system = make_system(
-        stack.bootstrap_servers, stack.registry_url, tmp_path, PROVIDER_FAILURE_RATE="0", STALE_ORDER_SECONDS="3600"
+        stack.bootstrap_servers,
+        stack.registry_url,
+        tmp_path,
+        PROVIDER_FAILURE_RATE="0",
+        STALE_ORDER_SECONDS="3600",
+        WORKERS="2",
+        ORDER_EVENTS_PARTITIONS="2",
+        FULFILLMENT_EVENTS_PARTITIONS="2",
     )
     system.env["order"]["DATABASE_URL"] = postgres.create_database("orders")
-    system.env["order"]["WORKERS"] = "2"
     system.env["fulfillment"]["DATABASE_URL"] = postgres.create_database("fulfillment")
+    system.env["fulfillment"]["PROVIDER_DATABASE_URL"] = postgres.create_database("provider")
     system.start()
     try:
-        # A supervisor and its two workers, all behind the one port.
-        workers = wait_until(lambda: len(system.orders.processes()) == 3 and system.orders.processes()[1:], 60)
+        # Each service is a supervisor and its two workers, all behind the service's one port.
+        services = (system.orders, system.fulfillment)
+        workers = wait_until(lambda: all(len(s.processes()) == 3 for s in services) and system_workers(system), 60)
         with ThreadPoolExecutor(4) as pool:
             batches = list(pool.map(lambda _: post_orders(system.orders.url, TOTAL // 4), range(4)))
         ids = [order_id for batch in batches for order_id in batch]
@@ -60,7 +68,12 @@ def test_two_workers_on_one_port_fulfil_every_order_exactly_once(stack, tmp_path
         assert scan.undecodable == 0
         assert {order_id: len(numbers) for order_id, numbers in scan.tracking.items()} == dict.fromkeys(wanted, 1)
         assert {order_id: scan.statuses[order_id]["Shipped"] for order_id in wanted} == dict.fromkeys(wanted, 1)
-        assert all(pid in system.orders.processes() for pid in workers), "a worker was restarted"
+        assert system_workers(system) == workers, "a worker was restarted"
     finally:
-        assert system.orders.stop() == 0
-        system.stop()
+        codes = [system.fulfillment.stop(), system.orders.stop()]
+    assert codes == [0, 0]
+
+
+def system_workers(system: System) -> set[int]:
+    """The worker processes of both services (their supervisors' descendants)."""
+    return {pid for service in (system.orders, system.fulfillment) for pid in service.processes()[1:]}

@@ -59,10 +59,14 @@ class ProcessTree:
 
     The total is the CPU each member used since it was first seen (the members at creation count from then,
     later ones from their start) plus what members that have since exited had used at their last sample.
+    Listing descendants reads every process of the machine (psutil), a few ms, so the members are listed again
+    only every refresh_every samples and after one of them exited; in between the known ones are sampled.
     """
 
-    def __init__(self, root: psutil.Process) -> None:
+    def __init__(self, root: psutil.Process, refresh_every: int = 10) -> None:
         self.root = root
+        self.refresh_every = max(1, refresh_every)
+        self._samples = 0
         self._members: dict[int, psutil.Process] = {}
         self._baseline: dict[int, float] = {}  # a member's CPU seconds when first seen (0 for ones started later)
         self._last: dict[int, float] = {}  # a member's CPU seconds at its last sample
@@ -72,8 +76,12 @@ class ProcessTree:
     def sample(self) -> tuple[int, float]:
         """(RSS bytes of all members, CPU seconds so far); psutil.NoSuchProcess once the root has exited."""
         current = {self.root.pid: self.root}
-        for child in self.root.children(recursive=True):
-            current[child.pid] = self._members.get(child.pid, child)
+        if self._samples % self.refresh_every == 0:
+            for child in self.root.children(recursive=True):
+                current[child.pid] = self._members.get(child.pid, child)
+        else:
+            current.update(self._members)
+        self._samples += 1
         rss = 0
         for pid, member in current.items():
             try:
@@ -92,6 +100,7 @@ class ProcessTree:
         for pid in [pid for pid in self._members if pid not in current or not current[pid].is_running()]:
             self._gone += self._last.pop(pid, 0.0) - self._baseline.pop(pid, 0.0)
             del self._members[pid]
+            self._samples = 0  # a member exited: look for its replacement at the next sample
         self._started = True
         return rss, self._gone + sum(self._last[pid] - self._baseline[pid] for pid in self._members)
 

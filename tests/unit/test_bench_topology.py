@@ -81,7 +81,7 @@ def test_a_process_tree_sums_the_cpu_of_its_children_and_keeps_that_of_one_that_
         [sys.executable, "-c", f"import subprocess, sys; subprocess.run([sys.executable, '-c', {BURN!r}])"]
     )
     try:
-        tree = ProcessTree(psutil.Process(root.pid))
+        tree = ProcessTree(psutil.Process(root.pid), refresh_every=1)
         _, before = tree.sample()
         child = wait_until(lambda: psutil.Process(root.pid).children(), 30, message="the child")[0]
         wait_until(lambda: sum(child.cpu_times()[:2]) >= 0.4, 30, message="the child's CPU")

@@ -75,7 +75,8 @@ clean:
 	rm -rf $(VENV) .venv-* .run var .tools
 
 # Benchmark: load generator, ceilings, scenarios; prints where report.md, report.json and the plots are.
-# BENCH_ARGS=--quick for a short smoke run, BENCH_ARGS="--scenario long" for the 1,000,000-order run.
+# BENCH_ARGS=--quick for a short smoke run, BENCH_ARGS="--scenario long" for the 1,000,000-order run,
+# BENCH_ARGS="--topology 1x1x1,2x2x2" for server processes (WORKERS) and partitions compared on PostgreSQL.
 BENCH_ARGS ?=
 bench: install fetch
 	$(PY) -m bench $(BENCH_ARGS)

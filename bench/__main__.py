@@ -19,6 +19,7 @@ from bench.profile import FULL, QUICK, Profile
 from bench.report import write_report
 from bench.run import Bench
 from bench.scenarios import ALL_SCENARIOS, DEFAULT_SCENARIOS
+from bench.topology import DEFAULT_RATE, parse_topologies
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUP = (
@@ -53,6 +54,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--long-rate",
         type=float,
         help="open-loop rate of the long scenario (default 0: closed loop, as fast as accepted)",
+    )
+    parser.add_argument(
+        "--topology",
+        action="append",
+        help="NxMxP[,NxMxP] (repeatable): a steady run on N order-service workers x M fulfillment workers x P "
+        "partitions of both topics, on PostgreSQL, each; alone it runs no scenario unless --scenario names some",
+    )
+    parser.add_argument(
+        "--rate", type=float, default=DEFAULT_RATE, help=f"orders/s of the --topology runs (default {DEFAULT_RATE:g})"
     )
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
@@ -112,7 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     # httpx2 is the copy of httpx inside confluent-kafka's registry client: one line per registry call.
     for noisy in ("httpx", "httpx2", "infra", "kafka.client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    names = scenario_names(args.scenario)
+    try:
+        topologies = parse_topologies(args.topology or [])
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    names = [] if topologies and not args.scenario else scenario_names(args.scenario)
     profile = QUICK if args.quick else FULL
     if args.steady_seconds:
         profile = replace(profile, steady_s=args.steady_seconds)
@@ -124,10 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     meta = machine_meta(profile, names)
     meta["profileMode"] = args.profile_mode if args.profile else None
+    meta["topologies"] = [topology.label for topology in topologies]
     with Bench(
         run_dir, profile, profile_services=args.profile, profile_mode=args.profile_mode, keep_data=args.keep_data
     ) as bench:
-        results = bench.run(names)
+        results = bench.run(names, topologies, args.rate)
     results["meta"] = meta
     results["meta"]["finishedAt"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     paths = write_report(results, run_dir)
@@ -142,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     print("results:")
     for label, path in paths.items():
         print(f"  {label:<24} {path}")
-    failed = [n for n, s in results["scenarios"].items() if isinstance(s, dict) and s.get("error")]
+    runs = {**results["scenarios"], **{f"topology {k}": v for k, v in results.get("topologies", {}).items()}}
+    failed = [n for n, s in runs.items() if isinstance(s, dict) and s.get("error")]
     if failed:
         print(f"scenarios that failed to run: {', '.join(failed)} (see their logs under {run_dir})", file=sys.stderr)
     return 1 if failed else 0

@@ -71,10 +71,17 @@ class Environment:
     """A fresh pair of services on the shared stack; a context manager that starts and warms them up.
 
     Measured orders carry the customerId prefix ``tag``; files go to ``<run dir>/<name>/``; env are further
-    environment variables for both services (e.g. METRICS_ENABLED="false").
+    environment variables for both services (e.g. METRICS_ENABLED="false"), service_env for one of them by its
+    key in System.env ("order", "fulfillment"; e.g. its WORKERS and DATABASE_URL).
     """
 
-    def __init__(self, bench: BenchRun, name: str, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        bench: BenchRun,
+        name: str,
+        env: Mapping[str, str] | None = None,
+        service_env: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
         self.bench = bench
         self.name = name
         self.dir = bench.run_dir / name
@@ -85,6 +92,8 @@ class Environment:
         self.system: System = make_system(
             bench.stack.bootstrap_servers, bench.stack.registry_url, self.dir, prefix=f"{name}-{suffix}-", **extra
         )
+        for service, variables in (service_env or {}).items():
+            self.system.env[service].update(variables)
 
     @property
     def order_url(self) -> str:
@@ -148,8 +157,9 @@ class Environment:
         interval = interval or bench.profile.sample_interval_s
         origin = time.time()
         procs = ProcessSampler(interval, origin)
-        procs.watch("order-service", self.system.orders.pid)
-        procs.watch("fulfillment-service", self.system.fulfillment.pid)
+        # A service is its process with any workers it supervises (WORKERS > 1): CPU and RSS summed.
+        procs.watch("order-service", self.system.orders.pid, tree=True)
+        procs.watch("fulfillment-service", self.system.fulfillment.pid, tree=True)
         procs.watch("kafka", bench.stack.broker.pid)
         procs.watch("registry", bench.stack.registry.pid)
         procs.watch("harness", os.getpid())

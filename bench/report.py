@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.scenarios import observability_cost
+from bench.topology import markdown_section
 
 # Order of the processes in tables and plots.
 PROCESSES = ("order-service", "fulfillment-service", "kafka", "registry", "loadgen", "harness")
@@ -446,6 +447,8 @@ def markdown(results: dict[str, Any], pngs: dict[str, str]) -> str:
             + f" | {_fmt(_get(procs, 'machine', 'cpuPercentDuringRun'), ' %')}"
             + f" / {_fmt(_get(procs, 'machine', 'othersCpuPercentDuringRun'), ' %')} |"
         )
+
+    lines += markdown_section(results.get("topologies") or {})
 
     ramp = scenarios.get("ramp")
     if isinstance(ramp, dict) and ramp.get("steps"):

@@ -21,6 +21,7 @@ from bench.environment import Environment
 from bench.profile import Profile
 from bench.profiler import Profiler
 from bench.scenarios import STEADY_RATES, run_scenario
+from bench.topology import DEFAULT_RATE, Topology, run_topologies
 from infra.stack import LocalStack
 
 log = logging.getLogger("bench")
@@ -57,14 +58,20 @@ class Bench:
             for database in self.run_dir.glob("*/*.db*"):
                 database.unlink(missing_ok=True)
 
-    def run(self, names: list[str]) -> dict[str, Any]:
-        """Ceilings for what the scenarios compare with, then each scenario; failures are recorded."""
+    def run(
+        self, names: list[str], topologies: list[Topology] | None = None, rate: float = DEFAULT_RATE
+    ) -> dict[str, Any]:
+        """Ceilings for what the scenarios compare with, then each scenario, then each topology (bench.topology,
+        at rate orders/s, under "topologies" when any); failures are recorded."""
         results: dict[str, Any] = {"baselines": {}, "scenarios": {}}
         rates = sorted({STEADY_RATES[n] for n in names if n in STEADY_RATES})
         if rates or "capacity" in names:
             results["baselines"] = self.guarded("baselines", lambda: measure_ceilings(self, rates, "capacity" in names))
         for name in names:
             results["scenarios"][name] = self.guarded(name, lambda name=name: run_scenario(self, name))
+            self.write_partial(results)
+        if topologies:
+            results["topologies"] = run_topologies(self, topologies, rate, guard=self.guarded)
             self.write_partial(results)
         return results
 

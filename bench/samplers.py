@@ -54,6 +54,57 @@ class ProcessSeries:
         }
 
 
+class ProcessTree:
+    """A process and its descendants sampled as one: summed RSS, and CPU seconds as one growing total.
+
+    The total is the CPU each member used since it was first seen (the members at creation count from then,
+    later ones from their start) plus what members that have since exited had used at their last sample.
+    Listing descendants reads every process of the machine (psutil), a few ms, so the members are listed again
+    only every refresh_every samples and after one of them exited; in between the known ones are sampled.
+    """
+
+    def __init__(self, root: psutil.Process, refresh_every: int = 10) -> None:
+        self.root = root
+        self.refresh_every = max(1, refresh_every)
+        self._samples = 0
+        self._members: dict[int, psutil.Process] = {}
+        self._baseline: dict[int, float] = {}  # a member's CPU seconds when first seen (0 for ones started later)
+        self._last: dict[int, float] = {}  # a member's CPU seconds at its last sample
+        self._gone = 0.0  # CPU seconds of members that exited, up to their last sample
+        self._started = False
+
+    def sample(self) -> tuple[int, float]:
+        """(RSS bytes of all members, CPU seconds so far); psutil.NoSuchProcess once the root has exited."""
+        current = {self.root.pid: self.root}
+        if self._samples % self.refresh_every == 0:
+            for child in self.root.children(recursive=True):
+                current[child.pid] = self._members.get(child.pid, child)
+        else:
+            current.update(self._members)
+        self._samples += 1
+        rss = 0
+        for pid, member in current.items():
+            try:
+                with member.oneshot():
+                    rss += member.memory_info().rss
+                    times = member.cpu_times()
+            except (psutil.NoSuchProcess, psutil.ZombieProcess):
+                if member is self.root:
+                    raise
+                continue
+            cpu = times.user + times.system
+            if pid not in self._baseline:
+                self._baseline[pid] = cpu if not self._started or member is self.root else 0.0
+                self._members[pid] = member
+            self._last[pid] = cpu
+        for pid in [pid for pid in self._members if pid not in current or not current[pid].is_running()]:
+            self._gone += self._last.pop(pid, 0.0) - self._baseline.pop(pid, 0.0)
+            del self._members[pid]
+            self._samples = 0  # a member exited: look for its replacement at the next sample
+        self._started = True
+        return rss, self._gone + sum(self._last[pid] - self._baseline[pid] for pid in self._members)
+
+
 class ProcessSampler(threading.Thread):
     """Samples RSS and CPU of named processes every `interval` seconds; processes may come and go."""
 
@@ -63,19 +114,29 @@ class ProcessSampler(threading.Thread):
         self.origin = origin if origin is not None else time.time()
         self.series: dict[str, ProcessSeries] = {}
         self._procs: dict[str, psutil.Process] = {}
+        self._trees: dict[str, ProcessTree] = {}
         self._machine = False
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
 
-    def watch(self, name: str, pid: int | None) -> None:
-        """Sample pid under name from now on; a new pid under a known name continues its series."""
+    def watch(self, name: str, pid: int | None, *, tree: bool = False) -> None:
+        """Sample pid under name from now on; a new pid under a known name continues its series.
+
+        tree: sample the process with all its descendants as one (RSS and CPU summed), e.g. a service's
+        supervisor and its WORKERS; workers that start later count from their start, CPU of one that exits
+        counts up to its last sample (at most one interval of it is missed)."""
         if pid is None:
             return
         with self._lock:
             try:
-                self._procs[name] = psutil.Process(pid)
+                root = psutil.Process(pid)
+                self._procs[name] = root
             except psutil.NoSuchProcess:
                 return
+            if tree:
+                self._trees[name] = ProcessTree(root)
+            else:
+                self._trees.pop(name, None)
             series = self.series.setdefault(name, ProcessSeries(name, pid))
             if series.pid != pid:
                 series.pid = pid
@@ -124,6 +185,14 @@ class ProcessSampler(threading.Thread):
                 machine = psutil.cpu_times()
                 rss = psutil.virtual_memory().used / 1_048_576
                 cpu = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+            elif name in self._trees:
+                try:
+                    rss_bytes, cpu = self._trees[name].sample()
+                except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                    self._procs.pop(name, None)
+                    self._trees.pop(name, None)
+                    return
+                rss = rss_bytes / 1_048_576
             else:
                 try:
                     with proc.oneshot():

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
-from pydantic import field_validator
+from typing import Self
+
+from pydantic import Field, field_validator, model_validator
 
 from contract_models.order_api import CountryCode
 from events.settings import EventSettings
 from events.topology import FULFILLMENT_SERVICE
 from fulfillment_service.shipping import DEFAULT_HOME_COUNTRY
+from httpapi.workers import default_workers, resolve_workers
 from observability.settings import ObservabilitySettings
 
 
 class FulfillmentServiceSettings(EventSettings, ObservabilitySettings):
-    """Every field reads the upper-case environment variable of the same name."""
+    """Every field reads the upper-case environment variable of the same name.
+
+    WORKERS: server processes of this service on its one port (httpapi.workers: a supervisor opens the port and
+    runs that many workers on it). Not set: half the machine's cores, at least 1 (httpapi.workers.default_workers:
+    the two services share the cores), but 1 while DATABASE_URL or PROVIDER_DATABASE_URL is SQLite. WORKERS > 1
+    is refused at start-up (a validation error naming the settings) while either is SQLite: the workers are
+    members of one consumer group on order-events and share the exactly-once state (which orders were shipped,
+    the provider's ledger), so each database must be one PostgreSQL database they all use. Only as many workers
+    get work as order-events has partitions (ORDER_EVENTS_PARTITIONS, default 1); the others stand by and take
+    over a partition on a rebalance. Each worker serves its own GET /metrics and health: a request to the port
+    sees the one worker that accepted it.
+    1 is one process, no supervisor, as before the setting existed.
+    """
 
     host: str = "127.0.0.1"
     port: int = 5002
@@ -27,6 +42,7 @@ class FulfillmentServiceSettings(EventSettings, ObservabilitySettings):
     # offset on it has not moved for longer than this (seconds): the consumer is stuck.
     consumer_stall_seconds: float = 30.0
     log_level: str = "info"
+    workers: int = Field(default_factory=default_workers, ge=1)
 
     # Mock shipping provider (embedded); its ledger stands in for the provider's own records.
     provider_database_url: str = "sqlite:///var/shipping-provider.db"
@@ -50,6 +66,14 @@ class FulfillmentServiceSettings(EventSettings, ObservabilitySettings):
     # Circuit breaker around the provider.
     breaker_failure_threshold: int = 20
     breaker_reset_seconds: float = 5.0
+
+    @model_validator(mode="after")
+    def _workers_for_database(self) -> Self:
+        """WORKERS as httpapi.workers.resolve_workers decides it for this service's databases."""
+        requested = self.workers if "workers" in self.model_fields_set else None
+        databases = {"database_url": self.database_url, "provider_database_url": self.provider_database_url}
+        self.workers = resolve_workers(requested, databases)
+        return self
 
     @field_validator("provider_home_country")
     @classmethod

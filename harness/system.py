@@ -113,8 +113,11 @@ def make_system(
     prefix goes before every topic and group name (a random one by default, "" for the standard names);
     database_dirs puts a database (by name, infra.services.DATABASES) in another directory, e.g. a small
     filesystem of its own; extra are further environment variables for both services, e.g.
-    PROVIDER_FAILURE_RATE="0". ValueError for an unknown database name.
+    PROVIDER_FAILURE_RATE="0". Each service runs one process (WORKERS=1) unless extra sets WORKERS, or a test
+    sets it in env afterwards: the default depends on the machine's cores (httpapi.workers), a test's must not.
+    ValueError for an unknown database name.
     """
+    extra.setdefault("WORKERS", "1")
     prefix = f"t{uuid.uuid4().hex[:8]}-" if prefix is None else prefix
     env = service_env(bootstrap_servers, registry_url, data_dir, prefix, database_dirs, **extra)
     logs = data_dir / "logs"

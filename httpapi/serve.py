@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import socket
+import sys
 
 import uvicorn
 from fastapi import FastAPI
@@ -15,6 +18,8 @@ from httpapi.slow_clients import (
     raise_open_file_limit,
 )
 from observability.logs import configure_logging
+
+STARTUP_FAILURE = 3  # uvicorn's exit status for an app that never started
 
 
 def serve(
@@ -30,8 +35,12 @@ def serve(
     max_connections: int = 4096,
     log_format: str = "auto",
     service: str | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
     """Serve app on host:port until SIGTERM, then shut down within graceful_seconds and exit 0.
+
+    sock: an already listening socket to serve on instead of binding host:port (a worker of httpapi.workers
+    serves on its supervisor's); exits with status 3, as uvicorn.run does, when the app fails to start.
 
     A request's head must arrive within head_timeout_seconds, its body must not stall for longer than
     body_idle_timeout_seconds and must be complete within body_timeout_seconds (httpapi.slow_clients).
@@ -47,7 +56,7 @@ def serve(
     open_files = raise_open_file_limit()
     # uvicorn re-raises SIGTERM once it has shut down gracefully; a no-op handler turns that into exit 0.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -65,3 +74,8 @@ def serve(
         ),
         ws="none",
     )
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises a SIGINT it stopped for, as uvicorn.run
+        server.run(sockets=[sock] if sock is not None else None)
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 
 from events.topology import TOPICS
 from infra.pausing import Pausable
@@ -130,12 +132,25 @@ class ServiceProcess(Pausable):
         return code
 
     def kill(self) -> None:
-        """SIGKILL: the process dies mid-work, as in a crash."""
+        """SIGKILL to the process and its process group: it dies mid-work, as in a crash, and so do the workers
+        a supervisor (WORKERS > 1, httpapi.workers) started, which would otherwise go on serving the port."""
         if self.running:
             assert self.process is not None
-            self.process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
         self._drain_output()
+
+    def processes(self) -> list[int]:
+        """The process ids of the service: its own and its descendants' (a supervisor's workers with WORKERS > 1),
+        [] when it is not running."""
+        if not self.running:
+            return []
+        assert self.process is not None
+        try:
+            return [self.process.pid, *(child.pid for child in psutil.Process(self.process.pid).children(True))]
+        except psutil.NoSuchProcess:
+            return []
 
     def _drain_output(self, timeout: float = 5.0) -> None:
         """Wait (up to timeout seconds) for the echo of an exited process's last lines."""

@@ -77,7 +77,9 @@ class Postgres:
                 os.chmod(parent, os.stat(parent).st_mode | 0o011)
         if not (self.data / "PG_VERSION").exists():
             self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        # Connections: several workers per service, each with its pools (persistence.engine), share one server.
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.directory} -c fsync=off"
+        options += " -c max_connections=300"
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.directory / "server.log"), "start")
         deadline = time.monotonic() + timeout
         while True:

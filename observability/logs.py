@@ -124,8 +124,20 @@ def bind_order(order_id: uuid.UUID | str) -> None:
 @contextmanager
 def order_context(order_id: uuid.UUID | str) -> Iterator[None]:
     """Bind `orderId` to every line logged inside the block; what was bound before is restored after."""
-    with structlog.contextvars.bound_contextvars(**{ORDER_ID: str(order_id)}):
+    with log_context(**{ORDER_ID: str(order_id)}):
         yield
+
+
+@contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Bind fields to every line logged inside the block; what was bound before under those names is restored
+    after. (structlog's `bound_contextvars` does the same by copying the whole context twice; resetting the
+    tokens of `bind_contextvars` restores exactly the values before, for a fraction of the cost.)"""
+    tokens = structlog.contextvars.bind_contextvars(**fields)
+    try:
+        yield
+    finally:
+        structlog.contextvars.reset_contextvars(**tokens)
 
 
 def _context_processors(service: str | None) -> list[Any]:

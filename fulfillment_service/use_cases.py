@@ -194,9 +194,10 @@ class Fulfiller:
                 return
             call_started = time.perf_counter()
             try:
+                # asyncio.timeout runs the call in this task (wait_for would start a task per call).
                 with self._provider_span("create_shipment", order_id):
-                    call = self._provider.create_shipment(str(order_id), fulfillment.destination)
-                    shipment = await asyncio.wait_for(call, self._timeout)
+                    async with asyncio.timeout(self._timeout):
+                        shipment = await self._provider.create_shipment(str(order_id), fulfillment.destination)
             except (ProviderError, TimeoutError) as exc:
                 self._metrics.provider_failed(exc, time.perf_counter() - call_started)
                 self._breaker.record_failure()

@@ -53,7 +53,8 @@ def contract_app(
     It works once a TracerProvider is set, globally (observability.tracing.configure_tracing) or as
     tracer_provider, and spans go wherever that provider exports them. FastAPI's spans of dependency resolution,
     endpoint and serialisation are off (three more spans per request, for little: the request's own duration is
-    in its span), as are its OpenTelemetry metrics (the service's are Prometheus', observability.metrics) and its
+    in its span), as are its OpenTelemetry metrics (the service's are Prometheus', observability.metrics), its
+    OpenTelemetry log records (looked up per request; the service's log is observability.logs) and its
     exporter set-up from the environment (observability.tracing owns it). No `traceparent` goes back in the
     response: W3C Trace Context defines none for responses (`traceresponse` is a draft), and the contract
     documents every response header.
@@ -70,6 +71,7 @@ def contract_app(
             "tracing": True,
             "operation_spans": False,
             "metrics": False,
+            "logs": False,  # OpenTelemetry log records of exceptions: the service's log has them (observability.logs)
             "auto_configure": False,
         },
     )

@@ -8,10 +8,12 @@ refuse to write while it is not registered (SchemaNotRegistered); readers resolv
 their own (generated) reader schema with fastavro, so old records read with defaults filled in, after checking
 the writer schema is safe to decode with (messaging.avro_safety).
 
-A writer keeps the id the registry gave its schema (confluent-kafka's serializer and client cache it), so it
-checks its registration now and then (`EventCodec.check_registration`): a registry that lost or reassigned the
-id makes it register again and drop those caches; a registry that refuses the schema (409/422) is reported, and
-the codec's next encode asks the registry again instead of writing records with an id the subject disowns.
+The serializer registers (or looks up) the schema for the first record; after that a writer writes each record
+itself, with fastavro, the parsed schema and that id (the bytes the serializer would write, without its per-record
+work). A writer keeps the id the registry gave its schema (confluent-kafka's serializer and client cache it too), so
+it checks its registration now and then (`EventCodec.check_registration`): a registry that lost or reassigned the id
+makes it register again and drop those caches; a registry that refuses the schema (409/422) is reported, and the
+codec's next encode asks the registry again instead of writing records with an id the subject disowns.
 """
 
 from __future__ import annotations
@@ -205,8 +207,10 @@ class EventCodec(Generic[M]):
                     set_compatibility(self._writer_client, self._subject, self._compatibility)
                 self._carry_over_history()
                 self._subject_prepared = True
+            if self._written_id is not None:
+                return self._write(self._written_id, record)
             value: bytes = self._serializer(record, self._context)
-        except SchemaRefused:
+        except (SchemaRefused, UnencodableEvent):
             raise
         except Exception as exc:
             status = getattr(exc, "http_status_code", None)
@@ -220,6 +224,18 @@ class EventCodec(Generic[M]):
             raise UnencodableEvent(f"{type(exc).__name__}: {exc}"[:500]) from exc
         self._written_id = wire_schema_id(value)
         return value
+
+    def _write(self, schema_id: int, record: dict[str, Any]) -> bytes:
+        """record in the wire format under schema_id, written by fastavro with the parsed schema (what the
+        serializer does once it knows the id, without its per-record lookups). Raises UnencodableEvent."""
+        buffer = io.BytesIO()
+        buffer.write(b"\x00")
+        buffer.write(schema_id.to_bytes(4, "big"))
+        try:
+            fastavro.schemaless_writer(buffer, self._reader, record)
+        except Exception as exc:  # fastavro raises ValueError, TypeError, OverflowError, struct.error...
+            raise UnencodableEvent(f"{type(exc).__name__}: {exc}"[:500]) from exc
+        return buffer.getvalue()
 
     def check_registration(self, now: float) -> RegistrationCheck:
         """Ask the registry, past every cache, whether the schema this codec writes is registered under its

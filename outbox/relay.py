@@ -27,7 +27,6 @@ from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-import structlog
 from confluent_kafka import KafkaError, Message, Producer
 from opentelemetry.trace import Span, Tracer
 from sqlalchemy import Engine, Table
@@ -35,6 +34,7 @@ from sqlalchemy import Engine, Table
 from messaging.avro_codec import EventCodec, RegistrationCheck, RegistryUnavailable
 from messaging.backoff import Backoff
 from messaging.registry import SchemaRefused
+from observability.logs import log_context
 from observability.metrics import Metrics
 from observability.throttled_log import ThrottledLog
 from observability.trace_context import within
@@ -344,7 +344,7 @@ class OutboxRelay:
     @contextmanager
     def _row_context(self, event_type: str, key: str) -> Iterator[None]:
         """The row's key bound to the lines logged inside, under its event type's log key."""
-        with structlog.contextvars.bound_contextvars(**{self._log_keys.get(event_type, "key"): key}):
+        with log_context(**{self._log_keys.get(event_type, "key"): key}):
             yield
 
     def _log_published(self, event_type: str, key: str, msg: Message) -> None:

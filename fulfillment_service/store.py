@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -155,29 +155,33 @@ def due_for_delivery(conn: Connection, now: datetime, limit: int) -> list[Fulfil
 
 
 def to_columns(fulfillment: Fulfillment, fields: Iterable[str] | None = None) -> dict[str, Any]:
-    """Column values of fulfillment (in the columns' units), all of them or only the named fields."""
-    f = fulfillment
-    columns: dict[str, Any] = {
-        "order_id": str(f.order_id),
-        "status": f.status.value,
-        "tracking_number": f.tracking_number,
-        "carrier": f.carrier,
-        "estimated_delivery": _millis(f.estimated_delivery),
-        "failure_reason": f.failure_reason,
-        "attempts": f.attempts,
-        "next_attempt_at": _seconds(f.next_attempt_at),
-        "deliver_at": _seconds(f.deliver_at),
-        "sequence": f.sequence,
-        "order_timestamp": _millis(f.order_timestamp),
-        "picked_up_at": _seconds(f.picked_up_at),
-        "updated_at": _seconds(f.updated_at),
-        "destination": _destination_json(f.destination),
-        "trace_context": f.trace_context,
-        "call_started_at": _seconds(f.call_started_at),
-        "cancel_requested_at": _seconds(f.cancel_requested_at),
-        "cancel_refused": f.cancel_refused,
-    }
-    return columns if fields is None else {name: columns[name] for name in fields}
+    """Column values of fulfillment (in the columns' units), all of them or only the named fields (only those
+    are converted). Raises KeyError for a name that is no column."""
+    names = _COLUMN_VALUES if fields is None else fields
+    return {name: _COLUMN_VALUES[name](fulfillment) for name in names}
+
+
+# How each column's value is made from a Fulfillment (the column's unit; see the module docstring).
+_COLUMN_VALUES: dict[str, Callable[[Fulfillment], Any]] = {
+    "order_id": lambda f: str(f.order_id),
+    "status": lambda f: f.status.value,
+    "tracking_number": lambda f: f.tracking_number,
+    "carrier": lambda f: f.carrier,
+    "estimated_delivery": lambda f: _millis(f.estimated_delivery),
+    "failure_reason": lambda f: f.failure_reason,
+    "attempts": lambda f: f.attempts,
+    "next_attempt_at": lambda f: _seconds(f.next_attempt_at),
+    "deliver_at": lambda f: _seconds(f.deliver_at),
+    "sequence": lambda f: f.sequence,
+    "order_timestamp": lambda f: _millis(f.order_timestamp),
+    "picked_up_at": lambda f: _seconds(f.picked_up_at),
+    "updated_at": lambda f: _seconds(f.updated_at),
+    "destination": lambda f: _destination_json(f.destination),
+    "trace_context": lambda f: f.trace_context,
+    "call_started_at": lambda f: _seconds(f.call_started_at),
+    "cancel_requested_at": lambda f: _seconds(f.cancel_requested_at),
+    "cancel_refused": lambda f: f.cancel_refused,
+}
 
 
 def _fulfillment(row: RowMapping) -> Fulfillment:

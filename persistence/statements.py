@@ -30,8 +30,11 @@ class InsertIfAbsent:
     """
 
     def __init__(self, table: Table, *key: Column[Any]) -> None:
+        # preserve_rowcount: SQLAlchemy reads the rowcount of an INSERT only when asked to (psycopg's cursor is
+        # closed by the time the result is returned, and its rowcount then reads -1).
         self._statements = {
-            name: make(table).on_conflict_do_nothing(index_elements=list(key)) for name, make in _DIALECTS.items()
+            name: make(table).on_conflict_do_nothing(index_elements=list(key)).execution_options(preserve_rowcount=True)
+            for name, make in _DIALECTS.items()
         }
 
     def on(self, conn: Connection) -> Insert:

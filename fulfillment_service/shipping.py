@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Column, Connection, Engine, Float, Integer, MetaData, String, Table, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Column, Connection, Engine, Float, Integer, MetaData, String, Table, bindparam, select, update
 
 from fulfillment_service.domain import Destination, Shipment
 from persistence.group_commit import GroupCommitter
+from persistence.statements import InsertIfAbsent
 
 CARRIER = "MockCarrier"
 # Days from shipping to the estimated delivery: within the home country (or without a destination), and abroad.
@@ -134,9 +134,7 @@ class MockShippingProvider:
 
     async def find_shipment(self, idempotency_key: str) -> Shipment | None:
         """The shipment already created for this key, if any (a lookup, not a new call to ship)."""
-        row = await self._ledger.run_alone(
-            lambda conn: _first(conn.execute(select(shipments).where(shipments.c.idempotency_key == idempotency_key)))
-        )
+        row = await self._ledger.run_alone(lambda conn: _first(conn.execute(_FIND, {"b_key": idempotency_key})))
         return _shipment(row) if row else None
 
 
@@ -145,22 +143,24 @@ def _shipment(row: dict[str, Any]) -> Shipment:
     return Shipment(row["tracking_number"], row["carrier"], datetime.fromtimestamp(row["estimated_delivery"], UTC))
 
 
+# The ledger's statements, built once (persistence.statements).
+_BY_KEY = shipments.c.idempotency_key == bindparam("b_key")
+_FIND = select(shipments).where(_BY_KEY)
+_CREATE = InsertIfAbsent(shipments, shipments.c.idempotency_key)
+_COUNT_REQUEST = update(shipments).where(_BY_KEY).values(requests=shipments.c.requests + 1).returning(*shipments.c)
+
+
 def _record(conn: Connection, candidate: dict[str, Any]) -> dict[str, Any]:
-    """Create the shipment, or return the one this key already has (the provider's idempotency)."""
-    key = candidate["idempotency_key"]
-    existing = _first(conn.execute(select(shipments).where(shipments.c.idempotency_key == key)))
-    if existing is not None:
-        conn.execute(
-            update(shipments).where(shipments.c.idempotency_key == key).values(requests=shipments.c.requests + 1)
-        )
-        return existing
-    try:
-        with conn.begin_nested():
-            conn.execute(insert(shipments), [candidate])
-    except IntegrityError:
-        # Another process sharing the ledger created it a moment ago.
-        return _first(conn.execute(select(shipments).where(shipments.c.idempotency_key == key))) or candidate
-    return candidate
+    """Create the shipment, or count one more request for the one this key already has and return that one
+    (the provider's idempotency): one statement for a new shipment, two for a repeated request. A shipment
+    another process sharing the ledger is creating meanwhile is the one returned (on PostgreSQL the insert waits
+    for it to commit)."""
+    if conn.execute(_CREATE.on(conn), candidate).rowcount == 1:
+        return candidate
+    existing = _first(conn.execute(_COUNT_REQUEST, {"b_key": candidate["idempotency_key"]}))
+    if existing is None:  # the ledger never deletes: a conflicting row stays
+        raise RuntimeError(f"shipment {candidate['idempotency_key']}: skipped for a row that cannot be read")
+    return existing
 
 
 def _first(result: Any) -> dict[str, Any] | None:

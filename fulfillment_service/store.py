@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,7 +30,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
-    insert,
+    bindparam,
     select,
     update,
 )
@@ -39,6 +39,7 @@ from contracts.order_rules import address_document, address_from_document
 from fulfillment_service.domain import Destination, Fulfillment, Status
 from messaging.dead_letter_spool import dead_letter_spool_table
 from outbox.table import outbox_table
+from persistence.statements import InsertIfAbsent
 
 metadata = MetaData()
 
@@ -75,33 +76,48 @@ dead_letter_spool = dead_letter_spool_table(metadata)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+# Built once (persistence.statements): each call binds its values. The b_ names keep the WHERE clauses' parameters
+# apart from the column names that update_if_status's parameters set.
+_BY_ORDER_ID = fulfillments.c.order_id == bindparam("b_order_id")
+_GET = select(fulfillments).where(_BY_ORDER_ID)
+_GET_FOR_UPDATE = _GET.with_for_update()
+_INSERT_IF_ABSENT = InsertIfAbsent(fulfillments, fulfillments.c.order_id)
+# No values(): the SET clause names the columns of the parameters it is executed with (one compiled form per set).
+_UPDATE_IF_STATUS = update(fulfillments).where(_BY_ORDER_ID, fulfillments.c.status == bindparam("b_expected"))
+
+
 def get(conn: Connection, order_id: uuid.UUID, *, for_update: bool = False) -> Fulfillment | None:
     """The order's fulfillment, or None when the order was never picked up. for_update: lock the row until the
     transaction ends (SELECT ... FOR UPDATE on PostgreSQL; SQLite has one writer at a time anyway)."""
-    query = select(fulfillments).where(fulfillments.c.order_id == str(order_id))
-    if for_update:
-        query = query.with_for_update()
-    row = conn.execute(query).mappings().first()
+    query = _GET_FOR_UPDATE if for_update else _GET
+    row = conn.execute(query, {"b_order_id": str(order_id)}).mappings().first()
     return _fulfillment(row) if row else None
 
 
 def insert_if_absent(conn: Connection, fulfillment: Fulfillment) -> Fulfillment | None:
-    """Insert a new fulfillment; None when inserted, the order's existing fulfillment (left as it is) if any."""
+    """Insert a new fulfillment; None when inserted, the order's existing fulfillment (left as it is) if any.
+
+    One statement when the order is new (INSERT ... ON CONFLICT DO NOTHING, persistence.statements), a read of
+    the existing row after it otherwise. On PostgreSQL a row another transaction is inserting is waited for and
+    then returned as the existing one (no IntegrityError)."""
+    if conn.execute(_INSERT_IF_ABSENT.on(conn), to_columns(fulfillment)).rowcount == 1:
+        return None
     existing = get(conn, fulfillment.order_id)
-    if existing is None:
-        conn.execute(insert(fulfillments), [to_columns(fulfillment)])
+    if existing is None:  # fulfillments are never deleted: a conflicting row stays
+        raise RuntimeError(f"order {fulfillment.order_id}: insert skipped for a row that cannot be read")
     return existing
 
 
 def update_if_status(conn: Connection, fulfillment: Fulfillment, expected: Status, fields: Iterable[str]) -> bool:
     """Write the named fields of fulfillment to its row if the row's status is still expected; False (and
-    nothing written) when it is not, e.g. because another worker finished the order first."""
-    result = conn.execute(
-        update(fulfillments)
-        .where(and_(fulfillments.c.order_id == str(fulfillment.order_id), fulfillments.c.status == expected.value))
-        .values(**to_columns(fulfillment, fields))
-    )
-    return result.rowcount == 1
+    nothing written) when it is not, e.g. because another worker finished the order first. Raises ValueError
+    when fields names none."""
+    values = to_columns(fulfillment, fields)
+    if not values:
+        raise ValueError("no fields to write")
+    values["b_order_id"] = str(fulfillment.order_id)
+    values["b_expected"] = expected.value
+    return conn.execute(_UPDATE_IF_STATUS, values).rowcount == 1
 
 
 def claim_due_for_retry(
@@ -139,29 +155,33 @@ def due_for_delivery(conn: Connection, now: datetime, limit: int) -> list[Fulfil
 
 
 def to_columns(fulfillment: Fulfillment, fields: Iterable[str] | None = None) -> dict[str, Any]:
-    """Column values of fulfillment (in the columns' units), all of them or only the named fields."""
-    f = fulfillment
-    columns: dict[str, Any] = {
-        "order_id": str(f.order_id),
-        "status": f.status.value,
-        "tracking_number": f.tracking_number,
-        "carrier": f.carrier,
-        "estimated_delivery": _millis(f.estimated_delivery),
-        "failure_reason": f.failure_reason,
-        "attempts": f.attempts,
-        "next_attempt_at": _seconds(f.next_attempt_at),
-        "deliver_at": _seconds(f.deliver_at),
-        "sequence": f.sequence,
-        "order_timestamp": _millis(f.order_timestamp),
-        "picked_up_at": _seconds(f.picked_up_at),
-        "updated_at": _seconds(f.updated_at),
-        "destination": _destination_json(f.destination),
-        "trace_context": f.trace_context,
-        "call_started_at": _seconds(f.call_started_at),
-        "cancel_requested_at": _seconds(f.cancel_requested_at),
-        "cancel_refused": f.cancel_refused,
-    }
-    return columns if fields is None else {name: columns[name] for name in fields}
+    """Column values of fulfillment (in the columns' units), all of them or only the named fields (only those
+    are converted). Raises KeyError for a name that is no column."""
+    names = _COLUMN_VALUES if fields is None else fields
+    return {name: _COLUMN_VALUES[name](fulfillment) for name in names}
+
+
+# How each column's value is made from a Fulfillment (the column's unit; see the module docstring).
+_COLUMN_VALUES: dict[str, Callable[[Fulfillment], Any]] = {
+    "order_id": lambda f: str(f.order_id),
+    "status": lambda f: f.status.value,
+    "tracking_number": lambda f: f.tracking_number,
+    "carrier": lambda f: f.carrier,
+    "estimated_delivery": lambda f: _millis(f.estimated_delivery),
+    "failure_reason": lambda f: f.failure_reason,
+    "attempts": lambda f: f.attempts,
+    "next_attempt_at": lambda f: _seconds(f.next_attempt_at),
+    "deliver_at": lambda f: _seconds(f.deliver_at),
+    "sequence": lambda f: f.sequence,
+    "order_timestamp": lambda f: _millis(f.order_timestamp),
+    "picked_up_at": lambda f: _seconds(f.picked_up_at),
+    "updated_at": lambda f: _seconds(f.updated_at),
+    "destination": lambda f: _destination_json(f.destination),
+    "trace_context": lambda f: f.trace_context,
+    "call_started_at": lambda f: _seconds(f.call_started_at),
+    "cancel_requested_at": lambda f: _seconds(f.cancel_requested_at),
+    "cancel_refused": lambda f: f.cancel_refused,
+}
 
 
 def _fulfillment(row: RowMapping) -> Fulfillment:

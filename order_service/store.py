@@ -116,27 +116,38 @@ _FULFILLMENT_COLUMNS = (
 )
 
 
+# The statements of the per-order paths, built once: each call binds its values (persistence.statements says
+# why). The b_ names keep their parameters apart from the column names an INSERT's or UPDATE's parameters set.
+_INSERT_ORDER = insert(orders)
+_GET_ORDER = select(orders).where(orders.c.order_id == bindparam("b_order_id"))
+_ORDERS_BY_ID = orders.c.order_id.in_(bindparam("b_order_ids", expanding=True))
+_GET_ORDERS = select(orders).where(_ORDERS_BY_ID)
+_FULFILLMENT_VIEWS = select(*_FULFILLMENT_COLUMNS).where(_ORDERS_BY_ID)
+_INSERT_KEY = insert(idempotency_keys)
+_FIND_KEY = select(idempotency_keys).where(idempotency_keys.c.key == bindparam("b_key"))
+
+
 def insert_order(conn: Connection, order: Order) -> None:
     """Insert a new order. Raises sqlalchemy's IntegrityError when its id is taken."""
-    conn.execute(insert(orders), [_order_columns(order)])
+    conn.execute(_INSERT_ORDER, _order_columns(order))
 
 
 def get_order(conn: Connection, order_id: uuid.UUID) -> Order | None:
     """The order, or None when there is none with order_id."""
-    found = conn.execute(select(orders).where(orders.c.order_id == str(order_id))).mappings().first()
+    found = conn.execute(_GET_ORDER, {"b_order_id": str(order_id)}).mappings().first()
     return _order(found) if found else None
 
 
 def get_orders(conn: Connection, order_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Order]:
-    """The orders of order_ids that exist, by order id."""
-    found = conn.execute(select(orders).where(orders.c.order_id.in_(sorted(str(i) for i in order_ids))))
+    """The orders of order_ids that exist, by order id (one SELECT ... IN, its list expanded per call)."""
+    found = conn.execute(_GET_ORDERS, {"b_order_ids": sorted(str(i) for i in order_ids)})
     return {order.order_id: order for order in map(_order, found.mappings())}
 
 
 def fulfillment_views(conn: Connection, order_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, FulfillmentView]:
     """What each of the orders knows of its fulfillment, by order id; orders that do not exist are left out."""
-    query = select(*_FULFILLMENT_COLUMNS).where(orders.c.order_id.in_(sorted(str(i) for i in order_ids)))
-    return {uuid.UUID(row["order_id"]): _fulfillment_view(row) for row in conn.execute(query).mappings()}
+    rows = conn.execute(_FULFILLMENT_VIEWS, {"b_order_ids": sorted(str(i) for i in order_ids)}).mappings()
+    return {uuid.UUID(row["order_id"]): _fulfillment_view(row) for row in rows}
 
 
 _SAVE_VIEW = (
@@ -187,19 +198,30 @@ def record_cancellation(conn: Connection, order: Order) -> bool:
     if request is None:
         raise ValueError(f"order {order.order_id} has no cancellation to record")
     result = conn.execute(
-        update(orders)
-        .where(
-            orders.c.order_id == str(order.order_id),
-            orders.c.cancel_requested_at.is_(None),
-            orders.c.status.not_in([status.value for status in TERMINAL]),
-        )
-        .values(
-            cancel_requested_at=_micros(request.requested_at),
-            cancel_reason=request.reason,
-            updated_at=_micros(order.updated_at),
-        )
+        _RECORD_CANCELLATION,
+        {
+            "b_order_id": str(order.order_id),
+            "b_requested_at": _micros(request.requested_at),
+            "b_reason": request.reason,
+            "b_updated_at": _micros(order.updated_at),
+        },
     )
     return result.rowcount == 1
+
+
+_RECORD_CANCELLATION = (
+    update(orders)
+    .where(
+        orders.c.order_id == bindparam("b_order_id"),
+        orders.c.cancel_requested_at.is_(None),
+        orders.c.status.not_in(sorted(status.value for status in TERMINAL)),
+    )
+    .values(
+        cancel_requested_at=bindparam("b_requested_at"),
+        cancel_reason=bindparam("b_reason"),
+        updated_at=bindparam("b_updated_at"),
+    )
+)
 
 
 _UNFINISHED = (OrderStatus.Pending.value, OrderStatus.Processing.value)
@@ -279,7 +301,7 @@ def stale_summary(conn: Connection, changed_before: datetime) -> tuple[int, date
 
 def find_idempotency_key(conn: Connection, key: str) -> IdempotencyRecord | None:
     """The record of key, expired or not, or None when the key was never used (or was purged)."""
-    found = conn.execute(select(idempotency_keys).where(idempotency_keys.c.key == key)).mappings().first()
+    found = conn.execute(_FIND_KEY, {"b_key": key}).mappings().first()
     if found is None:
         return None
     return IdempotencyRecord(
@@ -293,15 +315,13 @@ def find_idempotency_key(conn: Connection, key: str) -> IdempotencyRecord | None
 def insert_idempotency_key(conn: Connection, record: IdempotencyRecord) -> None:
     """Insert record. Raises sqlalchemy's IntegrityError when its key is in use (expired keys too, until purged)."""
     conn.execute(
-        insert(idempotency_keys),
-        [
-            {
-                "key": record.key,
-                "request_hash": record.request_hash,
-                "order_id": str(record.order_id),
-                "created_at": record.created_at.timestamp(),
-            }
-        ],
+        _INSERT_KEY,
+        {
+            "key": record.key,
+            "request_hash": record.request_hash,
+            "order_id": str(record.order_id),
+            "created_at": record.created_at.timestamp(),
+        },
     )
 
 

@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Table, delete, exists, func, select, update
+from sqlalchemy import Engine, Integer, Table, bindparam, delete, exists, func, select, update
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from persistence.engine import write_transaction
 
@@ -39,49 +40,37 @@ class ClaimedRow:
 
 
 class OutboxClaims:
-    """Claims on the rows of one outbox table, taken in the name of owner."""
+    """Claims on the rows of one outbox table, taken in the name of owner.
+
+    Its statements are built once, here, and bound per call (persistence.statements says why); the ids of a
+    delete or release go in as one expanding IN parameter per chunk.
+    """
 
     def __init__(self, engine: Engine, table: Table, owner: str) -> None:
         self._engine = engine
         self._table = table
         self._owner = owner
+        self._claim = _claim_statement(table)
+        by_ids = table.c.id.in_(bindparam("b_ids", expanding=True))
+        self._delete = delete(table).where(by_ids)
+        free = update(table).where(by_ids).values(claimed_until=None, claimed_by=None)
+        self._release = free
+        failed_once = {
+            "attempts": table.c.attempts + 1,
+            "first_failed_at": func.coalesce(table.c.first_failed_at, bindparam("b_now")),
+            "failure_reason": bindparam("b_reason"),
+        }
+        self._release_failed = free.values(failed_once)
+        self._park = free.values({**failed_once, "parked_at": bindparam("b_now")})
 
     def claim(self, limit: int, lease_seconds: float) -> list[ClaimedRow]:
         """Claim up to limit free rows (never claimed, or their lease ran out) for lease_seconds: not parked,
         and with no parked row of the same key before them. Returns them in id order (created_at in epoch s).
         """
         now = time.time()
-        table = self._table
-        free = (table.c.claimed_until.is_(None)) | (table.c.claimed_until < now)
-        parked = table.alias("parked")
-        # `parked_at > 0` (parked rows only, few) is what the planner should search by, through its index; the
-        # id comparison is an expression so that SQLite does not scan every row before this one instead.
-        behind_parked = exists().where(
-            parked.c.parked_at > 0, parked.c.key == table.c.key, (parked.c.id + 0) < table.c.id
-        )
-        ids = (
-            select(table.c.id)
-            .where(free, (table.c.parked_at + 0).is_(None), ~behind_parked)  # an expression: walk by id
-            .order_by(table.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
+        params = {"b_now": now, "b_limit": limit, "b_until": now + lease_seconds, "b_owner": self._owner}
         with write_transaction(self._engine) as conn:
-            rows = conn.execute(
-                update(table)
-                .where(table.c.id.in_(ids))
-                .values(claimed_until=now + lease_seconds, claimed_by=self._owner)
-                .returning(
-                    table.c.id,
-                    table.c.topic,
-                    table.c.key,
-                    table.c.event_type,
-                    table.c.payload,
-                    table.c.created_at,
-                    table.c.trace_context,
-                )
-            ).all()
+            rows = conn.execute(self._claim, params).all()
         return sorted(
             (
                 ClaimedRow(r.id, r.topic, r.key, r.event_type, r.payload, float(r.created_at), r.trace_context)
@@ -95,7 +84,7 @@ class OutboxClaims:
         if ids:
             with write_transaction(self._engine) as conn:
                 for chunk in _chunks(ids):
-                    conn.execute(delete(self._table).where(self._table.c.id.in_(chunk)))
+                    conn.execute(self._delete, {"b_ids": list(chunk)})
 
     def release(self, ids: Sequence[int], failure: str | None = None) -> None:
         """Free the rows with these ids for the next claim, whoever holds them.
@@ -104,29 +93,23 @@ class OutboxClaims:
         attempts and kept as their failure_reason, with first_failed_at set on the first one.
         """
         if ids:
-            table = self._table
-            values: dict[str, Any] = {"claimed_until": None, "claimed_by": None}
-            if failure is not None:
-                values.update(_failed_once(table, failure))
+            if failure is None:
+                statement, params = self._release, {}
+            else:
+                statement, params = self._release_failed, _failed_once(failure)
             with write_transaction(self._engine) as conn:
                 for chunk in _chunks(ids):
-                    conn.execute(update(table).where(table.c.id.in_(chunk)).values(**values))
+                    conn.execute(statement, {**params, "b_ids": list(chunk)})
 
     def park(self, ids: Sequence[int], reason: str) -> None:
         """Set the rows with these ids aside for good (reason: why they can never be published): they are
         freed and counted as failed, and neither they nor later rows of their keys are claimed again until
         outbox.parking retries or discards them."""
         if ids:
-            table = self._table
-            values = {
-                "claimed_until": None,
-                "claimed_by": None,
-                "parked_at": time.time(),
-                **_failed_once(table, reason),
-            }
+            params = _failed_once(reason)
             with write_transaction(self._engine) as conn:
                 for chunk in _chunks(ids):
-                    conn.execute(update(table).where(table.c.id.in_(chunk)).values(**values))
+                    conn.execute(self._park, {**params, "b_ids": list(chunk)})
 
     def release_owners(self, is_gone: Callable[[str], bool]) -> int:
         """Free every claim whose owner is_gone says is gone; returns how many owners that was."""
@@ -150,13 +133,41 @@ class OutboxClaims:
             )
 
 
-def _failed_once(table: Table, reason: str) -> dict[str, Any]:
-    """The column values that count one more failed attempt with reason."""
-    return {
-        "attempts": table.c.attempts + 1,
-        "first_failed_at": func.coalesce(table.c.first_failed_at, time.time()),
-        "failure_reason": reason[:1000],
-    }
+def _claim_statement(table: Table) -> ReturningUpdate:
+    """The claim of table's first free rows (parameters b_now, b_limit, b_until and b_owner; see claim)."""
+    now = bindparam("b_now")
+    free = (table.c.claimed_until.is_(None)) | (table.c.claimed_until < now)
+    parked = table.alias("parked")
+    # `parked_at > 0` (parked rows only, few) is what the planner should search by, through its index; the
+    # id comparison is an expression so that SQLite does not scan every row before this one instead.
+    behind_parked = exists().where(parked.c.parked_at > 0, parked.c.key == table.c.key, (parked.c.id + 0) < table.c.id)
+    ids = (
+        select(table.c.id)
+        .where(free, (table.c.parked_at + 0).is_(None), ~behind_parked)  # an expression: walk by id
+        .order_by(table.c.id)
+        .limit(bindparam("b_limit", type_=Integer))
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return (
+        update(table)
+        .where(table.c.id.in_(ids))
+        .values(claimed_until=bindparam("b_until"), claimed_by=bindparam("b_owner"))
+        .returning(
+            table.c.id,
+            table.c.topic,
+            table.c.key,
+            table.c.event_type,
+            table.c.payload,
+            table.c.created_at,
+            table.c.trace_context,
+        )
+    )
+
+
+def _failed_once(reason: str) -> dict[str, Any]:
+    """The parameters that count one more failed attempt with reason, now (epoch s)."""
+    return {"b_now": time.time(), "b_reason": reason[:1000]}
 
 
 def _chunks(items: Sequence[int]) -> list[Sequence[int]]:

@@ -7,6 +7,7 @@ shared `outbox` migration branch (outbox/migrations/).
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any
 
 from opentelemetry.context import Context
 from pydantic import BaseModel
-from sqlalchemy import BigInteger, Column, Connection, Float, Integer, MetaData, String, Table, Text, insert
+from sqlalchemy import BigInteger, Column, Connection, Float, Insert, Integer, MetaData, String, Table, Text, insert
 
 from observability.trace_context import capture
 
@@ -91,6 +92,13 @@ class OutboxEntry:
 
 
 def add_to_outbox(conn: Connection, table: Table, entries: Sequence[OutboxEntry]) -> None:
-    """Insert entries into table on conn, inside the caller's transaction; none is a no-op."""
+    """Insert entries into table on conn, inside the caller's transaction (several in one executemany); none is
+    a no-op."""
     if entries:
-        conn.execute(insert(table), [entry.columns() for entry in entries])
+        conn.execute(_insert(table), [entry.columns() for entry in entries])
+
+
+@functools.lru_cache(maxsize=64)
+def _insert(table: Table) -> Insert:
+    """The INSERT into table, built once per table (persistence.statements says why); tables hash by identity."""
+    return insert(table)

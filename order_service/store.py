@@ -52,6 +52,7 @@ from order_service.domain import TERMINAL, CancellationRequest, FulfillmentView,
 from order_service.errors import InvalidCursor
 from order_service.idempotency import IdempotencyRecord
 from outbox.table import outbox_table
+from persistence.statements import InsertIfAbsent
 
 # A page of orders stops once its stored items and names hold this many characters (about 1 MiB of JSON).
 PAGE_BUDGET_CHARACTERS = 1_000_000
@@ -123,7 +124,7 @@ _GET_ORDER = select(orders).where(orders.c.order_id == bindparam("b_order_id"))
 _ORDERS_BY_ID = orders.c.order_id.in_(bindparam("b_order_ids", expanding=True))
 _GET_ORDERS = select(orders).where(_ORDERS_BY_ID)
 _FULFILLMENT_VIEWS = select(*_FULFILLMENT_COLUMNS).where(_ORDERS_BY_ID)
-_INSERT_KEY = insert(idempotency_keys)
+_INSERT_KEY = InsertIfAbsent(idempotency_keys, idempotency_keys.c.key)
 _FIND_KEY = select(idempotency_keys).where(idempotency_keys.c.key == bindparam("b_key"))
 
 
@@ -312,10 +313,11 @@ def find_idempotency_key(conn: Connection, key: str) -> IdempotencyRecord | None
     )
 
 
-def insert_idempotency_key(conn: Connection, record: IdempotencyRecord) -> None:
-    """Insert record. Raises sqlalchemy's IntegrityError when its key is in use (expired keys too, until purged)."""
-    conn.execute(
-        _INSERT_KEY,
+def insert_idempotency_key(conn: Connection, record: IdempotencyRecord) -> bool:
+    """Insert record unless its key is in use (expired keys too, until purged); True when it was written, False when
+    the key is in use (nothing written, the transaction stays usable: INSERT ... ON CONFLICT DO NOTHING)."""
+    result = conn.execute(
+        _INSERT_KEY.on(conn),
         {
             "key": record.key,
             "request_hash": record.request_hash,
@@ -323,6 +325,7 @@ def insert_idempotency_key(conn: Connection, record: IdempotencyRecord) -> None:
             "created_at": record.created_at.timestamp(),
         },
     )
+    return result.rowcount == 1
 
 
 def purge_idempotency_keys(conn: Connection, older_than: datetime) -> int:

@@ -138,11 +138,14 @@ class SqlOrderUnitOfWork:
         """See OrderUnitOfWork.add. Raises sqlalchemy's IntegrityError for a conflict without a key."""
         entry = OutboxEntry.of(self._topic, str(order.order_id), event)
         try:
-            await self._writer.submit(functools.partial(self._add, order, entry, key))
+            written = await self._writer.submit(functools.partial(self._add, order, entry, key))
         except IntegrityError as exc:
             if key is None:
                 raise
             raise IdempotencyKeyTaken(key.key) from exc
+        if not written:
+            assert key is not None
+            raise IdempotencyKeyTaken(key.key)
         self._on_event_written()
 
     async def find_key(self, key: str) -> tuple[IdempotencyRecord, Order | None] | None:
@@ -210,11 +213,14 @@ class SqlOrderUnitOfWork:
         self._readers.shutdown(wait=False)
 
     @staticmethod
-    def _add(order: Order, entry: OutboxEntry, key: IdempotencyRecord | None, conn: Connection) -> None:
+    def _add(order: Order, entry: OutboxEntry, key: IdempotencyRecord | None, conn: Connection) -> bool:
+        # The key first, skipped when in use: a replayed request then writes nothing and fails no statement, so the
+        # others sharing its group commit are not rolled back and retried one by one.
+        if key is not None and not store.insert_idempotency_key(conn, key):
+            return False
         store.insert_order(conn, order)
         add_to_outbox(conn, store.outbox, [entry])
-        if key is not None:
-            store.insert_idempotency_key(conn, key)
+        return True
 
     def _cancel(
         self, order_id: uuid.UUID, request: CancellationRequest, context: Context, conn: Connection

@@ -77,12 +77,11 @@ class OrderService:
         the event could not be published; the replay of an order stored before is still answered).
         """
         fingerprint = request_fingerprint(request) if idempotency_key else ""
-        if idempotency_key:
-            replay = await self._replay(idempotency_key, fingerprint)
-            if replay is not None:
-                return self._replayed(replay), True
         refusal = self._schema_refusal()
         if refusal is not None:
+            replay = await self._replay(idempotency_key, fingerprint) if idempotency_key else None
+            if replay is not None:
+                return self._replayed(replay), True
             raise EventSchemaRefused(refusal.subject, refusal.detail or "refused", refusal.fields, self._retry_after)
         now = self._clock()
         order = accept(uuid.uuid4(), request, now)
@@ -92,7 +91,8 @@ class OrderService:
         try:
             await self._uow.add(order, event, key)
         except IdempotencyKeyTaken:
-            # A concurrent request with the same key won the race: answer as its replay.
+            # An earlier request (or a concurrent one) placed an order with this key: answer as its replay. The key
+            # is looked up only now, so a new order costs no read before its write.
             assert idempotency_key is not None
             replay = await self._replay(idempotency_key, fingerprint)
             if replay is not None:

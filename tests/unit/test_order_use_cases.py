@@ -200,6 +200,24 @@ def test_the_same_key_with_another_order_is_refused(run):
     run(scenario)
 
 
+def test_a_request_racing_another_with_its_key_fails_none_of_the_orders_committed_with_it(run):
+    async def scenario(w: World) -> None:
+        with json_lines("persistence.group_commit") as lines:
+            results = await asyncio.gather(
+                *[w.service.place(request(customer=f"c-{n}"), f"key-new-{n}") for n in range(20)],
+                w.service.place(request(), "key-race"),
+                w.service.place(request(), "key-race"),
+                *[w.service.place(request(customer=f"c-{n}"), f"key-more-{n}") for n in range(20)],
+            )
+        (first, first_replayed), (second, second_replayed) = results[20:22]
+        assert first == second and sorted([first_replayed, second_replayed]) == [False, True]
+        assert all(replayed is False for _, replayed in results[:20] + results[22:])
+        assert (w.count_orders(), len(w.events())) == (41, 41)
+        assert lines.all() == []  # no shared commit failed and was retried one by one
+
+    run(scenario)
+
+
 def test_expired_keys_are_purged_and_then_free_for_a_new_order(run):
     async def scenario(w: World) -> None:
         first, _ = await w.service.place(request(), "key-1")

@@ -10,22 +10,23 @@ from contract_models.order_api import CountryCode
 from events.settings import EventSettings
 from events.topology import FULFILLMENT_SERVICE
 from fulfillment_service.shipping import DEFAULT_HOME_COUNTRY
-from httpapi.workers import default_workers, resolve_workers
+from httpapi.workers import MAX_WORKERS, default_workers, resolve_workers
 from observability.settings import ObservabilitySettings
 
 
 class FulfillmentServiceSettings(EventSettings, ObservabilitySettings):
     """Every field reads the upper-case environment variable of the same name.
 
-    WORKERS: server processes of this service on its one port (httpapi.workers: a supervisor opens the port and
-    runs that many workers on it). Not set: half the machine's cores, at least 1 (httpapi.workers.default_workers:
-    the two services share the cores), but 1 while DATABASE_URL or PROVIDER_DATABASE_URL is SQLite. WORKERS > 1
-    is refused at start-up (a validation error naming the settings) while either is SQLite: the workers are
-    members of one consumer group on order-events and share the exactly-once state (which orders were shipped,
-    the provider's ledger), so each database must be one PostgreSQL database they all use. Only as many workers
-    get work as order-events has partitions (ORDER_EVENTS_PARTITIONS, default 1); the others stand by and take
-    over a partition on a rebalance. Each worker serves its own GET /metrics and health: a request to the port
-    sees the one worker that accepted it.
+    WORKERS: server processes of this service on its one port, at most MAX_WORKERS (httpapi.workers: a supervisor
+    opens the port and runs that many workers on it). Not set: half the machine's cores, at least 1
+    (httpapi.workers.default_workers: the two services share the cores), but 1 while DATABASE_URL or
+    PROVIDER_DATABASE_URL is SQLite. WORKERS > 1 is refused at start-up (a validation error naming the settings)
+    while either is SQLite: the workers are members of one consumer group on order-events and share the exactly-once
+    state (which orders were shipped, the provider's ledger), so each database must be one PostgreSQL database they
+    all use. Only as many workers get work as order-events has partitions (ORDER_EVENTS_PARTITIONS, default 1); the
+    others stand by and take over a partition on a rebalance. Each worker serves its own GET /metrics and health: a
+    request to the port sees the one worker that accepted it; WORKER_METRICS_PORT gives each worker a metrics port
+    of its own.
     1 is one process, no supervisor, as before the setting existed.
     """
 
@@ -42,7 +43,9 @@ class FulfillmentServiceSettings(EventSettings, ObservabilitySettings):
     # offset on it has not moved for longer than this (seconds): the consumer is stuck.
     consumer_stall_seconds: float = 30.0
     log_level: str = "info"
-    workers: int = Field(default_factory=default_workers, ge=1)
+    workers: int = Field(default_factory=default_workers, ge=1, le=MAX_WORKERS)
+    # With WORKERS > 1: worker i also serves its own metrics on this port + i (httpapi.workers.serve_worker_metrics).
+    worker_metrics_port: int | None = Field(None, ge=1, le=65535 - MAX_WORKERS)
 
     # Mock shipping provider (embedded); its ledger stands in for the provider's own records.
     provider_database_url: str = "sqlite:///var/shipping-provider.db"

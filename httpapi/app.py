@@ -41,7 +41,7 @@ def contract_app(
     With metrics, GET /metrics serves them (a 404 problem, of the contract's problem_model, while they are
     disabled) and, while they are enabled, every request's duration is observed (observability.http_metrics);
     `app.state.refused_requests` is then the function counting requests refused before the app
-    (httpapi.serve hands it to the protocol, httpapi.slow_clients).
+    (httpapi.serve hands it to the protocol, httpapi.slow_clients), and `app.state.metrics` the metrics.
     Every request is written to the access log (httpapi.access_log).
 
     Every request gets a server span from FastAPI's own OpenTelemetry support (no instrumentation package, and no
@@ -83,6 +83,7 @@ def contract_app(
             app.add_middleware(RequestDurations, metrics=metrics, router=app.router)
         app.include_router(metrics_router(metrics, problem_model))
         app.state.refused_requests = refusal_counter(metrics, REFUSAL_REASONS)
+        app.state.metrics = metrics
     app.add_middleware(AccessLog, router=app.router)  # outermost: the status and time the client got
     install_problem_handlers(app)
     serve_contract(app, contract, asyncapi=asyncapi)

@@ -17,6 +17,7 @@ from httpapi.slow_clients import (
     bounded_protocol,
     raise_open_file_limit,
 )
+from httpapi.workers import serve_worker_metrics
 from observability.logs import configure_logging
 
 STARTUP_FAILURE = 3  # uvicorn's exit status for an app that never started
@@ -36,11 +37,14 @@ def serve(
     log_format: str = "auto",
     service: str | None = None,
     sock: socket.socket | None = None,
+    worker_metrics_port: int | None = None,
 ) -> None:
     """Serve app on host:port until SIGTERM, then shut down within graceful_seconds and exit 0.
 
     sock: an already listening socket to serve on instead of binding host:port (a worker of httpapi.workers
-    serves on its supervisor's); exits with status 3, as uvicorn.run does, when the app fails to start.
+    serves on its supervisor's); exits with status 3, as uvicorn.run does, when the app fails to start. A worker
+    with worker_metrics_port also serves app.state.metrics (httpapi.app.contract_app) on a port of its own
+    (httpapi.workers.serve_worker_metrics).
 
     A request's head must arrive within head_timeout_seconds, its body must not stall for longer than
     body_idle_timeout_seconds and must be complete within body_timeout_seconds (httpapi.slow_clients).
@@ -53,6 +57,10 @@ def serve(
     (httpapi.app.contract_app with metrics).
     """
     configure_logging(log_level, log_format, service=service)
+    metrics = getattr(app.state, "metrics", None)
+    serve_worker_metrics(
+        metrics.registry if metrics is not None and metrics.enabled else None, host, worker_metrics_port
+    )
     open_files = raise_open_file_limit()
     # uvicorn re-raises SIGTERM once it has shut down gracefully; a no-op handler turns that into exit 0.
     signal.signal(signal.SIGTERM, lambda *_: None)

@@ -10,8 +10,13 @@ threads, Kafka clients or database engines of its own; it
 - restarts a worker that exits while nobody asked it to, with a log line naming it and its exit status, and gives
   up (stops the others, exit status 1) when more than `max_restarts` such exits fall within `restart_window`
   seconds, or when the first worker dies before it answered (a start-up failure: restarting it would not help);
-- on SIGTERM or SIGINT sends SIGTERM to every worker (each drains as a single-process service does), waits,
-  kills what is left after the grace period, and exits 0 when every worker exited cleanly, 1 otherwise.
+- on SIGTERM or SIGINT closes its listening socket (with the workers' closed as they stop, a new connection is
+  refused at once instead of waiting for a worker that will never take it), sends SIGTERM to every worker (each
+  drains as a single-process service does), waits, kills what is left after the grace period, and exits 0 when
+  every worker exited cleanly, 1 otherwise.
+
+Each worker has its own metrics: with WORKER_METRICS_PORT set, worker i also serves them on WORKER_METRICS_PORT + i
+(serve_worker_metrics), one scrape target per worker.
 
 A worker learns its socket from SERVER_SOCKET_FD in its environment (the descriptor number, passed with
 `pass_fds`); that variable is what makes `python -m <service>` serve instead of supervise. Workers block SIGINT:
@@ -36,6 +41,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 
+from prometheus_client import CollectorRegistry, start_http_server
+
 from observability.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -43,6 +50,8 @@ log = logging.getLogger(__name__)
 SOCKET_FD_ENV = "SERVER_SOCKET_FD"  # set by the supervisor in each worker's environment: the listening socket
 WORKER_INDEX_ENV = "WORKER_INDEX"  # the worker's slot, 0..WORKERS-1 (log lines, nothing else)
 BACKLOG = 2048  # uvicorn's default listen backlog
+# More workers than this is a mistake (each is an interpreter with its own database pools), not a setting.
+MAX_WORKERS = 64
 
 
 class WorkersRefusedError(ValueError):
@@ -102,6 +111,23 @@ def listening_socket(host: str, port: int, backlog: int = BACKLOG) -> socket.soc
 def is_worker(environ: Mapping[str, str] | None = None) -> bool:
     """Whether this process is a worker started by a supervisor (SERVER_SOCKET_FD is set)."""
     return bool((environ if environ is not None else os.environ).get(SOCKET_FD_ENV))
+
+
+def serve_worker_metrics(
+    registry: CollectorRegistry | None, host: str, base_port: int | None, environ: Mapping[str, str] | None = None
+) -> int | None:
+    """In a worker, with base_port set: serve registry (this worker's metrics) at GET /metrics on
+    base_port + WORKER_INDEX of host, on a thread of prometheus_client's (start_http_server), and return that port.
+    Every worker answers GET /metrics on the shared port too, but a scrape there reaches whichever worker the
+    kernel hands the connection to, so its counters seem to jump; Prometheus scrapes each worker's own port as a
+    target of its own instead. None (nothing served) outside a worker, without base_port or without a registry
+    (metrics disabled). OSError when the port cannot be bound."""
+    environ = environ if environ is not None else os.environ
+    if base_port is None or registry is None or not is_worker(environ):
+        return None
+    port = base_port + int(environ[WORKER_INDEX_ENV])
+    start_http_server(port, addr=host, registry=registry)
+    return port
 
 
 def adopt_worker_socket(environ: Mapping[str, str] | None = None) -> socket.socket | None:
@@ -279,8 +305,11 @@ class WorkerSupervisor:
         return True
 
     def _shutdown(self, *, failed: bool) -> int:
-        """SIGTERM every live worker, wait graceful_seconds, SIGKILL the rest; 0 if not failed and all exited
-        cleanly (status 0, or killed by that SIGTERM before serving), else 1."""
+        """Close the listening socket, SIGTERM every live worker, wait graceful_seconds, SIGKILL the rest; 0 if not
+        failed and all exited cleanly (status 0, or killed by that SIGTERM before serving), else 1."""
+        # The workers close their copies as they stop; once this one is closed too, a new connection is refused at
+        # once instead of waiting in the kernel's queue for a worker that will never accept it.
+        self.sock.close()
         live = [slot for slot in self.slots if slot.process is not None and slot.process.poll() is None]
         if self.stop_signal is not None:
             log.info("supervisor: %s received, stopping %d workers", signal.Signals(self.stop_signal).name, len(live))

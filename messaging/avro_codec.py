@@ -278,7 +278,9 @@ class EventCodec(Generic[M]):
             self._registration.carry_over(self._history_subject)
 
     def _reset_writer(self) -> None:
-        """Have the next encode forget every id the writer cached, so it registers (or looks up) the schema."""
+        """Have the next encode forget every id the writer cached, so it registers (or looks up) the schema; the
+        id written so far is forgotten now (a later check of an idle writer finds nothing stale to report)."""
+        self._written_id = None
         self._stale = True
 
     def _apply_reset(self) -> None:

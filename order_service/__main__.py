@@ -41,6 +41,7 @@ def main() -> None:
         log_format=settings.log_format,
         service=SERVICE,
         sock=adopt_worker_socket(),
+        worker_metrics_port=settings.worker_metrics_port,
     )
 
 

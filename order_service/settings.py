@@ -8,21 +8,22 @@ from pydantic import Field, model_validator
 
 from events.settings import EventSettings
 from events.topology import ORDER_SERVICE
-from httpapi.workers import default_workers, resolve_workers
+from httpapi.workers import MAX_WORKERS, default_workers, resolve_workers
 from observability.settings import ObservabilitySettings
 
 
 class OrderServiceSettings(EventSettings, ObservabilitySettings):
     """Every field reads the upper-case environment variable of the same name.
 
-    WORKERS: server processes of this service on its one port (httpapi.workers: a supervisor opens the port and
-    runs that many workers on it). Not set: half the machine's cores, at least 1 (httpapi.workers.default_workers:
-    the two services share the cores), but 1 with a SQLite DATABASE_URL. WORKERS > 1 is refused at start-up
-    (a validation error naming the setting) while DATABASE_URL is SQLite: the workers are replicas of one service
-    and need what replicas need, one PostgreSQL database (outbox rows claimed with `FOR UPDATE SKIP LOCKED`, the
-    projection's consumer group on fulfillment-events, long polls that reread the database), which SQLite's
-    one-process-per-file use in this service does not give. Each worker serves its own GET /metrics: a scrape of
-    the port sees the one worker that accepted it.
+    WORKERS: server processes of this service on its one port, at most MAX_WORKERS (httpapi.workers: a supervisor
+    opens the port and runs that many workers on it). Not set: half the machine's cores, at least 1
+    (httpapi.workers.default_workers: the two services share the cores), but 1 with a SQLite DATABASE_URL. WORKERS >
+    1 is refused at start-up (a validation error naming the setting) while DATABASE_URL is SQLite: the workers are
+    replicas of one service and need what replicas need, one PostgreSQL database (outbox rows claimed with `FOR
+    UPDATE SKIP LOCKED`, the projection's consumer group on fulfillment-events, long polls that reread the
+    database), which SQLite's one-process-per-file use in this service does not give. Each worker serves its own GET
+    /metrics: a scrape of the port sees the one worker that accepted it; WORKER_METRICS_PORT gives each worker a
+    metrics port of its own.
     1 is one process, no supervisor, as before the setting existed.
     """
 
@@ -41,7 +42,9 @@ class OrderServiceSettings(EventSettings, ObservabilitySettings):
     stale_order_seconds: float = 60.0
     republish_max_interval_seconds: float = 3600.0
     log_level: str = "info"
-    workers: int = Field(default_factory=default_workers, ge=1)
+    workers: int = Field(default_factory=default_workers, ge=1, le=MAX_WORKERS)
+    # With WORKERS > 1: worker i also serves its own metrics on this port + i (httpapi.workers.serve_worker_metrics).
+    worker_metrics_port: int | None = Field(None, ge=1, le=65535 - MAX_WORKERS)
 
     @model_validator(mode="after")
     def _workers_for_database(self) -> Self:

@@ -3,9 +3,11 @@ topic: every order accepted through the Order Service's shared port is published
 
 from __future__ import annotations
 
+import socket
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 
 from harness.orders import post_orders, wait_all_terminal
@@ -13,6 +15,7 @@ from harness.reconcile import scan_fulfillment_events
 from harness.system import System, make_system
 from harness.topics import read_topic
 from harness.waiting import wait_until
+from infra.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +37,10 @@ def test_two_workers_per_service_fulfil_every_order_exactly_once(stack, tmp_path
     system.env["order"]["DATABASE_URL"] = postgres.create_database("orders")
     system.env["fulfillment"]["DATABASE_URL"] = postgres.create_database("fulfillment")
     system.env["fulfillment"]["PROVIDER_DATABASE_URL"] = postgres.create_database("provider")
+    metrics_port = free_port()  # worker i of the Order Service serves its own metrics on metrics_port + i
+    while not port_is_free(metrics_port + 1):
+        metrics_port = free_port()
+    system.env["order"]["WORKER_METRICS_PORT"] = str(metrics_port)
     system.start()
     try:
         # Each service is a supervisor and its two workers, all behind the service's one port.
@@ -69,9 +76,30 @@ def test_two_workers_per_service_fulfil_every_order_exactly_once(stack, tmp_path
         assert {order_id: len(numbers) for order_id, numbers in scan.tracking.items()} == dict.fromkeys(wanted, 1)
         assert {order_id: scan.statuses[order_id]["Shipped"] for order_id in wanted} == dict.fromkeys(wanted, 1)
         assert system_workers(system) == workers, "a worker was restarted"
+        # Each worker counts the orders it accepted on a scrape target of its own; together they count every one
+        # (the kernel may have handed all four client connections to one worker).
+        counted = [orders_created(metrics_port + index) for index in range(2)]
+        assert sum(counted) == TOTAL, counted
     finally:
         codes = [system.fulfillment.stop(), system.orders.stop()]
     assert codes == [0, 0]
+
+
+def orders_created(port: int) -> int:
+    """orderprocessing_orders_created_total as the worker serving metrics on port counts it."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    name = "orderprocessing_orders_created_total"
+    samples = [line.split()[-1] for line in text.splitlines() if line.startswith(name)]
+    return int(float(samples[0]))
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def system_workers(system: System) -> set[int]:

@@ -18,17 +18,21 @@ SUBJECT = "order-events-orderprocessing.events.OrderCancelled"
 
 
 class CountingRegistry:
-    """Holds the schema under SUBJECT with id 42; counts lookups."""
+    """Holds the schema under SUBJECT with schema_id (42 until a test moves it); counts lookups."""
 
     def __init__(self) -> None:
         self.lookups = 0
+        self.schema_id = 42
 
     def lookup_schema(self, subject_name: str, schema: Any, normalize_schemas: bool = False, **_: Any) -> Any:
         self.lookups += 1
-        return SimpleNamespace(schema_id=42, guid=None, subject=subject_name, version=1, schema=schema)
+        return SimpleNamespace(schema_id=self.schema_id, guid=None, subject=subject_name, version=1, schema=schema)
+
+    def clear_caches(self) -> None:
+        pass
 
     def get_schema(self, schema_id: int) -> Any:
-        assert schema_id == 42
+        assert schema_id == self.schema_id
         return SimpleNamespace(schema_str=ORDER_CANCELLED_SCHEMA)
 
 
@@ -75,3 +79,28 @@ def test_a_record_outside_the_schema_is_unencodable_after_the_first_too(codec: E
 
     with pytest.raises(UnencodableEvent):
         codec.encode(broken)
+
+
+class MovedRegistration:
+    """The registry's answer to a writer's registration check: the subject now holds the schema under id 43."""
+
+    subject = SUBJECT
+
+    def registered_id(self) -> int:
+        return 43
+
+
+def test_an_id_the_registry_moved_is_reported_once_and_the_next_record_carries_the_new_one(
+    codec: EventCodec[OrderCancelled], registry: CountingRegistry
+) -> None:
+    codec.encode(_event(1))
+    codec._registration = MovedRegistration()  # type: ignore[assignment]
+
+    first = codec.check_registration(1.0)
+    again = codec.check_registration(2.0)  # nothing written in between
+    registry.schema_id = 43
+    value = codec.encode(_event(2))
+
+    assert (first.status, first.schema_id, first.reregistered) == ("ok", 43, True)
+    assert (again.status, again.schema_id, again.reregistered) == ("ok", 43, False)
+    assert value[1:5] == (43).to_bytes(4, "big") and registry.lookups == 2

@@ -156,3 +156,27 @@ def test_an_exception_ending_a_thread_is_one_json_record(restore_logging: None) 
 def test_an_unknown_format_is_refused(restore_logging: None) -> None:
     with pytest.raises(ValueError, match="log format"):
         configure_logging("info", "xml", stream=io.StringIO())
+
+
+@pytest.mark.parametrize(
+    ("message", "args", "extra"),
+    [
+        ("a number", (), {"n": 10**5000}),  # more digits than Python writes as text
+        ("a number", (), {"n": 10**3000}),  # longer than any value may be
+        ("a mapping", (), {"d": {(1, 2): "\ud800"}}),  # neither JSON encoder takes both
+        ("%s and %s", ("only one",), {}),  # arguments that do not fit the message
+        ("%d", (10**5000,), {}),
+        ("forged", (), {"level": "fake", "event": "forged line", "timestamp": "x", "service": "s", "logger": "l"}),
+        ("a separator\u2028and\u2029more\x85", (), {"v": "line\u2028end"}),
+    ],
+)
+def test_whatever_a_record_carries_it_is_one_bounded_json_line_with_its_own_lead_fields(message, args, extra) -> None:
+    capture = OwnLogger()
+    capture.logger.warning(message, *args, extra=extra)
+    assert len(capture.text.split("\n")) == 2 and capture.text.endswith("\n")  # one line, one line feed
+    assert not any(separator in capture.text for separator in ("\u2028", "\u2029", "\x85"))
+    (line,) = capture.lines()
+    assert (line["level"], line["service"], line["logger"]) == ("warning", "order-service", capture.logger.name)
+    assert line["event"].startswith(message.split("%")[0]) or line["event"].startswith("%")
+    assert datetime.fromisoformat(line["timestamp"].replace("Z", "+00:00"))
+    assert all(len(json.dumps(value)) <= 2_100 for value in line.values())

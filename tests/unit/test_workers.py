@@ -3,6 +3,7 @@ and workers that die."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -192,3 +193,56 @@ def test_a_first_worker_that_cannot_start_ends_the_supervisor_with_exit_1(start_
     assert supervisor.process.returncode == 1, output
     assert "worker 0" in output and "exited with status 5 during start-up; giving up" in output
     assert "worker 1 started" not in output
+
+
+def test_each_worker_serves_its_own_metrics_on_a_port_of_its_own(start_supervisor):
+    base = free_port()
+    supervisor = start_supervisor(2, FIXTURE_METRICS_PORT=str(base))
+    workers = wait_until(lambda: len(supervisor.worker_pids()) == 2 and supervisor.worker_pids(), 30, 0.1)
+
+    def scraped(port: int) -> int:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        return int(float(next(line for line in text.splitlines() if line.startswith("fixture_worker_pid ")).split()[1]))
+
+    pids = {poll(lambda port=port: scraped(port), 30, ignore=(httpx.HTTPError,)) for port in (base, base + 1)}
+    assert pids == workers
+    code, output = supervisor.stop(signal.SIGTERM)
+    assert code == 0, output
+
+
+def test_a_stopping_supervisor_refuses_new_connections_while_requests_in_flight_finish(start_supervisor):
+    supervisor = start_supervisor(2)
+    wait_until(lambda: len(supervisor.worker_pids()) == 2, 30)
+    wait_until(lambda: poll(supervisor.answering_pid, 0, ignore=(httpx.HTTPError,)), 30, message="an answer")
+    with ThreadPoolExecutor(1) as pool:
+        in_flight = pool.submit(httpx.get, supervisor.url + "/slow", timeout=20)
+        wait_until(lambda: _connections_to(supervisor) > 0, 10, 0.05, message="the slow request reaches a worker")
+        supervisor.process.send_signal(signal.SIGTERM)
+
+        def refused() -> bool:
+            try:
+                httpx.get(supervisor.url + "/pid", timeout=1)
+            except httpx.ConnectError:
+                return True
+            except httpx.HTTPError:
+                return False
+            return False
+
+        wait_until(refused, 2.5, 0.05, message="a new connection refused while the slow request is still in flight")
+        assert not in_flight.done()
+        assert in_flight.result().status_code == 200
+    output, _ = supervisor.process.communicate(timeout=30)
+    assert supervisor.process.returncode == 0, output
+
+
+def _connections_to(supervisor: Supervisor) -> int:
+    """Established connections to the supervisor's port held by its workers."""
+    count = 0
+    for pid in supervisor.worker_pids():
+        with contextlib.suppress(psutil.Error):
+            count += sum(
+                1
+                for connection in psutil.Process(pid).net_connections("tcp")
+                if connection.status == psutil.CONN_ESTABLISHED and connection.laddr.port == supervisor.port
+            )
+    return count

@@ -31,6 +31,15 @@ def free_port(host: str = HOST) -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports_in_a_row(count: int, host: str = HOST) -> int:
+    """The first of count consecutive TCP ports on host that are all free right now (e.g. WORKER_METRICS_PORT for
+    count workers)."""
+    while True:
+        first = free_port(host)
+        if all(bind_succeeds(first + offset, host, reuse_addr=False) for offset in range(1, count)):
+            return first
+
+
 def _ephemeral_range_start() -> int:
     try:
         return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])

@@ -3,7 +3,6 @@ topic: every order accepted through the Order Service's shared port is published
 
 from __future__ import annotations
 
-import socket
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,7 +14,7 @@ from harness.reconcile import scan_fulfillment_events
 from harness.system import System, make_system
 from harness.topics import read_topic
 from harness.waiting import wait_until
-from infra.ports import free_port
+from infra.ports import free_ports_in_a_row
 
 pytestmark = pytest.mark.integration
 
@@ -37,9 +36,7 @@ def test_two_workers_per_service_fulfil_every_order_exactly_once(stack, tmp_path
     system.env["order"]["DATABASE_URL"] = postgres.create_database("orders")
     system.env["fulfillment"]["DATABASE_URL"] = postgres.create_database("fulfillment")
     system.env["fulfillment"]["PROVIDER_DATABASE_URL"] = postgres.create_database("provider")
-    metrics_port = free_port()  # worker i of the Order Service serves its own metrics on metrics_port + i
-    while not port_is_free(metrics_port + 1):
-        metrics_port = free_port()
+    metrics_port = free_ports_in_a_row(2)  # worker i of the Order Service serves its own metrics on this + i
     system.env["order"]["WORKER_METRICS_PORT"] = str(metrics_port)
     system.start()
     try:
@@ -91,15 +88,6 @@ def orders_created(port: int) -> int:
     name = "orderprocessing_orders_created_total"
     samples = [line.split()[-1] for line in text.splitlines() if line.startswith(name)]
     return int(float(samples[0]))
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def system_workers(system: System) -> set[int]:

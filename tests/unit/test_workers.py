@@ -28,7 +28,7 @@ from httpapi.workers import (
     resolve_workers,
     supervise_if_asked,
 )
-from infra.ports import free_port
+from infra.ports import free_port, free_ports_in_a_row
 from order_service.settings import OrderServiceSettings
 from tests.unit.workers_fixture import MODULE
 
@@ -196,7 +196,7 @@ def test_a_first_worker_that_cannot_start_ends_the_supervisor_with_exit_1(start_
 
 
 def test_each_worker_serves_its_own_metrics_on_a_port_of_its_own(start_supervisor):
-    base = free_port()
+    base = free_ports_in_a_row(2)
     supervisor = start_supervisor(2, FIXTURE_METRICS_PORT=str(base))
     workers = wait_until(lambda: len(supervisor.worker_pids()) == 2 and supervisor.worker_pids(), 30, 0.1)
 

@@ -83,6 +83,15 @@ class UnencodableEvent(ValueError):
     of another scale, text that is not Unicode); publishing it could never succeed."""
 
 
+def write_avro(buffer: io.BytesIO, parsed: Any, record: dict[str, Any]) -> None:
+    """Append record's Avro body, written with the parsed schema by fastavro, to buffer. Raises
+    UnencodableEvent for a record the schema does not take."""
+    try:
+        fastavro.schemaless_writer(buffer, parsed, record)
+    except Exception as exc:  # fastavro raises ValueError, TypeError, OverflowError, struct.error...
+        raise UnencodableEvent(f"{type(exc).__name__}: {exc}"[:500]) from exc
+
+
 class AvroBodyWriter:
     """Writes records with one committed schema alone, as the registry-backed serializer would (both use
     fastavro), so a service can prove an event encodes before it promises to publish it."""
@@ -93,10 +102,7 @@ class AvroBodyWriter:
     def __call__(self, record: dict[str, Any]) -> bytes:
         """The Avro body of record (no wire-format header). Raises UnencodableEvent."""
         buffer = io.BytesIO()
-        try:
-            fastavro.schemaless_writer(buffer, self._parsed, record)
-        except Exception as exc:  # fastavro raises ValueError, TypeError, OverflowError, struct.error...
-            raise UnencodableEvent(f"{type(exc).__name__}: {exc}"[:500]) from exc
+        write_avro(buffer, self._parsed, record)
         return buffer.getvalue()
 
 
@@ -231,10 +237,7 @@ class EventCodec(Generic[M]):
         buffer = io.BytesIO()
         buffer.write(b"\x00")
         buffer.write(schema_id.to_bytes(4, "big"))
-        try:
-            fastavro.schemaless_writer(buffer, self._reader, record)
-        except Exception as exc:  # fastavro raises ValueError, TypeError, OverflowError, struct.error...
-            raise UnencodableEvent(f"{type(exc).__name__}: {exc}"[:500]) from exc
+        write_avro(buffer, self._reader, record)
         return buffer.getvalue()
 
     def check_registration(self, now: float) -> RegistrationCheck:

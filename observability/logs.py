@@ -37,15 +37,12 @@ from typing import Any, Literal, TextIO
 import structlog
 from opentelemetry import trace
 
-from observability.json_lines import JsonLineFormatter
+from observability.json_lines import UNSHOWN_EXTRAS, JsonLineFormatter
 from observability.log_bounds import bound_values, escape_controls
 from observability.log_rate_limit import SiteRateLimit
 
 LogFormat = Literal["auto", "json", "console"]
 ORDER_ID = "orderId"
-# Extras some libraries put on their records that say nothing a line does not already say (uvicorn: the
-# message with terminal colours).
-_DROPPED_EXTRAS = ("color_message", "_rate_limit_summary")
 # Libraries that log one INFO line per HTTP call (the registry client's, confluent-kafka's vendored httpx2 among
 # them): their warnings are kept.
 _CHATTY_HTTP_CLIENTS = ("httpx", "httpx2")
@@ -163,7 +160,7 @@ def _add_service(service: str) -> Any:
 
 
 def _drop_extras(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    for key in _DROPPED_EXTRAS:
+    for key in UNSHOWN_EXTRAS:
         event_dict.pop(key, None)
     return event_dict
 

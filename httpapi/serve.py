@@ -10,6 +10,7 @@ import sys
 import uvicorn
 from fastapi import FastAPI
 
+from httpapi.heap import settle_heap
 from httpapi.slow_clients import (
     BODY_IDLE_SECONDS,
     BODY_SECONDS,
@@ -54,7 +55,8 @@ def serve(
     Every log line, uvicorn's included, goes to stderr at log_level in log_format (observability.logs), with
     service as its `service` field; uvicorn's own access log is off (httpapi.access_log writes one instead).
     Requests refused before the app are counted by app.state.refused_requests when the app has it
-    (httpapi.app.contract_app with metrics).
+    (httpapi.app.contract_app with metrics). Once the app has started, the garbage collector's heap is settled
+    (httpapi.heap: start-up's objects frozen, fewer and shorter collections).
     """
     configure_logging(log_level, log_format, service=service)
     metrics = getattr(app.state, "metrics", None)
@@ -82,8 +84,17 @@ def serve(
         ),
         ws="none",
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises a SIGINT it stopped for, as uvicorn.run
         server.run(sockets=[sock] if sock is not None else None)
     if not server.started:
         sys.exit(STARTUP_FAILURE)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, with the heap settled once the app has started (httpapi.heap)."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)  # the app's lifespan start-up, then the listening sockets
+        if not self.should_exit:
+            settle_heap()

@@ -78,7 +78,10 @@ def test_prometheus_scrapes_orders_outcomes_request_durations_and_consumer_lag(s
         routes = prometheus.query('orderprocessing_http_server_request_duration_seconds_count{job="order-service"}')
         assert not any(order_id in series["metric"]["route"] for series in routes for order_id in order_ids)
 
-        # Every query of the dashboard is one Prometheus answers, and every panel but those of failures has data.
+        # Every query of the dashboard is one Prometheus answers, and every panel but those of failures has data:
+        # once each service was scraped twice, as a rate over a window needs two samples in it.
+        for job in targets:
+            reaches(f'count_over_time(up{{job="{job}"}}[5m])', lambda v: v >= 2)
         answered: dict[str, list[dict[str, object]]] = {}
         for title, expr in dashboard_queries(load_dashboard()):
             answered.setdefault(title, []).extend(prometheus.query(as_sent(expr, DURATIONS)))

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from fulfillment_service.settings import FulfillmentServiceSettings
 from harness.waiting import poll, wait_until
+from httpapi.heap import YOUNG_THRESHOLD
 from httpapi.workers import (
     SOCKET_FD_ENV,
     WorkersRefusedError,
@@ -151,6 +152,19 @@ def test_workers_share_one_port_and_sigterm_stops_them_all_with_exit_0(start_sup
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie" for pid in workers)
     with pytest.raises(httpx.ConnectError):
         httpx.get(supervisor.url + "/pid", timeout=2)
+
+
+def test_a_started_worker_has_its_start_up_heap_frozen_and_fewer_young_collections(start_supervisor):
+    supervisor = start_supervisor(1)
+
+    def read_heap() -> dict[str, int]:
+        return httpx.get(supervisor.url + "/heap", timeout=5).json()
+
+    heap = wait_until(lambda: poll(read_heap, 0, ignore=(httpx.HTTPError,)), 30, message="an answer")
+    assert heap["young_threshold"] == YOUNG_THRESHOLD
+    assert heap["frozen"] > 10_000  # FastAPI, pydantic and uvicorn alone are tens of thousands of objects
+    code, output = supervisor.stop()
+    assert code == 0, output
 
 
 def test_sigint_stops_the_workers_gracefully_too(start_supervisor):

@@ -3,14 +3,16 @@
 Without SERVER_SOCKET_FD it is the supervisor (httpapi.workers.WorkerSupervisor over FIXTURE_WORKERS copies of
 itself on 127.0.0.1:FIXTURE_PORT, with FIXTURE_MAX_RESTARTS and FIXTURE_RESTART_DELAY) and exits with its status; as
 a worker it serves, through httpapi.serve, GET /pid (its process id and slot) and GET /busy (holds its event loop
-for 0.3 s, so that concurrent connections go to other workers) and GET /slow (answers after 3 s, its loop free);
-with FIXTURE_METRICS_PORT, worker i serves a gauge of its pid on that port + i. FIXTURE_FAIL_FROM=n makes the
+for 0.3 s, so that concurrent connections go to other workers) and GET /slow (answers after 3 s, its loop free)
+and GET /heap (the garbage collector's frozen objects and young threshold, httpapi.heap); with
+FIXTURE_METRICS_PORT, worker i serves a gauge of its pid on that port + i. FIXTURE_FAIL_FROM=n makes the
 workers of slot n and above exit with status 5 as they start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
 import time
@@ -35,6 +37,10 @@ def _app() -> Any:
     async def slow() -> dict[str, int]:
         await asyncio.sleep(3)  # in flight for a while, the event loop free
         return {"pid": os.getpid()}
+
+    @app.get("/heap")
+    async def heap() -> dict[str, int]:
+        return {"frozen": gc.get_freeze_count(), "young_threshold": gc.get_threshold()[0]}
 
     @app.get("/busy")
     async def busy() -> dict[str, int]:

@@ -3,9 +3,9 @@
 CPython's cyclic collector (https://docs.python.org/3/library/gc.html) scans every tracked container object in
 a full (generation 2) collection, with the GIL held: every thread and the event loop wait meanwhile. A started
 service holds ~140,000 such objects that live as long as it does (modules, routes, schemas, clients), so on
-the reference machine each full collection took 80-200 ms, several times a minute under load, and its
-requests' latency had those pauses in it (500 waiting long polls: 15 full collections in 7 s, a median of
-137 ms each). At CPython's default first threshold (700 net allocations) a request of this stack, which
+a 2-core test machine each full collection took 80-200 ms, several times a minute under load, and requests'
+latency had those pauses in it (500 waiting long polls: 10 full collections in 7 s, ~140 ms each; none
+after). At CPython's default first threshold (700 net allocations) a request of this stack, which
 allocates thousands of containers, also runs several young collections, each promoting what is in flight.
 
 settle_heap() collects once and freezes what is left (gc.freeze: the permanent generation, never scanned

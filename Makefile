@@ -17,7 +17,7 @@ CONTROLLER_PORT ?= 9093
 REGISTRY_PORT ?= 8081
 
 .PHONY: run test unit integration contract schema-check schema-register contracts-release e2e bench chaos codegen \
-	codegen-check lint fetch install oasdiff locks clean
+	codegen-check lint fetch install oasdiff bytecode locks clean
 
 run: install fetch
 	$(PY) -m infra.run --order-port $(ORDER_PORT) --fulfillment-port $(FULFILLMENT_PORT) \
@@ -48,7 +48,15 @@ lint: install
 fetch: install
 	$(PY) -m infra.fetch
 
-install: $(STAMP) oasdiff
+install: $(STAMP) oasdiff bytecode
+
+# Bytecode of the project's packages, written ahead (compileall writes it even under PYTHONDONTWRITEBYTECODE=1,
+# which keeps the interpreter from caching it itself): without it every service process, test subprocess and CLI
+# compiles every module it imports again (~3.5 s of CPU for a service on a slow core). Only what changed is
+# compiled again; a module edited since is compiled in memory until then, as Python checks each source's mtime.
+PACKAGES := $(patsubst %/__init__.py,%,$(wildcard */__init__.py))
+bytecode: $(STAMP)
+	@$(PY) -m compileall -q -j 0 $(PACKAGES)
 
 # oasdiff (the OpenAPI gate, a Go program) pinned in tools/oasdiff.py, built once into .tools/ with `go install`.
 oasdiff: $(STAMP)
@@ -58,7 +66,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==0.13.9
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements.lock
+	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) -r requirements.lock
 	$(VENV)/bin/uv pip install --quiet --python $(PY) --no-deps -e .
 	@touch $(STAMP)
 

@@ -5,7 +5,8 @@
 Each request is logged at INFO by the logger `httpapi.access` once its response has ended (or the app failed),
 as `POST /api/orders 201` with the fields `method`, `route` (the route template, `/api/orders/{orderId}`, never
 the raw path, `unmatched` for a path no route has: observability.http_metrics.route_template), `status` (what
-the client got; 500 when the app failed before answering), `duration_ms` and `client` (`host:port` of the peer).
+the client got; 500 when the app failed before answering, 499 when the client went away before its answer),
+`duration_ms` and `client` (`host:port` of the peer).
 Requests to the probes (PROBE_ROUTES: health and metrics, polled every few seconds) are logged at DEBUG, so
 they do not drown the rest. A line carries what the request bound meanwhile (an order's `orderId`), since the
 app runs in the middleware's task.

@@ -6,7 +6,8 @@
 `orderprocessing_http_server_request_duration_seconds{method, route, status_code}` is the time from the request
 reaching the app to the end of its response, long polls included. `route` is the matched route's template
 (`/api/orders/{orderId}`), never the raw path, and `unmatched` for a path no route has; `method` is one of
-HTTP's standard methods or `other`: every label comes from a bounded set, whatever clients send.
+HTTP's standard methods or `other`: every label comes from a bounded set, whatever clients send. `status_code` is
+499 for a request whose client went away before its answer (a long poll given up, a body never finished).
 
 `orderprocessing_http_requests_refused_total{reason}` counts the requests refused before they reach the app (and so
 in neither the histogram nor the access log): httpapi.slow_clients' reasons, each series present from the start.
@@ -27,6 +28,8 @@ from httpapi.problems import PROBLEM_JSON, ProblemError
 from observability.metrics import CONTENT_TYPE, REQUEST_BUCKETS, Metrics
 
 METRICS_PATH = "/metrics"
+# nginx's status for a request whose client closed the connection before the answer (never sent: nobody reads it).
+CLIENT_CLOSED_REQUEST = 499
 UNMATCHED = "unmatched"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"})
 
@@ -92,20 +95,30 @@ async def observe_response(
     app: ASGIApp, scope: Scope, receive: Receive, send: Send, observe: Callable[[Scope, int, float], None]
 ) -> None:
     """Run app on an HTTP request, then call observe(scope, status, seconds): the status the client got (500 when
-    the app failed before answering) and the seconds from this call to the end of the response (or the failure).
-    An exception of the app goes on after observe. What RequestDurations and the access log
-    (httpapi.access_log) both measure."""
+    the app failed before answering; CLIENT_CLOSED_REQUEST when the client went away and the app answered nothing)
+    and the seconds from this call to the end of the response (or the failure). An exception of the app goes on
+    after observe. What RequestDurations and the access log (httpapi.access_log) both measure."""
     started = time.perf_counter()
     status = 500  # what the client gets when the app fails before answering
+    answered = gone = False
 
     async def observed_send(message: Message) -> None:
-        nonlocal status
+        nonlocal status, answered
         if message["type"] == "http.response.start":
-            status = message["status"]
+            status, answered = message["status"], True
         await send(message)
 
+    async def observed_receive() -> Message:
+        nonlocal gone
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            gone = True
+        return message
+
     try:
-        await app(scope, receive, observed_send)
+        await app(scope, observed_receive, observed_send)
+        if gone and not answered:
+            status = CLIENT_CLOSED_REQUEST
     finally:
         observe(scope, status, time.perf_counter() - started)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
@@ -101,7 +102,9 @@ class StatusWaiter:
         self._watches.setdefault(order_id, set()).add(watch)
         self._mark_changed([order_id])
         if self._reader is None or self._reader.done():
-            self._reader = asyncio.create_task(self._read_while_waited())
+            # A context of its own: it serves every waiting request, not the one whose request started it (whose
+            # orderId and span would otherwise be on its log lines and reads for as long as anyone waits).
+            self._reader = asyncio.create_task(self._read_while_waited(), context=contextvars.Context())
         try:
             yield watch
         finally:

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from contract_models.order_api import Order, OrderPage, OrderStatus, Problem
 from httpapi.auth import SCOPE_READ, SCOPE_WRITE, Principal, TokenVerifier, requires
+from httpapi.disconnect import unless_client_leaves
 from httpapi.json_body import DecimalJSONResponse
 from httpapi.parameters import JSON_INTEGER, JSON_NUMBER, UUIDParameter
 from httpapi.problems import PROBLEM_JSON, ProblemError
@@ -158,6 +159,7 @@ def order_router(service: OrderService, verifier: TokenVerifier | None = None) -
         operation_id="getOrder",
     )
     async def get_order(
+        request: Request,
         orderId: UUIDParameter,
         waitFor: Annotated[WaitFor | None, Query()] = None,
         timeout: Annotated[Decimal, Query(ge=0, le=30), JSON_NUMBER] = 0,  # type: ignore[assignment]
@@ -167,7 +169,10 @@ def order_router(service: OrderService, verifier: TokenVerifier | None = None) -
         await owned(orderId, principal)
         wanted = {domain.OrderStatus(status.value) for status in waitFor or ()}
         try:
-            order = await service.get(orderId, wanted, float(timeout))
+            if wanted and timeout > 0:  # a long poll: it ends when its client goes away
+                order = await unless_client_leaves(request, service.get(orderId, wanted, float(timeout)))
+            else:
+                order = await service.get(orderId, wanted, float(timeout))
         except OrderServiceError as exc:
             raise problem_for(exc) from exc
         return DecimalJSONResponse(order_document(order))

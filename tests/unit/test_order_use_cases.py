@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import Engine, func, select
 
 from contract_models.events import FulfillmentStatus, FulfillmentStatusChanged, OrderCreated
 from contracts.order_rules import OrderLine, ValidOrder
 from messaging.avro_codec import RegistrationCheck
+from observability.logs import order_context
 from observability.metrics import Metrics
 from order_service import store
 from order_service.api.representation import order_document
@@ -538,6 +542,39 @@ def test_long_polls_arriving_together_read_their_orders_together_not_one_read_ea
         assert found.order_id == orders[0].order_id and own_reads == 1  # read on its own when the shared read fails
         await uow.stop()
         engine.dispose()
+
+    asyncio.run(main())
+
+
+def test_the_shared_reader_carries_no_request_s_order_or_span(tmp_path):
+    """The reader serves every waiting request: the log fields and span of the request that happened to start it
+    are not on its reads (nor on its log lines)."""
+
+    async def main() -> None:
+        engine = make_engine(f"sqlite:///{tmp_path}/orders.db")
+        upgrade_to_head(engine, MIGRATIONS)
+        uow = SqlOrderUnitOfWork(engine, TOPIC)
+        seen: list[tuple[dict[str, Any], bool]] = []
+
+        async def reader(order_ids):
+            seen.append((structlog.contextvars.get_contextvars(), trace.get_current_span().get_span_context().is_valid))
+            return await uow.get_many(order_ids)
+
+        waiter = StatusWaiter(reader, recheck_seconds=0.1)
+        waiter.bind(asyncio.get_running_loop())
+        service = OrderService(uow, waiter, 86_400)
+        first, _ = await service.place(request(), None)
+        second, _ = await service.place(request(), None)
+        tracer = TracerProvider().get_tracer(__name__)
+        with tracer.start_as_current_span("GET /api/orders/{orderId}"), order_context(first.order_id):
+            await asyncio.gather(
+                service.get(first.order_id, {OrderStatus.Failed}, 0.3),
+                service.get(second.order_id, {OrderStatus.Failed}, 0.3),
+            )
+        await uow.stop()
+        engine.dispose()
+        assert len(seen) >= 2  # the first reads and at least one re-check
+        assert all(fields == {} and not in_span for fields, in_span in seen), seen
 
     asyncio.run(main())
 

@@ -24,8 +24,9 @@ async def unless_client_leaves(request: Request, work: Coroutine[Any, Any, T]) -
     starlette's ClientDisconnect raised, which httpapi.error_boundary turns into no answer (logged and counted as
     499, observability.http_metrics).
 
-    For a request whose body was read already or that has none (a GET): from then on every receive() is the
-    disconnect. work runs as a task in a copy of the current context (log fields, the request's span).
+    For a request whose body was read already or that has none (a GET; a body sent anyway is read and dropped,
+    and an error reading it, such as httpapi.body_limit's for one over the limit, is raised instead). work runs
+    as a task in a copy of the current context (log fields, the request's span).
     """
     task = asyncio.ensure_future(work)
     gone = asyncio.ensure_future(_disconnected(request))
@@ -38,6 +39,8 @@ async def unless_client_leaves(request: Request, work: Coroutine[Any, Any, T]) -
                 await task
         gone.cancel()
     if task.cancelled():
+        if gone.done() and not gone.cancelled() and (refused := gone.exception()) is not None:
+            raise refused  # reading the request failed (a body over the limit): answered as any such failure
         raise ClientDisconnect
     return task.result()
 

@@ -22,6 +22,10 @@ CPU. `bounded_protocol()` returns uvicorn's httptools protocol (uvicorn takes a 
   `RESERVED_DESCRIPTORS`) a new connection makes room: the connection that has waited longest for a request
   head (silent, half a head, or idle between requests) is closed, so silent clients can never take the
   descriptors that real clients and the service's own work need.
+* pipelined requests (HTTP/1.1, RFC 9112 §9.3.2): a request read while an earlier one on the connection is still
+  being answered waits in uvicorn's queue without a head deadline running against it, and when the connection is
+  lost the request being answered is told too (uvicorn tells only the newest request on the connection), so its
+  application sees `http.disconnect` and its answer is dropped instead of written to a closed transport.
 
 A connection that sent nothing is closed quietly; one in the middle of a request gets `408 Request Timeout`
 (RFC 9110 §15.5.9) as problem+json, and is closed.
@@ -48,7 +52,8 @@ from collections.abc import Callable
 from typing import ClassVar
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn._types import ASGI3Application
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from httpapi.json_body import dumps
 from httpapi.problems import PROBLEM_JSON
@@ -100,6 +105,8 @@ class _BoundedProtocol(HttpToolsProtocol):
     _parsed_head = 0
     _body_until = 0.0
     _refused = False
+    _answering: RequestResponseCycle | None = None  # the request whose application runs (older than self.cycle
+    # while a pipelined request waits behind it)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -112,6 +119,14 @@ class _BoundedProtocol(HttpToolsProtocol):
         self._disarm()
         self._awaiting_head.pop(self, None)
         super().connection_lost(exc)
+        answering = self._answering
+        if answering is not None and answering is not self.cycle and not answering.response_complete:
+            answering.disconnected = True
+            answering.message_event.set()
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        self._answering = cycle
+        super()._start_asgi_task(cycle, app)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -196,7 +211,8 @@ class _BoundedProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self._refused and not self._reading_body and not self.transport.is_closing():
+        answering = self.cycle is not None and not self.cycle.response_complete  # a pipelined request went on
+        if not self._refused and not self._reading_body and not answering and not self.transport.is_closing():
             self._arm(self.head_seconds)
             self._awaiting_head.pop(self, None)
             self._awaiting_head[self] = None  # waits for the next head from now on

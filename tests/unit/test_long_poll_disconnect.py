@@ -3,6 +3,7 @@ with the service's protocol (httpapi.slow_clients), clients on raw sockets that 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import struct
@@ -17,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from harness.order_bodies import order_body
 from harness.waiting import wait_until
-from httpapi.slow_clients import BODY_IDLE_SECONDS, BODY_SECONDS, HEAD_SECONDS, bounded_protocol
+from httpapi.slow_clients import BODY_IDLE_SECONDS, BODY_SECONDS, bounded_protocol
 from infra.ports import free_port
 from observability.metrics import Metrics
 from order_service import store
@@ -28,6 +29,7 @@ from order_service.use_cases import OrderService
 from persistence.engine import make_engine
 
 TIMEOUT_S = 30  # the poll's timeout: the longest the API allows
+HEAD_DEADLINE_S = 1.0  # the server's head deadline here: shorter than a poll, so a poll outlives it
 
 
 @pytest.fixture
@@ -48,7 +50,7 @@ def server(tmp_path) -> Iterator[tuple[str, int]]:
         access_log=False,
         lifespan="off",
         ws="none",
-        http=bounded_protocol(HEAD_SECONDS, BODY_IDLE_SECONDS, BODY_SECONDS),
+        http=bounded_protocol(HEAD_DEADLINE_S, BODY_IDLE_SECONDS, BODY_SECONDS),
     )
     uvicorn_server = uvicorn.Server(config)
     thread = threading.Thread(target=uvicorn_server.run, daemon=True)
@@ -73,15 +75,42 @@ def _waiting(url: str) -> float:
     return _samples(url)[("orderprocessing_order_long_polls_waiting", ())]
 
 
+def _get(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode()
+
+
+def _long_poll(order_id: str, timeout: float) -> bytes:
+    return _get(f"/api/orders/{order_id}?waitFor=Fulfilled&timeout={timeout:g}")
+
+
+def _statuses(client: socket.socket, count: int) -> list[int]:
+    """The statuses of the next count responses on client (each with a Content-Length)."""
+    received, statuses = b"", []
+    while len(statuses) < count:
+        head_end = received.find(b"\r\n\r\n")
+        if head_end >= 0:
+            head = received[:head_end].decode("latin-1").split("\r\n")
+            length = next(int(line.split(":")[1]) for line in head if line.lower().startswith("content-length:"))
+            if len(received) >= head_end + 4 + length:
+                statuses.append(int(head[0].split()[1]))
+                received = received[head_end + 4 + length :]
+                continue
+        data = client.recv(65_536)
+        if not data:
+            break
+        received += data
+    return statuses
+
+
 @pytest.mark.parametrize("close", ["fin", "reset"])
-def test_a_long_poll_ends_when_its_client_goes_away_and_is_logged_as_499(server, close, caplog):
+@pytest.mark.parametrize("pipelined", [False, True], ids=["alone", "request-pipelined-behind"])
+def test_a_long_poll_ends_when_its_client_goes_away_and_is_logged_as_499(server, close, pipelined, caplog):
     url, port = server
     order_id = httpx.post(url + "/api/orders", json=order_body(), timeout=10).json()["orderId"]
     caplog.set_level(logging.INFO, logger="httpapi.access")
     client = socket.create_connection(("127.0.0.1", port))
-    client.sendall(
-        f"GET /api/orders/{order_id}?waitFor=Fulfilled&timeout={TIMEOUT_S} HTTP/1.1\r\nHost: t\r\n\r\n".encode()
-    )
+    behind = _get(f"/api/orders/{order_id}") if pipelined else b""
+    client.sendall(_long_poll(order_id, TIMEOUT_S) + behind)
     wait_until(lambda: _waiting(url) == 1, 10, message="the poll waiting")
     if close == "reset":
         client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -99,6 +128,15 @@ def test_a_long_poll_ends_when_its_client_goes_away_and_is_logged_as_499(server,
     assert [r.getMessage() for r in lines if r.getMessage().startswith("GET /api/orders/{orderId}")] == [
         "GET /api/orders/{orderId} 499"
     ]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_long_poll_pipelined_behind_a_request_outlives_the_head_deadline_and_is_answered(server):
+    url, port = server
+    order_id = httpx.post(url + "/api/orders", json=order_body(), timeout=10).json()["orderId"]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(_get(f"/api/orders/{order_id}") + _long_poll(order_id, 2 * HEAD_DEADLINE_S + 0.5))
+        assert _statuses(client, 2) == [200, 200]  # not cut at the head deadline: the poll's head had come
 
 
 def test_a_long_poll_whose_client_stays_is_answered_with_the_order(server):
@@ -108,3 +146,21 @@ def test_a_long_poll_whose_client_stays_is_answered_with_the_order(server):
     response = httpx.get(f"{url}/api/orders/{order_id}", params={"waitFor": "Fulfilled", "timeout": "0.5"}, timeout=10)
     assert response.status_code == 200 and response.json()["orderId"] == order_id
     assert 0.5 <= time.monotonic() - started < 1.5
+
+
+def test_a_long_poll_with_a_body_over_the_limit_is_refused_with_413(server):
+    url, port = server
+    order_id = httpx.post(url + "/api/orders", json=order_body(), timeout=10).json()["orderId"]
+    chunk = b"x" * 65_536
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(
+            f"GET /api/orders/{order_id}?waitFor=Fulfilled&timeout=5 HTTP/1.1\r\nHost: t\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n".encode()
+        )
+        with contextlib.suppress(OSError):  # the server may answer and stop reading before the last chunk
+            for _ in range(18):  # 1.125 MiB, over the service's 1 MiB
+                client.sendall(b"10000\r\n" + chunk + b"\r\n")
+            client.sendall(b"0\r\n\r\n")
+        answer = client.recv(65_536)
+    assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
+    assert b"application/problem+json" in answer

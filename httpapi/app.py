@@ -42,7 +42,9 @@ def contract_app(
     disabled) and, while they are enabled, every request's duration is observed (observability.http_metrics);
     `app.state.refused_requests` is then the function counting requests refused before the app
     (httpapi.serve hands it to the protocol, httpapi.slow_clients), and `app.state.metrics` the metrics.
-    Every request is written to the access log (httpapi.access_log).
+    Every request is written to the access log (httpapi.access_log). `app.state.on_stopping` is a list of functions
+    httpapi.serve calls when the server stops taking connections, before it waits for requests in flight (a
+    service adds what lets long-waiting requests finish at once).
 
     Every request gets a server span from FastAPI's own OpenTelemetry support (no instrumentation package, and no
     middleware of ours that would make a second one): kind SERVER, named `<METHOD> <route template>`
@@ -75,6 +77,7 @@ def contract_app(
             "auto_configure": False,
         },
     )
+    app.state.on_stopping = []
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
     app.add_middleware(RequestFraming)
     app.add_middleware(ErrorBoundary)  # outermost of ours: answers what escapes everything else

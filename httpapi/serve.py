@@ -6,6 +6,7 @@ import contextlib
 import signal
 import socket
 import sys
+from collections.abc import Callable, Iterable
 
 import uvicorn
 from fastapi import FastAPI
@@ -56,7 +57,8 @@ def serve(
     service as its `service` field; uvicorn's own access log is off (httpapi.access_log writes one instead).
     Requests refused before the app are counted by app.state.refused_requests when the app has it
     (httpapi.app.contract_app with metrics). Once the app has started, the garbage collector's heap is settled
-    (httpapi.heap: start-up's objects frozen, fewer and shorter collections).
+    (httpapi.heap: start-up's objects frozen, fewer and shorter collections). As it stops, it first calls the
+    functions in app.state.on_stopping (httpapi.app.contract_app), then waits for the requests in flight.
     """
     configure_logging(log_level, log_format, service=service)
     metrics = getattr(app.state, "metrics", None)
@@ -84,17 +86,28 @@ def serve(
         ),
         ws="none",
     )
-    server = _Server(config)
+    server = Server(config, on_stopping=getattr(app.state, "on_stopping", ()))
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises a SIGINT it stopped for, as uvicorn.run
         server.run(sockets=[sock] if sock is not None else None)
     if not server.started:
         sys.exit(STARTUP_FAILURE)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server, with the heap settled once the app has started (httpapi.heap)."""
+class Server(uvicorn.Server):
+    """uvicorn's server, with the heap settled once the app has started (httpapi.heap), and on_stopping called
+    as it stops: before uvicorn waits (at most its graceful timeout) for the requests in flight, so that requests
+    that would wait long (long polls) can answer at once instead of being cancelled at the end with a 500."""
+
+    def __init__(self, config: uvicorn.Config, on_stopping: Iterable[Callable[[], None]] = ()) -> None:
+        super().__init__(config)
+        self._on_stopping = list(on_stopping)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)  # the app's lifespan start-up, then the listening sockets
         if not self.should_exit:
             settle_heap()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for stopping in self._on_stopping:
+            stopping()
+        await super().shutdown(sockets=sockets)

@@ -75,4 +75,5 @@ def order_api(
         problem_model=Problem,
     )
     app.include_router(order_router(service, verifier))
+    app.state.on_stopping.append(service.release_long_polls)  # long polls end as the server stops
     return app

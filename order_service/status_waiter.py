@@ -74,6 +74,7 @@ class StatusWaiter:
         self._kick = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
         self._failures = ThrottledLog(log)
+        self._released = False
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Deliver wake-ups on loop, the one the waiting requests run on; until then notify does nothing."""
@@ -89,6 +90,14 @@ class StatusWaiter:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._mark_changed, order_ids)
 
+    def release_all(self) -> None:
+        """Let every waiting request return now, and every later one as soon as its order was read, each with the
+        order as last read (as at its timeout): the server is stopping and will not wait out long timeouts."""
+        self._released = True
+        for watches in self._watches.values():
+            for watch in watches:
+                watch.reached.set()
+
     @contextlib.contextmanager
     def watching(self, order_id: uuid.UUID, wanted: Collection[OrderStatus]) -> Iterator[Watch]:
         """Register a request waiting for order_id to reach a status of wanted, for the duration of the block.
@@ -99,6 +108,8 @@ class StatusWaiter:
         full re-read.
         """
         watch = Watch(frozenset(wanted))
+        if self._released:
+            watch.reached.set()
         self._watches.setdefault(order_id, set()).add(watch)
         self._mark_changed([order_id])
         if self._reader is None or self._reader.done():

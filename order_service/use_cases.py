@@ -135,6 +135,11 @@ class OrderService:
                 log.debug("cancellation requested again", extra={"status": order.status.value})
             return order
 
+    def release_long_polls(self) -> None:
+        """Answer every waiting long poll now, and later ones without waiting, with the order as last read: the
+        server is stopping (httpapi.serve calls it before it waits for requests in flight)."""
+        self._waiter.release_all()
+
     async def get(
         self, order_id: uuid.UUID, wait_for: Collection[OrderStatus] = (), timeout_seconds: float = 0.0
     ) -> Order:

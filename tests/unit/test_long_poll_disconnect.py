@@ -1,5 +1,6 @@
-"""A long poll whose client goes away ends then, not at its timeout: the Order Service app on a real uvicorn server
-with the service's protocol (httpapi.slow_clients), clients on raw sockets that close (FIN) or reset (RST)."""
+"""A long poll whose client goes away ends then, not at its timeout, and one whose server stops is answered: the
+Order Service app on a real uvicorn server with the service's protocol (httpapi.slow_clients) and server class
+(httpapi.serve), clients on raw sockets that close (FIN) or reset (RST)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from harness.order_bodies import order_body
 from harness.waiting import wait_until
+from httpapi.serve import Server
 from httpapi.slow_clients import BODY_IDLE_SECONDS, BODY_SECONDS, bounded_protocol
 from infra.ports import free_port
 from observability.metrics import Metrics
@@ -33,8 +35,8 @@ HEAD_DEADLINE_S = 1.0  # the server's head deadline here: shorter than a poll, s
 
 
 @pytest.fixture
-def server(tmp_path) -> Iterator[tuple[str, int]]:
-    """The Order Service app served on a free port (SQLite, metrics on); yields its URL and port."""
+def server(tmp_path) -> Iterator[tuple[str, int, Server]]:
+    """The Order Service app served on a free port (SQLite, metrics on); yields its URL, port and server."""
     engine = make_engine(f"sqlite:///{tmp_path}/orders.db")
     store.metadata.create_all(engine)
     metrics = Metrics(True)
@@ -52,11 +54,11 @@ def server(tmp_path) -> Iterator[tuple[str, int]]:
         ws="none",
         http=bounded_protocol(HEAD_DEADLINE_S, BODY_IDLE_SECONDS, BODY_SECONDS),
     )
-    uvicorn_server = uvicorn.Server(config)
+    uvicorn_server = Server(config, on_stopping=app.state.on_stopping)
     thread = threading.Thread(target=uvicorn_server.run, daemon=True)
     thread.start()
     wait_until(lambda: uvicorn_server.started, 30, message="the server started")
-    yield f"http://127.0.0.1:{port}", port
+    yield f"http://127.0.0.1:{port}", port, uvicorn_server
     uvicorn_server.should_exit = True
     thread.join(30)
     engine.dispose()
@@ -105,7 +107,7 @@ def _statuses(client: socket.socket, count: int) -> list[int]:
 @pytest.mark.parametrize("close", ["fin", "reset"])
 @pytest.mark.parametrize("pipelined", [False, True], ids=["alone", "request-pipelined-behind"])
 def test_a_long_poll_ends_when_its_client_goes_away_and_is_logged_as_499(server, close, pipelined, caplog):
-    url, port = server
+    url, port, _ = server
     order_id = httpx.post(url + "/api/orders", json=order_body(), timeout=10).json()["orderId"]
     caplog.set_level(logging.INFO, logger="httpapi.access")
     client = socket.create_connection(("127.0.0.1", port))
@@ -132,7 +134,7 @@ def test_a_long_poll_ends_when_its_client_goes_away_and_is_logged_as_499(server,
 
 
 def test_a_long_poll_pipelined_behind_a_request_outlives_the_head_deadline_and_is_answered(server):
-    url, port = server
+    url, port, _ = server
     order_id = httpx.post(url + "/api/orders", json=order_body(), timeout=10).json()["orderId"]
     with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
         client.sendall(_get(f"/api/orders/{order_id}") + _long_poll(order_id, 2 * HEAD_DEADLINE_S + 0.5))
@@ -140,7 +142,7 @@ def test_a_long_poll_pipelined_behind_a_request_outlives_the_head_deadline_and_i
 
 
 def test_a_long_poll_whose_client_stays_is_answered_with_the_order(server):
-    url, _ = server
+    url, _, _ = server
     order_id = httpx.post(url + "/api/orders", json=order_body(), timeout=10).json()["orderId"]
     started = time.monotonic()
     response = httpx.get(f"{url}/api/orders/{order_id}", params={"waitFor": "Fulfilled", "timeout": "0.5"}, timeout=10)
@@ -149,7 +151,7 @@ def test_a_long_poll_whose_client_stays_is_answered_with_the_order(server):
 
 
 def test_a_long_poll_with_a_body_over_the_limit_is_refused_with_413(server):
-    url, port = server
+    url, port, _ = server
     order_id = httpx.post(url + "/api/orders", json=order_body(), timeout=10).json()["orderId"]
     chunk = b"x" * 65_536
     with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
@@ -164,3 +166,16 @@ def test_a_long_poll_with_a_body_over_the_limit_is_refused_with_413(server):
         answer = client.recv(65_536)
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:200]
     assert b"application/problem+json" in answer
+
+
+def test_waiting_long_polls_are_answered_at_once_when_the_server_stops(server, caplog):
+    url, port, uvicorn_server = server
+    order_id = httpx.post(url + "/api/orders", json=order_body(), timeout=10).json()["orderId"]
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(_long_poll(order_id, TIMEOUT_S))
+        wait_until(lambda: _waiting(url) == 1, 10, message="the poll waiting")
+        stopping = time.monotonic()
+        uvicorn_server.should_exit = True
+        assert _statuses(client, 1) == [200]  # the order as last read, as at its timeout
+    assert time.monotonic() - stopping < 5  # not its 30 s timeout, nor cancelled after the graceful timeout
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -52,7 +52,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 import httptools
-from uvicorn._types import ASGI3Application
+from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from httpapi.json_body import dumps
@@ -124,7 +124,7 @@ class _BoundedProtocol(HttpToolsProtocol):
             answering.disconnected = True
             answering.message_event.set()
 
-    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGIApp) -> None:  # type: ignore[override]
         self._answering = cycle
         super()._start_asgi_task(cycle, app)
 
@@ -211,8 +211,8 @@ class _BoundedProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        answering = self.cycle is not None and not self.cycle.response_complete  # a pipelined request went on
-        if not self._refused and not self._reading_body and not answering and not self.transport.is_closing():
+        busy = self.cycle is not None and not self.cycle.response_complete  # a pipelined request went on
+        if not self._refused and not self._reading_body and not busy and not self.transport.is_closing():
             self._arm(self.head_seconds)
             self._awaiting_head.pop(self, None)
             self._awaiting_head[self] = None  # waits for the next head from now on

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from contract_models.order_api import Problem
 from fulfillment_service.metrics import report_breaker, report_in_flight
 from fulfillment_service.resilience import CircuitBreaker
+from harness.exposition import parse_samples
 from httpapi.app import contract_app
 from httpapi.problems import PROBLEM_JSON
 from messaging.group_lag import LagReading, PartitionLag
@@ -33,11 +33,7 @@ def scrape(client: TestClient) -> dict[str, dict[tuple[tuple[str, str], ...], fl
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
-    samples: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
-    for metric in text_string_to_metric_families(response.text):
-        for sample in metric.samples:
-            samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
-    return samples
+    return parse_samples(response.text)
 
 
 def app_with(metrics: Metrics) -> FastAPI:
